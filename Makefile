@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Python packages come from uv.lock (uv itself from PyPI); Debian packages via apt-get.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EWS := $(BIN)/ews
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: install demo test lint bench prefect-ui browser-deps clean
+
+$(BIN)/ews: pyproject.toml uv.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.9" || $(PY) -m pip install --quiet --user "uv>=0.9"
+	$(PY) -m uv sync --frozen --compile-bytecode
+	touch $(BIN)/ews
+
+install: $(BIN)/ews
+
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+demo: install
+	$(EWS) demo
+
+test: install browser-deps
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/pytest bench --benchmark-only -q
+
+prefect-ui: install
+	PREFECT_HOME=$(CURDIR)/data/prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+clean:
+	rm -rf data

@@ -1,0 +1,296 @@
+"""The municipality config: one versioned YAML file, validated in full before any task runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ews.schema import SOURCE_KINDS
+from ews.terms import Term, month_day, parse_school_year
+
+CONFIG_VERSION = 1
+
+OutcomeDefinition = Literal[
+    "upv_ikke_uddannelsesparat", "afgangsproeve_krav_ikke_opfyldt", "maalrettet_indsats"
+]
+
+
+class ConfigError(Exception):
+    """The config file cannot be used; the message says where and what to change."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Network(_Strict):
+    """A cross-disciplinary network around one school district."""
+
+    id: str
+    name: str
+    area: str
+    capacity_per_term: int = Field(gt=0, description="Pupils the network can take up a term")
+
+
+class School(_Strict):
+    """A school as coded in the exports (``Skolekode``)."""
+
+    code: str
+    name: str
+    area: str
+    network: str
+    reports_absence: bool = True
+
+
+class TermWindow(_Strict):
+    """Start, end and as-of day of a term, as ``MM-DD``."""
+
+    start: str
+    end: str
+    as_of: str
+
+    @field_validator("start", "end", "as_of")
+    @classmethod
+    def _month_day(cls, value: str) -> str:
+        try:
+            month_day(value, 2001)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"'{value}' is not a month-day like 11-15") from exc
+        return value
+
+
+class TermCalendar(_Strict):
+    """The school calendar: H1 is the autumn term, H2 the spring term."""
+
+    first_school_year: str = "2014/15"
+    h1: TermWindow = TermWindow(start="08-01", end="01-31", as_of="11-15")
+    h2: TermWindow = TermWindow(start="02-01", end="06-30", as_of="04-15")
+
+    @field_validator("first_school_year")
+    @classmethod
+    def _school_year(cls, value: str) -> str:
+        parse_school_year(value)
+        return value
+
+    def as_of_date(self, term: Term):  # noqa: ANN201 - date
+        """The as-of date of a term: data dated before it may be used for that term."""
+        window = self.h1 if term.half == 1 else self.h2
+        year = term.start_year if term.half == 1 else term.start_year + 1
+        return month_day(window.as_of, year)
+
+
+class SourceConfig(_Strict):
+    """How to read one municipal export and map it to a canonical source kind."""
+
+    name: str
+    kind: Literal["pupils", "absence", "tests", "marks", "contacts", "support", "upv", "designation"]
+    pattern: str
+    format: Literal["csv", "xlsx"]
+    encoding: str = "utf-8"
+    delimiter: str = ";"
+    decimal: Literal[",", "."] = ","
+    sheet: str | None = None
+    date_formats: list[str] = ["%d-%m-%Y", "%d.%m.%Y"]
+    columns: dict[str, str]
+    values: dict[str, dict[str, str]] = {}
+    ignore_columns: list[str] = []
+    required: bool = True
+    severity: dict[str, Literal["row", "file"]] = {}
+    volume_change_max: float = Field(0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _columns_cover_kind(self) -> SourceConfig:
+        canonical = {column.name for column in SOURCE_KINDS[self.kind]}
+        missing = sorted(canonical - set(self.columns))
+        unknown = sorted(set(self.columns) - canonical)
+        if missing:
+            raise ValueError(f"columns: no mapping for {missing} (needed by kind '{self.kind}')")
+        if unknown:
+            raise ValueError(f"columns: {unknown} are not columns of kind '{self.kind}'")
+        bad_values = sorted(set(self.values) - canonical)
+        if bad_values:
+            raise ValueError(f"values: {bad_values} are not columns of kind '{self.kind}'")
+        if self.format == "xlsx" and not self.sheet:
+            raise ValueError("sheet: an Excel source needs the sheet name")
+        return self
+
+
+class Tier(_Strict):
+    """A risk tier, mapped to a step of the municipality's indsatstrappe."""
+
+    name: str
+    min_risk: float = Field(ge=0, le=1)
+    step: str
+
+
+class Flagging(_Strict):
+    """How each network's flag list is chosen."""
+
+    mode: Literal["capacity", "threshold", "capacity_and_threshold"] = "capacity"
+    threshold: float = Field(0.5, ge=0, le=1)
+    require_review: bool = True
+    grades: list[int] = [5, 6, 7, 8, 9]
+
+
+class ModelSettings(_Strict):
+    """Training choices that change the model (and so its id)."""
+
+    seed: int = 20160101
+    training_grades: list[int] = [5, 6, 7, 8]
+    evaluation_cohorts: int = Field(2, ge=1, description="Latest outcome cohorts held out")
+
+
+class MunicipalityConfig(_Strict):
+    """Everything municipality-specific, validated as a whole."""
+
+    config_version: Literal[1]
+    municipality: str
+    areas: list[str]
+    networks: list[Network]
+    schools: list[School]
+    terms: TermCalendar = TermCalendar()
+    sources: list[SourceConfig]
+    outcome: OutcomeDefinition = "upv_ikke_uddannelsesparat"
+    tiers: list[Tier] = [
+        Tier(name="lav", min_risk=0.0, step="Almen praksis i klassen"),
+        Tier(name="forhøjet", min_risk=0.3, step="Drøftelse i netværket"),
+        Tier(name="høj", min_risk=0.55, step="Forebyggende indsats med kontaktperson"),
+        Tier(name="meget høj", min_risk=0.75, step="Tværfaglig indsats med plan og opfølgning"),
+    ]
+    flagging: Flagging = Flagging()
+    model: ModelSettings = ModelSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MunicipalityConfig:
+        problems: list[str] = []
+        _unique(problems, "networks", [n.id for n in self.networks])
+        _unique(problems, "schools", [s.code for s in self.schools])
+        _unique(problems, "sources", [s.name for s in self.sources])
+        network_ids = {n.id for n in self.networks}
+        for network in self.networks:
+            if network.area not in self.areas:
+                problems.append(f"networks[{network.id}].area '{network.area}' is not in areas")
+        for school in self.schools:
+            if school.network not in network_ids:
+                problems.append(f"schools[{school.code}].network '{school.network}' is not a network id")
+            if school.area not in self.areas:
+                problems.append(f"schools[{school.code}].area '{school.area}' is not in areas")
+        kinds = {s.kind for s in self.sources}
+        for kind in ("pupils", "absence"):
+            if kind not in kinds:
+                problems.append(f"sources: no source of kind '{kind}'")
+        thresholds = [t.min_risk for t in self.tiers]
+        if thresholds != sorted(thresholds) or not thresholds or thresholds[0] != 0:
+            problems.append("tiers: min_risk must start at 0 and increase")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def school(self, code: str) -> School:
+        """The school with this code."""
+        return next(s for s in self.schools if s.code == code)
+
+    def network_of_school(self) -> dict[str, str]:
+        """School code -> network id."""
+        return {s.code: s.network for s in self.schools}
+
+    def tier_for(self, risk: float) -> Tier:
+        """The highest tier whose threshold the risk reaches."""
+        return [t for t in self.tiers if risk >= t.min_risk][-1]
+
+
+def _unique(problems: list[str], what: str, keys: list[str]) -> None:
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        problems.append(f"{what}: duplicated ids {duplicates}")
+
+
+def load_config(path: Path) -> MunicipalityConfig:
+    """Read and validate the municipality config.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: With every problem found, each naming its place in the file.
+    """
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: config file not found. Run 'ews synth' for the synthetic municipality "
+            "or set EWS_CONFIG_PATH to your municipality's config."
+        )
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    version = document.get("config_version")
+    if version != CONFIG_VERSION:
+        raise ConfigError(
+            f"{path}: config_version is {version!r}; this code reads version {CONFIG_VERSION}"
+        )
+    try:
+        return MunicipalityConfig.model_validate(document)
+    except ValidationError as exc:
+        lines = [f"{path}: {exc.error_count()} problem(s) in the config:"]
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            lines.append(f"  - {where}: {error['msg']}")
+        raise ConfigError("\n".join(lines)) from exc
+
+
+def config_hash(config: MunicipalityConfig) -> str:
+    """A stable hash of the config's content (not its formatting)."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def default_sources() -> list[dict[str, Any]]:
+    """The source mappings for exports in the form of ``docs/sources.md``."""
+    text = resources.files("ews").joinpath("default_sources.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def build_config_document(
+    municipality_name: str,
+    areas: list[str],
+    networks: list[dict[str, Any]],
+    schools: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A complete config document (validated) for a municipality with the default exports.
+
+    Args:
+        municipality_name: Name shown on lists and pages.
+        areas: Area names.
+        networks: Network dicts (``id``, ``name``, ``area``, ``capacity_per_term``).
+        schools: School dicts (``code``, ``name``, ``area``, ``network``, ``reports_absence``).
+
+    Returns:
+        A plain dict ready for ``yaml.safe_dump``.
+    """
+    defaults = MunicipalityConfig.model_fields
+    document: dict[str, Any] = {
+        "config_version": CONFIG_VERSION,
+        "municipality": municipality_name,
+        "areas": list(areas),
+        "networks": networks,
+        "schools": schools,
+        "terms": TermCalendar().model_dump(mode="json"),
+        "outcome": defaults["outcome"].default,
+        "tiers": [t.model_dump(mode="json") for t in defaults["tiers"].default],
+        "flagging": Flagging().model_dump(mode="json"),
+        "model": ModelSettings().model_dump(mode="json"),
+        "sources": default_sources(),
+    }
+    MunicipalityConfig.model_validate(document)
+    return document

@@ -1,0 +1,78 @@
+"""Process settings: paths and secrets, from ``EWS_*`` environment variables or ``.env``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import date
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the system keeps its state, and the secrets it needs.
+
+    Attributes:
+        state_dir: Folder for the warehouse, identity store, run folders and Prefect's home.
+        config_path: The municipality config; defaults to the synthetic municipality's.
+        inbox: Folder with the municipality's export files; defaults to the synthetic ones.
+        pseudonym_key: Key for the keyed hash that replaces CPR numbers. When unset, a random
+            key is created once in ``state_dir/.pseudonym_key`` (mode 600) and reused.
+        today: Overrides today's date (tests and replays); dates after it are "in the future".
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EWS_", env_file=".env", extra="ignore")
+
+    state_dir: Path = Path("data")
+    config_path: Path | None = None
+    inbox: Path | None = None
+    pseudonym_key: SecretStr | None = None
+    today: date | None = None
+
+    @property
+    def synthetic_dir(self) -> Path:
+        """Folder where ``ews synth`` writes the synthetic municipality by default."""
+        return self.state_dir / "synthetic"
+
+    @property
+    def resolved_config_path(self) -> Path:
+        """The config file in use."""
+        return self.config_path or self.synthetic_dir / "municipality.yaml"
+
+    @property
+    def resolved_inbox(self) -> Path:
+        """The export folder in use."""
+        return self.inbox or self.synthetic_dir / "exports"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Folder with one sub-folder per run."""
+        return self.state_dir / "runs"
+
+    @property
+    def prefect_home(self) -> Path:
+        """``PREFECT_HOME`` for this state folder."""
+        return self.state_dir / "prefect"
+
+    def today_date(self) -> date:
+        """Today's date, or the configured override."""
+        return self.today or date.today()
+
+    def key_bytes(self) -> bytes:
+        """The pseudonymisation key, creating a local one on first use if none is configured."""
+        if self.pseudonym_key is not None:
+            return self.pseudonym_key.get_secret_value().encode()
+        key_file = self.state_dir / ".pseudonym_key"
+        if not key_file.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return key_file.read_text().strip().encode()
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (a fresh object each call)."""
+    return Settings()

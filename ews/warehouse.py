@@ -1,0 +1,346 @@
+"""The warehouse module: the only code that opens the DuckDB files.
+
+A run never writes the live files. :func:`staged_write` copies them to staging files, hands
+out connections to the copies, and on success swaps them into place with ``os.replace``; on
+any failure (or a kill) the live files stay as they were, byte for byte. Readers use
+:func:`open_readonly`, which never blocks on a running pipeline.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+IDENTITY_FILE = "identity.duckdb"
+RUNLOG_FILE = "runs.duckdb"
+
+#: Stage prefixes a table name must start with (or be one of the bookkeeping tables).
+STAGE_PREFIXES = (
+    "raw_", "quarantine_", "clean_", "features_", "scores_", "explanations_", "flags_",
+    "reviews_", "models",
+)
+BOOKKEEPING_TABLES = ("validation_results", "models")
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another run holds the write lock."""
+
+
+@dataclass(frozen=True)
+class WarehousePaths:
+    """Where the warehouse files of one state folder live."""
+
+    state_dir: Path
+
+    @property
+    def warehouse(self) -> Path:
+        """The analytic warehouse (pseudonyms only)."""
+        return self.state_dir / WAREHOUSE_FILE
+
+    @property
+    def identity(self) -> Path:
+        """The identity store (names and classes per pseudonym)."""
+        return self.state_dir / IDENTITY_FILE
+
+    @property
+    def runlog(self) -> Path:
+        """The run log: one row per execution, apart from the warehouse."""
+        return self.state_dir / RUNLOG_FILE
+
+    @property
+    def lock(self) -> Path:
+        """The writers' lock file."""
+        return self.state_dir / ".warehouse.lock"
+
+
+@dataclass
+class WriteSession:
+    """Connections to the staged copies of the warehouse and identity store."""
+
+    con: duckdb.DuckDBPyConnection
+    identity: duckdb.DuckDBPyConnection
+
+
+def _staging(path: Path) -> Path:
+    return path.with_name(path.name + ".staging")
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables every run needs, if missing."""
+    ddl = resources.files("ews").joinpath("warehouse.sql").read_text(encoding="utf-8")
+    con.execute(ddl)
+
+
+def ensure_identity_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the identity table, if missing."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS identity_pupils (pupil_id VARCHAR PRIMARY KEY, "
+        "first_name VARCHAR, last_name VARCHAR, school_code VARCHAR, class_label VARCHAR, "
+        "school_year VARCHAR)"
+    )
+
+
+@contextmanager
+def staged_write(state_dir: Path) -> Iterator[WriteSession]:
+    """Open staged copies of the warehouse and identity store for one run.
+
+    Args:
+        state_dir: The state folder.
+
+    Yields:
+        Connections to the staged copies. When the block ends normally both copies are
+        checkpointed and swapped into place; when it raises, they are discarded.
+
+    Raises:
+        WarehouseBusyError: When another run is writing.
+    """
+    paths = WarehousePaths(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock, "w") as lock_handle:
+        try:
+            fcntl.flock(lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise WarehouseBusyError(
+                f"{paths.warehouse}: another run is writing the warehouse; wait for it to end"
+            ) from exc
+        targets = (paths.warehouse, paths.identity)
+        for target in targets:
+            staging = _staging(target)
+            for leftover in (staging, staging.with_name(staging.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+            if target.exists():
+                shutil.copy2(target, staging)
+        con = duckdb.connect(str(_staging(paths.warehouse)))
+        identity = duckdb.connect(str(_staging(paths.identity)))
+        try:
+            ensure_schema(con)
+            ensure_identity_schema(identity)
+            yield WriteSession(con=con, identity=identity)
+            for connection in (con, identity):
+                connection.execute("CHECKPOINT")
+        except BaseException:
+            con.close()
+            identity.close()
+            for target in targets:
+                _staging(target).unlink(missing_ok=True)
+            raise
+        con.close()
+        identity.close()
+        for target in (paths.identity, paths.warehouse):
+            staging = _staging(target)
+            with open(staging, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(staging, target)
+
+
+@contextmanager
+def open_readonly(state_dir: Path, identity: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the live warehouse (or identity store).
+
+    Args:
+        state_dir: The state folder.
+        identity: Open the identity store instead of the warehouse.
+
+    Yields:
+        A read-only connection; it never blocks a run, which writes a staged copy.
+
+    Raises:
+        FileNotFoundError: When no run has created the file yet.
+    """
+    paths = WarehousePaths(state_dir)
+    path = paths.identity if identity else paths.warehouse
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no warehouse yet; run 'ews run --term TERM' first")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the table exists in the main schema."""
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = $name",
+        {"name": table},
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _check_name(table: str) -> None:
+    if not (table.startswith(STAGE_PREFIXES) or table in BOOKKEEPING_TABLES):
+        raise ValueError(f"table '{table}' does not name its stage ({', '.join(STAGE_PREFIXES)})")
+    if not table.replace("_", "").isalnum():
+        raise ValueError(f"table '{table}' is not a plain identifier")
+
+
+def replace_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pd.DataFrame,
+    where: dict[str, object] | None = None,
+) -> int:
+    """Replace a slice of a table with a frame (create the table from it if missing).
+
+    Args:
+        con: A connection from :func:`staged_write`.
+        table: Stage-prefixed table name.
+        frame: Rows to insert; its columns must match the table's.
+        where: Column -> value of the slice to delete first (e.g. ``{"run_id": ...}``);
+            None replaces the whole table.
+
+    Returns:
+        Rows inserted.
+    """
+    _check_name(table)
+    con.register("_replace_rows_frame", frame)
+    try:
+        if not table_exists(con, table):
+            con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM _replace_rows_frame')
+            return len(frame)
+        if where is None:
+            con.execute(f'DELETE FROM "{table}"')
+        else:
+            for column in where:
+                _check_name_column(column)
+            condition = " AND ".join(f'"{c}" = ${c}' for c in where)
+            con.execute(f'DELETE FROM "{table}" WHERE {condition}', where)
+        con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _replace_rows_frame')
+    finally:
+        con.unregister("_replace_rows_frame")
+    return len(frame)
+
+
+def _check_name_column(column: str) -> None:
+    if not column.replace("_", "").isalnum():
+        raise ValueError(f"column '{column}' is not a plain identifier")
+
+
+@contextmanager
+def open_runlog(state_dir: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection to the run log (``runs`` and ``run_sources``).
+
+    Args:
+        state_dir: The state folder.
+        read_only: Open for reading only (the dashboards).
+
+    Yields:
+        A connection; close it quickly, a writer holds the file while it is open.
+    """
+    path = WarehousePaths(state_dir).runlog
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"{path}: no run has been recorded yet")
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        if not read_only:
+            ddl = resources.files("ews").joinpath("runlog.sql").read_text(encoding="utf-8")
+            con.execute(ddl)
+        yield con
+    finally:
+        con.close()
+
+
+def record_run_start(state_dir: Path, run: dict[str, object]) -> int:
+    """Log the start of an execution of a run.
+
+    Args:
+        state_dir: The state folder.
+        run: ``run_id``, ``term``, ``as_of_date``, ``config_hash``, ``code_version``,
+            ``data_snapshot`` and ``started_at``.
+
+    Returns:
+        The attempt number (1 for the first execution of this run id).
+    """
+    with open_runlog(state_dir) as con:
+        row = con.execute(
+            "SELECT coalesce(max(attempt), 0) + 1 FROM runs WHERE run_id = $run_id",
+            {"run_id": run["run_id"]},
+        ).fetchone()
+        attempt = int(row[0]) if row else 1
+        con.execute(
+            "INSERT INTO runs (run_id, attempt, term, as_of_date, status, started_at, "
+            "config_hash, code_version, data_snapshot) VALUES ($run_id, $attempt, $term, "
+            "$as_of_date, 'running', $started_at, $config_hash, $code_version, $data_snapshot)",
+            {**run, "attempt": attempt},
+        )
+    return attempt
+
+
+def record_run_end(
+    state_dir: Path,
+    run_id: str,
+    attempt: int,
+    status: str,
+    ended_at: object,
+    message: str | None,
+    manifest_path: str | None,
+    sources: pd.DataFrame | None = None,
+) -> None:
+    """Log the end of an execution, with per-file counts.
+
+    Args:
+        state_dir: The state folder.
+        run_id: The run.
+        attempt: The attempt from :func:`record_run_start`.
+        status: ``succeeded`` or ``failed``.
+        ended_at: End time.
+        message: What went wrong, for a failed run (never pupil data).
+        manifest_path: Where the manifest was written.
+        sources: Per-file counts (``source``, ``file``, ``file_sha256``, ``rows_read``,
+            ``rows_loaded``, ``rows_quarantined``).
+    """
+    with open_runlog(state_dir) as con:
+        con.execute(
+            "UPDATE runs SET status = $status, ended_at = $ended_at, message = $message, "
+            "manifest_path = $manifest_path WHERE run_id = $run_id AND attempt = $attempt",
+            {"status": status, "ended_at": ended_at, "message": message,
+             "manifest_path": manifest_path, "run_id": run_id, "attempt": attempt},
+        )
+        if sources is not None and len(sources):
+            frame = sources.assign(run_id=run_id, attempt=attempt)
+            con.register("_run_sources_frame", frame)
+            con.execute("INSERT INTO run_sources BY NAME SELECT * FROM _run_sources_frame")
+            con.unregister("_run_sources_frame")
+
+
+def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> pd.DataFrame:
+    """Run a query with bind parameters and return a frame."""
+    return con.execute(sql, params or {}).df()
+
+
+def content_digest(path: Path) -> dict[str, tuple[int, str]]:
+    """Row count and an order-independent content hash of every table in a DuckDB file.
+
+    Used to show that a failed run left the warehouse as it was and that a re-run changed
+    nothing.
+
+    Args:
+        path: A DuckDB file.
+
+    Returns:
+        Table name -> (row count, hash of the sorted rows).
+    """
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+        digest = {}
+        for table in tables:
+            rows = con.execute(f'SELECT * FROM "{table}"').fetchall()
+            lines = sorted(repr(row) for row in rows)
+            digest[table] = (len(rows), hashlib.sha256("\n".join(lines).encode()).hexdigest())
+        return digest
+    finally:
+        con.close()
