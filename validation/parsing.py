@@ -1,0 +1,170 @@
+"""Typing of raw export rows: strings in, canonical typed columns out, bad values quarantined.
+
+The CPR column is pseudonymised here, the first moment a value is interpreted, so nothing
+after this step ever sees a CPR number. Identity columns (names) are split off for the
+identity store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ews.config import SourceConfig
+from ews.pseudonym import pseudonymise_series
+from ews.schema import SOURCE_KINDS, Column
+
+LINEAGE = ["source_file", "source_line"]
+
+
+@dataclass
+class ParsedSource:
+    """The typed rows of one source and the rows that could not be typed.
+
+    Attributes:
+        typed: Canonical typed columns, ``pupil_id`` instead of ``cpr``, ``birth_year`` and the
+            lineage columns; identity columns removed.
+        identity: ``pupil_id`` with the identity columns (names), for the identity store.
+        quarantine: ``source_file``, ``source_line``, ``column_name``, ``reason``,
+            ``raw_values`` (JSON of the row without CPR and identity columns).
+    """
+
+    typed: pd.DataFrame
+    identity: pd.DataFrame
+    quarantine: pd.DataFrame
+
+
+QUARANTINE_COLUMNS = ["source_file", "source_line", "column_name", "reason", "raw_values"]
+
+
+def _parse_dates(values: pd.Series, formats: list[str]) -> pd.Series:
+    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
+    remaining = values.notna() & (values != "")
+    for fmt in [*formats, "%Y-%m-%d"]:
+        if not remaining.any():
+            break
+        parsed = pd.to_datetime(values[remaining], format=fmt, errors="coerce")
+        ok = parsed.notna()
+        result.loc[ok[ok].index] = parsed[ok].astype("datetime64[s]")
+        remaining &= result.isna()
+    return result
+
+
+def _parse_numbers(values: pd.Series, decimal: str) -> tuple[pd.Series, pd.Series]:
+    """Numbers with the source's decimal mark; returns (numbers, mistaken-decimal mask)."""
+    text = values.str.replace(" ", "", regex=False).str.replace("\u00a0", "", regex=False)
+    wrong_mark = pd.Series(False, index=values.index)
+    if decimal == ",":
+        wrong_mark = text.str.contains(r"^-?\d+\.\d+$", regex=True, na=False)
+        text = text.str.replace(",", ".", regex=False)
+    else:
+        wrong_mark = text.str.contains(r"^-?\d+,\d+$", regex=True, na=False)
+    return pd.to_numeric(text.where(~wrong_mark), errors="coerce"), wrong_mark
+
+
+def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> ParsedSource:
+    """Type one source's raw rows by its canonical schema.
+
+    Args:
+        raw: Rows from :func:`pipelines.readers.read_export` (strings, canonical names,
+            lineage columns), possibly several files of the same source.
+        source: The source's config (value mappings, date formats, decimal mark).
+        key: The pseudonymisation key.
+
+    Returns:
+        Typed rows, identity rows and quarantined rows; every input row is in exactly one of
+        ``typed`` and ``quarantine``.
+    """
+    columns: tuple[Column, ...] = SOURCE_KINDS[source.kind]
+    frame = raw.reset_index(drop=True)
+    reason = pd.Series(None, index=frame.index, dtype="object")
+    reason_column = pd.Series(None, index=frame.index, dtype="object")
+
+    def flag(mask: pd.Series, column: str, text: str | pd.Series) -> None:
+        fresh = mask & reason.isna()
+        if fresh.any():
+            reason.loc[fresh] = text if isinstance(text, str) else text[fresh]
+            reason_column.loc[fresh] = column
+
+    if "_field_count_ok" in frame:
+        flag(~frame["_field_count_ok"].astype(bool), "",
+             "wrong_field_count: the line does not have as many fields as the header")
+    typed = pd.DataFrame(index=frame.index)
+    identity = pd.DataFrame(index=frame.index)
+    for column in columns:
+        text = frame[column.name].astype("string").str.strip()
+        mapping = source.values.get(column.name)
+        if mapping:
+            text = text.map(lambda v, m=mapping: m.get(v, v) if isinstance(v, str) else v)
+            text = text.astype("string")
+        empty = text.isna() | (text == "")
+        if column.required:
+            flag(empty, column.name, f"missing_value: {column.name} is empty")
+        if column.type == "cpr":
+            ids = pseudonymise_series(text.where(~empty), key)
+            flag(~empty & ids["pupil_id"].isna(), column.name,
+                 "invalid_cpr: the value is not a CPR number (ddmmyy-xxxx)")
+            typed["pupil_id"] = ids["pupil_id"]
+            typed["birth_year"] = ids["birth_year"]
+        elif column.identity:
+            identity[column.name] = text
+        elif column.type == "date":
+            parsed = _parse_dates(text.where(~empty), source.date_formats)
+            shown = text.fillna("")
+            flag(~empty & parsed.isna(), column.name,
+                 "bad_date: '" + shown + f"' is not a date ({' or '.join(source.date_formats)})")
+            typed[column.name] = parsed.dt.date
+        elif column.type in ("int", "float"):
+            numbers, wrong_mark = _parse_numbers(text.where(~empty), source.decimal)
+            shown = text.fillna("")
+            flag(wrong_mark, column.name,
+                 "bad_decimal_mark: '" + shown + f"' uses the wrong decimal mark (expected '{source.decimal}')")
+            flag(~empty & numbers.isna(), column.name, "not_a_number: '" + shown + "' is not a number")
+            if column.type == "int":
+                fractional = numbers.notna() & (numbers != np.floor(numbers))
+                flag(fractional, column.name, "not_a_whole_number: '" + shown + "' is not a whole number")
+                typed[column.name] = numbers.where(~fractional).astype("Int64")
+            else:
+                typed[column.name] = numbers.astype("Float64")
+        else:
+            typed[column.name] = text.where(~empty)
+        if column.allowed is not None and column.type != "cpr" and not column.identity:
+            values = typed[column.name]
+            allowed = values.isin(list(column.allowed))
+            shown = values.astype("string").fillna("")
+            flag(values.notna() & ~allowed & reason.isna(), column.name,
+                 "value_not_allowed: '" + shown + f"' is not one of {list(column.allowed)}")
+    for name in LINEAGE:
+        typed[name] = frame[name]
+    if not identity.empty:
+        identity.insert(0, "pupil_id", typed["pupil_id"])
+    bad = reason.notna()
+    quarantine = _quarantine_frame(frame[bad], typed[bad], reason[bad], reason_column[bad], columns)
+    return ParsedSource(
+        typed=typed[~bad].reset_index(drop=True),
+        identity=identity[~bad].reset_index(drop=True) if not identity.empty else identity,
+        quarantine=quarantine,
+    )
+
+
+def _quarantine_frame(
+    raw: pd.DataFrame, typed: pd.DataFrame, reason: pd.Series, column: pd.Series,
+    columns: tuple[Column, ...],
+) -> pd.DataFrame:
+    """Quarantine rows without CPR numbers or names: the pseudonym stands in for the CPR."""
+    if raw.empty:
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    keep = [c.name for c in columns if c.type != "cpr" and not c.identity]
+    payload = raw[keep].astype("string").fillna("")
+    payload = payload.assign(pupil_id=typed["pupil_id"].astype("string").fillna(""))
+    raw_values = [json.dumps(row, ensure_ascii=False) for row in payload.to_dict("records")]
+    return pd.DataFrame({
+        "source_file": raw["source_file"].to_numpy(),
+        "source_line": raw["source_line"].to_numpy(),
+        "column_name": column.to_numpy(),
+        "reason": reason.to_numpy(),
+        "raw_values": raw_values,
+    })
