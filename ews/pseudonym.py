@@ -11,6 +11,7 @@ import pandas as pd
 
 CPR_PATTERN = re.compile(r"^(\d{2})(\d{2})(\d{2})-?(\d{4})$")
 #: Pattern a test greps for anywhere in the warehouse, manifests, logs and outputs.
+_HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 CPR_LIKE = re.compile(r"(?<!\d)(\d{6}-\d{4}|\d{10})(?!\d)")
 
 
@@ -61,10 +62,11 @@ def pseudonymise(digits: str, key: bytes) -> str:
         key: The secret pseudonymisation key.
 
     Returns:
-        Sixteen hex characters; contains letters, so it never looks like a CPR number.
+        Sixteen letters (60 bits of the hash written with the letters a-p): no digits, so a
+        pseudonym can never look like a CPR number.
     """
     digest = hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
-    return "p" + digest[:15]
+    return "p" + digest[:15].translate(_HEX_TO_LETTERS)
 
 
 def pseudonymise_series(values: pd.Series, key: bytes) -> pd.DataFrame:

@@ -28,7 +28,7 @@ RUNLOG_FILE = "runs.duckdb"
 #: Stage prefixes a table name must start with (or be one of the bookkeeping tables).
 STAGE_PREFIXES = (
     "raw_", "quarantine_", "clean_", "features_", "scores_", "explanations_", "flags_",
-    "reviews_", "models",
+    "reviews_", "models", "identity_",
 )
 BOOKKEEPING_TABLES = ("validation_results", "models")
 

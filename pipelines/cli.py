@@ -1,0 +1,239 @@
+"""The ``ews`` command line.
+
+Exit codes: 0 done; 1 unexpected error; 2 wrong usage; 3 the config is invalid; 4 an input file
+or source is unusable (file-level validation); 5 another run holds the warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ews.settings import get_settings
+
+EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG, EXIT_DATA, EXIT_BUSY = 1, 2, 3, 4, 5
+
+app = typer.Typer(
+    name="ews",
+    help=(
+        "Alle skal med: early-warning screening from grade 5.\n\n"
+        "Loads a municipality's exports (attendance, assessments, service contacts) into a "
+        "DuckDB warehouse, validates them, scores every pupil in grades 5-9 with a calibrated "
+        "model and writes a termly flag list per school network for professional review. "
+        "A flag is a screening signal for people to weigh, never a decision about a child.\n\n"
+        "State lives in EWS_STATE_DIR (default ./data). Exit codes: 0 ok, 1 unexpected error, "
+        "2 usage, 3 invalid config, 4 unusable input file, 5 warehouse busy."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def _prepare_environment() -> None:
+    """Prefect settings that must be in place before Prefect is imported."""
+    settings = get_settings()
+    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home.resolve()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _fail(code: int, message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def run_guarded(action: Any) -> Any:
+    """Run an action, turning known failures into a message and an exit code (no traceback).
+
+    Args:
+        action: A callable with no arguments.
+
+    Returns:
+        What the action returns.
+
+    Raises:
+        typer.Exit: With the exit code of the failure.
+    """
+    from ews.config import ConfigError
+    from ews.warehouse import WarehouseBusyError
+    from validation.errors import FileLevelError
+
+    try:
+        return action()
+    except ConfigError as exc:
+        raise _fail(EXIT_CONFIG, str(exc)) from None
+    except FileLevelError as exc:
+        raise _fail(EXIT_DATA, f"{exc}\nNothing was written; the warehouse is as before.") from None
+    except WarehouseBusyError as exc:
+        raise _fail(EXIT_BUSY, str(exc)) from None
+    except ValueError as exc:
+        raise _fail(EXIT_USAGE, str(exc)) from None
+
+
+@app.command()
+def synth(
+    out: Annotated[Path | None, typer.Option(help="Folder to write (default EWS_STATE_DIR/synthetic)")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files")] = 7,
+    schools: Annotated[int, typer.Option(help="Number of schools")] = 20,
+    pupils_per_grade: Annotated[int, typer.Option(help="Pupils per grade, municipality-wide")] = 1000,
+    first_school_year: Annotated[str, typer.Option(help="First school year, e.g. 2014/15")] = "2014/15",
+    last_term: Annotated[str, typer.Option(help="Data up to the end of this term")] = "2025/26-H1",
+    describe: Annotated[bool, typer.Option("--describe", help="Print the base rates of the written files next to DOMAIN figures")] = False,
+) -> None:
+    """Write a synthetic municipality: the exports a municipality would send, with their quirks.
+
+    Herning-sized by default (20 schools, about 1,000 pupils a grade, 2014/15 onward). Also
+    writes a ground-truth folder (never read by the pipeline) and a matching municipality config.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipelines.synth import SynthParams, describe_municipality, generate_municipality
+
+    target = out or get_settings().synthetic_dir
+    params = SynthParams(seed=seed, schools=schools, pupils_per_grade=pupils_per_grade,
+                         first_school_year=first_school_year, last_term=last_term)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        job = bar.add_task("synthetic municipality", total=1.0)
+
+        def report(step: str, fraction: float) -> None:
+            bar.update(job, description=step, completed=fraction)
+
+        summary = run_guarded(lambda: generate_municipality(target, params, progress=report))
+    err.print(f"wrote the synthetic municipality to [bold]{target}[/]")
+    if summary is not None and hasattr(summary, "describe"):
+        err.print(summary.describe())
+    if describe:
+        _print_frame(describe_municipality(target), "Base rates of the synthetic municipality")
+
+
+def _print_frame(frame: Any, title: str) -> None:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column))
+    for row in frame.itertuples(index=False):
+        table.add_row(*["" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)) for v in row])
+    Console().print(table)
+
+
+def _run_with_progress(term: str) -> dict[str, Any]:
+    _prepare_environment()
+    from pipelines.flows import termly_flow
+
+    with err.status(f"termly run {term}") as status:
+        def report(message: str) -> None:
+            status.update(f"termly run {term}: {message}")
+
+        return run_guarded(lambda: termly_flow(term, progress=report))
+
+
+@app.command()
+def run(
+    term: Annotated[str, typer.Option(help="The term to run, e.g. 2025/26-H1")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the run manifest as JSON")] = False,
+) -> None:
+    """Run one term: load and validate every source, score, explain and write the flag lists.
+
+    Re-running a term with the same files changes nothing; a run that fails leaves the
+    warehouse as it was. Every run is logged (data/runs.duckdb) with a JSON manifest.
+    """
+    manifest = _run_with_progress(term)
+    _report_manifest(manifest, json_output)
+
+
+def _report_manifest(manifest: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        sys.stdout.write(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+        return
+    table = Table(title=f"Run {manifest['run_id']} ({manifest['term']}, as of {manifest['as_of_date']})")
+    for column in ("source", "file", "read", "loaded", "quarantined"):
+        table.add_column(column, justify="right" if column in ("read", "loaded", "quarantined") else "left")
+    for entry in manifest["sources"]:
+        table.add_row(entry["name"], entry["file"], str(entry["rows_read"]),
+                      str(entry["rows_loaded"]), str(entry["rows_quarantined"]))
+    console = Console()
+    console.print(table)
+    for warning in manifest.get("warnings", []):
+        console.print(f"[yellow]note:[/] {warning}", highlight=False)
+    console.print(f"status: [bold]{manifest['status']}[/]; manifest: {manifest['outputs']['manifest']}")
+
+
+@app.command()
+def demo(
+    json_output: Annotated[bool, typer.Option("--json", help="Print the last run's manifest as JSON")] = False,
+    pupils_per_grade: Annotated[int, typer.Option(help="Pupils per grade")] = 1000,
+    schools: Annotated[int, typer.Option(help="Number of schools")] = 20,
+) -> None:
+    """The whole termly pipeline on the built-in synthetic municipality (Herning-sized).
+
+    Writes the synthetic exports, runs the previous term and the current term (so the flag
+    lists can say what changed), and ends with a summary of what was produced and where.
+    """
+    from pipelines.demo import run_demo
+
+    _prepare_environment()
+    manifest = run_guarded(lambda: run_demo(pupils_per_grade=pupils_per_grade, schools=schools,
+                                            console=err))
+    _report_manifest(manifest, json_output)
+
+
+@app.command()
+def schedule(
+    name: Annotated[str, typer.Option(help="Deployment name")] = "termly",
+) -> None:
+    """Serve a Prefect deployment that runs the termly flow on the term calendar's as-of days.
+
+    Runs until stopped (Ctrl-C). Each scheduled run works out its term from the date.
+    """
+    _prepare_environment()
+    from pipelines.schedule import serve_schedule
+
+    run_guarded(lambda: serve_schedule(name))
+
+
+@app.command("check-config")
+def check_config(
+    path: Annotated[Path | None, typer.Argument(help="Config file (default: the one in use)")] = None,
+) -> None:
+    """Validate a municipality config in full and say what is wrong, or that it is fine."""
+    from ews.config import config_hash, load_config
+
+    target = path or get_settings().resolved_config_path
+    config = run_guarded(lambda: load_config(target))
+    Console().print(f"{target}: valid (version {config.config_version}, {len(config.schools)} schools, "
+                    f"{len(config.networks)} networks, {len(config.sources)} sources, "
+                    f"hash {config_hash(config)})")
+
+
+def _register_area_commands() -> None:
+    """Commands whose bodies live with their area (evaluation, explanations, dashboards)."""
+    from pipelines.commands import registry
+
+    for name, function in registry.COMMANDS:
+        app.command(name)(function)
+    for name, sub_app in registry.GROUPS:
+        app.add_typer(sub_app, name=name)
+
+
+_register_area_commands()
+
+
+def main() -> None:
+    """Entry point of the ``ews`` command."""
+    _prepare_environment()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+import pandas as pd
+import pytest
+
+from ews.warehouse import (
+    WarehouseBusyError,
+    WarehousePaths,
+    content_digest,
+    open_readonly,
+    replace_rows,
+    staged_write,
+)
+
+
+def _seed(state_dir):
+    with staged_write(state_dir) as session:
+        replace_rows(session.con, "scores_test", pd.DataFrame({"term": ["A", "B"], "risk": [0.1, 0.2]}))
+
+
+def test_a_successful_block_is_swapped_in(state_dir):
+    _seed(state_dir)
+    with open_readonly(state_dir) as con:
+        assert con.execute("SELECT count(*) FROM scores_test").fetchone()[0] == 2
+
+
+def test_a_failing_block_leaves_the_live_file_untouched(state_dir):
+    _seed(state_dir)
+    path = WarehousePaths(state_dir).warehouse
+    before_bytes = path.read_bytes()
+    before = content_digest(path)
+    with pytest.raises(RuntimeError, match="boom"), staged_write(state_dir) as session:
+        replace_rows(session.con, "scores_test", pd.DataFrame({"term": ["A"], "risk": [0.9]}), {"term": "A"})
+        raise RuntimeError("boom")
+    assert content_digest(path) == before
+    assert path.read_bytes() == before_bytes
+    assert not path.with_name(path.name + ".staging").exists()
+
+
+def test_readers_are_not_locked_out_while_a_run_writes(state_dir):
+    _seed(state_dir)
+    with staged_write(state_dir) as session:
+        replace_rows(session.con, "scores_test", pd.DataFrame({"term": ["A"], "risk": [0.5]}), {"term": "A"})
+        with open_readonly(state_dir) as con:  # the live file, still the old content
+            assert con.execute("SELECT risk FROM scores_test WHERE term = 'A'").fetchone()[0] == 0.1
+    with open_readonly(state_dir) as con:
+        assert con.execute("SELECT risk FROM scores_test WHERE term = 'A'").fetchone()[0] == 0.5
+
+
+def test_a_second_writer_is_refused(state_dir):
+    with staged_write(state_dir), pytest.raises(WarehouseBusyError), staged_write(state_dir):
+        pass
+
+
+def test_replace_rows_replaces_only_its_slice(state_dir):
+    _seed(state_dir)
+    with staged_write(state_dir) as session:
+        replace_rows(session.con, "scores_test", pd.DataFrame({"term": ["B"], "risk": [0.7]}), {"term": "B"})
+        rows = session.con.execute("SELECT term, risk FROM scores_test ORDER BY term").fetchall()
+    assert rows == [("A", 0.1), ("B", 0.7)]
+
+
+def test_table_names_must_say_their_stage(state_dir):
+    with staged_write(state_dir) as session, pytest.raises(ValueError, match="stage"):
+        replace_rows(session.con, "pupils", pd.DataFrame({"a": [1]}))
