@@ -309,7 +309,9 @@ def record_run_end(
              "manifest_path": manifest_path, "run_id": run_id, "attempt": attempt},
         )
         if sources is not None and len(sources):
-            frame = sources.assign(run_id=run_id, attempt=attempt)
+            frame = sources.assign(run_id=run_id, attempt=attempt)[[
+                "run_id", "attempt", "source", "file", "file_sha256", "rows_read", "rows_loaded",
+                "rows_quarantined"]]
             con.register("_run_sources_frame", frame)
             con.execute("INSERT INTO run_sources BY NAME SELECT * FROM _run_sources_frame")
             con.unregister("_run_sources_frame")

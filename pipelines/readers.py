@@ -11,6 +11,7 @@ import csv
 import difflib
 import hashlib
 import io
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -73,21 +74,33 @@ def read_export(path: Path, source: SourceConfig) -> RawExport:
     """
     if not path.exists():
         raise FileLevelError(f"{path.name}: file not found in {path.parent}", file=path.name)
-    if path.stat().st_size == 0:
-        raise FileLevelError(
-            f"{path.name}: the file is empty (0 bytes). Export it again from the source system.",
-            file=path.name, check="empty_file",
-        )
-    if source.format == "xlsx":
-        header, rows, lines = _read_xlsx(path, source)
-    else:
-        header, rows, lines = _read_csv(path, source)
+    try:
+        if path.stat().st_size == 0:
+            raise FileLevelError(
+                f"{path.name}: the file is empty (0 bytes). Export it again from the source system.",
+                file=path.name, check="empty_file",
+            )
+        if source.format == "xlsx":
+            header, rows, lines = _read_xlsx(path, source)
+        else:
+            header, rows, lines = _read_csv(path, source)
+    except FileLevelError as exc:
+        if exc.check != "empty_file" or source.severity.get("empty_file") != "row":
+            raise
+        # the source is configured to accept an empty export: no rows, and the run goes on
+        header, rows, lines = list(source.columns.values()), [], []
     frame = _map_columns(path, source, header, rows, lines)
     extra = [h for h in header if h not in set(source.columns.values()) | set(source.ignore_columns)]
     return RawExport(path=path, sha256=file_sha256(path), frame=frame, extra_columns=extra)
 
 
 def _decode(path: Path, data: bytes, encoding: str) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) and not encoding.lower().startswith("utf-16"):
+        raise FileLevelError(
+            f"{path.name}: the file is UTF-16 ('Unicode text'), not {encoding}. Export it again as "
+            "CSV (UTF-8 or Windows-1252), or set 'encoding: utf-16' for this source.",
+            file=path.name, check="encoding",
+        )
     if encoding.lower().replace("_", "-") in ("cp1252", "windows-1252"):
         try:
             data.decode("utf-8")
@@ -153,7 +166,8 @@ def _read_csv(path: Path, source: SourceConfig) -> tuple[list[str], list[list[st
             "it may be truncated or have an unclosed quote. Export it again.",
             file=path.name, line=reader.line_num, check="truncated",
         ) from exc
-    if rows and len(rows[-1]) < len(header) and not text.endswith(("\n", "\r")):
+    if (rows and len(rows[-1]) < len(header) and not text.endswith(("\n", "\r"))
+            and source.severity.get("truncated") != "row"):
         raise FileLevelError(
             f"{path.name}, line {lines[-1]}: the last line has {len(rows[-1])} of "
             f"{len(header)} fields and no line end: the file looks truncated. Export it again.",
@@ -186,7 +200,7 @@ def _read_xlsx(path: Path, source: SourceConfig) -> tuple[list[str], list[list[s
 
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+    except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
         raise FileLevelError(
             f"{path.name}: not a readable Excel workbook ({type(exc).__name__}). Export it again "
             "as .xlsx.", file=path.name, check="format",
@@ -241,17 +255,18 @@ def _map_columns(
         )
     positions = {canonical: header.index(name) for canonical, name in source.columns.items()}
     width = len(header)
-    data: dict[str, list[str]] = {canonical: [] for canonical in positions}
-    short_rows: list[int] = []
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            short_rows.append(i)
-        for canonical, position in positions.items():
-            data[canonical].append(row[position] if position < len(row) else "")
-    frame = pd.DataFrame(data, dtype="object")
+    lengths = pd.Series([len(row) for row in rows], dtype="int64")
+    longest = int(lengths.max()) if len(lengths) else width
+    if (lengths != longest).any():
+        # pad ragged rows first (pandas will stop padding them); they stay flagged below
+        rows = [row + [""] * (longest - len(row)) if len(row) < longest else row for row in rows]
+    # one C-level pass; longer rows keep their extra fields
+    table = pd.DataFrame(rows, dtype="object") if rows else pd.DataFrame(columns=range(width))
+    frame = pd.DataFrame(
+        {canonical: (table[position] if position in table.columns else None)
+         for canonical, position in positions.items()}, dtype="object",
+    ).fillna("")
     frame[FILE_COLUMN] = path.name
     frame[LINE_COLUMN] = pd.Series(lines, dtype="int64")
-    frame["_field_count_ok"] = True
-    if short_rows:
-        frame.loc[short_rows, "_field_count_ok"] = False
+    frame["_field_count_ok"] = (lengths == width).to_numpy()
     return frame

@@ -2,19 +2,22 @@
 
 The CPR column is pseudonymised here, the first moment a value is interpreted, so nothing
 after this step ever sees a CPR number. Identity columns (names) are split off for the
-identity store.
+identity store. Only what prevents typing is quarantined here (empty required value, invalid
+CPR, unparseable date or number, wrong field count); whether a typed value is allowed (the
+7-point scale, known disciplines, ...) is the contracts' business (``validation.gate``), so
+that every such rule is recorded as an expectation.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ews.config import SourceConfig
-from ews.pseudonym import pseudonymise_series
+from ews.pseudonym import CPR_LIKE, pseudonymise_series
 from ews.schema import SOURCE_KINDS, Column
 
 LINEAGE = ["source_file", "source_line"]
@@ -30,11 +33,14 @@ class ParsedSource:
         identity: ``pupil_id`` with the identity columns (names), for the identity store.
         quarantine: ``source_file``, ``source_line``, ``column_name``, ``reason``,
             ``raw_values`` (JSON of the row without CPR and identity columns).
+        pupil_ids: Every pupil id with a valid CPR in the source, whether its row was typed or
+            quarantined (for the pupils source: the pupils other sources may refer to).
     """
 
     typed: pd.DataFrame
     identity: pd.DataFrame
     quarantine: pd.DataFrame
+    pupil_ids: pd.Index = field(default_factory=lambda: pd.Index([], dtype="object"))
 
 
 QUARANTINE_COLUMNS = ["source_file", "source_line", "column_name", "reason", "raw_values"]
@@ -131,12 +137,6 @@ def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> P
                 typed[column.name] = numbers.astype("Float64")
         else:
             typed[column.name] = text.where(~empty)
-        if column.allowed is not None and column.type != "cpr" and not column.identity:
-            values = typed[column.name]
-            allowed = values.isin(list(column.allowed))
-            shown = values.astype("string").fillna("")
-            flag(values.notna() & ~allowed & reason.isna(), column.name,
-                 "value_not_allowed: '" + shown + f"' is not one of {list(column.allowed)}")
     for name in LINEAGE:
         typed[name] = frame[name]
     if not identity.empty:
@@ -147,6 +147,7 @@ def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> P
         typed=typed[~bad].reset_index(drop=True),
         identity=identity[~bad].reset_index(drop=True) if not identity.empty else identity,
         quarantine=quarantine,
+        pupil_ids=pd.Index(typed["pupil_id"].dropna().unique(), dtype="object"),
     )
 
 
@@ -160,11 +161,12 @@ def _quarantine_frame(
     keep = [c.name for c in columns if c.type != "cpr" and not c.identity]
     payload = raw[keep].astype("string").fillna("")
     payload = payload.assign(pupil_id=typed["pupil_id"].astype("string").fillna(""))
-    raw_values = [json.dumps(row, ensure_ascii=False) for row in payload.to_dict("records")]
+    raw_values = [CPR_LIKE.sub("<cpr>", json.dumps(row, ensure_ascii=False))
+                  for row in payload.to_dict("records")]
     return pd.DataFrame({
         "source_file": raw["source_file"].to_numpy(),
         "source_line": raw["source_line"].to_numpy(),
         "column_name": column.to_numpy(),
-        "reason": reason.to_numpy(),
+        "reason": [CPR_LIKE.sub("<cpr>", str(text)) for text in reason],
         "raw_values": raw_values,
     })

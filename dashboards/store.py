@@ -1,0 +1,506 @@
+"""The review app's own state in ``state_dir/app.sqlite``: users, sessions, reviews, audit log.
+
+SQLite in WAL mode: readers never block the one writer, and the pipeline, which only reads
+reviews from this file, never locks it. Reviews and the audit log are append-only (triggers
+reject UPDATE and DELETE), and every audit row carries a hash of the row before it, so that a
+change made behind the app's back (with the sqlite3 shell, say) shows in
+:meth:`AppStore.verify_audit_chain`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from dashboards.labels import DECISIONS, DISMISS_REASONS, ROLES
+from dashboards.queries import load_queries
+
+APP_DB_FILE = "app.sqlite"
+ASSIGNMENT_KINDS = ("network", "school")
+_GENESIS = "0" * 64
+
+
+class StoreError(ValueError):
+    """A request to the store that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class User:
+    """An account of the review app."""
+
+    user_id: int
+    username: str
+    display_name: str
+    role: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class Session:
+    """A logged-in session (the cookie holds the token; only its hash is stored)."""
+
+    token_hash: str
+    user_id: int
+    csrf_token: str
+    auth_mode: str
+    created_at: datetime
+    last_seen: datetime
+
+
+def utc_now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def app_db_path(state_dir: Path) -> Path:
+    """Where the review app keeps its state."""
+    return state_dir / APP_DB_FILE
+
+
+class AppStore:
+    """Access to ``app.sqlite``; one short connection per call, safe from many threads.
+
+    Args:
+        path: The SQLite file (created with its schema on first use).
+        clock: Returns the current time; tests pass a fake clock to expire sessions.
+        hasher: The Argon2id password hasher (default parameters of argon2-cffi; tests pass
+            a cheaper one). Hashes carry their parameters, so a change re-hashes at next login.
+    """
+
+    def __init__(self, path: Path, clock: Callable[[], datetime] = utc_now,
+                 hasher: PasswordHasher | None = None) -> None:
+        self.path = path
+        self.clock = clock
+        self.hasher = hasher or PasswordHasher()
+        self._dummy_hash: str | None = None
+        self._sql = load_queries("store.sql")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.executescript(self._sql["schema"])
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA foreign_keys = ON")
+            con.execute("PRAGMA busy_timeout = 10000")
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _now(self) -> str:
+        return _iso(self.clock())
+
+    # ---- users -------------------------------------------------------------------------
+
+    def add_user(self, username: str, display_name: str, role: str, password: str | None) -> int:
+        """Create an account.
+
+        Args:
+            username: Login name (in SSO mode: the name the proxy's header carries).
+            display_name: Name shown in the app and in review histories.
+            role: ``network_member``, ``consultant``, ``steward`` or ``admin``.
+            password: The password (hashed with Argon2id); None for an SSO-only account.
+
+        Returns:
+            The new user id.
+
+        Raises:
+            StoreError: For an unknown role, a taken user name or a too short password.
+        """
+        if role not in ROLES:
+            raise StoreError(f"role '{role}' is not one of {', '.join(ROLES)}")
+        username = username.strip()
+        if not username:
+            raise StoreError("the user name is empty")
+        password_hash = self._hash_password(password) if password is not None else None
+        now = self._now()
+        try:
+            with self._transaction() as con:
+                row = con.execute(self._sql["insert_user"], {
+                    "username": username, "display_name": display_name.strip() or username,
+                    "role": role, "password_hash": password_hash, "now": now,
+                    "password_changed_at": now if password_hash else None,
+                }).fetchone()
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"user '{username}' exists already") from exc
+        return int(row[0])
+
+    def get_user(self, username: str) -> User | None:
+        """The account with this user name, or None."""
+        with self._connect() as con:
+            row = con.execute(self._sql["user_by_name"], {"username": username}).fetchone()
+        return _user(row) if row else None
+
+    def get_user_by_id(self, user_id: int) -> User | None:
+        """The account with this id, or None."""
+        with self._connect() as con:
+            row = con.execute(self._sql["user_by_id"], {"user_id": user_id}).fetchone()
+        return _user(row) if row else None
+
+    def list_users(self) -> list[dict[str, object]]:
+        """Every account with its assignments (no password hashes)."""
+        with self._connect() as con:
+            return [dict(row) for row in con.execute(self._sql["list_users"])]
+
+    def set_password(self, username: str, password: str) -> None:
+        """Give an account a new password and end its sessions.
+
+        Raises:
+            StoreError: For an unknown user or a too short password.
+        """
+        user = self._require_user(username)
+        with self._transaction() as con:
+            con.execute(self._sql["set_password"], {
+                "password_hash": self._hash_password(password), "now": self._now(), "username": username})
+            con.execute(self._sql["delete_user_sessions"], {"user_id": user.user_id})
+
+    def set_active(self, username: str, active: bool) -> None:
+        """Enable or disable an account; disabling ends its sessions.
+
+        Raises:
+            StoreError: For an unknown user.
+        """
+        user = self._require_user(username)
+        with self._transaction() as con:
+            con.execute(self._sql["set_active"], {"active": int(active), "username": username})
+            if not active:
+                con.execute(self._sql["delete_user_sessions"], {"user_id": user.user_id})
+
+    def assign(self, username: str, kind: str, target: str) -> None:
+        """Assign a network (network member) or a school (UU consultant) to an account.
+
+        Raises:
+            StoreError: For an unknown user, or a kind that does not fit the user's role.
+        """
+        user = self._require_user(username)
+        expected = {"network_member": "network", "consultant": "school"}.get(user.role)
+        if kind not in ASSIGNMENT_KINDS or kind != expected:
+            raise StoreError(
+                f"user '{username}' has role '{user.role}', which is assigned "
+                + (f"{expected}s, not '{kind}'" if expected else "nothing (it sees no pupils)")
+            )
+        with self._transaction() as con:
+            con.execute(self._sql["insert_assignment"], {
+                "user_id": user.user_id, "kind": kind, "target": target, "now": self._now()})
+
+    def unassign(self, username: str, kind: str, target: str) -> None:
+        """Remove an assignment (nothing happens when it does not exist)."""
+        user = self._require_user(username)
+        with self._transaction() as con:
+            con.execute(self._sql["delete_assignment"],
+                        {"user_id": user.user_id, "kind": kind, "target": target})
+
+    def assignments(self, user_id: int) -> dict[str, frozenset[str]]:
+        """``{"network": {...}, "school": {...}}`` for an account."""
+        with self._connect() as con:
+            rows = con.execute(self._sql["assignments_of"], {"user_id": user_id}).fetchall()
+        return {kind: frozenset(r["target"] for r in rows if r["kind"] == kind) for kind in ASSIGNMENT_KINDS}
+
+    def verify_login(self, username: str, password: str) -> User | None:
+        """The active account whose password this is, or None (same work either way)."""
+        with self._connect() as con:
+            row = con.execute(self._sql["user_by_name"], {"username": username}).fetchone()
+        if self._dummy_hash is None:
+            # Verified against when the user name is unknown, so that both cases take as long.
+            self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
+        stored = row["password_hash"] if row and row["password_hash"] else self._dummy_hash
+        try:
+            self.hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        if row is None or not row["password_hash"] or not row["active"]:
+            return None
+        if self.hasher.check_needs_rehash(stored):
+            with self._transaction() as con:
+                con.execute(self._sql["set_password"], {
+                    "password_hash": self.hasher.hash(password), "now": self._now(), "username": username})
+        return _user(row)
+
+    def _hash_password(self, password: str) -> str:
+        if len(password) < 12:
+            raise StoreError("a password must have at least 12 characters")
+        return self.hasher.hash(password)
+
+    def _require_user(self, username: str) -> User:
+        user = self.get_user(username)
+        if user is None:
+            raise StoreError(f"no user '{username}'; see 'ews users list'")
+        return user
+
+    # ---- sessions ----------------------------------------------------------------------
+
+    def create_session(self, user_id: int, auth_mode: str) -> tuple[str, Session]:
+        """Start a session.
+
+        Returns:
+            The cookie token (only its hash is stored) and the session.
+        """
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self._transaction() as con:
+            con.execute(self._sql["insert_session"], {
+                "token_hash": _token_hash(token), "user_id": user_id, "csrf_token": csrf,
+                "auth_mode": auth_mode, "now": _iso(now)})
+        return token, Session(_token_hash(token), user_id, csrf, auth_mode, now, now)
+
+    def load_session(self, token: str, idle: timedelta, max_age: timedelta) -> Session | None:
+        """The live session for a cookie token, or None when unknown or expired.
+
+        An expired session is deleted. A live one has its last-seen time moved on (at most
+        once a minute, to keep writes few).
+
+        Args:
+            token: The cookie value.
+            idle: Time without requests after which a session ends.
+            max_age: Time after login after which a session ends.
+        """
+        token_hash = _token_hash(token)
+        with self._connect() as con:
+            row = con.execute(self._sql["session_by_hash"], {"token_hash": token_hash}).fetchone()
+        if row is None:
+            return None
+        session = Session(row["token_hash"], row["user_id"], row["csrf_token"], row["auth_mode"],
+                          datetime.fromisoformat(row["created_at"]), datetime.fromisoformat(row["last_seen"]))
+        now = self.clock()
+        if now - session.last_seen > idle or now - session.created_at > max_age:
+            self.end_session(token)
+            return None
+        if now - session.last_seen > timedelta(minutes=1):
+            with self._transaction() as con:
+                con.execute(self._sql["touch_session"], {"token_hash": token_hash, "now": _iso(now)})
+        return session
+
+    def end_session(self, token: str) -> None:
+        """Delete a session (logout or expiry)."""
+        with self._transaction() as con:
+            con.execute(self._sql["delete_session"], {"token_hash": _token_hash(token)})
+
+    def purge_sessions(self, idle: timedelta, max_age: timedelta) -> None:
+        """Delete every expired session."""
+        now = self.clock()
+        with self._transaction() as con:
+            con.execute(self._sql["delete_stale_sessions"], {
+                "idle_before": _iso(now - idle), "created_before": _iso(now - max_age)})
+
+    # ---- reviews -----------------------------------------------------------------------
+
+    def add_review(
+        self,
+        *,
+        pupil_id: str,
+        term: str,
+        run_id: str,
+        network_id: str | None,
+        school_code: str | None,
+        decision: str,
+        reviewer: str,
+        reviewer_role: str,
+        dismiss_reason: str | None = None,
+        step: str | None = None,
+        allowed_steps: list[str] | None = None,
+    ) -> int:
+        """Append a review of a flag; earlier reviews stay as they were.
+
+        Args:
+            pupil_id: The pupil's pseudonym.
+            term: The term of the flag list reviewed.
+            run_id: The run that made the flag.
+            network_id: The pupil's network.
+            school_code: The pupil's school.
+            decision: A code of :data:`dashboards.labels.DECISIONS`.
+            reviewer: User name of the reviewer.
+            reviewer_role: The reviewer's role.
+            dismiss_reason: A code of :data:`dashboards.labels.DISMISS_REASONS`; required
+                for ``afvist`` and only then.
+            step: The step on the indsatstrappe; required for ``indsatstrappe`` and only then.
+            allowed_steps: The municipality's steps; when given, ``step`` must be one of them.
+
+        Returns:
+            The review id.
+
+        Raises:
+            StoreError: When the decision and its reason or step do not fit together.
+        """
+        if decision not in DECISIONS:
+            raise StoreError(f"decision '{decision}' is not one of {', '.join(DECISIONS)}")
+        dismiss_reason = dismiss_reason or None
+        step = step or None
+        if decision == "afvist":
+            if dismiss_reason not in DISMISS_REASONS:
+                raise StoreError("a dismissal needs one of the listed reasons")
+        elif dismiss_reason is not None:
+            raise StoreError("only a dismissal carries a reason")
+        if decision == "indsatstrappe":
+            if step is None or (allowed_steps is not None and step not in allowed_steps):
+                raise StoreError("choose a step of the municipality's indsatstrappe")
+        elif step is not None:
+            raise StoreError("only the decision 'indsatstrappe' carries a step")
+        with self._transaction() as con:
+            row = con.execute(self._sql["insert_review"], {
+                "pupil_id": pupil_id, "term": term, "run_id": run_id, "network_id": network_id,
+                "school_code": school_code, "decision": decision, "dismiss_reason": dismiss_reason,
+                "step": step, "reviewer": reviewer, "reviewer_role": reviewer_role, "now": self._now(),
+            }).fetchone()
+        return int(row[0])
+
+    def reviews_of_pupil(self, pupil_id: str) -> list[dict[str, object]]:
+        """Every review of a pupil, newest first."""
+        with self._connect() as con:
+            return [dict(r) for r in con.execute(self._sql["reviews_of_pupil"], {"pupil_id": pupil_id})]
+
+    def latest_reviews(self, term: str) -> dict[str, dict[str, object]]:
+        """Pupil id -> the latest review made for this term or an earlier one."""
+        with self._connect() as con:
+            return {r["pupil_id"]: dict(r) for r in con.execute(self._sql["latest_reviews"], {"term": term})}
+
+    # ---- audit -------------------------------------------------------------------------
+
+    def record_audit(
+        self,
+        *,
+        action: str,
+        outcome: str,
+        username: str | None = None,
+        role: str | None = None,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        run_id: str | None = None,
+        purpose: str | None = None,
+        http_status: int | None = None,
+        path: str | None = None,
+    ) -> int:
+        """Append one entry to the audit log (chained to the entry before it).
+
+        Args:
+            action: What was done (``view_pupil``, ``export``, ``view_list``, ``review``,
+                ``login``, ...).
+            outcome: ``allowed`` or ``denied``.
+            username: Who (None when nobody was logged in).
+            role: The user's role at the time.
+            object_type: ``pupil``, ``network``, ``school``, ``user``, ...
+            object_id: The pupil's pseudonym, network id, ... (never a CPR number or name).
+            run_id: The run whose data was shown.
+            purpose: Why, from the role and assignment (e.g. the consultant's school).
+            http_status: The status code answered.
+            path: The request path (pseudonyms only).
+
+        Returns:
+            The entry's id.
+        """
+        entry = {
+            "at": self._now(), "username": username, "role": role, "action": action,
+            "object_type": object_type, "object_id": object_id, "run_id": run_id,
+            "purpose": purpose, "outcome": outcome, "http_status": http_status, "path": path,
+        }
+        with self._transaction() as con:
+            last = con.execute(self._sql["last_audit_hash"]).fetchone()
+            prev_hash = last[0] if last else _GENESIS
+            row = con.execute(self._sql["insert_audit"], {
+                **entry, "prev_hash": prev_hash, "row_hash": _chain_hash(prev_hash, entry)}).fetchone()
+        return int(row[0])
+
+    def read_audit(
+        self,
+        limit: int = 200,
+        username: str | None = None,
+        object_id: str | None = None,
+        outcome: str | None = None,
+        before_id: int | None = None,
+    ) -> list[dict[str, object]]:
+        """Audit entries, newest first, optionally filtered."""
+        with self._connect() as con:
+            return [dict(r) for r in con.execute(self._sql["read_audit"], {
+                "limit": limit, "username": username or None, "object_id": object_id or None,
+                "outcome": outcome or None, "before_id": before_id})]
+
+    def verify_audit_chain(self) -> int | None:
+        """Check the hash chain of the audit log.
+
+        Returns:
+            None when every entry is intact, else the id of the first entry that was changed,
+            inserted or whose predecessor was removed.
+        """
+        prev_hash = _GENESIS
+        with self._connect() as con:
+            for row in con.execute(self._sql["audit_chain"]):
+                entry = {key: row[key] for key in row.keys() if key not in ("audit_id", "prev_hash", "row_hash")}
+                if row["prev_hash"] != prev_hash or row["row_hash"] != _chain_hash(prev_hash, entry):
+                    return int(row["audit_id"])
+                prev_hash = row["row_hash"]
+        return None
+
+    def failed_logins_since(self, username: str, since: datetime) -> int:
+        """Failed logins of a user name since a moment."""
+        with self._connect() as con:
+            row = con.execute(self._sql["failed_logins"], {"username": username, "since": _iso(since)}).fetchone()
+        return int(row[0])
+
+
+def _chain_hash(prev_hash: str, entry: dict[str, object]) -> str:
+    canonical = json.dumps(entry, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(int(row["user_id"]), row["username"], row["display_name"], row["role"], bool(row["active"]))
+
+
+def read_reviews(state_dir: Path) -> pd.DataFrame:
+    """Every review, read-only, for the pipeline (carry-over and flags-versus-outcomes).
+
+    The reviewer's name is left out; the role is kept. Opening the file read-only never
+    blocks the app.
+
+    Args:
+        state_dir: The state folder.
+
+    Returns:
+        Columns ``review_id``, ``pupil_id``, ``term``, ``run_id``, ``network_id``,
+        ``school_code``, ``decision``, ``dismiss_reason``, ``step``, ``reviewer_role``,
+        ``reviewed_at``; empty when the app has not been used yet.
+    """
+    path = app_db_path(state_dir)
+    columns = ["review_id", "pupil_id", "term", "run_id", "network_id", "school_code", "decision",
+               "dismiss_reason", "step", "reviewer_role", "reviewed_at"]
+    if not path.exists():
+        return pd.DataFrame({column: pd.Series(dtype="object") for column in columns})
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        frame = pd.read_sql_query(load_queries("store.sql")["all_reviews"], con)
+    finally:
+        con.close()
+    return frame[columns]

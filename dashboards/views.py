@@ -1,0 +1,251 @@
+"""What each page shows, built from the reads (no HTTP here, so it is easy to test)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from dashboards import reads
+from dashboards.access import active_for_network, effective_review
+from dashboards.charts import (
+    WaterfallStep,
+    fmt_number,
+    fmt_pct,
+    fmt_signed,
+    trajectory_svg,
+    waterfall_svg,
+)
+from dashboards.labels import ACTIVE_DECISIONS, DECISIONS, DISMISS_REASONS, FLAG_STATUSES, feature_label
+from ews.config import MunicipalityConfig
+
+#: Bars in the waterfall before the rest are grouped.
+WATERFALL_BARS = 8
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """What the feature catalogue says about a feature."""
+
+    label: str
+    unit: str
+    family: str
+
+
+@cache
+def feature_catalogue() -> dict[str, FeatureInfo]:
+    """Danish labels, units and families of the features, from ``features.catalogue``."""
+    try:
+        from features.catalogue import FAMILIES, FEATURES
+    except ImportError:
+        return {}
+    return {f.name: FeatureInfo(f.description_da, f.unit, FAMILIES.get(f.family, (f.family,))[0])
+            for f in FEATURES}
+
+
+def describe_feature(name: str) -> FeatureInfo:
+    """Label, unit and family of a feature (a readable fallback when it is not catalogued)."""
+    return feature_catalogue().get(name) or FeatureInfo(feature_label(name), "", "")
+
+
+def format_value(value: Any, unit: str) -> str:
+    """A feature value in its unit, the Danish way."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "mangler"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if unit == "pct":
+        return f"{fmt_number(number, 1)} %"
+    if unit == "pp":
+        return f"{fmt_signed(number, 1)} procentpoint"
+    if unit == "dage":
+        return f"{fmt_number(number, 0)} dage"
+    if unit == "antal":
+        return fmt_number(number, 0 if number == int(number) else 1)
+    if unit == "z":
+        return fmt_signed(number, 2)
+    if unit == "flag":
+        return "ja" if number >= 0.5 else "nej"
+    if unit == "share":
+        return fmt_pct(number)
+    return fmt_number(number, 1 if number != int(number) else 0)
+
+
+def _flag_labels() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    try:
+        from flags.labels import DISCIPLINE_DA, PATH_PATTERN_DA, TRAJECTORY_DA
+    except ImportError:
+        return {}, {}, {}
+    return TRAJECTORY_DA, PATH_PATTERN_DA, DISCIPLINE_DA
+
+
+def trajectory_label(code: Any) -> str | None:
+    """The Danish word for a trajectory code (``stigende`` -> ``Stigende``)."""
+    if code is None or (isinstance(code, float) and math.isnan(code)):
+        return None
+    return _flag_labels()[0].get(str(code), str(code).replace("_", " "))
+
+
+def path_pattern_label(code: Any) -> str | None:
+    """The Danish name of a path pattern (``tidlig_starter`` -> ``Tidlig starter``)."""
+    if code is None or (isinstance(code, float) and math.isnan(code)):
+        return None
+    return _flag_labels()[1].get(str(code), str(code).replace("_", " "))
+
+
+def discipline_labels(codes: list[str]) -> list[str]:
+    """Danish names of discipline codes."""
+    labels = _flag_labels()[2]
+    return [labels.get(code, code) for code in codes]
+
+
+def review_view(review: dict[str, Any] | None, carried: bool = False) -> dict[str, Any] | None:
+    """A review with its Danish labels."""
+    if review is None:
+        return None
+    return {
+        **review,
+        "decision_label": DECISIONS.get(str(review["decision"]), str(review["decision"])),
+        "reason_label": DISMISS_REASONS.get(str(review.get("dismiss_reason")), ""),
+        "active": review["decision"] in ACTIVE_DECISIONS,
+        "carried": carried,
+    }
+
+
+def list_rows(
+    flags: pd.DataFrame,
+    latest_reviews: dict[str, dict[str, Any]],
+    names: dict[str, dict[str, Any]],
+    require_review: bool,
+) -> list[dict[str, Any]]:
+    """Rows of a flag list, each with its review state and (when allowed) name and class.
+
+    Args:
+        flags: Flags from :func:`dashboards.reads.network_flags` or ``school_flags``.
+        latest_reviews: Pupil id -> latest review for this term or earlier.
+        names: Pupil id -> identity row (only for people who work with the pupil).
+        require_review: Whether the network sees only confirmed flags.
+
+    Returns:
+        One dict per flag.
+    """
+    rows = []
+    for flag in flags.to_dict("records"):
+        review = effective_review(flag, latest_reviews.get(flag["pupil_id"]))
+        carried = review is not None and review["term"] != flag["term"]
+        identity = names.get(flag["pupil_id"], {})
+        required = flag.get("review_required")
+        required = require_review if required is None or required is pd.NA else bool(required)
+        rows.append({
+            **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in flag.items()},
+            "status_label": FLAG_STATUSES.get(flag["status"], flag["status"]),
+            "trajectory_label": trajectory_label(flag.get("trajectory")),
+            "review": review_view(review, carried),
+            "active": active_for_network(flag, review, required),
+            "name": " ".join(p for p in (identity.get("first_name"), identity.get("last_name")) if p) or None,
+            "class_label": identity.get("class_label"),
+        })
+    return rows
+
+
+def waterfall(explanation: pd.DataFrame, bars: int = WATERFALL_BARS) -> tuple[Any, list[dict[str, Any]]]:
+    """The SHAP waterfall chart and its table.
+
+    Args:
+        explanation: The pupil's contributions (largest first).
+        bars: Bars before the remaining factors are grouped in one.
+
+    Returns:
+        The SVG and the rows of the table beside it (``label``, ``value``, ``contribution``,
+        ``family``).
+    """
+    if explanation.empty:
+        return None, []
+    ordered = explanation.reindex(explanation["contribution"].abs().sort_values(ascending=False).index)
+    rows: list[dict[str, Any]] = []
+    steps: list[WaterfallStep] = []
+    for record in ordered.head(bars).to_dict("records"):
+        info = describe_feature(record["feature"])
+        value = format_value(record["feature_value"], info.unit)
+        steps.append(WaterfallStep(info.label, f"Elevens værdi: {value}", float(record["contribution"])))
+        rows.append({"feature": record["feature"], "label": info.label, "value": value,
+                     "contribution": float(record["contribution"]), "family": info.family or record.get("family")})
+    rest = ordered.iloc[bars:]
+    if len(rest):
+        total = float(rest["contribution"].sum())
+        steps.append(WaterfallStep(f"Øvrige {len(rest)} forhold", "", total))
+        rows.append({"feature": None, "label": f"Øvrige {len(rest)} forhold", "value": "",
+                     "contribution": total, "family": ""})
+    base = float(ordered["base_value"].iloc[0])
+    return waterfall_svg(base, steps), rows
+
+
+def trajectory(history: pd.DataFrame, config: MunicipalityConfig | None) -> tuple[Any, list[dict[str, Any]]]:
+    """The risk-over-terms chart and its table."""
+    if history.empty:
+        return None, []
+    records = history.to_dict("records")
+    terms = [str(r["term"]) for r in records]
+    risks = [None if r["risk"] is None or math.isnan(r["risk"]) else float(r["risk"]) for r in records]
+    flagged = [r.get("status") in ("ny", "fortsat") for r in records]
+    tiers = [(t.name, t.min_risk) for t in config.tiers] if config else []
+    rows = [{"term": t, "risk": fmt_pct(r) if r is not None else "–", "tier": rec.get("tier"),
+             "flagged": f} for t, r, f, rec in zip(terms, risks, flagged, records, strict=True)]
+    return trajectory_svg(terms, risks, flagged, tiers), rows
+
+
+def comparison(con: duckdb.DuckDBPyConnection, flag: dict[str, Any],
+               waterfall_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pupil's values beside the school's and the municipality's (same grade, same date).
+
+    Args:
+        con: Warehouse connection.
+        flag: The pupil's flag (run, as-of date, school, grade).
+        waterfall_rows: Rows of :func:`waterfall` (feature and the pupil's formatted value).
+
+    Returns:
+        One row per feature: ``label``, ``pupil``, ``school``, ``municipality``, ...
+    """
+    values = {r["feature"]: r["value"] for r in waterfall_rows if r["feature"]}
+    features = list(values)
+    if not features or flag.get("as_of_date") is None or flag.get("grade") is None:
+        return []
+    frame = reads.feature_comparison(
+        con, run_id=flag["run_id"], as_of_date=flag["as_of_date"], school_code=flag["school_code"],
+        grade=int(flag["grade"]), features=features)
+    rows = []
+    for record in frame.to_dict("records"):
+        info = describe_feature(record["feature"])
+        statistic = "mean" if info.unit == "flag" else "median"
+        rows.append({
+            "label": info.label,
+            "pupil": values[record["feature"]],
+            "school": format_value(record.get(f"school_{statistic}"), info.unit if info.unit != "flag" else "share"),
+            "municipality": format_value(record.get(f"municipality_{statistic}"),
+                                         info.unit if info.unit != "flag" else "share"),
+            "statistic": "andel" if statistic == "mean" else "median",
+            "school_pupils": record["school_pupils"],
+            "municipality_pupils": record["municipality_pupils"],
+        })
+    return rows
+
+
+def tier_step(config: MunicipalityConfig | None, tier: str | None) -> str | None:
+    """The indsatstrappe step the municipality maps a tier to."""
+    if config is None or tier is None:
+        return None
+    return next((t.step for t in config.tiers if t.name == tier), None)
+
+
+def card_paths(model: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(column, path) of the model-card files named in a registry row."""
+    if not model:
+        return []
+    return [(key, str(value)) for key, value in model.items()
+            if value and isinstance(value, str) and "card" in key.lower()]

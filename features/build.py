@@ -1,0 +1,207 @@
+"""Build as-of features from the clean tables (DuckDB SQL in ``pupil_features.sql``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import date
+from importlib import resources
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ews.config import MunicipalityConfig, TermCalendar
+from ews.terms import Term, month_day, school_year_of
+from ews.warehouse import replace_rows
+from features.catalogue import FEATURE_NAMES
+
+FEATURES_TABLE = "features_pupil_term"
+KEY_COLUMNS = ("pupil_id", "as_of_date", "term", "grade", "school_code", "network_id")
+SCORING_GRADES = (5, 6, 7, 8, 9)
+#: Fewest tests a sitting needs (before the as-of date) for its scores to be standardised.
+MIN_SITTING_SIZE = 10
+#: Decimals kept: removes float noise from parallel sums so the same data give the same bytes.
+FEATURE_DECIMALS = 6
+
+
+def _sql() -> str:
+    return resources.files("features").joinpath("pupil_features.sql").read_text(encoding="utf-8")
+
+
+def term_of_date(calendar: TermCalendar, day: date) -> Term:
+    """The term a date falls in, by the calendar's term start days.
+
+    Args:
+        calendar: The municipality's term calendar.
+        day: Any date.
+
+    Returns:
+        The term (the summer holiday counts to the spring term before it).
+    """
+    start_year = school_year_of(day)
+    h1_start = month_day(calendar.h1.start, start_year)
+    h2_start = month_day(calendar.h2.start, start_year + 1)
+    if day >= h2_start:
+        return Term(start_year, 2)
+    if day >= h1_start:
+        return Term(start_year, 1)
+    return Term(start_year - 1, 2)  # pragma: no cover - only when h1 starts after 1 August
+
+
+def term_start(calendar: TermCalendar, term: Term) -> date:
+    """First day of a term."""
+    if term.half == 1:
+        return month_day(calendar.h1.start, term.start_year)
+    return month_day(calendar.h2.start, term.start_year + 1)
+
+
+@contextlib.contextmanager
+def _asof_joins_as_merges(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Keep DuckDB from running the ASOF joins as nested loops.
+
+    DuckDB plans an ASOF join as a nested loop when it estimates the left side to be small,
+    and it estimates the unnested as-of list at a handful of rows: that plan is a hundred
+    times slower here. The setting is restored afterwards.
+    """
+    row = con.execute("SELECT current_setting('asof_loop_join_threshold')").fetchone()
+    previous = int(row[0]) if row else 64
+    con.execute("SET asof_loop_join_threshold = 0")
+    try:
+        yield
+    finally:
+        con.execute(f"SET asof_loop_join_threshold = {previous:d}")
+
+
+def _month_day_number(text: str) -> int:
+    month, day = (int(part) for part in text.split("-"))
+    return month * 100 + day
+
+
+def feature_query_parameters(
+    config: MunicipalityConfig, as_of_dates: Sequence[date], grades: Sequence[int]
+) -> dict[str, object]:
+    """Bind parameters of ``pupil_features.sql`` for a list of as-of dates.
+
+    Args:
+        config: The municipality config (its term calendar).
+        as_of_dates: As-of dates.
+        grades: Grades to include.
+
+    Returns:
+        Parameter name -> value.
+    """
+    dates = sorted(set(as_of_dates))
+    terms = [term_of_date(config.terms, d) for d in dates]
+    return {
+        "as_of_dates": dates,
+        "terms": [str(t) for t in terms],
+        "term_starts": [term_start(config.terms, t) for t in terms],
+        "school_years": [t.school_year for t in terms],
+        "grades": [int(g) for g in grades],
+        "min_sitting": MIN_SITTING_SIZE,
+        "h1_md": _month_day_number(config.terms.h1.start),
+        "h2_md": _month_day_number(config.terms.h2.start),
+    }
+
+
+def build_features(
+    con: duckdb.DuckDBPyConnection,
+    config: MunicipalityConfig,
+    as_of_dates: Sequence[date],
+    grades: Sequence[int] = SCORING_GRADES,
+) -> pd.DataFrame:
+    """Features for every pupil enrolled on each as-of date, from data dated before it.
+
+    Args:
+        con: A connection with the ``clean_*`` tables.
+        config: The municipality config (term calendar, school -> network).
+        as_of_dates: As-of dates (duplicates are ignored).
+        grades: Grades to include: 5-9 for scoring (default), 5-8 for training.
+
+    Returns:
+        One row per (pupil, as-of date): ``pupil_id``, ``as_of_date`` (a ``date``), ``term``,
+        ``grade``, ``school_code``, ``network_id``, then the features of
+        :data:`features.catalogue.FEATURE_NAMES` as floats (NaN = missing, never zero),
+        sorted by as-of date and pupil.
+
+    Raises:
+        RuntimeError: When the SQL and the feature catalogue disagree.
+    """
+    if not as_of_dates:
+        return empty_features()
+    params = feature_query_parameters(config, as_of_dates, grades)
+    with _asof_joins_as_merges(con):
+        frame = con.execute(_sql(), params).df()
+    produced = [c for c in frame.columns if c not in ("pupil_id", "as_of_date", "term", "grade", "school_code")]
+    missing = sorted(set(FEATURE_NAMES) - set(produced) - {"grade"})
+    extra = sorted(set(produced) - set(FEATURE_NAMES))
+    if missing or extra:
+        raise RuntimeError(
+            f"features/pupil_features.sql and features/catalogue.py disagree: "
+            f"missing {missing}, not in the catalogue {extra}"
+        )
+    networks = config.network_of_school()
+    keys = pd.DataFrame({
+        "pupil_id": frame["pupil_id"].astype(str),
+        "as_of_date": pd.to_datetime(frame["as_of_date"]).dt.date,
+        "term": frame["term"].astype(str),
+        "grade": frame["grade"].astype("int64"),
+        "school_code": frame["school_code"].astype(str),
+        "network_id": frame["school_code"].map(networks).astype(object),
+    })
+    # ``grade`` is both a key column (int) and a feature: it appears once, as the key.
+    names = [f for f in FEATURE_NAMES if f != "grade"]
+    values = frame.reindex(columns=names).astype("float64").round(FEATURE_DECIMALS)
+    return pd.concat([keys, values], axis=1)
+
+
+def empty_features() -> pd.DataFrame:
+    """A features frame with no rows and the right columns."""
+    columns = {c: pd.Series(dtype=object) for c in KEY_COLUMNS}
+    columns["grade"] = pd.Series(dtype="int64")
+    columns.update({f: pd.Series(dtype="float64") for f in FEATURE_NAMES if f != "grade"})
+    return pd.DataFrame(columns)
+
+
+def write_features(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
+    """Replace the rows of ``features_pupil_term`` for each as-of date in the frame.
+
+    Args:
+        con: A connection from ``ews.warehouse.staged_write``.
+        frame: From :func:`build_features`.
+
+    Returns:
+        Rows written.
+    """
+    con.execute(features_table_ddl())
+    written = 0
+    for as_of in sorted(frame["as_of_date"].unique()):
+        part = frame[frame["as_of_date"] == as_of]
+        written += replace_rows(con, FEATURES_TABLE, part, where={"as_of_date": as_of})
+    return written
+
+
+def features_table_ddl() -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for ``features_pupil_term``, generated from the catalogue.
+
+    Column names come from the catalogue (code constants, never data).
+    """
+    columns = [
+        "pupil_id VARCHAR NOT NULL", "as_of_date DATE NOT NULL", "term VARCHAR NOT NULL",
+        "grade BIGINT NOT NULL", "school_code VARCHAR NOT NULL", "network_id VARCHAR",
+    ] + [f'"{name}" DOUBLE' for name in FEATURE_NAMES if name != "grade"]
+    return f"CREATE TABLE IF NOT EXISTS {FEATURES_TABLE} (" + ", ".join(columns) + ")"
+
+
+def design_matrix(frame: pd.DataFrame, names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
+    """The feature matrix the models take: the catalogue's columns, in order, as float64.
+
+    Args:
+        frame: A features frame (extra columns are ignored).
+        names: Feature names, in the model's order.
+
+    Returns:
+        An array of shape (rows, features); NaN where a value is missing.
+    """
+    return frame.loc[:, list(names)].to_numpy(dtype="float64", na_value=np.nan)

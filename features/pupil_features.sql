@@ -1,0 +1,423 @@
+-- As-of features per pupil, one row per (pupil, as-of date), from the clean_* tables.
+--
+-- Every input row is used only when it is dated strictly before the row's as-of date:
+-- absence by period_end, tests by test_date, marks by mark_date, contacts by contact_date,
+-- support by start_date (an end date only tells that support had not ended before the
+-- as-of date), enrolments by enrolled_from. features/leakage.py checks this by recomputing
+-- on a warehouse cut at the as-of date.
+--
+-- Parameters:
+--   $as_of_dates DATE[], $terms VARCHAR[], $term_starts DATE[], $school_years VARCHAR[]
+--       parallel lists: each as-of date, its term label, the first day of that term and
+--       its school year label ('2019/20').
+--   $grades INTEGER[]   grades to include (5-8 for training, 5-9 for scoring).
+--   $min_sitting INTEGER  fewest tests a sitting needs before scores are standardised.
+--   $h1_md, $h2_md INTEGER  first day of the autumn and spring terms as month*100+day
+--       (801 and 201): the term a date belongs to.
+--
+-- Windows: 6m = period_end in [as_of - 182, as_of), 12m = [as_of - 365, as_of),
+-- all = everything before as_of. Windowed sums are differences of per-pupil cumulative sums
+-- picked with ASOF joins, so the cost grows with pupils x as-of dates, not with history.
+WITH as_of_list AS (
+    SELECT
+        unnest($as_of_dates::DATE[]) AS as_of_date,
+        unnest($terms::VARCHAR[]) AS term,
+        unnest($term_starts::DATE[]) AS term_start,
+        unnest($school_years::VARCHAR[]) AS school_year
+),
+enrolment AS (
+    SELECT
+        a.as_of_date, a.term, a.term_start, p.pupil_id, p.school_code, p.grade,
+        row_number() OVER (
+            PARTITION BY a.as_of_date, p.pupil_id
+            ORDER BY p.enrolled_from DESC, p.school_code, p.grade DESC
+        ) AS pick
+    FROM as_of_list AS a
+    JOIN clean_pupils AS p
+        ON p.school_year = a.school_year
+        AND p.enrolled_from < a.as_of_date
+        AND (p.enrolled_to IS NULL OR p.enrolled_to >= a.as_of_date)
+    WHERE list_contains($grades::INTEGER[], p.grade)
+),
+base AS (
+    SELECT
+        as_of_date, term, term_start, pupil_id, school_code, grade,
+        as_of_date - 182 AS cut_6m,
+        as_of_date - 365 AS cut_12m
+    FROM enrolment
+    WHERE pick = 1
+),
+-- absence: one row per pupil and period end, with cumulative sums ----------------------
+absence_by_end AS (
+    SELECT
+        pupil_id, period_end,
+        sum(school_days) AS school_days,
+        sum(illness_days) AS illness_days,
+        sum(authorised_days) AS authorised_days,
+        sum(unauthorised_days) AS unauthorised_days,
+        sum(illness_days + authorised_days + unauthorised_days) AS total_days,
+        sum(late_arrivals) AS late_arrivals
+    FROM clean_absence
+    WHERE pupil_id IN (SELECT DISTINCT pupil_id FROM base)
+    GROUP BY pupil_id, period_end
+),
+absence_cum AS (
+    SELECT
+        pupil_id, period_end,
+        sum(school_days) OVER w AS c_school,
+        sum(illness_days) OVER w AS c_illness,
+        sum(authorised_days) OVER w AS c_authorised,
+        sum(unauthorised_days) OVER w AS c_unauthorised,
+        sum(total_days) OVER w AS c_total,
+        sum(late_arrivals) OVER w AS c_late
+    FROM absence_by_end
+    WINDOW w AS (PARTITION BY pupil_id ORDER BY period_end ROWS UNBOUNDED PRECEDING)
+),
+cum_now AS (
+    SELECT b.as_of_date, b.pupil_id, c.c_school, c.c_illness, c.c_authorised, c.c_unauthorised,
+        c.c_total, c.c_late
+    FROM base AS b ASOF LEFT JOIN absence_cum AS c
+        ON b.pupil_id = c.pupil_id AND b.as_of_date > c.period_end
+),
+cum_6m AS (
+    SELECT b.as_of_date, b.pupil_id, c.c_school, c.c_illness, c.c_authorised, c.c_unauthorised,
+        c.c_total, c.c_late
+    FROM base AS b ASOF LEFT JOIN absence_cum AS c
+        ON b.pupil_id = c.pupil_id AND b.cut_6m > c.period_end
+),
+cum_12m AS (
+    SELECT b.as_of_date, b.pupil_id, c.c_school, c.c_illness, c.c_authorised, c.c_unauthorised,
+        c.c_total, c.c_late
+    FROM base AS b ASOF LEFT JOIN absence_cum AS c
+        ON b.pupil_id = c.pupil_id AND b.cut_12m > c.period_end
+),
+cum_term AS (
+    SELECT b.as_of_date, b.pupil_id, c.c_school, c.c_total
+    FROM base AS b ASOF LEFT JOIN absence_cum AS c
+        ON b.pupil_id = c.pupil_id AND b.term_start > c.period_end
+),
+absence_windows AS (
+    SELECT
+        n.as_of_date, n.pupil_id,
+        n.c_school AS school_all,
+        n.c_illness AS illness_all, n.c_authorised AS authorised_all,
+        n.c_unauthorised AS unauthorised_all, n.c_total AS total_all,
+        n.c_school - coalesce(h.c_school, 0) AS school_6m,
+        n.c_illness - coalesce(h.c_illness, 0) AS illness_6m,
+        n.c_authorised - coalesce(h.c_authorised, 0) AS authorised_6m,
+        n.c_unauthorised - coalesce(h.c_unauthorised, 0) AS unauthorised_6m,
+        n.c_total - coalesce(h.c_total, 0) AS total_6m,
+        n.c_late - coalesce(h.c_late, 0) AS late_6m,
+        n.c_school - coalesce(y.c_school, 0) AS school_12m,
+        n.c_illness - coalesce(y.c_illness, 0) AS illness_12m,
+        n.c_authorised - coalesce(y.c_authorised, 0) AS authorised_12m,
+        n.c_unauthorised - coalesce(y.c_unauthorised, 0) AS unauthorised_12m,
+        n.c_total - coalesce(y.c_total, 0) AS total_12m,
+        n.c_late - coalesce(y.c_late, 0) AS late_12m,
+        n.c_school - coalesce(t.c_school, 0) AS school_term,
+        n.c_total - coalesce(t.c_total, 0) AS total_term
+    FROM cum_now AS n
+    JOIN cum_6m AS h USING (as_of_date, pupil_id)
+    JOIN cum_12m AS y USING (as_of_date, pupil_id)
+    JOIN cum_term AS t USING (as_of_date, pupil_id)
+),
+-- absence per complete term (the term a period belongs to is that of its end date) ----
+absence_terms AS (
+    SELECT
+        pupil_id,
+        CASE
+            WHEN month(period_end) * 100 + day(period_end) >= $h1_md THEN year(period_end) * 2
+            WHEN month(period_end) * 100 + day(period_end) >= $h2_md THEN (year(period_end) - 1) * 2 + 1
+            ELSE (year(period_end) - 1) * 2
+        END AS term_index,
+        sum(school_days) AS school_days,
+        sum(total_days) AS total_days
+    FROM absence_by_end
+    GROUP BY ALL
+),
+base_term_index AS (
+    SELECT
+        as_of_date, pupil_id,
+        CASE
+            WHEN month(as_of_date) * 100 + day(as_of_date) >= $h1_md THEN year(as_of_date) * 2
+            WHEN month(as_of_date) * 100 + day(as_of_date) >= $h2_md THEN (year(as_of_date) - 1) * 2 + 1
+            ELSE (year(as_of_date) - 1) * 2
+        END AS term_index
+    FROM base
+),
+term_series AS (
+    -- complete terms before the as-of date's term, plus the current term so far
+    SELECT b.as_of_date, b.pupil_id, t.term_index, t.school_days, t.total_days
+    FROM base_term_index AS b
+    JOIN absence_terms AS t ON t.pupil_id = b.pupil_id AND t.term_index < b.term_index
+    UNION ALL
+    SELECT b.as_of_date, b.pupil_id, b.term_index, w.school_term, w.total_term
+    FROM base_term_index AS b
+    JOIN absence_windows AS w USING (as_of_date, pupil_id)
+    WHERE w.school_term > 0
+),
+term_ranked AS (
+    SELECT *,
+        100.0 * total_days / school_days AS pct,
+        row_number() OVER (PARTITION BY as_of_date, pupil_id ORDER BY term_index DESC) AS recent
+    FROM term_series
+    WHERE school_days >= 10
+),
+absence_term_features AS (
+    SELECT
+        as_of_date, pupil_id,
+        regr_slope(pct, term_index) FILTER (WHERE recent <= 4) AS absence_trend_pp,
+        count(*) FILTER (WHERE pct > 10 AND school_days >= 20) AS absence_concerning_terms
+    FROM term_ranked
+    GROUP BY as_of_date, pupil_id
+),
+-- longest spell: runs of consecutive periods with at least half the school days absent --
+absence_marked AS (
+    SELECT
+        pupil_id, period_end, total_days,
+        school_days > 0 AND total_days >= 0.5 * school_days AS absent,
+        row_number() OVER (PARTITION BY pupil_id ORDER BY period_end) AS rn_all
+    FROM absence_by_end
+),
+absence_runs AS (
+    SELECT
+        pupil_id, period_end,
+        sum(total_days) OVER (
+            PARTITION BY pupil_id, island ORDER BY period_end ROWS UNBOUNDED PRECEDING
+        ) AS run_days
+    FROM (
+        SELECT *,
+            rn_all - row_number() OVER (PARTITION BY pupil_id ORDER BY period_end) AS island
+        FROM absence_marked
+        WHERE absent
+    )
+),
+absence_spells AS (
+    SELECT b.as_of_date, b.pupil_id, max(r.run_days) AS longest_spell
+    FROM base AS b
+    JOIN absence_runs AS r
+        ON r.pupil_id = b.pupil_id AND r.period_end < b.as_of_date AND r.period_end >= b.cut_12m
+    GROUP BY b.as_of_date, b.pupil_id
+),
+-- the school's mean absence over the last year -----------------------------------------
+school_by_end AS (
+    SELECT school_code, period_end, sum(school_days) AS school_days,
+        sum(illness_days + authorised_days + unauthorised_days) AS total_days
+    FROM clean_absence
+    GROUP BY school_code, period_end
+),
+school_cum AS (
+    SELECT school_code, period_end,
+        sum(school_days) OVER w AS c_school, sum(total_days) OVER w AS c_total
+    FROM school_by_end
+    WINDOW w AS (PARTITION BY school_code ORDER BY period_end ROWS UNBOUNDED PRECEDING)
+),
+school_asof AS (
+    SELECT DISTINCT as_of_date, school_code, cut_12m FROM base
+),
+school_absence AS (
+    SELECT
+        s.as_of_date, s.school_code,
+        100.0 * (n.c_total - coalesce(y.c_total, 0))
+            / nullif(n.c_school - coalesce(y.c_school, 0), 0) AS school_absence_pct_12m
+    FROM school_asof AS s
+    ASOF LEFT JOIN school_cum AS n ON s.school_code = n.school_code AND s.as_of_date > n.period_end
+    ASOF LEFT JOIN school_cum AS y ON s.school_code = y.school_code AND s.cut_12m > y.period_end
+),
+-- national tests, standardised against the same sitting as far as it is known ----------
+test_rows AS (
+    SELECT pupil_id, subject, scale, grade, test_date, score,
+        CASE WHEN month(test_date) >= 8 THEN year(test_date) ELSE year(test_date) - 1 END AS sitting_year
+    FROM clean_tests
+),
+sitting_days AS (
+    SELECT subject, scale, grade, sitting_year, test_date,
+        count(*) AS n, sum(score) AS s, sum(score * score) AS ss
+    FROM test_rows
+    GROUP BY ALL
+),
+sitting_asof AS (
+    SELECT a.as_of_date, d.subject, d.scale, d.grade, d.sitting_year,
+        sum(d.n) AS n, sum(d.s) / sum(d.n) AS mean,
+        sqrt(greatest(sum(d.ss) / sum(d.n) - (sum(d.s) / sum(d.n)) ^ 2, 0)) AS sd
+    FROM as_of_list AS a
+    JOIN sitting_days AS d ON d.test_date < a.as_of_date
+    GROUP BY ALL
+),
+pupil_tests AS (
+    SELECT b.as_of_date, b.pupil_id, t.subject,
+        (t.score - s.mean) / nullif(s.sd, 0) AS z,
+        row_number() OVER (
+            PARTITION BY b.as_of_date, b.pupil_id, t.subject ORDER BY t.test_date DESC, t.score
+        ) AS recent
+    FROM base AS b
+    JOIN test_rows AS t ON t.pupil_id = b.pupil_id AND t.test_date < b.as_of_date
+    JOIN sitting_asof AS s
+        ON s.as_of_date = b.as_of_date AND s.subject = t.subject AND s.scale = t.scale
+        AND s.grade = t.grade AND s.sitting_year = t.sitting_year
+    WHERE s.n >= $min_sitting
+),
+test_features AS (
+    SELECT as_of_date, pupil_id,
+        max(z) FILTER (WHERE subject = 'dansk_laesning' AND recent = 1) AS test_reading_latest_z,
+        max(z) FILTER (WHERE subject = 'dansk_laesning' AND recent = 1)
+            - max(z) FILTER (WHERE subject = 'dansk_laesning' AND recent = 2) AS test_reading_change_z,
+        max(z) FILTER (WHERE subject = 'matematik' AND recent = 1) AS test_math_latest_z,
+        max(z) FILTER (WHERE subject = 'matematik' AND recent = 1)
+            - max(z) FILTER (WHERE subject = 'matematik' AND recent = 2) AS test_math_change_z,
+        1 AS test_data_available
+    FROM pupil_tests
+    GROUP BY as_of_date, pupil_id
+),
+-- standing marks (never the leaving exam, which is an outcome) --------------------------
+pupil_marks AS (
+    SELECT b.as_of_date, b.pupil_id, m.subject, m.mark,
+        row_number() OVER (
+            PARTITION BY b.as_of_date, b.pupil_id, m.subject ORDER BY m.mark_date DESC, m.mark
+        ) AS recent
+    FROM base AS b
+    JOIN clean_marks AS m
+        ON m.pupil_id = b.pupil_id AND m.mark_date < b.as_of_date AND m.mark_kind = 'standpunkt'
+),
+mark_features AS (
+    SELECT as_of_date, pupil_id,
+        avg(mark) AS marks_mean_latest,
+        count(*) FILTER (WHERE mark < 2) AS marks_below_02_count,
+        1 AS marks_data_available
+    FROM pupil_marks
+    WHERE recent = 1
+    GROUP BY as_of_date, pupil_id
+),
+-- service contacts and notifications --------------------------------------------------
+pupil_contacts AS (
+    SELECT b.as_of_date, b.pupil_id, b.cut_12m, c.contact_date, c.discipline, c.contact_type
+    FROM base AS b
+    JOIN clean_contacts AS c ON c.pupil_id = b.pupil_id AND c.contact_date < b.as_of_date
+),
+contact_features AS (
+    SELECT as_of_date, pupil_id,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'ppr' AND contact_date >= cut_12m) AS contacts_ppr_12m,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'ppr') AS contacts_ppr_ever,
+        as_of_date - max(contact_date) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'ppr') AS contacts_ppr_days_since,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'socialraadgiver' AND contact_date >= cut_12m) AS contacts_socialraadgiver_12m,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'socialraadgiver') AS contacts_socialraadgiver_ever,
+        as_of_date - max(contact_date) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'socialraadgiver') AS contacts_socialraadgiver_days_since,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'sundhedsplejerske' AND contact_date >= cut_12m) AS contacts_sundhedsplejerske_12m,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'sundhedsplejerske') AS contacts_sundhedsplejerske_ever,
+        as_of_date - max(contact_date) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'sundhedsplejerske') AS contacts_sundhedsplejerske_days_since,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'talehoerelaerer' AND contact_date >= cut_12m) AS contacts_talehoerelaerer_12m,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'talehoerelaerer') AS contacts_talehoerelaerer_ever,
+        as_of_date - max(contact_date) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'talehoerelaerer') AS contacts_talehoerelaerer_days_since,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'ergoterapeut' AND contact_date >= cut_12m) AS contacts_ergoterapeut_12m,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'ergoterapeut') AS contacts_ergoterapeut_ever,
+        as_of_date - max(contact_date) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'ergoterapeut') AS contacts_ergoterapeut_days_since,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'uu' AND contact_date >= cut_12m) AS contacts_uu_12m,
+        count(*) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'uu') AS contacts_uu_ever,
+        as_of_date - max(contact_date) FILTER (WHERE contact_type = 'kontakt' AND discipline = 'uu') AS contacts_uu_days_since,
+        count(*) FILTER (WHERE contact_type = 'underretning' AND contact_date >= cut_12m) AS notifications_12m,
+        count(*) FILTER (WHERE contact_type = 'underretning') AS notifications_ever
+    FROM pupil_contacts
+    GROUP BY as_of_date, pupil_id
+),
+-- special-needs support -----------------------------------------------------------------
+support_features AS (
+    SELECT b.as_of_date, b.pupil_id,
+        coalesce(max(
+            CASE s.support_type
+                WHEN 'stoettetimer' THEN 1 WHEN 'specialklasse' THEN 2 WHEN 'specialskole' THEN 3
+            END
+        ) FILTER (WHERE s.end_date IS NULL OR s.end_date >= b.as_of_date), 0) AS support_active_level,
+        1 AS support_ever
+    FROM base AS b
+    JOIN clean_support AS s ON s.pupil_id = b.pupil_id AND s.start_date < b.as_of_date
+    GROUP BY b.as_of_date, b.pupil_id
+),
+-- school moves: changes of school between consecutive enrolments -----------------------
+pupil_enrolments AS (
+    SELECT DISTINCT b.as_of_date, b.pupil_id, b.cut_12m, p.school_code, p.enrolled_from
+    FROM base AS b
+    JOIN clean_pupils AS p ON p.pupil_id = b.pupil_id AND p.enrolled_from < b.as_of_date
+),
+enrolment_changes AS (
+    SELECT *,
+        lag(school_code) OVER (
+            PARTITION BY as_of_date, pupil_id ORDER BY enrolled_from, school_code
+        ) AS previous_school
+    FROM pupil_enrolments
+),
+mobility_features AS (
+    SELECT as_of_date, pupil_id,
+        count(*) FILTER (WHERE previous_school IS NOT NULL AND previous_school <> school_code) AS school_moves_ever,
+        count(*) FILTER (
+            WHERE previous_school IS NOT NULL AND previous_school <> school_code AND enrolled_from >= cut_12m
+        ) AS school_moves_12m,
+        as_of_date - coalesce(
+            max(enrolled_from) FILTER (WHERE previous_school IS NOT NULL AND previous_school <> school_code),
+            min(enrolled_from)
+        ) AS days_at_current_school
+    FROM enrolment_changes
+    GROUP BY as_of_date, pupil_id
+)
+SELECT
+    b.pupil_id, b.as_of_date, b.term, b.grade, b.school_code,
+    100.0 * w.total_6m / nullif(w.school_6m, 0) AS absence_total_pct_6m,
+    100.0 * w.illness_6m / nullif(w.school_6m, 0) AS absence_illness_pct_6m,
+    100.0 * w.authorised_6m / nullif(w.school_6m, 0) AS absence_authorised_pct_6m,
+    100.0 * w.unauthorised_6m / nullif(w.school_6m, 0) AS absence_unauthorised_pct_6m,
+    100.0 * w.total_12m / nullif(w.school_12m, 0) AS absence_total_pct_12m,
+    100.0 * w.illness_12m / nullif(w.school_12m, 0) AS absence_illness_pct_12m,
+    100.0 * w.authorised_12m / nullif(w.school_12m, 0) AS absence_authorised_pct_12m,
+    100.0 * w.unauthorised_12m / nullif(w.school_12m, 0) AS absence_unauthorised_pct_12m,
+    100.0 * w.total_all / nullif(w.school_all, 0) AS absence_total_pct_all,
+    100.0 * w.illness_all / nullif(w.school_all, 0) AS absence_illness_pct_all,
+    100.0 * w.authorised_all / nullif(w.school_all, 0) AS absence_authorised_pct_all,
+    100.0 * w.unauthorised_all / nullif(w.school_all, 0) AS absence_unauthorised_pct_all,
+    tf.absence_trend_pp,
+    CASE WHEN w.school_12m > 0 THEN coalesce(sp.longest_spell, 0) END AS absence_longest_spell_days_12m,
+    CASE WHEN w.school_12m > 0 THEN (100.0 * w.total_12m / w.school_12m > 10)::INTEGER END
+        AS absence_concerning_12m,
+    CASE WHEN w.school_all > 0 THEN coalesce(tf.absence_concerning_terms, 0) END AS absence_concerning_terms,
+    100.0 * w.late_6m / nullif(w.school_6m, 0) AS late_arrivals_per_100_days_6m,
+    100.0 * w.late_12m / nullif(w.school_12m, 0) AS late_arrivals_per_100_days_12m,
+    t.test_reading_latest_z, t.test_reading_change_z, t.test_math_latest_z, t.test_math_change_z,
+    m.marks_mean_latest, m.marks_below_02_count,
+    coalesce(c.contacts_ppr_12m, 0) AS contacts_ppr_12m,
+    coalesce(c.contacts_ppr_ever, 0) AS contacts_ppr_ever,
+    c.contacts_ppr_days_since,
+    coalesce(c.contacts_socialraadgiver_12m, 0) AS contacts_socialraadgiver_12m,
+    coalesce(c.contacts_socialraadgiver_ever, 0) AS contacts_socialraadgiver_ever,
+    c.contacts_socialraadgiver_days_since,
+    coalesce(c.contacts_sundhedsplejerske_12m, 0) AS contacts_sundhedsplejerske_12m,
+    coalesce(c.contacts_sundhedsplejerske_ever, 0) AS contacts_sundhedsplejerske_ever,
+    c.contacts_sundhedsplejerske_days_since,
+    coalesce(c.contacts_talehoerelaerer_12m, 0) AS contacts_talehoerelaerer_12m,
+    coalesce(c.contacts_talehoerelaerer_ever, 0) AS contacts_talehoerelaerer_ever,
+    c.contacts_talehoerelaerer_days_since,
+    coalesce(c.contacts_ergoterapeut_12m, 0) AS contacts_ergoterapeut_12m,
+    coalesce(c.contacts_ergoterapeut_ever, 0) AS contacts_ergoterapeut_ever,
+    c.contacts_ergoterapeut_days_since,
+    coalesce(c.contacts_uu_12m, 0) AS contacts_uu_12m,
+    coalesce(c.contacts_uu_ever, 0) AS contacts_uu_ever,
+    c.contacts_uu_days_since,
+    coalesce(c.notifications_12m, 0) AS notifications_12m,
+    coalesce(c.notifications_ever, 0) AS notifications_ever,
+    coalesce(s.support_active_level, 0) AS support_active_level,
+    coalesce(s.support_ever, 0) AS support_ever,
+    coalesce(mo.school_moves_ever, 0) AS school_moves_ever,
+    coalesce(mo.school_moves_12m, 0) AS school_moves_12m,
+    mo.days_at_current_school,
+    sa.school_absence_pct_12m,
+    (coalesce(w.school_12m, 0) > 0)::INTEGER AS absence_data_available,
+    coalesce(t.test_data_available, 0) AS test_data_available,
+    coalesce(m.marks_data_available, 0) AS marks_data_available
+FROM base AS b
+LEFT JOIN absence_windows AS w USING (as_of_date, pupil_id)
+LEFT JOIN absence_term_features AS tf USING (as_of_date, pupil_id)
+LEFT JOIN absence_spells AS sp USING (as_of_date, pupil_id)
+LEFT JOIN school_absence AS sa USING (as_of_date, school_code)
+LEFT JOIN test_features AS t USING (as_of_date, pupil_id)
+LEFT JOIN mark_features AS m USING (as_of_date, pupil_id)
+LEFT JOIN contact_features AS c USING (as_of_date, pupil_id)
+LEFT JOIN support_features AS s USING (as_of_date, pupil_id)
+LEFT JOIN mobility_features AS mo USING (as_of_date, pupil_id)
+ORDER BY b.as_of_date, b.pupil_id

@@ -1,0 +1,147 @@
+"""The Excel workbook of one network's flag list (openpyxl).
+
+Sheets: ``Resumé`` (the one-page summary), ``Flagliste`` (the list: disclaimer in row 1, Danish
+headers in row 2), ``Ikke længere`` (pupils no longer flagged who are still in the network) and
+``Sporbarhed`` (run, model, config and data snapshot). Printed, each sheet fits the page width
+in landscape and repeats the disclaimer and page number in the footer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from flags.export import LINEAGE_LABELS, LIST_HEADERS, NetworkList
+from flags.labels import DISCLAIMER_DA, SIGNAL_SHORT_DA
+
+#: Header row of the sheets "Flagliste" and "Ikke længere" (row 1 is the disclaimer).
+HEADER_ROW = 2
+_WIDTHS = {
+    "Nr.": 5, "Status": 11, "Navn": 24, "Klasse": 8, "Skole": 18, "Klassetrin": 10,
+    "Risiko (%)": 9, "Niveau": 10, "Trin på indsatstrappen": 24, "Udvikling": 18, "Mønster": 14,
+    "Årsager": 70, "Kontekst": 40, "Fagligheder": 30, "Faglig vurdering påkrævet": 12,
+    "Elev-id (pseudonym)": 19,
+}
+_HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
+_THIN = Side(style="thin", color="999999")
+
+
+def write_workbook(network_list: NetworkList, path: Path) -> None:
+    """Write the workbook.
+
+    Args:
+        network_list: From ``flags.export.build_network_list``.
+        path: The ``.xlsx`` file to write.
+    """
+    workbook = Workbook()
+    summary = workbook.active
+    summary.title = "Resumé"
+    _summary_sheet(summary, network_list)
+    _list_sheet(workbook.create_sheet("Flagliste"), network_list.rows, network_list)
+    _list_sheet(workbook.create_sheet("Ikke længere"), network_list.leaving, network_list)
+    _lineage_sheet(workbook.create_sheet("Sporbarhed"), network_list)
+    workbook.properties.title = f"Flagliste {network_list.network_name} {network_list.term}"
+    workbook.properties.creator = "Alle skal med"
+    workbook.save(path)
+
+
+def _print_setup(sheet: Worksheet, network_list: NetworkList, landscape: bool = True) -> None:
+    sheet.page_setup.orientation = "landscape" if landscape else "portrait"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.oddFooter.left.text = SIGNAL_SHORT_DA + " — ikke en afgørelse"
+    sheet.oddFooter.right.text = "Side &P af &N"
+    sheet.oddHeader.left.text = f"{network_list.network_name}, {network_list.term}"
+    sheet.oddHeader.right.text = "Fortroligt: personoplysninger"
+
+
+def _summary_sheet(sheet: Worksheet, network_list: NetworkList) -> None:
+    s = network_list.summary
+    lines: list[tuple[str, object]] = [
+        ("Flagliste til netværket", None),
+        (f"{network_list.network_name} — {network_list.municipality}", None),
+        ("Termin", network_list.term),
+        ("Skæringsdato", network_list.lineage.get("as_of_date", "")),
+        ("", None),
+        (DISCLAIMER_DA, None),
+        ("", None),
+        ("Elever på listen", s["flagged"]),
+        ("Nye på listen", s["ny"]),
+        ("Fortsat på listen", s["fortsat"]),
+        ("Ikke længere på listen", s["ikke_laengere"]),
+        ("  heraf stadig i netværket (vist på fanen 'Ikke længere')", s["ikke_laengere_i_netvaerket"]),
+        ("  heraf ikke længere i netværket (ikke navngivet)", s["ikke_laengere_udenfor"]),
+        ("Netværkets kapacitet pr. termin", s["capacity"]),
+        ("Udvælgelse", network_list.selection_da),
+        ("", None),
+        ("Elever pr. risikoniveau", None),
+        *[(f"  {tier}", count) for tier, count in network_list.tiers.items()],
+        ("", None),
+        ("Fagligheder, som årsagerne peger på (antal elever)", None),
+        *[(f"  {label}", count) for label, count in sorted(network_list.disciplines.items())],
+        ("", None),
+        ("Sådan læses listen", None),
+        ("  Årsager: de største faktorer, netværket kan handle på, med elevens værdi og en "
+         "referenceværdi for samme klassetrin.", None),
+        ("  Kontekst: forhold, der påvirker signalet, men ikke er årsager (skoleniveau, "
+         "manglende data).", None),
+        ("  Udvikling: ændring i risiko siden sidste termin (point = procentpoint).", None),
+        ("  Hver elev skal vurderes fagligt, før der tages kontakt til familien.", None),
+    ]
+    for index, (label, value) in enumerate(lines, start=1):
+        sheet.cell(row=index, column=1, value=label)
+        if value is not None:
+            sheet.cell(row=index, column=2, value=value)
+    sheet["A1"].font = Font(bold=True, size=16)
+    sheet["A2"].font = Font(bold=True, size=12)
+    sheet["A6"].font = Font(bold=True, color="9C0006")
+    for row in range(1, len(lines) + 1):
+        label = sheet.cell(row=row, column=1).value
+        if label in ("Elever pr. risikoniveau", "Sådan læses listen",
+                     "Fagligheder, som årsagerne peger på (antal elever)"):
+            sheet.cell(row=row, column=1).font = Font(bold=True)
+    sheet.column_dimensions["A"].width = 62
+    sheet.column_dimensions["B"].width = 60
+    _print_setup(sheet, network_list, landscape=False)
+
+
+def _list_sheet(sheet: Worksheet, rows: list[dict[str, object]], network_list: NetworkList) -> None:
+    sheet.cell(row=1, column=1, value=DISCLAIMER_DA).font = Font(bold=True, color="9C0006")
+    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(LIST_HEADERS))
+    for column, header in enumerate(LIST_HEADERS, start=1):
+        cell = sheet.cell(row=HEADER_ROW, column=column, value=header)
+        cell.font = Font(bold=True)
+        cell.fill = _HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        cell.border = Border(bottom=_THIN)
+        sheet.column_dimensions[get_column_letter(column)].width = _WIDTHS.get(header, 12)
+    for offset, row in enumerate(rows, start=1):
+        for column, header in enumerate(LIST_HEADERS, start=1):
+            cell = sheet.cell(row=HEADER_ROW + offset, column=column, value=row[header])
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    sheet.freeze_panes = sheet.cell(row=HEADER_ROW + 1, column=1)
+    last = get_column_letter(len(LIST_HEADERS))
+    sheet.auto_filter.ref = f"A{HEADER_ROW}:{last}{HEADER_ROW + max(len(rows), 1)}"
+    sheet.print_title_rows = f"1:{HEADER_ROW}"
+    _print_setup(sheet, network_list)
+
+
+def _lineage_sheet(sheet: Worksheet, network_list: NetworkList) -> None:
+    sheet.cell(row=1, column=1, value="Sporbarhed").font = Font(bold=True, size=14)
+    sheet.cell(row=2, column=1, value="Listen kan spores til kørsel, model, konfiguration og data:")
+    for index, (label, key) in enumerate(LINEAGE_LABELS, start=3):
+        sheet.cell(row=index, column=1, value=label).font = Font(bold=True)
+        sheet.cell(row=index, column=2, value=network_list.lineage.get(key, ""))
+    after = 3 + len(LINEAGE_LABELS) + 1
+    sheet.cell(row=after, column=1, value="Forklaring af én elev")
+    sheet.cell(row=after, column=2,
+               value=f"ews explain <Elev-id> --run {network_list.lineage.get('run_id', '')}")
+    sheet.column_dimensions["A"].width = 28
+    sheet.column_dimensions["B"].width = 70
+    _print_setup(sheet, network_list, landscape=False)

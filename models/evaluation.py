@@ -1,0 +1,182 @@
+"""Evaluation on the held-out cohorts: the model, every baseline and (given) the oracle.
+
+Everything is measured on the same rows: the held-out cohorts' (pupil, as-of date) rows in
+the training grades, before their outcome was assessed. When a ground-truth frame is given
+(only ``ews evaluate`` reads one), the rows are those with a true probability, and the
+oracle, ranking by that true probability, is measured like any other score.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ews.config import MunicipalityConfig
+from models.baselines import RULE_BASELINES
+from models.fairness import fairness_report
+from models.metrics import list_lengths, score_metrics, select_top_k
+from models.risk_model import ModelBundle
+
+#: Yardsticks of the issue: the model against the oracle and the rules.
+MAX_AUC_GAP_TO_ORACLE = 0.02
+MAX_CALIBRATION_ERROR = 0.03
+MIN_PRECISION_SHARE_OF_ORACLE = 0.9
+FAIRNESS_BOOTSTRAP = 100
+
+
+def _sql(name: str) -> str:
+    return resources.files("models").joinpath(name).read_text(encoding="utf-8")
+
+
+def audit_attributes(con: duckdb.DuckDBPyConnection, config: MunicipalityConfig, rows: pd.DataFrame) -> pd.DataFrame:
+    """Sex, origin and area of evaluated rows, for the fairness audit only.
+
+    Args:
+        con: A connection with ``clean_pupils``.
+        config: The municipality config (school -> area).
+        rows: Evaluated rows (``pupil_id``, ``as_of_date``, ``school_code``).
+
+    Returns:
+        ``rows`` with ``sex``, ``origin`` and ``area`` added (None where unknown).
+    """
+    keys = rows[["pupil_id"]].drop_duplicates()
+    con.register("_audit_pupils", keys)
+    try:
+        attributes = con.execute(_sql("audit_attributes.sql")).df()
+    finally:
+        con.unregister("_audit_pupils")
+    areas = {s.code: s.area for s in config.schools}
+    merged = rows.merge(attributes, on="pupil_id", how="left")
+    merged["area"] = merged["school_code"].map(areas)
+    for column in ("sex", "origin", "area"):
+        merged[column] = merged[column].astype(object).where(merged[column].notna(), None)
+    return merged
+
+
+def _comparison(rows: pd.DataFrame, y: np.ndarray, scores: dict[str, tuple[np.ndarray, bool]],
+                population: pd.DataFrame, capacity: dict[str, int]) -> dict[str, Any]:
+    lengths = list_lengths(rows, population, capacity)
+    return {name: score_metrics(rows, y, score, lengths, is_probability)
+            for name, (score, is_probability) in scores.items()}
+
+
+def evaluate_model(
+    con: duckdb.DuckDBPyConnection,
+    config: MunicipalityConfig,
+    bundle: ModelBundle,
+    ground_truth: pd.DataFrame | None = None,
+    data: Any | None = None,
+    n_boot: int = FAIRNESS_BOOTSTRAP,
+) -> dict[str, Any]:
+    """Metrics of the model, the baselines and the oracle on the held-out cohorts.
+
+    Args:
+        con: A connection with the ``clean_*`` tables.
+        config: The municipality config (capacities, schools).
+        bundle: The trained model.
+        ground_truth: Optional ``pupil_id``, ``as_of_date`` (date) and ``p_true`` (the true
+            probability as of that date); adds the ``oracle`` entry.
+        data: The model data (``models.training.ModelData``); rebuilt from the warehouse
+            when None.
+        n_boot: Bootstrap samples for the fairness intervals.
+
+    Returns:
+        ``model``, ``baselines`` (one entry per baseline), ``oracle`` (only with ground
+        truth), each with ``roc_auc``, ``average_precision``, ``brier``,
+        ``calibration_error``, ``precision_at_capacity``, ``recall_at_capacity``; the same per
+        grade under ``per_grade``; ``fairness``; ``checks`` (the yardsticks); and the model's
+        identity and split.
+    """
+    if data is None:
+        from models.training import assemble_model_data
+
+        data = assemble_model_data(con, config, bundle.split.term)
+    rows = data.evaluation.reset_index(drop=True)
+    if ground_truth is not None:
+        truth = ground_truth[["pupil_id", "as_of_date", "p_true"]].drop_duplicates(["pupil_id", "as_of_date"])
+        rows = rows.merge(truth, on=["pupil_id", "as_of_date"], how="inner")
+    y = rows["outcome"].to_numpy(dtype=int)
+    risk = bundle.predict_risk(rows)
+    scores: dict[str, tuple[np.ndarray, bool]] = {"model": (risk, True)}
+    if ground_truth is not None:
+        scores["oracle"] = (rows["p_true"].to_numpy(dtype=float), True)
+    for baseline in bundle.baselines:
+        scores[baseline.name] = (baseline.score(rows), baseline.is_probability)
+    capacity = {n.id: n.capacity_per_term for n in config.networks}
+
+    def arrange(result: dict[str, Any]) -> dict[str, Any]:
+        entry = {"model": result["model"],
+                 "baselines": {b.name: result[b.name] for b in bundle.baselines}}
+        if "oracle" in result:
+            entry["oracle"] = result["oracle"]
+        return entry
+
+    overall = arrange(_comparison(rows, y, scores, data.population, capacity))
+    per_grade = {}
+    for grade in sorted(rows["grade"].unique()):
+        mask = (rows["grade"] == grade).to_numpy()
+        subset = rows[mask]
+        per_grade[str(int(grade))] = arrange(_comparison(
+            subset, y[mask], {k: (v[mask], p) for k, (v, p) in scores.items()}, data.population, capacity))
+    lengths = list_lengths(rows, data.population, capacity)
+    flagged = select_top_k(rows, risk, lengths)
+    audited = audit_attributes(con, config, rows)
+    fairness = fairness_report(audited, y, risk, flagged, seed=config.model.seed, n_boot=n_boot)
+    result = {
+        "model_id": bundle.model_id,
+        "term": bundle.split.term,
+        "outcome_definition": bundle.outcome_definition,
+        "training_cohorts": list(bundle.split.training_cohorts),
+        "evaluation_cohorts": list(bundle.split.evaluation_cohorts),
+        "rows": int(len(rows)),
+        "pupils": int(rows["pupil_id"].nunique()),
+        "positives": int(y.sum()),
+        **overall,
+        "per_grade": per_grade,
+        "fairness": fairness,
+    }
+    result["checks"] = yardstick_checks(result)
+    return result
+
+
+def yardstick_checks(result: dict[str, Any]) -> dict[str, Any]:
+    """Whether the model meets the issue's yardsticks on these rows.
+
+    Args:
+        result: From :func:`evaluate_model`.
+
+    Returns:
+        Check name -> ``{"value", "limit", "passed"}``; oracle checks only with an oracle.
+    """
+    model = result["model"]
+    checks: dict[str, Any] = {}
+    cal = model.get("calibration_error")
+    checks["calibration_error"] = {"value": cal, "limit": MAX_CALIBRATION_ERROR,
+                                   "passed": cal is not None and cal <= MAX_CALIBRATION_ERROR}
+    oracle = result.get("oracle")
+    if oracle:
+        gap = None
+        if model.get("roc_auc") is not None and oracle.get("roc_auc") is not None:
+            gap = round(oracle["roc_auc"] - model["roc_auc"], 6)
+        checks["auc_gap_to_oracle"] = {"value": gap, "limit": MAX_AUC_GAP_TO_ORACLE,
+                                       "passed": gap is not None and gap <= MAX_AUC_GAP_TO_ORACLE}
+        share = None
+        if model.get("precision_at_capacity") is not None and oracle.get("precision_at_capacity"):
+            share = round(model["precision_at_capacity"] / oracle["precision_at_capacity"], 6)
+        checks["precision_share_of_oracle"] = {
+            "value": share, "limit": MIN_PRECISION_SHARE_OF_ORACLE,
+            "passed": share is not None and share >= MIN_PRECISION_SHARE_OF_ORACLE}
+    for name in RULE_BASELINES:
+        baseline = result["baselines"].get(name)
+        if baseline is None:
+            continue
+        mine, theirs = model.get("precision_at_capacity"), baseline.get("precision_at_capacity")
+        checks[f"beats_{name}"] = {
+            "value": mine, "limit": theirs,
+            "passed": mine is not None and (theirs is None or mine > theirs),
+        }
+    return checks

@@ -1,0 +1,436 @@
+"""SHAP explanations of every scored pupil, kept with the run that scored them.
+
+The explained model is the bundle's gradient-boosted classifier; SHAP's TreeExplainer gives
+exact (tree-path-dependent) contributions on its raw output, the log-odds. For each pupil the
+stored contributions plus the base value add up to that raw output: :func:`check_additivity`
+and :func:`check_stored_additivity` check it for every pupil of a run. The calibrated risk that
+lists show is a monotone transform of this raw output, so the order of reasons is the same.
+
+Correlated features (e.g. absence over six months and over a year) share credit between them,
+so each pupil's contributions are also summed per feature family (attendance, learning,
+wellbeing and support, mobility, context). Sums of SHAP values are themselves exact Shapley
+values of the grouped features, so family totals keep additivity.
+
+Tables written (through :func:`store_explanations`):
+
+* ``explanations_pupil_term``: one row per run, pupil and feature: ``run_id``, ``term``,
+  ``as_of_date``, ``pupil_id``, ``feature``, ``feature_value`` (NULL = missing),
+  ``contribution``, ``family``, ``actionable``, ``base_value``, ``model_id``.
+* ``explanations_family_term``: one row per run, pupil and family: ``run_id``, ``term``,
+  ``pupil_id``, ``family``, ``contribution``, ``top_feature``, ``top_contribution``,
+  ``base_value``, ``model_output``, ``model_id``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ews.warehouse import replace_rows
+from features.catalogue import feature_spec
+
+#: Columns of ``explanations_pupil_term`` in order.
+EXPLANATION_COLUMNS = (
+    "run_id", "term", "as_of_date", "pupil_id", "feature", "feature_value", "contribution",
+    "family", "actionable", "base_value", "model_id",
+)
+#: Columns of ``explanations_family_term`` in order.
+FAMILY_COLUMNS = (
+    "run_id", "term", "pupil_id", "family", "contribution", "top_feature", "top_contribution",
+    "base_value", "model_output", "model_id",
+)
+#: Largest tolerated gap between base value + contributions and the model's raw output
+#: (log-odds). SHAP's tree algorithm is exact; the gap is floating-point rounding only.
+ADDITIVITY_TOLERANCE = 1e-6
+#: Pupils per chunk when explanations are computed in several processes.
+_CHUNK_ROWS = 5_000
+
+
+class ExplainableBundle(Protocol):
+    """What :func:`explain_pupils` needs from a trained model bundle (``models``, issue 4)."""
+
+    model_id: str
+    feature_names: Sequence[str]
+    explained_model: Any
+
+
+class AdditivityError(AssertionError):
+    """Stored contributions do not add up to the model output they explain."""
+
+
+@dataclass(frozen=True)
+class AdditivityReport:
+    """The outcome of an additivity check.
+
+    Attributes:
+        pupils: Pupils checked.
+        max_abs_error: Largest gap, in log-odds, between base value + contributions and the
+            model's raw output.
+        failing_pupils: Pseudonyms of pupils whose gap exceeds the tolerance (at most 10).
+    """
+
+    pupils: int
+    max_abs_error: float
+    failing_pupils: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every pupil's contributions add up."""
+        return not self.failing_pupils
+
+
+def design_matrix(bundle: ExplainableBundle, features_frame: pd.DataFrame) -> pd.DataFrame:
+    """The explained model's input for a features frame, in the bundle's feature order.
+
+    Uses the bundle's own ``design_matrix`` when it has one, so that explanations always see
+    exactly what the model saw.
+
+    Args:
+        bundle: The trained bundle.
+        features_frame: Rows of ``features_pupil_term`` (one per pupil).
+
+    Returns:
+        A float frame with one column per model feature, index aligned with the input.
+
+    Raises:
+        KeyError: When a model feature is missing from the frame, naming it.
+    """
+    builder = getattr(bundle, "design_matrix", None)
+    if callable(builder):
+        matrix = builder(features_frame)
+        if not isinstance(matrix, pd.DataFrame):
+            matrix = pd.DataFrame(np.asarray(matrix), columns=list(bundle.feature_names),
+                                  index=features_frame.index)
+        return matrix
+    missing = [name for name in bundle.feature_names if name not in features_frame.columns]
+    if missing:
+        raise KeyError(f"features frame lacks model features {missing}")
+    # a key column may also be a feature (``grade``): keep one copy of each name
+    unique = features_frame.loc[:, ~features_frame.columns.duplicated()]
+    return unique[list(bundle.feature_names)].astype("float64")
+
+
+def raw_model_output(bundle: ExplainableBundle, features_frame: pd.DataFrame) -> np.ndarray:
+    """The explained model's raw output (log-odds of the adverse outcome) per row.
+
+    Args:
+        bundle: The trained bundle.
+        features_frame: Rows of ``features_pupil_term``.
+
+    Returns:
+        One log-odds value per row of ``features_frame``.
+    """
+    matrix = design_matrix(bundle, features_frame)
+    return np.asarray(bundle.explained_model.decision_function(matrix.to_numpy()), dtype="float64")
+
+
+def _shap_chunk(model: Any, values: np.ndarray) -> tuple[np.ndarray, float]:
+    with warnings.catch_warnings():  # shap's plotting colours use matplotlib calls due to change
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap  # imported here: the import costs about a second and only this step needs it
+
+    explainer = shap.TreeExplainer(model)
+    contributions = np.asarray(explainer.shap_values(values, check_additivity=False), dtype="float64")
+    if contributions.ndim == 3:  # (rows, features, classes) for a model with class outputs
+        contributions = contributions[:, :, -1]
+    base = np.asarray(explainer.expected_value, dtype="float64").reshape(-1)[-1]
+    return contributions, float(base)
+
+
+def shap_values(model: Any, values: np.ndarray, n_jobs: int = 1) -> tuple[np.ndarray, float]:
+    """SHAP contributions (log-odds) of a tree model for a matrix of inputs.
+
+    Args:
+        model: A fitted tree model TreeExplainer supports (HistGradientBoostingClassifier).
+        values: Inputs, one row per pupil, NaN for missing.
+        n_jobs: Processes to spread the rows over (SHAP's tree code holds the GIL, so threads
+            do not help); ``-1`` uses every core.
+
+    Returns:
+        The contributions (rows x features) and the base value.
+    """
+    workers = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+    if workers == 1 or len(values) < 2 * _CHUNK_ROWS:
+        return _shap_chunk(model, values)
+    chunks = np.array_split(values, int(np.ceil(len(values) / _CHUNK_ROWS)))
+    # spawn, not fork: the flow runs threads (Prefect), and forking a threaded process can hang
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        parts = list(pool.map(_shap_chunk, [model] * len(chunks), chunks))
+    return np.vstack([part for part, _ in parts]), parts[0][1]
+
+
+def explain_pupils(
+    bundle: ExplainableBundle,
+    features_frame: pd.DataFrame,
+    run_id: str,
+    term: str | None = None,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """SHAP explanations for every pupil in a features frame, in long form.
+
+    Args:
+        bundle: The trained bundle whose ``explained_model`` scored the pupils.
+        features_frame: One row per scored pupil with ``pupil_id`` (and ``as_of_date``) and
+            every model feature; NaN means missing.
+        run_id: The run that scores and explains.
+        term: The run's term (e.g. ``2025/26-H1``), kept for re-runs that replace a term.
+        n_jobs: Processes for the SHAP computation (see :func:`shap_values`).
+
+    Returns:
+        Rows of ``explanations_pupil_term`` (:data:`EXPLANATION_COLUMNS`), one per pupil and
+        feature, ordered by pupil then the bundle's feature order.
+
+    Raises:
+        ValueError: When a pupil appears twice.
+    """
+    if features_frame["pupil_id"].duplicated().any():
+        dupes = features_frame.loc[features_frame["pupil_id"].duplicated(), "pupil_id"].head(3).tolist()
+        raise ValueError(f"features frame has more than one row for pupils {dupes}")
+    names = list(bundle.feature_names)
+    matrix = design_matrix(bundle, features_frame).to_numpy(dtype="float64")
+    contributions, base = shap_values(bundle.explained_model, matrix, n_jobs=n_jobs)
+    n_pupils, n_features = matrix.shape
+    specs = [feature_spec(name) for name in names]
+    as_of = features_frame["as_of_date"].to_numpy() if "as_of_date" in features_frame else None
+    frame = pd.DataFrame({
+        "run_id": run_id,
+        "term": term,
+        "as_of_date": np.repeat(as_of, n_features) if as_of is not None else pd.NaT,
+        "pupil_id": np.repeat(features_frame["pupil_id"].to_numpy(dtype=object), n_features),
+        "feature": np.tile(np.array(names, dtype=object), n_pupils),
+        "feature_value": matrix.reshape(-1),
+        "contribution": contributions.reshape(-1),
+        "family": np.tile(np.array([s.family for s in specs], dtype=object), n_pupils),
+        "actionable": np.tile(np.array([s.actionable for s in specs]), n_pupils),
+        "base_value": base,
+        "model_id": bundle.model_id,
+    })
+    return frame[list(EXPLANATION_COLUMNS)]
+
+
+def summarise_families(explanations: pd.DataFrame, model_output: np.ndarray | None = None) -> pd.DataFrame:
+    """Sum each pupil's contributions per feature family.
+
+    Args:
+        explanations: Rows from :func:`explain_pupils` (one run).
+        model_output: The raw output per pupil, in the order pupils first appear in
+            ``explanations``; when None it is taken as base value + contributions.
+
+    Returns:
+        Rows of ``explanations_family_term`` (:data:`FAMILY_COLUMNS`), one per pupil and family
+        present in the model, with the family's largest single contributor.
+    """
+    keys = ["run_id", "term", "pupil_id", "family"]
+    grouped = explanations.groupby(keys, sort=False, dropna=False)
+    totals = grouped["contribution"].sum().rename("contribution")
+    top_index = grouped["contribution"].idxmax()
+    top = explanations.loc[top_index.to_numpy(), ["feature", "contribution"]]
+    summary = totals.reset_index().assign(
+        top_feature=top["feature"].to_numpy(), top_contribution=top["contribution"].to_numpy()
+    )
+    per_pupil = explanations.groupby("pupil_id", sort=False).agg(
+        base_value=("base_value", "first"), model_id=("model_id", "first"),
+        total=("contribution", "sum"),
+    )
+    if model_output is None:
+        output = per_pupil["base_value"] + per_pupil["total"]
+    else:
+        output = pd.Series(np.asarray(model_output, dtype="float64"), index=per_pupil.index)
+    summary = summary.merge(
+        per_pupil[["base_value", "model_id"]].assign(model_output=output),
+        left_on="pupil_id", right_index=True, how="left",
+    )
+    return summary[list(FAMILY_COLUMNS)]
+
+
+def check_additivity(
+    bundle: ExplainableBundle,
+    features_frame: pd.DataFrame,
+    explanations: pd.DataFrame,
+    tolerance: float = ADDITIVITY_TOLERANCE,
+) -> AdditivityReport:
+    """Check that every pupil's base value + contributions equals the model's raw output.
+
+    The raw output is recomputed from the model, so this also shows that the explanations
+    belong to this model and these features.
+
+    Args:
+        bundle: The bundle that was explained.
+        features_frame: The features the explanations were computed from.
+        explanations: Rows from :func:`explain_pupils` or read back from the warehouse.
+        tolerance: Largest tolerated gap, in log-odds.
+
+    Returns:
+        The report; ``ok`` is False when any pupil's gap exceeds the tolerance or a pupil of
+        the frame has no explanation.
+    """
+    output = pd.Series(raw_model_output(bundle, features_frame),
+                       index=features_frame["pupil_id"].to_numpy())
+    per_pupil = explanations.groupby("pupil_id").agg(
+        total=("contribution", "sum"), base=("base_value", "first"))
+    explained = (per_pupil["total"] + per_pupil["base"]).reindex(output.index)
+    gap = (explained - output).abs().fillna(np.inf)
+    return _report(gap, tolerance)
+
+
+def check_stored_additivity(
+    con: duckdb.DuckDBPyConnection, run_id: str, tolerance: float = ADDITIVITY_TOLERANCE
+) -> AdditivityReport:
+    """Check additivity for every pupil of a stored run, from the warehouse alone.
+
+    Compares the feature contributions of ``explanations_pupil_term`` with the model output
+    recorded in ``explanations_family_term`` when the run was explained, and checks that the
+    family totals add up to the same output.
+
+    Args:
+        con: A warehouse connection.
+        run_id: The run.
+        tolerance: Largest tolerated gap, in log-odds.
+
+    Returns:
+        The report over every explained pupil of the run.
+
+    Raises:
+        LookupError: When the run has no explanations.
+    """
+    sql = resources.files("models").joinpath("explain_additivity.sql").read_text(encoding="utf-8")
+    gaps = con.execute(sql, {"run_id": run_id}).df()
+    if gaps.empty:
+        raise LookupError(f"run {run_id}: no rows in explanations_pupil_term")
+    gap = pd.Series(gaps["gap"].to_numpy(dtype="float64"), index=gaps["pupil_id"]).fillna(np.inf)
+    return _report(gap, tolerance)
+
+
+def _report(gap: pd.Series, tolerance: float) -> AdditivityReport:
+    failing = gap[gap > tolerance]
+    return AdditivityReport(
+        pupils=len(gap),
+        max_abs_error=float(gap.max()) if len(gap) else 0.0,
+        failing_pupils=tuple(str(p) for p in failing.index[:10]),
+    )
+
+
+def require_additivity(report: AdditivityReport, run_id: str) -> None:
+    """Raise when a report shows contributions that do not add up.
+
+    Args:
+        report: From :func:`check_additivity` or :func:`check_stored_additivity`.
+        run_id: The run, for the message.
+
+    Raises:
+        AdditivityError: Naming up to ten pupils (pseudonyms) and the largest gap.
+    """
+    if not report.ok:
+        raise AdditivityError(
+            f"run {run_id}: SHAP contributions do not add up to the model output for "
+            f"{len(report.failing_pupils)}+ pupils (largest gap {report.max_abs_error:.3g} "
+            f"log-odds), e.g. {list(report.failing_pupils)}; the explanations do not belong "
+            "to this model and these features"
+        )
+
+
+def store_explanations(
+    con: duckdb.DuckDBPyConnection, explanations: pd.DataFrame, families: pd.DataFrame, run_id: str
+) -> int:
+    """Write a run's explanations and family totals, replacing earlier rows of the run.
+
+    Args:
+        con: A connection from ``ews.warehouse.staged_write``.
+        explanations: Rows from :func:`explain_pupils`.
+        families: Rows from :func:`summarise_families`.
+        run_id: The run; its earlier rows are deleted first, so a re-run writes the same rows.
+
+    Returns:
+        Rows written to ``explanations_pupil_term``.
+    """
+    ddl = resources.files("models").joinpath("explain_tables.sql").read_text(encoding="utf-8")
+    con.execute(ddl)
+    replace_rows(con, "explanations_family_term", families, where={"run_id": run_id})
+    return replace_rows(con, "explanations_pupil_term", explanations, where={"run_id": run_id})
+
+
+def read_explanation(con: duckdb.DuckDBPyConnection, run_id: str, pupil_id: str) -> pd.DataFrame:
+    """One pupil's stored explanation, largest contributions first.
+
+    Args:
+        con: A warehouse connection (read-only is enough).
+        run_id: The run.
+        pupil_id: The pupil's pseudonym.
+
+    Returns:
+        Rows of ``explanations_pupil_term`` for that pupil and run (empty when none).
+    """
+    sql = resources.files("models").joinpath("explain_read_pupil.sql").read_text(encoding="utf-8")
+    return con.execute(sql, {"run_id": run_id, "pupil_id": pupil_id}).df()
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """A stored explanation next to the same explanation computed again.
+
+    Attributes:
+        stored: The pupil's rows of ``explanations_pupil_term``.
+        recomputed: The rows computed now from the model and the stored features.
+        max_gap: Largest difference between stored and recomputed contributions (log-odds);
+            infinite when a feature value differs.
+    """
+
+    stored: pd.DataFrame
+    recomputed: pd.DataFrame
+    max_gap: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether the stored explanation was reproduced."""
+        return self.max_gap <= ADDITIVITY_TOLERANCE
+
+
+def reproduce_explanation(
+    con: duckdb.DuckDBPyConnection, bundle: ExplainableBundle, run_id: str, pupil_id: str
+) -> Reproduction:
+    """Compute one pupil's explanation again from the model and the stored features.
+
+    Args:
+        con: A warehouse connection (read-only is enough).
+        bundle: The bundle of the model the run used (its ``model_id`` must match).
+        run_id: The run.
+        pupil_id: The pupil's pseudonym.
+
+    Returns:
+        Stored and recomputed rows with the largest gap.
+
+    Raises:
+        LookupError: When the run has no explanation or no features for the pupil.
+        ValueError: When the bundle is not the run's model.
+    """
+    stored = read_explanation(con, run_id, pupil_id)
+    if stored.empty:
+        raise LookupError(f"run {run_id}: no explanation of pupil {pupil_id}")
+    model_id = str(stored["model_id"].iloc[0])
+    if model_id != bundle.model_id:
+        raise ValueError(f"run {run_id} was explained with model {model_id}, not {bundle.model_id}")
+    as_of = stored["as_of_date"].iloc[0]
+    sql = resources.files("models").joinpath("explain_features_pupil.sql").read_text(encoding="utf-8")
+    features = con.execute(sql, {"pupil_id": pupil_id, "as_of_date": as_of}).df()
+    if features.empty:
+        raise LookupError(f"features_pupil_term has no row for pupil {pupil_id} as of {as_of}")
+    recomputed = explain_pupils(bundle, features.head(1), run_id, term=stored["term"].iloc[0])
+    both = stored.merge(recomputed, on="feature", how="outer", suffixes=("_stored", "_now"))
+    values_equal = (
+        (both["feature_value_stored"] == both["feature_value_now"])
+        | (both["feature_value_stored"].isna() & both["feature_value_now"].isna())
+    )
+    gaps = (both["contribution_stored"] - both["contribution_now"]).abs()
+    max_gap = float(gaps.max()) if values_equal.all() and gaps.notna().all() else float("inf")
+    return Reproduction(stored=stored, recomputed=recomputed, max_gap=max_gap)

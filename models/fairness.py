@@ -1,0 +1,174 @@
+"""Fairness audit on the held-out cohorts, with fairlearn's MetricFrame.
+
+Per group of sex, area, school and (where a source provides it) origin: flag rate, precision,
+recall, false positive rate and calibration (mean predicted risk minus observed rate), with
+bootstrap intervals. A group with fewer than :data:`MIN_GROUP_PUPILS` pupils, or fewer than
+:data:`MIN_GROUP_OUTCOMES` pupils with or without the outcome, is suppressed: its numbers are
+not shown, only that it was suppressed.
+
+Sex and origin are used here, for the audit, and nowhere else: they are never model inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import MetricFrame
+
+MIN_GROUP_PUPILS = 20
+MIN_GROUP_OUTCOMES = 5
+BOOTSTRAP_SAMPLES = 100
+CI_QUANTILES = (0.025, 0.975)
+FAIRNESS_METRICS = ("flag_rate", "precision", "recall", "false_positive_rate", "calibration_gap")
+ATTRIBUTES = ("sex", "area", "school_code", "origin")
+
+
+# The audit runs on cells: rows aggregated by (group, outcome, flag) with their weight and the
+# sum of their risk. Every metric is a weighted mean over cells, so fairlearn's MetricFrame
+# computes the same numbers as on the rows, in milliseconds, and a bootstrap only has to
+# re-weight the cells. The bootstrap resamples pupils (a pupil has several as-of rows), which
+# fairlearn's own row bootstrap would not.
+def _weighted(numerator: np.ndarray, denominator: np.ndarray) -> float:
+    total = float(np.sum(denominator))
+    return float(np.sum(numerator)) / total if total > 0 else float("nan")
+
+
+def _flag_rate(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray) -> float:
+    return _weighted(weight * y_pred, weight)
+
+
+def _precision(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray) -> float:
+    return _weighted(weight * y_pred * y_true, weight * y_pred)
+
+
+def _recall(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray) -> float:
+    return _weighted(weight * y_pred * y_true, weight * y_true)
+
+
+def _false_positive_rate(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray) -> float:
+    return _weighted(weight * y_pred * (1 - y_true), weight * (1 - y_true))
+
+
+def calibration_gap(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray, risk_sum: np.ndarray) -> float:
+    """Mean predicted risk minus observed rate (positive: the model over-predicts)."""
+    return _weighted(risk_sum, weight) - _weighted(weight * y_true, weight)
+
+
+_METRICS = {
+    "flag_rate": _flag_rate, "precision": _precision, "recall": _recall,
+    "false_positive_rate": _false_positive_rate, "calibration_gap": calibration_gap,
+}
+
+
+def _cell_metrics(group_codes: np.ndarray, labels: np.ndarray, y: np.ndarray, f: np.ndarray,
+                  risk: np.ndarray, weight: np.ndarray) -> pd.DataFrame:
+    """Group metrics (fairlearn MetricFrame over weighted cells)."""
+    n_groups = len(labels)
+    code = group_codes * 4 + y * 2 + f
+    size = n_groups * 4
+    cell_w = np.bincount(code, weights=weight, minlength=size)
+    cell_r = np.bincount(code, weights=weight * risk, minlength=size)
+    cells = np.arange(size)
+    keep = cell_w > 0
+    cell_group = labels[cells[keep] // 4]
+    cell_y = ((cells[keep] % 4) // 2).astype(float)
+    cell_f = (cells[keep] % 2).astype(float)
+    params = {name: {"weight": cell_w[keep]} for name in _METRICS}
+    params["calibration_gap"]["risk_sum"] = cell_r[keep]
+    frame = MetricFrame(
+        metrics=_METRICS, y_true=cell_y, y_pred=cell_f,
+        sensitive_features=pd.Series(cell_group, name="group"), sample_params=params,
+    )
+    return frame.by_group
+
+
+def _clean(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else round(number, 4)
+
+
+def fairness_report(
+    frame: pd.DataFrame,
+    y_true: np.ndarray,
+    risk: np.ndarray,
+    flagged: np.ndarray,
+    attributes: Sequence[str] = ATTRIBUTES,
+    seed: int = 0,
+    n_boot: int = BOOTSTRAP_SAMPLES,
+) -> dict[str, Any]:
+    """Group metrics per attribute.
+
+    Args:
+        frame: Evaluated rows with ``pupil_id`` and the attribute columns (an attribute
+            missing from the frame, or empty for every row, is reported as not available).
+        y_true: 0/1 outcomes.
+        risk: Calibrated risk.
+        flagged: Whether the row made its network's list (at capacity).
+        attributes: Attribute columns to audit.
+        seed: Bootstrap seed.
+        n_boot: Bootstrap samples over pupils (0: no intervals).
+
+    Returns:
+        Attribute -> ``{"available", "groups": {group: {...}}, "max_difference": {...}}``;
+        each group has ``pupils``, ``rows``, ``suppressed`` and, unless suppressed, every
+        metric of :data:`FAIRNESS_METRICS` with its 95 % interval as ``<metric>_ci``.
+    """
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(risk, dtype=float)
+    f = np.asarray(flagged, dtype=np.int64)
+    pupil_codes, pupil_index = pd.factorize(frame["pupil_id"].astype(str), sort=True)
+    rng = np.random.default_rng(seed)
+    boot_weights = [rng.multinomial(len(pupil_index), np.full(len(pupil_index), 1 / len(pupil_index)))
+                    for _ in range(n_boot)] if len(pupil_index) else []
+    report: dict[str, Any] = {}
+    for attribute in attributes:
+        if attribute not in frame.columns or frame[attribute].isna().all():
+            report[attribute] = {"available": False, "groups": {}, "max_difference": {}}
+            continue
+        known = frame[attribute].notna().to_numpy()
+        group_codes, labels = pd.factorize(frame.loc[known, attribute].astype(str), sort=True)
+        labels = np.asarray(labels, dtype=object)
+        point = _cell_metrics(group_codes, labels, y[known], f[known], p[known], np.ones(int(known.sum())))
+        samples = [
+            _cell_metrics(group_codes, labels, y[known], f[known], p[known],
+                          weights[pupil_codes[known]].astype(float))
+            for weights in boot_weights
+        ]
+        cells = pd.DataFrame({"g": group_codes, "pupil": pupil_codes[known], "y": y[known]})
+        per_pupil = cells.groupby(["g", "pupil"])["y"].max().groupby("g")
+        pupils, with_outcome = per_pupil.size(), per_pupil.sum()
+        rows = cells.groupby("g").size()
+        entries: dict[str, Any] = {}
+        shown: dict[str, list[float]] = {m: [] for m in FAIRNESS_METRICS}
+        for code, group in enumerate(labels):
+            n_pupils, n_with = int(pupils.get(code, 0)), int(with_outcome.get(code, 0))
+            suppressed = (n_pupils < MIN_GROUP_PUPILS or n_with < MIN_GROUP_OUTCOMES
+                          or n_pupils - n_with < MIN_GROUP_OUTCOMES)
+            entry: dict[str, Any] = {"pupils": n_pupils, "rows": int(rows.get(code, 0)),
+                                     "suppressed": suppressed}
+            if not suppressed:
+                for metric in FAIRNESS_METRICS:
+                    value = _clean(point.loc[group, metric])
+                    entry[metric] = value
+                    if value is not None:
+                        shown[metric].append(value)
+                    if samples:
+                        draws = np.array([s.loc[group, metric] if group in s.index else np.nan
+                                          for s in samples], dtype=float)
+                        draws = draws[~np.isnan(draws)]
+                        entry[f"{metric}_ci"] = (
+                            [_clean(np.quantile(draws, q)) for q in CI_QUANTILES] if len(draws) else None)
+            entries[str(group)] = entry
+        report[attribute] = {
+            "available": True,
+            "groups": entries,
+            "max_difference": {m: round(max(v) - min(v), 4) if len(v) > 1 else None for m, v in shown.items()},
+        }
+    return report

@@ -1,0 +1,70 @@
+"""A UU consultant in Debian's Chromium: list, pupil page, review, history.
+
+Set EWS_UPDATE_SCREENSHOTS=1 to refresh docs/pupil-page.png from this test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.dashboards.dashboard_helpers import PASSWORD, AppEnv, LiveServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "pupil-page.png"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
+                                                      "(make browser-deps installs it)"),
+]
+
+
+def test_consultant_reviews_a_flag_in_the_browser(env: AppEnv, live: LiveServer, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="da-DK")
+            page.goto(f"{live.url}/")
+            expect(page).to_have_url(f"{live.url}/login?next=%2F")
+            page.get_by_label("Brugernavn").fill("vera")
+            page.get_by_label("Adgangskode").fill(PASSWORD)
+            page.get_by_role("button", name="Log ind").click()
+
+            expect(page.get_by_role("heading", name="Flag på mine skoler")).to_be_visible()
+            page.get_by_role("link", name="kun dem, der afventer vurdering").click()
+            first = page.locator("table.list tbody tr").first.get_by_role("link")
+            name = first.inner_text()
+            first.click()
+
+            expect(page.get_by_role("heading", level=1)).to_have_text(name)
+            expect(page.get_by_role("img", name="Hvad trækker risikoen op og ned")).to_be_visible()
+            expect(page.get_by_text("Ingen vurderinger endnu.")).to_be_visible()
+            page.get_by_label("Trin på indsatstrappen", exact=True).check()
+            page.get_by_label("Trin på indsatstrappen (kun").select_option("Forebyggende indsats med kontaktperson")
+            page.get_by_role("button", name="Gem vurdering").click()
+
+            expect(page.get_by_role("status")).to_have_text("Vurderingen er gemt.")
+            history = page.locator("table.history tbody tr")
+            expect(history).to_have_count(1)
+            expect(history.first).to_contain_text("Forebyggende indsats med kontaktperson")
+            expect(history.first).to_contain_text("Vera Vejleder")
+            shot = tmp_path / "pupil-page.png"
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    pupil_id = page.url.split("/elev/")[1].split("?")[0]
+    reviews = env.store.reviews_of_pupil(pupil_id)
+    assert [r["decision"] for r in reviews] == ["indsatstrappe"]
+    assert any(e["action"] == "view_pupil" and e["object_id"] == pupil_id for e in env.store.read_audit())
+    if os.environ.get("EWS_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(shot, DOCS_SCREENSHOT)

@@ -1,0 +1,83 @@
+"""End to end: a termly run writes while the app serves and a review is submitted.
+
+The run (``ews run`` in another process, over a small synthetic municipality) copies the
+live warehouse, works on the copy and swaps it in. Meanwhile the app must answer every
+request, store the review, and afterwards show what the run wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.dashboards.dashboard_helpers import AppEnv, LiveServer, csrf_of, login, pupil_links
+
+TERM = "2025/26-H1"
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipelines.synth import SynthParams, generate_municipality
+
+    out = tmp_path_factory.mktemp("synthetic-dashboards") / "synthetic"
+    generate_municipality(out, SynthParams(seed=5, schools=2, pupils_per_grade=40, first_school_year="2022/23",
+                                           last_term=TERM))
+    return out
+
+
+@pytest.mark.slow
+def test_app_answers_and_stores_a_review_while_a_run_writes(env: AppEnv, live: LiveServer, synthetic: Path,
+                                                            tmp_path: Path) -> None:
+    # The sample's made-up run log would trip the run's volume check against the real exports.
+    (env.state_dir / "runs.duckdb").unlink()
+    staging = env.state_dir / "warehouse.duckdb.staging"
+    before_inode = (env.state_dir / "warehouse.duckdb").stat().st_ino
+    run_env = {**os.environ, "EWS_STATE_DIR": str(env.state_dir),
+               "EWS_CONFIG_PATH": str(synthetic / "municipality.yaml"), "EWS_INBOX": str(synthetic / "exports"),
+               "EWS_PSEUDONYM_KEY": "test-key-not-secret", "PREFECT_HOME": str(tmp_path / "prefect"),
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    statuses: list[tuple[str, int]] = []
+    with httpx.Client(base_url=live.url, timeout=30) as vera, httpx.Client(base_url=live.url, timeout=30) as stig:
+        login(vera, "vera")
+        login(stig, "stig")
+        pupil = pupil_links(vera.get("/vejleder?vis=afventer").text)[0]
+        form = vera.get(f"/elev/{pupil}").text
+        run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--term", TERM], env=run_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        reviewed_during_run = False
+        try:
+            deadline = time.monotonic() + 300
+            while run.poll() is None and time.monotonic() < deadline:
+                for path, client in (("/vejleder", vera), (f"/elev/{pupil}", vera), ("/drift/kvalitet", stig),
+                                     ("/healthz", vera)):
+                    statuses.append((path, client.get(path).status_code))
+                if staging.exists() and not reviewed_during_run:
+                    response = vera.post(f"/elev/{pupil}/vurdering", data={
+                        "csrf_token": csrf_of(form), "term": TERM, "decision": "familie_kontaktet"})
+                    statuses.append(("review", response.status_code))
+                    reviewed_during_run = True
+                time.sleep(1.0)
+            stdout, stderr = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode == 0, stderr[-3000:]
+        assert reviewed_during_run, "the run ended before the staged copy was seen"
+        assert len(statuses) > 10
+        assert [s for s in statuses if s[1] not in (200, 303)] == []
+        assert ("review", 303) in statuses
+
+        assert [r["decision"] for r in env.store.reviews_of_pupil(pupil)] == ["familie_kontaktet"]
+        assert (env.state_dir / "warehouse.duckdb").stat().st_ino != before_inode  # swapped in
+        runs = stig.get("/drift").text
+        quality = stig.get("/drift/kvalitet").text
+    run_ids = [p.name for p in (env.state_dir / "runs").iterdir() if not p.name.startswith("sample-")]
+    assert len(run_ids) == 1 and run_ids[0] in runs  # the app reads the run log the run wrote
+    assert "elever" in quality or "pupils" in quality  # and the validation results of the swapped-in file
+    assert not staging.exists()

@@ -1,0 +1,179 @@
+"""Per-network exports: Danish headers, counts, names only from the identity store, no other network."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from flags.excel import HEADER_ROW
+from flags.export import LIST_HEADERS, UNKNOWN_NAME, export_flag_lists, safe_file_stem
+from flags.labels import DISCLAIMER_DA
+from flags.selection import build_flag_lists, store_flag_lists
+from tests.flags.flag_fixtures import CUR_RUN, CUR_TERM, clone_warehouse, pdf_text
+
+NAME = re.compile(r"Fornavn(\d+) Testesen")
+LINEAGE = {"model_id": "model-test-1", "config_hash": "cfg123", "data_snapshot": "snap456",
+           "code_version": "0.1.0+abc", "as_of_date": "2025-11-15"}
+
+
+@pytest.fixture(scope="module")
+def exported(two_runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / CUR_RUN / "lister"
+    entries = export_flag_lists(two_runs.con, two_runs.identity, two_runs.config, CUR_TERM, CUR_RUN, out,
+                                LINEAGE, relative_to=out.parent)
+    return out, entries
+
+
+def _network_of(two_runs) -> dict[str, str]:
+    return dict(zip(two_runs.scores[CUR_RUN]["pupil_id"], two_runs.scores[CUR_RUN]["network_id"], strict=True))
+
+
+def _expected(two_runs, network: str) -> tuple[set[str], set[str]]:
+    """(flagged pupils, pupils no longer flagged but still in the network) of a network."""
+    flags = two_runs.flags[CUR_RUN]
+    own = flags[flags["network_id"] == network]
+    flagged = set(own.loc[own["status"] != "ikke_laengere", "pupil_id"])
+    staying = set(own.loc[(own["status"] == "ikke_laengere") & own["in_network"], "pupil_id"])
+    return flagged, staying
+
+
+def _names_of(pupils: set[str]) -> set[str]:
+    return {f"Fornavn{int(p[1:])} Testesen" for p in pupils}
+
+
+def test_one_entry_per_network_with_files_and_counts(exported, two_runs):
+    out, entries = exported
+    assert [e["network"] for e in entries] == ["N1", "N2", "N3"]
+    for entry in entries:
+        flagged, _ = _expected(two_runs, entry["network"])
+        assert entry["flagged"] == len(flagged) == 6
+        for ext in ("xlsx", "pdf", "csv"):
+            assert entry[ext] == f"lister/{entry['network']}.{ext}"
+            assert (out.parent / entry[ext]).stat().st_size > 0
+
+
+def test_workbook_has_danish_headers_and_only_its_own_pupils(exported, two_runs):
+    out, entries = exported
+    network_of = _network_of(two_runs)
+    for entry in entries:
+        workbook = openpyxl.load_workbook(out.parent / entry["xlsx"])
+        assert workbook.sheetnames == ["Resumé", "Flagliste", "Ikke længere", "Sporbarhed"]
+        sheet = workbook["Flagliste"]
+        assert sheet.cell(row=1, column=1).value == DISCLAIMER_DA
+        headers = [c.value for c in sheet[HEADER_ROW]]
+        assert headers == list(LIST_HEADERS)
+        frame = pd.DataFrame(list(sheet.iter_rows(min_row=HEADER_ROW + 1, values_only=True)), columns=headers)
+        flagged, staying = _expected(two_runs, entry["network"])
+        assert len(frame) == entry["flagged"]
+        assert set(frame["Elev-id (pseudonym)"]) == flagged
+        assert {network_of[p] for p in frame["Elev-id (pseudonym)"]} == {entry["network"]}
+        assert set(frame["Navn"]) == _names_of(flagged)
+        assert frame["Nr."].tolist() == list(range(1, len(frame) + 1))
+        assert set(frame["Status"]) <= {"Ny", "Fortsat"}
+        assert (frame["Faglig vurdering påkrævet"] == "Ja").all()
+        assert frame["Fagligheder"].str.contains("UU-vejleder").all()
+        assert frame["Årsager"].str.contains("kommunens").sum() >= len(frame) - 1
+        leaving = workbook["Ikke længere"]
+        ids = [r[-1] for r in leaving.iter_rows(min_row=HEADER_ROW + 1, values_only=True)]
+        assert set(ids) == staying
+        summary = {r[0]: r[1] for r in workbook["Resumé"].iter_rows(values_only=True) if r[0]}
+        assert summary["Elever på listen"] == entry["flagged"]
+        assert summary["Nye på listen"] + summary["Fortsat på listen"] == entry["flagged"]
+        assert DISCLAIMER_DA in summary
+        lineage = {r[0]: r[1] for r in workbook["Sporbarhed"].iter_rows(values_only=True) if r[0]}
+        assert lineage["Kørsel (run id)"] == CUR_RUN
+        assert lineage["Konfiguration (hash)"] == "cfg123"
+        assert lineage["Datagrundlag (snapshot)"] == "snap456"
+        assert lineage["Model"] == "model-test-1"
+        all_text = " ".join(str(v) for ws in workbook for row in ws.iter_rows(values_only=True) for v in row if v)
+        assert set(NAME.findall(all_text)) == {p[1:].lstrip("0") or "0" for p in flagged | staying}
+
+
+def test_csv_is_for_danish_excel_and_has_the_same_pupils(exported, two_runs):
+    out, entries = exported
+    for entry in entries:
+        raw = (out.parent / entry["csv"]).read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
+        lines = raw.decode("utf-8-sig").splitlines()
+        assert lines[0] == DISCLAIMER_DA
+        assert lines[1].split(";") == list(LIST_HEADERS)
+        rows = list(csv.DictReader(io.StringIO("\n".join(lines[1:])), delimiter=";"))
+        flagged, staying = _expected(two_runs, entry["network"])
+        assert {r["Elev-id (pseudonym)"] for r in rows} == flagged | staying
+        assert sum(r["Status"] != "Ikke længere" for r in rows) == entry["flagged"]
+        assert all("\n" not in r["Årsager"] for r in rows)
+
+
+def test_pdf_has_the_summary_first_the_disclaimer_and_only_its_own_pupils(exported, two_runs):
+    out, entries = exported
+    network_names = {"N1": "Netværk Nord", "N2": "Netværk Syd", "N3": "Netværk Øst"}
+    for entry in entries:
+        text = pdf_text(out.parent / entry["pdf"])
+        summary_page = text.split(" side 2 ")[0]
+        for phrase in ("Flagliste til netværket", network_names[entry["network"]], CUR_TERM,
+                       f"Elever på listen {entry['flagged']}", "Nye på listen", "Fortsat på listen",
+                       "Ikke længere på listen", "Netværkets kapacitet pr. termin 6", DISCLAIMER_DA,
+                       CUR_RUN, "cfg123", "snap456"):
+            assert phrase in summary_page, phrase
+        for header in ("Nr.", "Elev", "Status", "Risiko", "Årsager (elevens værdi og reference)", "Fagligheder"):
+            assert header in text
+        flagged, staying = _expected(two_runs, entry["network"])
+        assert set(NAME.findall(text)) == {p[1:].lstrip("0") or "0" for p in flagged | staying}
+        assert text.count(DISCLAIMER_DA) >= 2
+
+
+def test_pupils_who_left_the_network_are_counted_not_named(exported, two_runs):
+    out, entries = exported
+    flags = two_runs.flags[CUR_RUN]
+    gone = flags[(flags["status"] == "ikke_laengere") & ~flags["in_network"]]
+    assert len(gone) > 0
+    everything = " ".join(
+        (out.parent / e["csv"]).read_text(encoding="utf-8-sig") + pdf_text(out.parent / e["pdf"]) for e in entries)
+    for pupil in gone["pupil_id"]:
+        assert pupil not in everything
+        assert f"Fornavn{int(pupil[1:])} Testesen" not in everything
+    first = gone.iloc[0]
+    entry = next(e for e in entries if e["network"] == first["network_id"])
+    assert "ikke længere i netværket" in pdf_text(out.parent / entry["pdf"])
+
+
+def test_the_warehouse_never_holds_names(two_runs, exported):
+    tables = [r[0] for r in two_runs.con.execute(
+        "SELECT table_name FROM information_schema.tables").fetchall()]
+    assert {"flags_pupil_term", "explanations_pupil_term", "scores_pupil_term"} <= set(tables)
+    for table in tables:
+        frame = two_runs.con.execute(f'SELECT * FROM "{table}"').df()
+        text = frame.astype(str).to_string()
+        assert "Fornavn" not in text and "Testesen" not in text, table
+
+
+def test_a_pupil_missing_from_the_identity_store_is_marked_not_guessed(two_runs, tmp_path):
+    identity = clone_warehouse(two_runs.identity)
+    flags = two_runs.flags[CUR_RUN]
+    victim = flags.loc[(flags["network_id"] == "N2") & (flags["status"] != "ikke_laengere"), "pupil_id"].iloc[0]
+    identity.execute("DELETE FROM identity_pupils WHERE pupil_id = $p", {"p": victim})
+    entries = export_flag_lists(two_runs.con, identity, two_runs.config, CUR_TERM, CUR_RUN, tmp_path, LINEAGE)
+    workbook = openpyxl.load_workbook(next(e["xlsx"] for e in entries if e["network"] == "N2"))
+    rows = {r[-1]: r[2] for r in workbook["Flagliste"].iter_rows(min_row=HEADER_ROW + 1, values_only=True)}
+    assert rows[victim] == UNKNOWN_NAME
+    assert sum(name == UNKNOWN_NAME for name in rows.values()) == 1
+
+
+def test_a_network_without_pupils_still_gets_its_files(two_runs, tmp_path):
+    document = two_runs.config.model_dump(mode="json")
+    document["networks"].append({"id": "N4 Vest/Ø", "name": "Netværk Vest", "area": "Nord", "capacity_per_term": 5})
+    config = type(two_runs.config).model_validate(document)
+    con = clone_warehouse(two_runs.con)
+    store_flag_lists(con, build_flag_lists(con, config, CUR_TERM, CUR_RUN), CUR_TERM)
+    entries = export_flag_lists(con, two_runs.identity, config, CUR_TERM, CUR_RUN, tmp_path, LINEAGE)
+    empty = entries[-1]
+    assert empty["network"] == "N4 Vest/Ø" and empty["flagged"] == 0
+    assert empty["pdf"].endswith(f"{safe_file_stem('N4 Vest/Ø')}.pdf") and "/" not in safe_file_stem("N4 Vest/Ø")
+    assert "Ingen elever på listen denne termin" in pdf_text(empty["pdf"])
+    workbook = openpyxl.load_workbook(empty["xlsx"])
+    assert workbook["Flagliste"].max_row == HEADER_ROW

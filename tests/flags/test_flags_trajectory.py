@@ -1,0 +1,64 @@
+"""Trajectory since last term and the early / late starter reading."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from flags.trajectory import classify_trend, path_pattern, trajectories
+
+
+@pytest.mark.parametrize(("risk", "previous", "expected"), [
+    (0.40, 0.30, "stigende"),
+    (0.30, 0.40, "faldende"),
+    (0.32, 0.30, "stabil"),
+    (0.35, 0.30, "stigende"),  # exactly one step counts
+    (0.30, None, "ingen_tidligere"),
+    (0.30, float("nan"), "ingen_tidligere"),
+])
+def test_trend_since_last_term(risk, previous, expected):
+    assert classify_trend(risk, previous) == expected
+
+
+def _history(rows):
+    return pd.DataFrame(rows, columns=["term", "grade", "risk"])
+
+
+def test_an_elevated_risk_in_grade_5_or_6_is_an_early_start():
+    early = _history([("2023/24-H1", 5, 0.45), ("2023/24-H2", 5, 0.5)])
+    assert path_pattern(early, risk=0.6, grade=7, risk_families=2, elevated=0.3, trend="stigende") == "tidlig_starter"
+    assert path_pattern(_history([]), risk=0.5, grade=5, risk_families=2, elevated=0.3, trend="ingen_tidligere") \
+        == "tidlig_starter"
+    # one family alone is not "many risk factors"
+    assert path_pattern(early, risk=0.6, grade=7, risk_families=1, elevated=0.3, trend="stigende") is None
+
+
+def test_many_risk_families_is_an_early_start_whatever_the_grade():
+    assert path_pattern(_history([]), risk=0.6, grade=8, risk_families=3, elevated=0.3,
+                        trend="ingen_tidligere") == "tidlig_starter"
+
+
+def test_low_then_rising_with_few_factors_is_a_late_start():
+    history = _history([("2022/23-H1", 5, 0.10), ("2023/24-H1", 6, 0.12), ("2024/25-H2", 7, 0.25)])
+    assert path_pattern(history, risk=0.45, grade=8, risk_families=2, elevated=0.3, trend="stigende") == "sen_starter"
+    # not rising this term: no label
+    assert path_pattern(history, risk=0.45, grade=8, risk_families=2, elevated=0.3, trend="stabil") is None
+    # too little history: no label
+    assert path_pattern(history.tail(1), risk=0.45, grade=8, risk_families=2, elevated=0.3,
+                        trend="stigende") is None
+
+
+def test_trajectories_compare_with_last_term_only():
+    current = pd.DataFrame({"pupil_id": ["a", "b", "c"], "risk": [0.5, 0.2, 0.4], "grade": [7, 7, 7],
+                            "risk_families": [1, 1, 1]})
+    history = pd.DataFrame({
+        "pupil_id": ["a", "a", "b", "c"],
+        "term": ["2024/25-H1", "2024/25-H2", "2024/25-H2", "2023/24-H2"],
+        "grade": [6, 6, 6, 5],
+        "risk": [0.2, 0.3, 0.35, 0.1],
+    })
+    out = trajectories(current, history, elevated=0.3, previous_term="2024/25-H2").set_index("pupil_id")
+    assert out.loc["a", "trajectory"] == "stigende" and out.loc["a", "risk_change"] == pytest.approx(0.2)
+    assert out.loc["b", "trajectory"] == "faldende" and out.loc["b", "previous_risk"] == pytest.approx(0.35)
+    assert out.loc["c", "trajectory"] == "ingen_tidligere"  # scored two terms ago, not last term
+    assert pd.isna(out.loc["c", "risk_change"])

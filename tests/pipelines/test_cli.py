@@ -1,0 +1,53 @@
+"""The command line: help, and exit codes that mean something."""
+
+from __future__ import annotations
+
+import shutil
+
+import yaml
+from typer.testing import CliRunner
+
+from pipelines.cli import EXIT_CONFIG, EXIT_DATA, EXIT_USAGE, app
+
+from .conftest import use_state
+
+runner = CliRunner()
+
+
+def test_help_explains_the_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("synth", "run", "demo", "schedule", "check-config"):
+        assert command in result.output
+    assert "screening signal" in result.output
+
+
+def test_an_invalid_config_exits_3_and_says_where(tmp_path, synthetic_small, monkeypatch):
+    document = yaml.safe_load((synthetic_small / "municipality.yaml").read_text(encoding="utf-8"))
+    document["networks"][0]["capacity_per_term"] = -1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    result = runner.invoke(app, ["check-config", str(bad)])
+    assert result.exit_code == EXIT_CONFIG
+    assert "networks.0.capacity_per_term" in result.output
+
+
+def test_a_malformed_term_exits_2(state_dir):
+    result = runner.invoke(app, ["run", "--term", "2025-26"])
+    assert result.exit_code == EXIT_USAGE
+    assert "not a term" in result.output
+
+
+def test_a_missing_source_exits_4_and_writes_nothing(tmp_path, synthetic_small, monkeypatch):
+    exports = tmp_path / "exports"
+    shutil.copytree(synthetic_small / "exports", exports)
+    for path in exports.glob("fravaer_*"):
+        path.unlink()
+    state = tmp_path / "state"
+    use_state(monkeypatch, state, synthetic_small)
+    monkeypatch.setenv("EWS_INBOX", str(exports))
+    result = runner.invoke(app, ["run", "--term", "2025/26-H1"])
+    assert result.exit_code == EXIT_DATA
+    assert "fravaer_*.csv" in result.output and "absence" in result.output
+    assert "Traceback" not in result.output
+    assert not (state / "warehouse.duckdb").exists()

@@ -1,0 +1,154 @@
+"""End to end: the termly run over the small synthetic municipality."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ews.pseudonym import CPR_LIKE
+from ews.warehouse import WarehousePaths, content_digest, open_runlog
+from pipelines import stages as stage_module
+
+from .conftest import TERM
+
+
+def test_manifest_names_what_scripts_rely_on(finished_run):
+    manifest = finished_run.manifest
+    for key in ("run_id", "term", "as_of_date", "status", "warehouse", "sources", "outputs"):
+        assert key in manifest
+    assert manifest["term"] == TERM and manifest["status"] == "succeeded"
+    assert manifest["as_of_date"] == "2025-11-15"
+    assert Path(manifest["warehouse"]) == WarehousePaths(finished_run.state_dir).warehouse.resolve()
+    assert {s["name"] for s in manifest["sources"]} >= {"pupils", "absence", "tests", "marks", "contacts"}
+    on_disk = json.loads(Path(manifest["outputs"]["manifest"]).read_text(encoding="utf-8"))
+    assert on_disk["run_id"] == manifest["run_id"]
+
+
+def test_every_row_read_is_loaded_or_quarantined(finished_run):
+    sources = finished_run.manifest["sources"]
+    assert sources and all(s["rows_read"] == s["rows_loaded"] + s["rows_quarantined"] for s in sources)
+    assert sum(s["rows_loaded"] for s in sources) > 0
+    with duckdb.connect(str(WarehousePaths(finished_run.state_dir).warehouse), read_only=True) as con:
+        pupils_loaded = sum(s["rows_loaded"] for s in sources if s["name"] == "pupils")
+        assert con.execute("SELECT count(*) FROM clean_pupils").fetchone()[0] == pupils_loaded
+
+
+def test_the_run_is_logged_with_counts(finished_run):
+    with open_runlog(finished_run.state_dir) as con:
+        run = con.execute("SELECT status, term, config_hash, code_version, ended_at FROM runs "
+                          "WHERE run_id = $r", {"r": finished_run.manifest["run_id"]}).fetchone()
+        files = con.execute("SELECT count(*), sum(rows_read) FROM run_sources WHERE run_id = $r",
+                            {"r": finished_run.manifest["run_id"]}).fetchone()
+    assert run[0] == "succeeded" and run[1] == TERM and run[2] and run[3] and run[4] is not None
+    assert files[0] == len(finished_run.manifest["sources"])
+    assert files[1] == sum(s["rows_read"] for s in finished_run.manifest["sources"])
+
+
+def test_a_second_run_of_the_same_term_changes_nothing(run_copy):
+    from pipelines.flows import termly_flow
+
+    warehouse = WarehousePaths(run_copy.state_dir).warehouse
+    before = content_digest(warehouse)
+    identity_before = content_digest(WarehousePaths(run_copy.state_dir).identity)
+    manifest = termly_flow(TERM)
+    assert manifest["run_id"] == run_copy.manifest["run_id"]
+    assert content_digest(warehouse) == before
+    assert content_digest(WarehousePaths(run_copy.state_dir).identity) == identity_before
+    with open_runlog(run_copy.state_dir) as con:
+        attempts = con.execute("SELECT attempt, status FROM runs WHERE run_id = $r ORDER BY attempt",
+                               {"r": manifest["run_id"]}).fetchall()
+    assert attempts == [(1, "succeeded"), (2, "succeeded")]
+
+
+def test_a_run_that_fails_part_way_leaves_the_warehouse_as_before(run_copy, monkeypatch):
+    from pipelines.flows import termly_flow
+
+    warehouse = WarehousePaths(run_copy.state_dir).warehouse
+    before = content_digest(warehouse)
+
+    def broken_stage(session, ctx):
+        session.con.execute("DELETE FROM clean_absence")
+        raise RuntimeError("injected failure after the ingest")
+
+    monkeypatch.setattr(stage_module, "STAGES", [*stage_module.STAGES[:1], ("broken", broken_stage)])
+    # change the inputs' hash so this is a new run id, as a real next term would be
+    (run_copy.synthetic_dir / "exports").touch()
+    with pytest.raises(RuntimeError, match="injected failure"):
+        termly_flow(TERM)
+    assert content_digest(warehouse) == before
+    with open_runlog(run_copy.state_dir) as con:
+        failed = con.execute("SELECT message, manifest_path FROM runs WHERE status = 'failed'").fetchall()
+    assert len(failed) == 1 and "injected failure" in failed[0][0]
+    assert json.loads(Path(failed[0][1]).read_text(encoding="utf-8"))["status"] == "failed"
+
+
+def test_a_killed_run_leaves_the_warehouse_as_before(run_copy):
+    paths = WarehousePaths(run_copy.state_dir)
+    before = content_digest(paths.warehouse)
+    staging = paths.warehouse.with_name(paths.warehouse.name + ".staging")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "run", "--term", "2024/25-H2"],
+        env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not staging.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(1.0)  # let it write into the staged copy
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL
+    assert content_digest(paths.warehouse) == before
+
+
+def _text_values(con: duckdb.DuckDBPyConnection) -> list[str]:
+    values = []
+    columns = con.execute("SELECT table_name, column_name FROM information_schema.columns "
+                          "WHERE data_type = 'VARCHAR'").fetchall()
+    for table, column in columns:
+        values += [r[0] for r in con.execute(
+            f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL').fetchall()]
+    return values
+
+
+def test_no_cpr_number_anywhere_in_what_the_system_writes(finished_run, capfd):
+    state = finished_run.state_dir
+    hits = []
+    for path in sorted(state.rglob("*")):
+        if not path.is_file() or "prefect" in path.parts or path.name.startswith(".pseudonym"):
+            continue
+        if path.suffix == ".duckdb":
+            with duckdb.connect(str(path), read_only=True) as con:
+                hits += [(path.name, v) for v in _text_values(con) if CPR_LIKE.search(v)]
+        elif path.suffix == ".xlsx":
+            from openpyxl import load_workbook
+
+            book = load_workbook(path, read_only=True)
+            for sheet in book.worksheets:
+                for row in sheet.iter_rows(values_only=True):
+                    hits += [(path.name, str(v)) for v in row if v is not None and CPR_LIKE.search(str(v))]
+        elif path.suffix in (".json", ".csv", ".html", ".md", ".txt", ".log"):
+            text = path.read_text(encoding="utf-8-sig", errors="replace")
+            hits += [(path.name, m.group(0)) for m in CPR_LIKE.finditer(text)]
+    out, errors = capfd.readouterr()
+    hits += [("output", m.group(0)) for m in CPR_LIKE.finditer(out + errors)]
+    assert hits == []
+
+
+def test_the_synthetic_exports_do_carry_cpr_numbers(finished_run):
+    """The grep above would find them: the inputs have them, the outputs must not."""
+    text = (finished_run.synthetic_dir / "exports").glob("elever_*.csv")
+    sample = next(text).read_text(encoding="utf-8-sig")
+    assert CPR_LIKE.search(sample)

@@ -1,0 +1,172 @@
+"""Every corpus case gets its expected outcome through the ingest (read, type, validate, load)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+from ews.pseudonym import CPR_LIKE
+from ews.warehouse import WarehousePaths, content_digest, staged_write
+from pipelines.ingest import IngestResult, discover_sources, ingest_sources
+from tests.validation.validation_corpus import KEY, TERM, TODAY, build_inbox, corpus_cases, make_config
+from validation import gate
+from validation.errors import FileLevelError
+from validation.report import (
+    artifact_markdown,
+    manifest_section,
+    reason_codes,
+    render_report,
+    summarise_quarantine,
+)
+
+CASES = corpus_cases()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def reuse_identical_validations() -> Any:
+    """Evaluate each distinct (suite, checks, rows) once in this module.
+
+    Most sources of a case are the baseline's, row for row; Great Expectations spends about
+    0.2 s a suite on bookkeeping whatever the size, so identical suites over identical prepared
+    rows reuse the first evaluation. Changed rows (the case's own source) are always evaluated.
+    """
+    seen: dict[tuple, Any] = {}
+    original = gate.run_checks
+
+    def run_checks(frame, checks, suite_name):  # noqa: ANN001, ANN202 - same as the original
+        key = (suite_name, tuple(c.name for c in checks), tuple(frame.columns),
+               int(pd.util.hash_pandas_object(frame.astype(str), index=True).sum()))
+        if key not in seen:
+            seen[key] = original(frame, checks, suite_name)
+        return seen[key]
+
+    patcher = pytest.MonkeyPatch()
+    patcher.setattr(gate, "run_checks", run_checks)
+    yield
+    patcher.undo()
+
+
+def run_ingest(inbox: Path, state: Path, case: dict[str, Any] | None) -> IngestResult:
+    """The ingest over an inbox; a case's run reads only pupils, absence and the case's source."""
+    config = make_config((case or {}).get("severity"), {case["kind"]} if case else None)
+    sources = discover_sources(config, inbox)
+    with staged_write(state) as session:
+        return ingest_sources(session, config, sources, key=KEY, term=TERM, today=TODAY,
+                              run_id="corpus-run", previous_rows=(case or {}).get("previous_rows", {}))
+
+
+@pytest.fixture(scope="module")
+def baseline_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state folder holding the warehouse after a clean run of the baseline exports."""
+    root = tmp_path_factory.mktemp("baseline")
+    result = run_ingest(build_inbox(None, root / "inbox"), root / "state", None)
+    assert result.quarantine.empty, result.quarantine.to_dict("records")
+    return root / "state"
+
+
+@pytest.fixture(scope="module")
+def baseline_digest(baseline_state: Path) -> dict[str, tuple[int, str]]:
+    """Row counts and content hashes of every table of the baseline warehouse."""
+    return content_digest(WarehousePaths(baseline_state).warehouse)
+
+
+def test_baseline_loads_every_row_of_every_source(baseline_state: Path) -> None:
+    digest = content_digest(WarehousePaths(baseline_state).warehouse)
+    assert digest["clean_pupils"][0] == 9
+    assert digest["clean_absence"][0] == 10
+    assert digest["clean_tests"][0] == 5
+    assert digest["clean_marks"][0] == 4
+    assert digest["clean_contacts"][0] == 5
+    assert digest["clean_support"][0] == 3
+    assert digest["clean_outcomes"][0] == 3
+    assert digest["quarantine_rows"][0] == 0
+    con = duckdb.connect(str(WarehousePaths(baseline_state).warehouse), read_only=True)
+    try:
+        results = con.execute("SELECT source, expectation, success FROM validation_results").df()
+    finally:
+        con.close()
+    assert set(results["source"]) == {"pupils", "absence", "tests", "marks", "contacts", "support",
+                                      "upv", "designation"}
+    assert len(results) == digest["validation_results"][0] > 80
+    assert results["success"].all(), results[~results["success"]]
+
+
+def test_corpus_has_at_least_25_cases_over_every_source_kind() -> None:
+    assert len(CASES) >= 25
+    assert len({c["case"] for c in CASES}) == len(CASES)
+    assert {c["kind"] for c in CASES} == {"pupils", "absence", "tests", "marks", "contacts",
+                                          "support", "upv", "designation"}
+    errors = [c for c in CASES if "error" in c["expect"]]
+    assert len(errors) >= 10 and len(CASES) - len(errors) >= 15
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
+def test_corpus_case(case: dict[str, Any], tmp_path: Path, baseline_state: Path,
+                     baseline_digest: dict[str, tuple[int, str]]) -> None:
+    inbox = build_inbox(case, tmp_path / "inbox")
+    state = tmp_path / "state"
+    shutil.copytree(baseline_state, state)
+    expect = case["expect"]
+    if "error" in expect:
+        wanted = expect["error"]
+        with pytest.raises(FileLevelError) as caught:
+            run_ingest(inbox, state, case)
+        message = str(caught.value)
+        for text in wanted["contains"]:
+            assert text in message, message
+        assert caught.value.check == wanted["check"], message
+        if wanted.get("file"):
+            assert message.startswith(wanted["file"]), message
+            assert caught.value.file == wanted["file"]
+        if "line" in wanted:
+            assert f"line {wanted['line']}" in message, message
+            assert caught.value.line == wanted["line"]
+        if "column" in wanted:
+            assert wanted["column"] in message and caught.value.column == wanted["column"], message
+        assert "Traceback" not in message
+        assert not CPR_LIKE.search(message), message
+        # the state folder held a copy of the baseline warehouse: still equal, table by table
+        assert content_digest(WarehousePaths(state).warehouse) == baseline_digest
+        return
+    result = run_ingest(inbox, state, case)
+    got = sorted(
+        (row["source_file"], int(row["source_line"]), str(row["column_name"] or "").split(",")[0],
+         reason_codes(row["reason"]))
+        for row in result.quarantine.to_dict("records"))
+    wanted_rows = sorted((q["file"], q["line"], q["column"], q["reasons"]) for q in expect["quarantine"])
+    assert got == wanted_rows
+    for row in result.files.to_dict("records"):
+        assert row["rows_read"] == row["rows_loaded"] + row["rows_quarantined"], row
+    for file, count in expect.get("loaded", {}).items():
+        assert result.files.set_index("file").loc[file, "rows_loaded"] == count
+    for text in expect.get("warnings", []):
+        assert any(text in warning for warning in result.warnings), result.warnings
+    for text in [*result.quarantine["reason"], *result.quarantine["raw_values"], *result.warnings]:
+        assert not CPR_LIKE.search(str(text)), text
+    assert len(result.quarantine) == len(expect["quarantine"])
+
+
+def test_report_of_a_corpus_run_shows_its_quarantine_and_balanced_files(
+        tmp_path: Path, baseline_state: Path) -> None:
+    case = next(c for c in CASES if c["case"] == "tests_score_out_of_scale")
+    state = tmp_path / "state"
+    shutil.copytree(baseline_state, state)
+    result = run_ingest(build_inbox(case, tmp_path / "inbox"), state, case)
+    run_info = {"run_id": "corpus-run", "term": str(TERM), "status": "succeeded",
+                "files": result.files, "warnings": result.warnings}
+    summary = summarise_quarantine(result.quarantine)
+    html = render_report(result.validation, summary, run_info, tmp_path / "report.html").read_text(
+        encoding="utf-8")
+    assert "nationale_test_2025-26.csv:3" in html and "score_out_of_scale" in html
+    assert "scale_wrong_for_school_year" in html and "✗" in html
+    assert not CPR_LIKE.search(html)
+    section = manifest_section(result.validation, result.quarantine)
+    assert section["quarantine_by_reason"] == {"tests": {"score_out_of_scale": 1,
+                                                         "scale_wrong_for_school_year": 1}}
+    assert "| tests | score_out_of_scale | score | 1 |" in artifact_markdown(
+        result.validation, summary, run_info)

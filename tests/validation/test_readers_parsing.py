@@ -1,0 +1,179 @@
+"""Readers cope with real exports; typing quarantines what cannot be typed, never echoing a CPR."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ews.config import SourceConfig, default_sources
+from ews.pseudonym import CPR_LIKE
+from pipelines.readers import read_export
+from tests.validation.validation_corpus import write_workbook
+from validation.errors import FileLevelError
+from validation.parsing import parse_source_frame
+
+SOURCES = {s["name"]: s for s in default_sources()}
+KEY = b"test-key"
+ABSENCE_HEADER = "CPR;Skolekode;Periode fra;Periode til;Skoledage;Sygdom;Lovligt fravær;Ulovligt fravær;For sent"
+
+
+def source(name: str, **changes: object) -> SourceConfig:
+    return SourceConfig.model_validate({**SOURCES[name], **changes})
+
+
+def write(path: Path, text: str, encoding: str = "utf-8", bom: bool = False) -> Path:
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_utf8_with_or_without_bom_gives_the_same_rows(tmp_path: Path, bom: bool) -> None:
+    path = write(tmp_path / "fravaer_2025-26.csv",
+                 ABSENCE_HEADER + "\n150314-4001;101;04-08-2025;08-08-2025;5;0,5;0;0;1\n", bom=bom)
+    export = read_export(path, source("absence"))
+    assert export.frame["cpr"].tolist() == ["150314-4001"]
+    assert export.frame["illness_days"].tolist() == ["0,5"]
+    assert export.frame["source_line"].tolist() == [2]
+
+
+def test_windows_1252_is_read_when_configured(tmp_path: Path) -> None:
+    text = "CPR;Dato;Faggruppe;Type;Bemærkning\n300912-4004;02.09.2025;Socialrådgiver;Kontakt;Årlig\n"
+    export = read_export(write(tmp_path / "kontakter_2025-26.csv", text, "cp1252"), source("contacts"))
+    assert export.frame["discipline"].tolist() == ["Socialrådgiver"]
+    assert "Bemærkning" not in export.frame.columns and export.extra_columns == []
+
+
+def test_blank_lines_are_skipped_and_line_numbers_stay_physical(tmp_path: Path) -> None:
+    text = (ABSENCE_HEADER + "\n\n150314-4001;101;04-08-2025;08-08-2025;5;0;0;0;0\n"
+            '"150314-4001";101;11-08-2025;15-08-2025;5;"0,5";0;0;0\n')
+    export = read_export(write(tmp_path / "fravaer_2025-26.csv", text), source("absence"))
+    assert export.frame["source_line"].tolist() == [3, 4]
+    assert export.frame["illness_days"].tolist() == ["0", "0,5"]
+
+
+def test_extra_columns_are_reported_not_fatal(tmp_path: Path) -> None:
+    text = ABSENCE_HEADER + ";Lærer\n150314-4001;101;04-08-2025;08-08-2025;5;0;0;0;0;XX\n"
+    export = read_export(write(tmp_path / "fravaer_2025-26.csv", text), source("absence"))
+    assert export.extra_columns == ["Lærer"] and len(export.frame) == 1
+    assert "Lærer" not in export.frame.columns
+
+
+def test_excel_sheet_with_dates_numbers_and_text_marks(tmp_path: Path) -> None:
+    spec = tmp_path / "karakterer_2025-26.xlsx.yaml"
+    spec.write_text(
+        "sheets:\n  Karakterer:\n"
+        "  - [CPR, Skolekode, Klassetrin, Fag, Karaktertype, Dato, Karakter]\n"
+        "  - ['050511-4005', '101', 8, Dansk, Standpunkt, 2025-11-01, '02']\n"
+        "  - ['050511-4005', 101, 8, Matematik, Standpunkt, '03.11.2025', 4]\n", encoding="utf-8")
+    write_workbook(spec, tmp_path / "karakterer_2025-26.xlsx")
+    export = read_export(tmp_path / "karakterer_2025-26.xlsx", source("marks"))
+    assert export.frame[["school_code", "mark_date", "mark"]].values.tolist() == [
+        ["101", "01-11-2025", "02"], ["101", "03.11.2025", "4"]]
+    parsed = parse_source_frame(export.frame, source("marks"), KEY)
+    assert parsed.quarantine.empty
+    assert parsed.typed["mark"].tolist() == [2, 4]
+    assert parsed.typed["mark_date"].tolist() == [date(2025, 11, 1), date(2025, 11, 3)]
+
+
+@pytest.mark.parametrize(("content", "check", "text"), [
+    (b"", "empty_file", "empty (0 bytes)"),
+    (b"\xff\xfeC\x00P\x00R\x00", "encoding", "UTF-16"),
+    (ABSENCE_HEADER.encode("cp1252") + b"\n", "encoding", "not valid utf-8"),
+    (ABSENCE_HEADER.replace(";", ",").encode() + b"\n1,2\n", "delimiter", "perhaps ','"),
+    (ABSENCE_HEADER.encode() + b"\n", "empty_file", "header but no rows"),
+    (ABSENCE_HEADER.encode() + b"\n150314-4001;101;04-08-2025;08-0", "truncated", "looks truncated"),
+])
+def test_whole_file_problems_raise_one_clear_error(tmp_path: Path, content: bytes, check: str,
+                                                   text: str) -> None:
+    path = tmp_path / "fravaer_2025-26.csv"
+    path.write_bytes(content)
+    with pytest.raises(FileLevelError) as caught:
+        read_export(path, source("absence"))
+    assert caught.value.check == check and text in str(caught.value)
+    assert str(caught.value).startswith("fravaer_2025-26.csv")
+
+
+def test_header_only_file_may_be_accepted_by_config(tmp_path: Path) -> None:
+    path = write(tmp_path / "fravaer_2025-26.csv", ABSENCE_HEADER + "\n")
+    export = read_export(path, source("absence", severity={"empty_file": "row"}))
+    assert export.rows_read == 0
+    parsed = parse_source_frame(export.frame, source("absence"), KEY)
+    assert parsed.typed.empty and parsed.quarantine.empty
+
+
+def test_not_a_workbook_is_a_file_level_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "upv_2023-24.xlsx", "CPR;Skolekode\n")
+    with pytest.raises(FileLevelError, match="not a readable Excel workbook"):
+        read_export(path, source("upv"))
+
+
+def raw(rows: list[dict[str, str]], file: str = "fravaer_2025-26.csv") -> pd.DataFrame:
+    frame = pd.DataFrame(rows, dtype="object")
+    frame["source_file"] = file
+    frame["source_line"] = pd.Series(range(2, len(rows) + 2), dtype="int64")
+    frame["_field_count_ok"] = True
+    return frame
+
+
+ABSENCE_ROW = {"cpr": "150314-4001", "school_code": "101", "period_start": "04-08-2025",
+               "period_end": "08.08.2025", "school_days": "5", "illness_days": "0,5",
+               "authorised_days": "0", "unauthorised_days": "0", "late_arrivals": "1"}
+
+
+def test_typing_reads_decimal_commas_and_both_danish_date_forms() -> None:
+    parsed = parse_source_frame(raw([ABSENCE_ROW]), source("absence"), KEY)
+    row = parsed.typed.iloc[0]
+    assert row["illness_days"] == 0.5 and row["late_arrivals"] == 1
+    assert (row["period_start"], row["period_end"]) == (date(2025, 8, 4), date(2025, 8, 8))
+    assert row["birth_year"] == 2014 and row["pupil_id"].startswith("p")
+    assert "cpr" not in parsed.typed.columns
+
+
+def test_typing_quarantines_what_cannot_be_typed_without_echoing_the_cpr() -> None:
+    rows = [
+        {**ABSENCE_ROW, "cpr": "311399-4004"},          # 2: month 13
+        {**ABSENCE_ROW, "illness_days": "0.5"},         # 3: decimal point in a comma file
+        {**ABSENCE_ROW, "late_arrivals": "1,5"},        # 4: not whole
+        {**ABSENCE_ROW, "period_start": "31-02-2025"},  # 5: no such day
+        {**ABSENCE_ROW, "school_days": ""},             # 6: empty
+        {**ABSENCE_ROW, "authorised_days": "to"},       # 7: not a number
+        ABSENCE_ROW,                                    # 8: fine
+    ]
+    parsed = parse_source_frame(raw(rows), source("absence"), KEY)
+    reasons = dict(zip(parsed.quarantine["source_line"],
+                       parsed.quarantine["reason"].str.split(":").str[0], strict=True))
+    assert reasons == {2: "invalid_cpr", 3: "bad_decimal_mark", 4: "not_a_whole_number",
+                       5: "bad_date", 6: "missing_value", 7: "not_a_number"}
+    assert parsed.typed["source_line"].tolist() == [8]
+    for text in [*parsed.quarantine["reason"], *parsed.quarantine["raw_values"]]:
+        assert not CPR_LIKE.search(text), text
+    assert parsed.quarantine.set_index("source_line").loc[2, "column_name"] == "cpr"
+
+
+def test_names_go_to_identity_only_and_unmapped_values_pass_to_the_gate() -> None:
+    row = {"cpr": "150314-4001", "first_name": "Anna", "last_name": "Andersen",
+           "school_code": "101", "grade": "5", "class_label": "5.A", "sex": "Ukendt",
+           "origin": "", "enrolled_from": "01-08-2020", "enrolled_to": ""}
+    parsed = parse_source_frame(raw([row], "elever_2025-26.csv"), source("pupils"), KEY)
+    assert "first_name" not in parsed.typed.columns
+    assert parsed.identity[["first_name", "last_name"]].values.tolist() == [["Anna", "Andersen"]]
+    assert parsed.typed["sex"].tolist() == ["Ukendt"]  # not mapped: the contract reports it
+    assert parsed.quarantine.empty
+
+
+def test_a_cpr_number_in_a_value_column_is_masked_in_quarantine() -> None:
+    parsed = parse_source_frame(raw([{**ABSENCE_ROW, "period_start": "1503144001"}]), source("absence"), KEY)
+    row = parsed.quarantine.iloc[0]
+    assert row["reason"].startswith("bad_date: '<cpr>' is not a date")
+    assert not CPR_LIKE.search(row["reason"] + row["raw_values"])
+
+
+def test_pupil_ids_include_pupils_whose_row_was_quarantined() -> None:
+    rows = [ABSENCE_ROW, {**ABSENCE_ROW, "cpr": "020214-4002", "school_days": "x"},
+            {**ABSENCE_ROW, "cpr": "nonsense"}]
+    parsed = parse_source_frame(raw(rows), source("absence"), KEY)
+    assert len(parsed.typed) == 1 and len(parsed.quarantine) == 2
+    assert len(parsed.pupil_ids) == 2 and set(parsed.typed["pupil_id"]) < set(parsed.pupil_ids)

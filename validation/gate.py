@@ -1,0 +1,281 @@
+"""The validation gate: one source's typed rows in, valid rows, quarantine and results out.
+
+Order for one source:
+
+1. structure (columns present, column types): a failure stops the run (:class:`FileLevelError`);
+2. volume against the last successful run: stops the run unless its severity is ``row``;
+3. the source kind's contracts (:mod:`validation.contracts`) through Great Expectations; a
+   failing check with severity ``file`` stops the run naming the first failing file, line and
+   column; with severity ``row`` its rows go to quarantine.
+
+A row failing several checks is quarantined once, with every reason; every row ends in exactly
+one of ``valid`` and ``quarantine``. Nothing here writes anything: the ingest writes only when
+every source has passed the gate.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+
+from ews.config import MunicipalityConfig, SourceConfig, TermCalendar
+from ews.pseudonym import CPR_LIKE
+from ews.schema import SOURCE_KINDS
+from ews.terms import Term
+from validation.contracts import (
+    TABLE_CHECKS,
+    RowCheck,
+    configurable_checks,
+    display_frame,
+    prepare_frame,
+    row_checks,
+    severity_of,
+)
+from validation.engine import CheckResult, run_checks
+from validation.errors import FileLevelError
+
+RESULT_COLUMNS = ["source", "expectation", "column_name", "success", "unexpected_count",
+                  "element_count", "severity"]
+QUARANTINE_COLUMNS = ["source_file", "source_line", "column_name", "reason", "raw_values"]
+LINEAGE = ["source_file", "source_line"]
+#: Joins the reasons of a row that fails several checks (messages never contain it).
+REASON_SEPARATOR = " | "
+#: At most this many failing rows are named in a file-level message.
+_SHOWN_LINES = 5
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    """What the contracts need besides the rows themselves.
+
+    Attributes:
+        term: The run's term.
+        today: Dates after this are in the future.
+        known_pupils: Pupil ids of the (valid) pupils source; other sources must refer to them.
+        pupil_grades: Valid pupil rows (``pupil_id``, ``grade``, ``birth_year``, ...); kept for
+            contracts across sources.
+        previous_rows: Rows loaded by the last successful run, by source name or file name.
+        calendar: The term calendar.
+        school_codes: The municipality's school codes; None skips the school check.
+    """
+
+    term: Term
+    today: date
+    known_pupils: pd.Index = field(default_factory=lambda: pd.Index([]))
+    pupil_grades: pd.DataFrame = field(default_factory=pd.DataFrame)
+    previous_rows: Mapping[str, int] = field(default_factory=dict)
+    calendar: TermCalendar = field(default_factory=TermCalendar)
+    school_codes: frozenset[str] | None = None
+
+
+@dataclass
+class ValidationOutcome:
+    """What the gate let through, kept out and found.
+
+    Attributes:
+        valid: The rows that passed, with the input's columns.
+        quarantine: ``source_file``, ``source_line``, ``column_name``, ``reason``,
+            ``raw_values`` (JSON without CPR or names).
+        results: One row per check: ``source``, ``expectation``, ``column_name``, ``success``,
+            ``unexpected_count``, ``element_count``, ``severity``.
+    """
+
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+    results: pd.DataFrame
+
+
+def severity_problems(config: MunicipalityConfig) -> list[str]:
+    """Severity settings in the config that name no check (call before any task runs).
+
+    Args:
+        config: The municipality config.
+
+    Returns:
+        One message per unknown check name, naming the source; empty when all are known.
+    """
+    problems = []
+    for source in config.sources:
+        known = configurable_checks(source.kind)
+        for name in sorted(set(source.severity) - known):
+            problems.append(
+                f"sources[{source.name}].severity: '{name}' is not a check of kind "
+                f"'{source.kind}' (known: {', '.join(sorted(known))})")
+    return problems
+
+
+def _expected_columns(kind: str) -> dict[str, str]:
+    expected = {"pupil_id": "string", "birth_year": "float", "source_file": "string",
+                "source_line": "int"}
+    for column in SOURCE_KINDS[kind]:
+        if column.type != "cpr" and not column.identity:
+            expected[column.name] = column.type
+    return expected
+
+
+def _type_ok(values: pd.Series, kind: str) -> bool:
+    types = pd.api.types
+    if kind == "int":
+        return bool(types.is_integer_dtype(values) or (values.isna().all()))
+    if kind == "float":
+        return bool(types.is_numeric_dtype(values) and not types.is_bool_dtype(values))
+    if kind == "date":
+        if types.is_datetime64_any_dtype(values):
+            return True
+        present = values.dropna()
+        return bool(values.dtype == object and all(isinstance(v, date) for v in present))
+    present = values.dropna()
+    return bool(types.is_string_dtype(values) or values.dtype == object) and all(
+        isinstance(v, str) for v in present.head(1000))
+
+
+def _structure(frame: pd.DataFrame, source: SourceConfig) -> list[dict]:
+    expected = _expected_columns(source.kind)
+    missing = [name for name in expected if name not in frame.columns]
+    files = ", ".join(sorted(frame["source_file"].unique())) if "source_file" in frame else "?"
+    results = [_result(source, "columns_present", ",".join(missing) or None, not missing,
+                       len(missing), len(expected), "file")]
+    if missing:
+        raise FileLevelError(
+            f"{files}: typed rows of source '{source.name}' lack column(s) {missing}; check the "
+            "config's column mapping for this source.",
+            file=files, column=missing[0], check="columns_present")
+    wrong = [name for name, kind in expected.items() if not _type_ok(frame[name], kind)]
+    results.append(_result(source, "column_types", ",".join(wrong) or None, not wrong,
+                           len(wrong), len(expected), "file"))
+    if wrong:
+        details = ", ".join(f"{name} ({frame[name].dtype}, expected {expected[name]})" for name in wrong)
+        raise FileLevelError(
+            f"{files}: column(s) of source '{source.name}' have the wrong type: {details}.",
+            file=files, column=wrong[0], check="column_types")
+    return results
+
+
+def _volume(frame: pd.DataFrame, source: SourceConfig, previous: Mapping[str, int]) -> list[dict]:
+    counts = {source.name: len(frame)}
+    counts.update(frame["source_file"].value_counts().to_dict())
+    severity = severity_of(source.severity, "volume_within_range", "volume_change",
+                           TABLE_CHECKS["volume_within_range"][1])
+    results = []
+    for key, before in previous.items():
+        if key not in counts or not before:
+            continue
+        now = counts[key]
+        change = (now - before) / before
+        ok = abs(change) <= source.volume_change_max
+        results.append(_result(source, "volume_within_range", None, ok,
+                               0 if ok else abs(now - before), now, severity))
+        if not ok and severity == "file":
+            what = f"source '{source.name}'" if key == source.name else key
+            raise FileLevelError(
+                f"{what}: {now} rows now against {before} in the last successful run "
+                f"({change:+.0%}; at most ±{source.volume_change_max:.0%} allowed). Check that the "
+                f"export is complete and is the right one. If the change is real, raise "
+                f"volume_change_max for source '{source.name}' in the config, or set its severity "
+                "'volume_within_range: row' to record the change and go on.",
+                file=None if key == source.name else key, check="volume_within_range")
+    return results
+
+
+def _result(source: SourceConfig, name: str, column: str | None, success: bool,
+            unexpected: int, elements: int, severity: str) -> dict:
+    return {"source": source.name, "expectation": name, "column_name": column,
+            "success": bool(success), "unexpected_count": int(unexpected),
+            "element_count": int(elements), "severity": severity}
+
+
+def _messages(check: RowCheck, rows: pd.DataFrame) -> list[str]:
+    fields = list(dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(check.message) if f))
+    records = display_frame(rows[fields]).to_dict("records") if fields else [{}] * len(rows)
+    return [f"{check.reason}: {check.message.format_map(shown)}" for shown in records]
+
+
+def mask_cpr(text: str) -> str:
+    """Text with anything shaped like a CPR number replaced (a CPR typed into a wrong column)."""
+    return CPR_LIKE.sub("<cpr>", text)
+
+
+def _stop(source: SourceConfig, outcome: CheckResult, prepared: pd.DataFrame) -> FileLevelError:
+    check = outcome.check
+    failing = prepared.iloc[outcome.rows]
+    first = failing.iloc[[0]]
+    reason = _messages(check, first)[0]
+    file, line = str(first["source_file"].iloc[0]), int(first["source_line"].iloc[0])
+    lines = ", ".join(str(int(v)) for v in failing["source_line"].head(_SHOWN_LINES))
+    more = f" and {len(failing) - _SHOWN_LINES} more" if len(failing) > _SHOWN_LINES else ""
+    return FileLevelError(
+        f"{file}, line {line}, column {check.column}: {mask_cpr(reason)}. {len(failing)} row(s) fail "
+        f"'{check.name}' (lines {lines}{more}). Source '{source.name}' is set to stop the run on "
+        f"this check (severity: file): correct the export and run again, or set its severity "
+        f"'{check.name}: row' to quarantine such rows instead.",
+        file=file, line=line, column=check.column, check=check.name)
+
+
+def _raw_values(rows: pd.DataFrame, frame_columns: list[str]) -> list[str]:
+    keep = [c for c in frame_columns if c not in LINEAGE and c != "birth_year"]
+    payload = display_frame(rows[keep]).replace("(empty)", "")
+    return [json.dumps(record, ensure_ascii=False) for record in payload.to_dict("records")]
+
+
+def validate_source(frame: pd.DataFrame, source: SourceConfig, context: ValidationContext
+                    ) -> ValidationOutcome:
+    """Check one source's typed rows against its contract.
+
+    Args:
+        frame: Typed canonical columns of one source (all its files) with ``pupil_id``,
+            ``birth_year``, ``source_file`` and ``source_line``; no CPR numbers or names.
+        source: The source's config (kind, severities, volume limit).
+        context: Today, the term, the known pupils and schools, last run's volumes.
+
+    Returns:
+        Valid rows, quarantined rows and one result per check.
+
+    Raises:
+        FileLevelError: A structural problem, a volume far from the last run's, or a failing
+            check whose severity is ``file``; the message names file, line and column and
+            says what to do.
+    """
+    results = _structure(frame, source)
+    results.extend(_volume(frame, source, context.previous_rows))
+    prepared = prepare_frame(frame, source.kind, context.known_pupils)
+    checks = row_checks(source.kind, context.today, context.school_codes)
+    outcomes = run_checks(prepared, checks, source.name)
+    quarantined: list[pd.DataFrame] = []
+    for outcome in outcomes:
+        check = outcome.check
+        severity = severity_of(source.severity, check.name, check.reason, check.severity)
+        results.append(_result(source, check.name, check.column, outcome.success,
+                               outcome.unexpected_count, outcome.element_count, severity))
+        if outcome.success or not len(outcome.rows):
+            continue
+        if severity == "file":
+            raise _stop(source, outcome, prepared)
+        rows = prepared.iloc[outcome.rows]
+        quarantined.append(pd.DataFrame({
+            "_row": outcome.rows, "column_name": check.column, "reason": _messages(check, rows)}))
+    results_frame = pd.DataFrame(results, columns=RESULT_COLUMNS)
+    if not quarantined:
+        return ValidationOutcome(valid=frame.reset_index(drop=True),
+                                 quarantine=pd.DataFrame(columns=QUARANTINE_COLUMNS),
+                                 results=results_frame)
+    reasons = pd.concat(quarantined, ignore_index=True)
+    merged = reasons.groupby("_row", sort=True).agg(
+        column_name=("column_name", lambda s: ",".join(dict.fromkeys(s))),
+        reason=("reason", REASON_SEPARATOR.join))
+    bad_rows = merged.index.to_numpy()
+    failing = prepared.iloc[bad_rows]
+    quarantine = pd.DataFrame({
+        "source_file": failing["source_file"].to_numpy(),
+        "source_line": failing["source_line"].to_numpy().astype("int64"),
+        "column_name": merged["column_name"].to_numpy(),
+        "reason": [mask_cpr(text) for text in merged["reason"]],
+        "raw_values": [mask_cpr(text) for text in _raw_values(failing, list(frame.columns))],
+    })
+    keep = ~pd.Series(False, index=range(len(frame))).index.isin(bad_rows)
+    valid = frame.reset_index(drop=True)[keep].reset_index(drop=True)
+    return ValidationOutcome(valid=valid, quarantine=quarantine, results=results_frame)
