@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -162,8 +163,13 @@ def open_readonly(state_dir: Path, identity: bool = False) -> Iterator[duckdb.Du
     path = paths.identity if identity else paths.warehouse
     if not path.exists():
         raise FileNotFoundError(f"{path}: no warehouse yet; run 'ews run --term TERM' first")
-    con = duckdb.connect(str(path), read_only=True)
+    # Attach to a fresh in-memory database: DuckDB shares one database instance per path within
+    # a process while any connection to it is open, so a plain connect could keep serving the
+    # file a run has since replaced.
+    con = duckdb.connect(":memory:")
     try:
+        con.execute("ATTACH $path AS snapshot (READ_ONLY)", {"path": str(path)})
+        con.execute("USE snapshot")
         yield con
     finally:
         con.close()
@@ -242,7 +248,7 @@ def open_runlog(state_dir: Path, read_only: bool = False) -> Iterator[duckdb.Duc
     state_dir.mkdir(parents=True, exist_ok=True)
     if read_only and not path.exists():
         raise FileNotFoundError(f"{path}: no run has been recorded yet")
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = _connect_with_retry(path, read_only)
     try:
         if not read_only:
             ddl = resources.files("ews").joinpath("runlog.sql").read_text(encoding="utf-8")
@@ -250,6 +256,18 @@ def open_runlog(state_dir: Path, read_only: bool = False) -> Iterator[duckdb.Duc
         yield con
     finally:
         con.close()
+
+
+def _connect_with_retry(path: Path, read_only: bool, seconds: float = 5.0) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting out another process's brief hold on the file (a reader or writer)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def record_run_start(state_dir: Path, run: dict[str, object]) -> int:

@@ -5,5 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-COMMANDS: list[tuple[str, Callable[..., Any]]] = []
-GROUPS: list[tuple[str, Any]] = []
+from pipelines.commands.dashboards import serve, users_app
+
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [("serve", serve)]
+GROUPS: list[tuple[str, Any]] = [("users", users_app)]
