@@ -122,6 +122,15 @@ def _contacts() -> list[FeatureSpec]:
                 monotone=1,
             ),
             FeatureSpec(
+                name=f"contacts_{discipline}_per_year",
+                family="trivsel_stoette",
+                description_da=f"Kontakter med {label_da} pr. år i skoleforløbet",
+                description_en=f"Contacts with {label_en} per year on record",
+                unit="antal",
+                actionable=True,
+                monotone=1,
+            ),
+            FeatureSpec(
                 name=f"contacts_{discipline}_days_since",
                 family="trivsel_stoette",
                 description_da=f"Dage siden seneste kontakt med {label_da} (tom: ingen kontakt)",
@@ -197,6 +206,12 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "z", True, -1,
     ),
     FeatureSpec(
+        "test_mean_z", "laering",
+        "Gennemsnit af alle nationale test (dansk/læsning og matematik, standardiseret)",
+        "Mean of all national tests on record (reading and mathematics, standardised)",
+        "z", True, -1,
+    ),
+    FeatureSpec(
         "marks_mean_latest", "laering",
         "Gennemsnit af seneste standpunktskarakterer (dansk, matematik, engelsk)",
         "Mean of the latest standing marks (Danish, mathematics, English)",
@@ -222,6 +237,12 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "antal", True, 1,
     ),
     FeatureSpec(
+        "notifications_per_year", "trivsel_stoette",
+        "Underretninger pr. år i skoleforløbet",
+        "Notifications of concern per year on record",
+        "antal", True, 1,
+    ),
+    FeatureSpec(
         "support_active_level", "trivsel_stoette",
         "Aktuel specialpædagogisk støtte (0 ingen, 1 støttetimer, 2 specialklasse, 3 specialskole)",
         "Current special-needs support (0 none, 1 support hours, 2 special class, 3 special school)",
@@ -232,6 +253,12 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "Har nogensinde haft specialpædagogisk støtte",
         "Has ever had special-needs support",
         "flag", True, 1,
+    ),
+    FeatureSpec(
+        "support_max_level", "trivsel_stoette",
+        "Højeste specialpædagogiske støtte hidtil (0 ingen, 1 støttetimer, 2 specialklasse, 3 specialskole)",
+        "Highest special-needs support so far (0 none, 1 support hours, 2 special class, 3 special school)",
+        "niveau", True, 1,
     ),
     FeatureSpec(
         "school_moves_ever", "mobilitet",
@@ -252,10 +279,22 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "dage", True, 0,
     ),
     FeatureSpec(
+        "arrived_from_outside", "mobilitet",
+        "Kom til kommunens skoler efter skolestart",
+        "Joined the municipality's schools after school start",
+        "flag", True, 1,
+    ),
+    FeatureSpec(
         "grade", "kontekst",
         "Klassetrin på skæringsdatoen",
         "Grade on the as-of date",
         "niveau", False, 0,
+    ),
+    FeatureSpec(
+        "years_on_record", "kontekst",
+        "År med data om eleven (mindst et halvt)",
+        "Years of records on the pupil (at least half a year)",
+        "antal", False, 0,
     ),
     FeatureSpec(
         "school_absence_pct_12m", "kontekst",

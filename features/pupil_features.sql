@@ -224,37 +224,69 @@ school_absence AS (
     ASOF LEFT JOIN school_cum AS n ON s.school_code = n.school_code AND s.as_of_date > n.period_end
     ASOF LEFT JOIN school_cum AS y ON s.school_code = y.school_code AND s.cut_12m > y.period_end
 ),
--- national tests, standardised against the same sitting as far as it is known ----------
+-- national tests as normal scores within their sitting, as far as the sitting is known --
+-- A sitting is (subject, scale, grade, school year). A score becomes the normal quantile of
+-- its mid-rank among the sitting's tests dated before the as-of date: the same for every
+-- scale (NT percentiles, the transition tests, the new tests), so scale breaks do not
+-- matter. The quantile uses Abramowitz & Stegun 26.2.23 (error below 0.00045).
 test_rows AS (
     SELECT pupil_id, subject, scale, grade, test_date, score,
         CASE WHEN month(test_date) >= 8 THEN year(test_date) ELSE year(test_date) - 1 END AS sitting_year
     FROM clean_tests
 ),
 sitting_days AS (
-    SELECT subject, scale, grade, sitting_year, test_date,
-        count(*) AS n, sum(score) AS s, sum(score * score) AS ss
+    SELECT subject, scale, grade, sitting_year, test_date, count(*) AS n
     FROM test_rows
     GROUP BY ALL
 ),
 sitting_asof AS (
+    -- per as-of date and sitting: the last test day known, and how many tests were known
     SELECT a.as_of_date, d.subject, d.scale, d.grade, d.sitting_year,
-        sum(d.n) AS n, sum(d.s) / sum(d.n) AS mean,
-        sqrt(greatest(sum(d.ss) / sum(d.n) - (sum(d.s) / sum(d.n)) ^ 2, 0)) AS sd
+        max(d.test_date) AS known_until, sum(d.n) AS n
     FROM as_of_list AS a
     JOIN sitting_days AS d ON d.test_date < a.as_of_date
     GROUP BY ALL
 ),
+sitting_versions AS (
+    SELECT DISTINCT subject, scale, grade, sitting_year, known_until FROM sitting_asof
+),
+test_ranked AS (
+    SELECT v.known_until, t.pupil_id, t.subject, t.scale, t.grade, t.sitting_year, t.test_date,
+        (rank() OVER (PARTITION BY v.known_until, t.subject, t.scale, t.grade, t.sitting_year ORDER BY t.score)
+            + (count(*) OVER (PARTITION BY v.known_until, t.subject, t.scale, t.grade, t.sitting_year, t.score) - 1) / 2.0
+            - 0.5)
+            / count(*) OVER (PARTITION BY v.known_until, t.subject, t.scale, t.grade, t.sitting_year) AS q
+    FROM sitting_versions AS v
+    JOIN test_rows AS t
+        ON t.subject = v.subject AND t.scale = v.scale AND t.grade = v.grade
+        AND t.sitting_year = v.sitting_year AND t.test_date <= v.known_until
+),
+test_scored AS (
+    SELECT *,
+        sign(q - 0.5) * (
+            sqrt(-2 * ln(least(q, 1 - q)))
+            - (2.515517 + 0.802853 * sqrt(-2 * ln(least(q, 1 - q)))
+                + 0.010328 * (-2 * ln(least(q, 1 - q))))
+            / (1 + 1.432788 * sqrt(-2 * ln(least(q, 1 - q)))
+                + 0.189269 * (-2 * ln(least(q, 1 - q)))
+                + 0.001308 * sqrt(-2 * ln(least(q, 1 - q))) ^ 3)
+        ) AS z
+    FROM test_ranked
+),
 pupil_tests AS (
-    SELECT b.as_of_date, b.pupil_id, t.subject,
-        (t.score - s.mean) / nullif(s.sd, 0) AS z,
+    SELECT b.as_of_date, b.pupil_id, t.subject, r.z,
         row_number() OVER (
-            PARTITION BY b.as_of_date, b.pupil_id, t.subject ORDER BY t.test_date DESC, t.score
+            PARTITION BY b.as_of_date, b.pupil_id, t.subject ORDER BY t.test_date DESC, r.z
         ) AS recent
     FROM base AS b
     JOIN test_rows AS t ON t.pupil_id = b.pupil_id AND t.test_date < b.as_of_date
     JOIN sitting_asof AS s
         ON s.as_of_date = b.as_of_date AND s.subject = t.subject AND s.scale = t.scale
         AND s.grade = t.grade AND s.sitting_year = t.sitting_year
+    JOIN test_scored AS r
+        ON r.known_until = s.known_until AND r.pupil_id = t.pupil_id AND r.subject = t.subject
+        AND r.scale = t.scale AND r.grade = t.grade AND r.sitting_year = t.sitting_year
+        AND r.test_date = t.test_date
     WHERE s.n >= $min_sitting
 ),
 test_features AS (
@@ -265,6 +297,7 @@ test_features AS (
         max(z) FILTER (WHERE subject = 'matematik' AND recent = 1) AS test_math_latest_z,
         max(z) FILTER (WHERE subject = 'matematik' AND recent = 1)
             - max(z) FILTER (WHERE subject = 'matematik' AND recent = 2) AS test_math_change_z,
+        avg(z) AS test_mean_z,
         1 AS test_data_available
     FROM pupil_tests
     GROUP BY as_of_date, pupil_id
@@ -327,6 +360,11 @@ support_features AS (
                 WHEN 'stoettetimer' THEN 1 WHEN 'specialklasse' THEN 2 WHEN 'specialskole' THEN 3
             END
         ) FILTER (WHERE s.end_date IS NULL OR s.end_date >= b.as_of_date), 0) AS support_active_level,
+        max(
+            CASE s.support_type
+                WHEN 'stoettetimer' THEN 1 WHEN 'specialklasse' THEN 2 WHEN 'specialskole' THEN 3
+            END
+        ) AS support_max_level,
         1 AS support_ever
     FROM base AS b
     JOIN clean_support AS s ON s.pupil_id = b.pupil_id AND s.start_date < b.as_of_date
@@ -344,6 +382,31 @@ enrolment_changes AS (
             PARTITION BY as_of_date, pupil_id ORDER BY enrolled_from, school_code
         ) AS previous_school
     FROM pupil_enrolments
+),
+records_start AS (
+    -- the first enrolment day on record before each as-of date (the start of the records)
+    SELECT a.as_of_date, min(p.enrolled_from) AS first_day
+    FROM as_of_list AS a
+    JOIN clean_pupils AS p ON p.enrolled_from < a.as_of_date
+    GROUP BY a.as_of_date
+),
+first_enrolment AS (
+    SELECT as_of_date, pupil_id,
+        arg_min(p.grade, p.enrolled_from) AS first_grade, min(p.enrolled_from) AS first_from
+    FROM base AS b
+    JOIN clean_pupils AS p USING (pupil_id)
+    WHERE p.enrolled_from < b.as_of_date
+    GROUP BY as_of_date, pupil_id
+),
+arrival_features AS (
+    -- first seen after the records began, other than at school start (grade 0 in August or
+    -- September): the pupil came from outside the municipality
+    SELECT f.as_of_date, f.pupil_id,
+        (f.first_from > r.first_day
+            AND NOT (f.first_grade = 0 AND month(f.first_from) IN (8, 9)))::INTEGER AS arrived_from_outside,
+        greatest((f.as_of_date - f.first_from) / 365.25, 0.5) AS years_on_record
+    FROM first_enrolment AS f
+    JOIN records_start AS r USING (as_of_date)
 ),
 mobility_features AS (
     SELECT as_of_date, pupil_id,
@@ -380,6 +443,7 @@ SELECT
     100.0 * w.late_6m / nullif(w.school_6m, 0) AS late_arrivals_per_100_days_6m,
     100.0 * w.late_12m / nullif(w.school_12m, 0) AS late_arrivals_per_100_days_12m,
     t.test_reading_latest_z, t.test_reading_change_z, t.test_math_latest_z, t.test_math_change_z,
+    t.test_mean_z,
     m.marks_mean_latest, m.marks_below_02_count,
     coalesce(c.contacts_ppr_12m, 0) AS contacts_ppr_12m,
     coalesce(c.contacts_ppr_ever, 0) AS contacts_ppr_ever,
@@ -401,11 +465,21 @@ SELECT
     c.contacts_uu_days_since,
     coalesce(c.notifications_12m, 0) AS notifications_12m,
     coalesce(c.notifications_ever, 0) AS notifications_ever,
+    coalesce(c.contacts_ppr_ever, 0) / ar.years_on_record AS contacts_ppr_per_year,
+    coalesce(c.contacts_socialraadgiver_ever, 0) / ar.years_on_record AS contacts_socialraadgiver_per_year,
+    coalesce(c.contacts_sundhedsplejerske_ever, 0) / ar.years_on_record AS contacts_sundhedsplejerske_per_year,
+    coalesce(c.contacts_talehoerelaerer_ever, 0) / ar.years_on_record AS contacts_talehoerelaerer_per_year,
+    coalesce(c.contacts_ergoterapeut_ever, 0) / ar.years_on_record AS contacts_ergoterapeut_per_year,
+    coalesce(c.contacts_uu_ever, 0) / ar.years_on_record AS contacts_uu_per_year,
+    coalesce(c.notifications_ever, 0) / ar.years_on_record AS notifications_per_year,
     coalesce(s.support_active_level, 0) AS support_active_level,
     coalesce(s.support_ever, 0) AS support_ever,
+    coalesce(s.support_max_level, 0) AS support_max_level,
     coalesce(mo.school_moves_ever, 0) AS school_moves_ever,
     coalesce(mo.school_moves_12m, 0) AS school_moves_12m,
     mo.days_at_current_school,
+    coalesce(ar.arrived_from_outside, 0) AS arrived_from_outside,
+    ar.years_on_record,
     sa.school_absence_pct_12m,
     (coalesce(w.school_12m, 0) > 0)::INTEGER AS absence_data_available,
     coalesce(t.test_data_available, 0) AS test_data_available,
@@ -420,4 +494,5 @@ LEFT JOIN mark_features AS m USING (as_of_date, pupil_id)
 LEFT JOIN contact_features AS c USING (as_of_date, pupil_id)
 LEFT JOIN support_features AS s USING (as_of_date, pupil_id)
 LEFT JOIN mobility_features AS mo USING (as_of_date, pupil_id)
+LEFT JOIN arrival_features AS ar USING (as_of_date, pupil_id)
 ORDER BY b.as_of_date, b.pupil_id

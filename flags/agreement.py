@@ -66,7 +66,9 @@ def reason_agreement(flags: pd.DataFrame, truth: pd.DataFrame) -> dict[str, Any]
 
     Returns:
         ``share`` (any named reason's family among the causes, over flagged pupils with known
-        causes), ``top1_share``, ``pupils`` (that denominator), ``agreeing``, ``flagged``,
+        causes), ``top1_share`` (the first reason's family), ``family_precision`` (share of the
+        named reasons' families that are true causes), ``pupils`` (that denominator),
+        ``agreeing``, ``flagged``,
         ``flagged_without_causes``, and, when the truth has paths, ``path_share`` (flagged
         pupils labelled early or late starter whose label matches the generator's path) with
         ``path_pupils``.
@@ -78,11 +80,15 @@ def reason_agreement(flags: pd.DataFrame, truth: pd.DataFrame) -> dict[str, Any]
     with_causes = merged["causes"].map(len) > 0
     agree = [bool(set(n) & set(c)) for n, c in zip(named, merged["causes"], strict=True)]
     top1 = [bool(n) and n[0] in c for n, c in zip(named, merged["causes"], strict=True)]
+    pairs = [(n, c) for n, c, w in zip(named, merged["causes"], with_causes, strict=True) if w]
+    named_in_causes = sum(len(set(n) & set(c)) for n, c in pairs)
+    named_total = sum(len(n) for n, _ in pairs)
     agree_s = pd.Series(agree, index=merged.index)[with_causes]
     top1_s = pd.Series(top1, index=merged.index)[with_causes]
     result: dict[str, Any] = {
         "share": round(float(agree_s.mean()), 4) if len(agree_s) else None,
         "top1_share": round(float(top1_s.mean()), 4) if len(top1_s) else None,
+        "family_precision": round(named_in_causes / named_total, 4) if named_total else None,
         "pupils": int(with_causes.sum()),
         "agreeing": int(agree_s.sum()),
         "flagged": len(merged),

@@ -166,8 +166,19 @@ def _cells(row: dict, key: str) -> Paragraph | list[Paragraph]:
         reasons = row["_reasons"] or ["Ingen enkeltårsag over tærsklen; se risikoniveau og kontekst."]
         return Paragraph("<br/>".join(f"• {escape(r)}" for r in reasons), _CELL)
     if key == "Risiko (%)":
-        return _p("" if row[key] is None else f"{row[key]} %")
+        return _p(_risk_text(row[key]))
     return _p(row[key])
+
+
+def _risk_text(percent: int | None) -> str:
+    """A risk in whole percent; the extremes as ``>99 %`` / ``<1 %`` (a risk is never certain)."""
+    if percent is None:
+        return ""
+    if percent >= 100:
+        return ">99 %"
+    if percent <= 0:
+        return "<1 %"
+    return f"{percent} %"
 
 
 def _table(rows: list[dict], columns: tuple) -> Table:

@@ -51,6 +51,8 @@ MIN_CONTRIBUTION = 0.05
 #: At most this many context items per pupil.
 MAX_CONTEXT = 2
 
+#: Features coded 0 none, 1 support hours, 2 special class, 3 special school.
+SUPPORT_LEVEL_FEATURES = ("support_active_level", "support_max_level")
 _SUPPORT_LEVELS_DA = {0: "ingen", 1: "støttetimer", 2: "specialklasse", 3: "specialskole"}
 _SUPPORT_LEVELS_EN = {0: "none", 1: "support hours", 2: "special class", 3: "special school"}
 _WINDOWS = {
@@ -88,6 +90,15 @@ _FIXED_LABELS: dict[str, tuple[str, str]] = {
     "support_active_level": (
         "Aktuel specialpædagogisk støtte", "Current special-needs support"),
     "support_ever": ("Har haft specialpædagogisk støtte", "Has had special-needs support"),
+    "support_max_level": (
+        "Højeste specialpædagogiske støtte hidtil", "Highest special-needs support so far"),
+    "notifications_per_year": (
+        "Underretninger pr. år i skoleforløbet", "Notifications of concern per year on record"),
+    "test_mean_z": (
+        "Gennemsnit af nationale test (standardiseret)", "Mean of the national tests (standardised)"),
+    "arrived_from_outside": (
+        "Kom til kommunens skoler efter skolestart", "Joined the municipality's schools after school start"),
+    "years_on_record": ("År med data om eleven", "Years of records on the pupil"),
     "school_moves_ever": ("Skoleskift i alt", "School moves, all years"),
     "school_moves_12m": ("Skoleskift seneste år", "School moves, last year"),
     "days_at_current_school": ("Tid på nuværende skole", "Time at the current school"),
@@ -151,13 +162,15 @@ def feature_label(name: str) -> tuple[str, str]:
                     f"Latest national {subject_en} test (standardised)")
         return (f"Ændring siden forrige test i {subject_da} (standardiseret)",
                 f"Change since the previous {subject_en} test (standardised)")
-    match = re.fullmatch(r"contacts_([a-z]+)_(12m|ever|days_since)", name)
+    match = re.fullmatch(r"contacts_([a-z]+)_(12m|ever|per_year|days_since)", name)
     if match and match.group(1) in DISCIPLINE_LABELS:
         label_da, label_en = DISCIPLINE_LABELS[match.group(1)]
         if match.group(2) == "12m":
             return f"Kontakter med {label_da} seneste år", f"Contacts with {label_en}, last year"
         if match.group(2) == "ever":
             return f"Kontakter med {label_da} i alt", f"Contacts with {label_en}, all years"
+        if match.group(2) == "per_year":
+            return f"Kontakter med {label_da} pr. år", f"Contacts with {label_en} per year"
         return (f"Dage siden seneste kontakt med {label_da}",
                 f"Days since the last contact with {label_en}")
     spec = feature_spec(name)
@@ -167,7 +180,7 @@ def feature_label(name: str) -> tuple[str, str]:
 def reference_kind(name: str) -> str:
     """``share`` for yes/no features and support levels, ``median`` otherwise."""
     spec = feature_spec(name)
-    return "share" if spec.unit == "flag" or name == "support_active_level" else "median"
+    return "share" if spec.unit == "flag" or name in SUPPORT_LEVEL_FEATURES else "median"
 
 
 def format_value(name: str, value: float | None, lang: str = "da") -> str:
@@ -193,25 +206,28 @@ def format_value(name: str, value: float | None, lang: str = "da") -> str:
     if unit == "pct":
         return f"{number(value, 1 if abs(value) < 10 else 0)} %"
     if unit == "pp":
-        sign = "+" if value > 0 else ""
-        return f"{sign}{number(value)} " + ("procentpoint" if da else "percentage points")
+        return f"{_signed(number(value))} " + ("procentpoint" if da else "percentage points")
     if unit == "dage":
         word = ("skoledage" if "spell" in name else "dage") if da else (
             "school days" if "spell" in name else "days")
         return f"{number(value, 0)} {word}"
     if unit == "z":
-        sign = "+" if value > 0 else ""
-        return f"{sign}{number(value)}"
+        return _signed(number(value))
     if unit == "flag":
         return ("ja" if da else "yes") if value >= 0.5 else ("nej" if da else "no")
     if unit == "niveau":
-        if name == "support_active_level":
+        if name in SUPPORT_LEVEL_FEATURES:
             levels = _SUPPORT_LEVELS_DA if da else _SUPPORT_LEVELS_EN
             return levels.get(int(round(value)), number(value, 0))
         if name == "grade":
             return f"{int(value)}. klasse" if da else f"grade {int(value)}"
         return number(value, 0)
     return number(value)
+
+
+def _signed(text: str) -> str:
+    """``'1,5'`` -> ``'+1,5'``; ``'0'`` and negative numbers unchanged."""
+    return text if text.startswith("-") or text == "0" else "+" + text
 
 
 def format_reference(name: str, reference: float | None, grade: int | None, lang: str = "da") -> str:

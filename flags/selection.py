@@ -32,7 +32,7 @@ from ews.config import MunicipalityConfig
 from ews.terms import Term
 from ews.warehouse import replace_rows, table_exists
 from flags.reasons import MAX_REASONS, MIN_CONTRIBUTION, reasons_for_pupils, reference_kind
-from flags.trajectory import TREND_STEP, trajectories
+from flags.trajectory import TREND_STEP, drift_signals, trajectories
 
 #: Columns of ``flags_pupil_term`` in order (see ``flags/flags_table.sql``).
 FLAG_COLUMNS = (
@@ -238,7 +238,9 @@ def _add_reasons(con: duckdb.DuckDBPyConnection, flags: pd.DataFrame, run_id: st
     for column in ("reasons_da", "context_da", "reason_families", "disciplines"):
         merged[column] = merged[column].fillna(empty)
     merged["risk_families"] = merged["risk_families"].fillna(0).astype(int)
-    return merged
+    signals = drift_signals(explanations) if pupils else pd.DataFrame(
+        columns=["pupil_id", "early_support", "drift"])
+    return merged.merge(signals, on="pupil_id", how="left")
 
 
 def reference_values_sql(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
@@ -264,8 +266,8 @@ def _add_trajectories(con: duckdb.DuckDBPyConnection, config: MunicipalityConfig
     history = con.execute(_sql("score_history.sql"), {"term": term, "pupils": pupils}).df() \
         if pupils else pd.DataFrame(columns=["pupil_id", "term", "grade", "risk"])
     elevated = config.tiers[1].min_risk if len(config.tiers) > 1 else config.flagging.threshold
-    moves = trajectories(scored[["pupil_id", "risk", "grade", "risk_families"]], history, elevated,
-                         previous_term, TREND_STEP)
+    moves = trajectories(scored[["pupil_id", "risk", "grade", "risk_families", "early_support", "drift"]],
+                         history, elevated, previous_term, TREND_STEP)
     # path patterns describe why a pupil is on the list; pupils leaving it get none
     leaving = set(scored.loc[scored["status"] == "ikke_laengere", "pupil_id"])
     moves.loc[moves["pupil_id"].isin(leaving), "path_pattern"] = None

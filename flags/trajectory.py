@@ -1,21 +1,26 @@
 """Trajectory: how a pupil's risk moved since last term, and whether it looks like an early start.
 
 Two developmental paths are named in the municipality's practice: the *tidlig starter* (early,
-many risk factors, often visible from the first terms we score) and the *sen starter* (fewer
-risk factors, drifts later; a level alone misses it, the trend over terms catches it). The
-rules below are a reading aid for the network, not a diagnosis:
+many risk factors, often early neuro-psychological problems) and the *sen starter* (fewer risk
+factors, drifts in adolescence; a level alone misses it, the trend over terms catches it). The
+rules below are a reading aid for the network, not a diagnosis. "Early support" means any
+contact on record with PPR, a speech and hearing teacher or an occupational therapist.
 
-* ``tidlig_starter``: the pupil's risk was already at or above the elevated tier in grade 5 or
-  6 (in this or an earlier term) and at least two families of factors raise the risk now, or
-  at least three families raise it now (many risk factors).
-* ``sen_starter``: not an early starter, the pupil's first score on record was below the
-  elevated tier, the pupil has at least two earlier terms on record, and the risk has risen
-  since (by at least :data:`LATE_RISE` from the first score, rising this term too).
-* otherwise None (too little history to tell).
+* ``tidlig_starter``: the pupil has had early support (or it is unknown), and either at least
+  three families of factors raise the risk now (many risk factors), or at least two do and the
+  risk was already at or above the elevated tier in grade 5 or 6 (in this or an earlier term).
+* ``sen_starter``: not an early starter, and either the score history shows it (the first score
+  on record, at least two earlier terms back, was below the elevated tier and the risk has
+  risen by at least :data:`LATE_RISE` since, rising this term too), or the pupil has had no
+  early support and the data show a recent drift (:func:`drift_signals`).
+* otherwise None.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 
 #: A change of at least this much (probability) since last term counts as rising / falling.
@@ -28,6 +33,13 @@ EARLY_GRADES = (5, 6)
 EARLY_FAMILIES = 3
 #: Families that must raise the risk now for an early elevated risk to count as an early start.
 EARLY_MIN_FAMILIES = 2
+#: Contacts that count as early support (features of the catalogue, all years).
+EARLY_SUPPORT_FEATURES = ("contacts_ppr_ever", "contacts_talehoerelaerer_ever", "contacts_ergoterapeut_ever")
+#: Drift signals: absence trend (percentage points per term), recent absence above the pupil's
+#: own all-years level (percentage points), drop since the previous national test (SD).
+DRIFT_ABSENCE_TREND = 1.0
+DRIFT_ABSENCE_JUMP = 5.0
+DRIFT_TEST_DROP = -0.5
 
 
 def classify_trend(risk: float | None, previous_risk: float | None, step: float = TREND_STEP) -> str:
@@ -51,6 +63,35 @@ def classify_trend(risk: float | None, previous_risk: float | None, step: float 
     return "stabil"
 
 
+def drift_signals(explanations: pd.DataFrame) -> pd.DataFrame:
+    """Per pupil: early-support contacts and whether the data show a recent drift.
+
+    Args:
+        explanations: Rows of ``explanations_pupil_term`` (``pupil_id``, ``feature``,
+            ``feature_value``); features the model does not use count as unknown.
+
+    Returns:
+        ``pupil_id``, ``early_support`` (contacts with PPR, speech and hearing teacher and
+        occupational therapist on record; NaN when none of these features is known) and
+        ``drift`` (absence trend ≥ 1 point per term, recent absence ≥ 5 points above the pupil's
+        all-years level, or a drop of 0.5 SD or more since the previous national test).
+    """
+    wide = explanations.pivot_table(index="pupil_id", columns="feature", values="feature_value",
+                                    aggfunc="first", dropna=False)
+
+    def column(name: str) -> pd.Series:
+        return wide[name] if name in wide.columns else pd.Series(np.nan, index=wide.index)
+
+    support = pd.concat([column(n) for n in EARLY_SUPPORT_FEATURES], axis=1)
+    early_support = support.sum(axis=1, min_count=1)
+    jump = column("absence_total_pct_6m") - column("absence_total_pct_all")
+    drop = pd.concat([column("test_reading_change_z"), column("test_math_change_z")], axis=1).min(axis=1)
+    drift = ((column("absence_trend_pp") >= DRIFT_ABSENCE_TREND) | (jump >= DRIFT_ABSENCE_JUMP)
+             | (drop <= DRIFT_TEST_DROP))
+    return pd.DataFrame({"pupil_id": wide.index, "early_support": early_support.to_numpy(),
+                         "drift": drift.fillna(False).astype(bool).to_numpy()})
+
+
 def path_pattern(
     history: pd.DataFrame,
     risk: float,
@@ -58,8 +99,10 @@ def path_pattern(
     risk_families: int,
     elevated: float,
     trend: str,
+    early_support: float | None = None,
+    drift: bool = False,
 ) -> str | None:
-    """Early or late starter for one flagged pupil.
+    """Early or late starter for one flagged pupil (rules in the module docstring).
 
     Args:
         history: Earlier terms of the pupil (``term``, ``grade``, ``risk``), any order.
@@ -68,19 +111,28 @@ def path_pattern(
         risk_families: Families that raise the risk now (from the explanation).
         elevated: Risk at which the elevated tier starts.
         trend: This term's trajectory code.
+        early_support: Early-support contacts on record (None/NaN: unknown).
+        drift: Whether the data show a recent drift (:func:`drift_signals`).
 
     Returns:
         ``tidlig_starter``, ``sen_starter`` or None.
     """
     ordered = history.sort_values("term")
+    known = early_support is not None and not math.isnan(early_support)
+    had_support = not known or early_support >= 1
     early_now = grade in EARLY_GRADES and risk >= elevated
     early_before = bool(((ordered["grade"].isin(EARLY_GRADES)) & (ordered["risk"] >= elevated)).any())
-    if ((early_now or early_before) and risk_families >= EARLY_MIN_FAMILIES) or risk_families >= EARLY_FAMILIES:
+    many = risk_families >= EARLY_FAMILIES
+    early_and_several = (early_now or early_before) and risk_families >= EARLY_MIN_FAMILIES
+    if had_support and (many or early_and_several):
         return "tidlig_starter"
+    late_history = False
     if len(ordered) >= 2:
         first = float(ordered["risk"].iloc[0])
-        if first < elevated and risk - first >= LATE_RISE and trend == "stigende":
-            return "sen_starter"
+        late_history = first < elevated and risk - first >= LATE_RISE and trend == "stigende"
+    late_data = known and early_support == 0 and (drift or trend == "stigende")
+    if late_history or late_data:
+        return "sen_starter"
     return None
 
 
@@ -94,7 +146,8 @@ def trajectories(
     """Trajectory and path pattern for many pupils.
 
     Args:
-        current: ``pupil_id``, ``risk``, ``grade``, ``risk_families`` this term.
+        current: ``pupil_id``, ``risk``, ``grade``, ``risk_families`` this term, and optionally
+            ``early_support`` and ``drift`` (from :func:`drift_signals`).
         history: ``pupil_id``, ``term``, ``grade``, ``risk`` of earlier terms (one row per
             pupil and term).
         elevated: Risk at which the elevated tier starts.
@@ -109,19 +162,21 @@ def trajectories(
     by_pupil = {pid: rows for pid, rows in history.groupby("pupil_id")}
     empty = history.iloc[0:0]
     rows = []
-    for record in current.itertuples(index=False):
-        previous = None
-        if record.pupil_id in last_term.index:
-            previous = float(last_term.at[record.pupil_id, "risk"])
-        trend = classify_trend(record.risk, previous, step)
+    for record in current.to_dict("records"):
+        pupil_id = record["pupil_id"]
+        previous = float(last_term.at[pupil_id, "risk"]) if pupil_id in last_term.index else None
+        trend = classify_trend(record["risk"], previous, step)
+        support = record.get("early_support")
         pattern = path_pattern(
-            by_pupil.get(record.pupil_id, empty), float(record.risk), int(record.grade),
-            int(record.risk_families), elevated, trend,
+            by_pupil.get(pupil_id, empty), float(record["risk"]), int(record["grade"]),
+            int(record["risk_families"]), elevated, trend,
+            early_support=None if support is None or pd.isna(support) else float(support),
+            drift=bool(record.get("drift", False)) if not pd.isna(record.get("drift", False)) else False,
         )
         rows.append({
-            "pupil_id": record.pupil_id,
+            "pupil_id": pupil_id,
             "previous_risk": previous,
-            "risk_change": None if previous is None else float(record.risk) - previous,
+            "risk_change": None if previous is None else float(record["risk"]) - previous,
             "trajectory": trend,
             "path_pattern": pattern,
         })

@@ -41,10 +41,12 @@ err = Console(stderr=True)
 def _prepare_environment() -> None:
     """Prefect settings that must be in place before Prefect is imported."""
     settings = get_settings()
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home.resolve()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # our own messages say what failed; Prefect's tracebacks would only bury them
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
@@ -207,10 +209,12 @@ def check_config(
     path: Annotated[Path | None, typer.Argument(help="Config file (default: the one in use)")] = None,
 ) -> None:
     """Validate a municipality config in full and say what is wrong, or that it is fine."""
-    from ews.config import config_hash, load_config
+    from pipelines.flows import load_checked_config
 
     target = path or get_settings().resolved_config_path
-    config = run_guarded(lambda: load_config(target))
+    config = run_guarded(lambda: load_checked_config(target))
+    from ews.config import config_hash
+
     Console().print(f"{target}: valid (version {config.config_version}, {len(config.schools)} schools, "
                     f"{len(config.networks)} networks, {len(config.sources)} sources, "
                     f"hash {config_hash(config)})")

@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 import ews
-from ews.config import MunicipalityConfig, config_hash, load_config
+from ews.config import ConfigError, MunicipalityConfig, config_hash, load_config
 from ews.settings import Settings, get_settings
 from ews.terms import Term
 from ews.warehouse import (
@@ -42,6 +42,8 @@ from ews.warehouse import (
 from pipelines.ingest import IngestResult, SourceFiles, data_snapshot, discover_sources, ingest_sources
 from pipelines.manifest import source_entries, write_manifest
 from pipelines.readers import file_sha256
+from validation.gate import severity_problems
+from validation.report import artifact_markdown, manifest_section, render_report, summarise_quarantine
 
 Progress = Callable[[str], None]
 
@@ -82,6 +84,19 @@ def make_run_id(term: Term, as_of: Any, cfg_hash: str, snapshot: str, version: s
     """A run id that is a content hash of the run's inputs: the same inputs, the same id."""
     digest = hashlib.sha256(f"{term}|{as_of}|{cfg_hash}|{snapshot}|{version}".encode()).hexdigest()
     return f"{term.start_year}-{(term.start_year + 1) % 100:02d}-H{term.half}-{digest[:10]}"
+
+
+def load_checked_config(path: Path) -> MunicipalityConfig:
+    """Load the config and check what only the validation stage knows (its severity keys).
+
+    Raises:
+        ConfigError: With every problem found.
+    """
+    config = load_config(path)
+    problems = severity_problems(config)
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
+    return config
 
 
 def previous_rows_loaded(state_dir: Path) -> dict[str, int]:
@@ -175,7 +190,7 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     settings = settings or get_settings()
     say = progress or (lambda _message: None)
     term = Term.parse(term_text)
-    config = load_config(settings.resolved_config_path)  # validated in full before any task
+    config = load_checked_config(settings.resolved_config_path)  # in full, before any task
     inbox = settings.resolved_inbox
     sources = discover_sources(config, inbox)
     say(f"hashing {sum(len(s.files) for s in sources)} files")
@@ -212,22 +227,43 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
         status, message = "succeeded", None
     except BaseException as exc:
         status, message = "failed", f"{type(exc).__name__}: {exc}"
+        _validation_report(ctx, status, message, ingest)
         manifest = _manifest(ctx, status, message, ingest)
         write_manifest(manifest, manifest_path)
         record_run_end(settings.state_dir, run_id, attempt, status, _now(), message,
                        str(manifest_path), ingest.files if ingest is not None else None)
         logger.error("run %s failed: %s", run_id, message)
         raise
+    _validation_report(ctx, status, message, ingest)
     manifest = _manifest(ctx, status, message, ingest)
     write_manifest(manifest, manifest_path)
     record_run_end(settings.state_dir, run_id, attempt, status, _now(), message,
                    str(manifest_path), ingest.files)
     if publish:
         _publish_artifacts(ctx, ingest)
+        create_markdown_artifact(key="validation-report", markdown=artifact_markdown(
+            ingest.validation, summarise_quarantine(ingest.quarantine), _run_info(ctx, status, message, ingest)))
         create_markdown_artifact(key="run-manifest", markdown=_manifest_markdown(manifest),
                                  description=f"Run {run_id} ({term})")
     logger.info("run %s succeeded", run_id)
     return manifest
+
+
+def _run_info(ctx: RunContext, status: str, message: str | None, ingest: IngestResult | None) -> dict[str, Any]:
+    return {"run_id": ctx.run_id, "term": str(ctx.term), "as_of_date": str(ctx.as_of_date), "status": status,
+            "message": message, "municipality": ctx.config.municipality,
+            "started_at": ctx.started_at.isoformat(timespec="seconds"),
+            "files": ingest.files if ingest is not None else None,
+            "warnings": ingest.warnings if ingest is not None else []}
+
+
+def _validation_report(ctx: RunContext, status: str, message: str | None, ingest: IngestResult | None) -> None:
+    """The run's readable validation report (self-contained HTML), also for a failed run."""
+    results = ingest.validation if ingest is not None else pd.DataFrame()
+    summary = summarise_quarantine(ingest.quarantine if ingest is not None else None)
+    path = render_report(results, summary, _run_info(ctx, status, message, ingest),
+                         ctx.run_dir / "validation_report.html")
+    ctx.outputs["validation_report"] = str(Path(path).resolve())
 
 
 def _now() -> datetime:
@@ -247,17 +283,8 @@ def _manifest(ctx: RunContext, status: str, message: str | None,
     paths = WarehousePaths(ctx.settings.state_dir)
     ended = _now()
     validation: dict[str, Any] = {}
-    if ingest is not None and len(ingest.validation):
-        failed = ingest.validation[~ingest.validation["success"]]
-        validation = {
-            "expectations": int(len(ingest.validation)),
-            "failed": int(len(failed)),
-            "rows_quarantined": int(len(ingest.quarantine)),
-            "quarantine_by_reason": {
-                str(k): int(v) for k, v in ingest.quarantine["reason"].str.split(":").str[0]
-                .value_counts().items()
-            } if len(ingest.quarantine) else {},
-        }
+    if ingest is not None:
+        validation = manifest_section(ingest.validation, ingest.quarantine)
     return {
         "run_id": ctx.run_id,
         "attempt": ctx.attempt,
@@ -292,8 +319,3 @@ def _manifest_markdown(manifest: dict[str, Any]) -> str:
         lines.append(f"| {entry['name']} | {entry['file']} | {entry['rows_read']} | "
                      f"{entry['rows_loaded']} | {entry['rows_quarantined']} |")
     return "\n".join(lines)
-
-
-def frame_or_empty(frame: pd.DataFrame | None) -> pd.DataFrame:
-    """A frame, or an empty one for None."""
-    return frame if frame is not None else pd.DataFrame()

@@ -15,13 +15,14 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from validation.gate import ValidationContext, validate_source
 
 from ews.config import MunicipalityConfig, SourceConfig
 from ews.terms import Term, school_year_label, school_year_of
 from ews.warehouse import WriteSession, replace_rows
 from pipelines.readers import RawExport, read_export
+from validation.contracts import school_year_of_file
 from validation.errors import FileLevelError
+from validation.gate import ValidationContext, validate_source
 from validation.parsing import QUARANTINE_COLUMNS, ParsedSource, parse_source_frame
 
 #: Sources are loaded in this order: pupils first, so references can be checked against them.
@@ -106,8 +107,9 @@ def data_snapshot(sources: list[SourceFiles], hashes: dict[Path, str]) -> str:
 def _clean_frame(kind: str, typed: pd.DataFrame) -> tuple[str, pd.DataFrame, dict | None]:
     """Canonical typed rows -> (clean table, rows, slice to replace)."""
     if kind == "pupils":
-        years = pd.Series([school_year_label(school_year_of(d)) for d in typed["enrolled_from"]],
-                          index=typed.index, dtype="object")
+        # the school year of the register export the row came from (a pupil enrolled before
+        # August is listed again in each year's register)
+        years = typed["source_file"].map(lambda name: school_year_label(school_year_of_file(name)))
         frame = typed.assign(school_year=years)[[
             "pupil_id", "school_year", "school_code", "grade", "class_label", "sex", "origin",
             "birth_year", "enrolled_from", "enrolled_to", *LINEAGE]]
@@ -201,7 +203,9 @@ def ingest_sources(
         quarantine = pd.concat([parsed.quarantine, outcome.quarantine[QUARANTINE_COLUMNS]],
                                ignore_index=True)
         if source.kind == "pupils":
-            known_pupils = pd.Index(valid["pupil_id"].unique())
+            # every pupil with a valid CPR in the register, also when their own row was
+            # quarantined: their other rows are not "unknown pupil", only their register row is bad
+            known_pupils = parsed.pupil_ids
             pupil_grades = valid[["pupil_id", "school_code", "enrolled_from", "grade", "birth_year"]]
             identity = _identity_lookup(parsed, valid)
         staged.append(_clean_frame(source.kind, valid))

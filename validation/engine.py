@@ -14,6 +14,7 @@ problem: it stops the run with :class:`ContractError` instead of counting as pas
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -54,9 +55,18 @@ _state: dict[str, Any] = {}
 def _batch_definition() -> Any:
     if "batch_definition" not in _state:
         import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
 
-        context = gx.get_context(mode="ephemeral")
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        # in memory only: no Data Docs site (a temporary folder per run), no usage statistics
+        config = DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+            analytics_enabled=False)
+        context = gx.get_context(mode="ephemeral", project_config=config)
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         asset = context.data_sources.add_pandas("ews_sources").add_dataframe_asset("typed_rows")
         _state["batch_definition"] = asset.add_batch_definition_whole_dataframe("whole_frame")

@@ -57,8 +57,9 @@ class ValidationContext:
         term: The run's term.
         today: Dates after this are in the future.
         known_pupils: Pupil ids of the (valid) pupils source; other sources must refer to them.
-        pupil_grades: Valid pupil rows (``pupil_id``, ``grade``, ``birth_year``, ...); kept for
-            contracts across sources.
+        pupil_grades: Valid pupil rows (``pupil_id``, ``grade``, ``birth_year``, ...). Not read
+            by the current contracts (the age check uses each row's own grade and birth year);
+            kept so the ingest's call stays the same when a cross-source check needs it.
         previous_rows: Rows loaded by the last successful run, by source name or file name.
         calendar: The term calendar.
         school_codes: The municipality's school codes; None skips the school check.

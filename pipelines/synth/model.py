@@ -66,14 +66,14 @@ class FamilyParams:
     efterkommer: float
 
 
-LEARNING = FamilyParams(0.70, 0.06, 0.90, 0.20, 0.15, 0.12, 0.35, 0.20)
-ABSENCE = FamilyParams(0.22, 0.06, 0.65, 0.45, 0.08, 0.00, 0.05, 0.05)
-WELLBEING = FamilyParams(0.10, 0.05, 0.70, 0.35, 0.04, 0.05, 0.00, 0.05)
+LEARNING = FamilyParams(0.70, 0.04, 0.90, 0.25, 0.15, 0.12, 0.35, 0.20)
+ABSENCE = FamilyParams(0.22, 0.03, 0.65, 0.50, 0.08, 0.00, 0.05, 0.05)
+WELLBEING = FamilyParams(0.10, 0.025, 0.50, 0.25, 0.04, 0.05, 0.00, 0.05)
 FAMILY_PARAMS = (LEARNING, ABSENCE, WELLBEING)  # order: E, A, W
 
 P_EARLY_GIRL = 0.08
 P_EARLY_BOY = 0.12
-EARLY_BOOST_SHAPE = 4.0  # per-family boost multiplier ~ Gamma(4, 1/4): mean 1, sd 0.5
+EARLY_BOOST_SHAPE = 8.0  # per-family boost multiplier ~ Gamma(8, 1/8): mean 1, sd 0.35
 
 SWITCH_TERMS = (12, 13, 14, 15)  # drift onset: grade 6 H1 to grade 7 H2
 P_SWITCH_PER_TERM = 0.025  # 10 % of pupils become sen startere
@@ -88,10 +88,10 @@ MOVE_RISK_SLOPE = 1.0  # on the persistent A + W level
 LEAVE_HAZARD = 0.006  # leaving the municipality, per term
 LEAVE_RISK_SLOPE = 0.5
 
-UPV_NOISE_SD = 1.0
+UPV_NOISE_SD = 1.1
 EXAM_WEIGHTS = (1.30, 0.30, 0.20)  # on E, A, W at grade 9 H2
 EXAM_NOISE_SD = 0.70
-DESIGNATION_NOISE_SD = 1.0
+DESIGNATION_NOISE_SD = 1.1
 
 TEST_WEIGHTS = (1.0, 0.15, 0.10)
 MARK_WEIGHTS = (1.0, 0.25, 0.15)

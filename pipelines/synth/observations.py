@@ -18,7 +18,6 @@ from pipelines.synth import model, names
 from pipelines.synth.calendar import SchoolYear, file_year_label, school_year_label
 from pipelines.synth.population import (
     ABSENCE_DAILY,
-    ABSENCE_NONE,
     ABSENCE_WEEKLY,
     NO_DAY,
     Cohort,
@@ -37,19 +36,19 @@ FIRST_DESIGNATION_YEAR = 2024
 # kind: (start, continue, on A, on W, shape of the idiosyncratic gamma multiplier (mean 1),
 #        propensity column)
 ABSENCE_KINDS = {
-    "illness": (0.0120, 0.55, 1.2, 0.6, 2.0, 0),
+    "illness": (0.0120, 0.55, 1.5, 0.8, 3.0, 0),
     "authorised": (0.0048, 0.60, 0.3, 0.0, 1.2, 1),
-    "unauthorised": (0.0030, 0.35, 2.5, 1.0, 1.5, 2),
-    "long_illness": (0.0005, 0.90, 1.0, 1.0, 2.0, 0),  # reported as illness
+    "unauthorised": (0.0030, 0.35, 3.0, 1.2, 3.0, 2),
+    "long_illness": (0.0005, 0.90, 1.2, 1.2, 3.0, 0),  # reported as illness
 }
 REPORTED_KIND = np.array([0, 1, 2, 3, 1], dtype=np.int8)  # state -> 1 illness, 2, 3
-LATE = (0.022, 1.8, 0.3, 0.35, 3)  # per present day: rate, on A, on W, sd, column
+LATE = (0.022, 2.0, 0.4, 0.25, 3)  # per present day: rate, on A, on W, sd, column
 HALF_DAY_SHARE = 0.12
 ILLNESS_AFTER_COVID = (1.0, 0.005)  # 2022/23: multiplier, flat extra start hazard
 
 # --- national tests -----------------------------------------------------------------------
 TEST_GRADES = {"Dansk/læsning": (2, 4, 6, 8), "Matematik": (3, 6, 8)}
-TEST_NOISE_SD = 0.35
+TEST_NOISE_SD = 0.30
 SUBJECT_TILT_SD = 0.20
 TEST_EXEMPT = 0.01
 TEST_EXEMPT_SPECIAL = 0.20

@@ -68,4 +68,5 @@ def test_share_counts_pupils_whose_reasons_name_a_true_cause(tmp_path):
     assert result["share"] == pytest.approx(2 / 3, abs=1e-4)
     assert result["top1_share"] == pytest.approx(1 / 3, abs=1e-4)
     assert result["flagged_without_causes"] == 2
+    assert result["family_precision"] == pytest.approx(3 / 5, abs=1e-4)  # 2 + 1 + 0 of 2 + 2 + 1 named
     assert result["path_pupils"] == 2 and result["path_share"] == 0.5

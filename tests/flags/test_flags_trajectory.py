@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from flags.trajectory import classify_trend, path_pattern, trajectories
+from flags.trajectory import classify_trend, drift_signals, path_pattern, trajectories
 
 
 @pytest.mark.parametrize(("risk", "previous", "expected"), [
@@ -62,3 +62,33 @@ def test_trajectories_compare_with_last_term_only():
     assert out.loc["b", "trajectory"] == "faldende" and out.loc["b", "previous_risk"] == pytest.approx(0.35)
     assert out.loc["c", "trajectory"] == "ingen_tidligere"  # scored two terms ago, not last term
     assert pd.isna(out.loc["c", "risk_change"])
+
+
+def test_without_early_support_a_recent_drift_reads_as_a_late_start():
+    none = _history([])
+    assert path_pattern(none, risk=0.6, grade=8, risk_families=3, elevated=0.3, trend="ingen_tidligere",
+                        early_support=0.0, drift=True) == "sen_starter"
+    # with early support on record the same pupil reads as an early starter
+    assert path_pattern(none, risk=0.6, grade=8, risk_families=3, elevated=0.3, trend="ingen_tidligere",
+                        early_support=4.0, drift=True) == "tidlig_starter"
+    # no early support and no drift: no label
+    assert path_pattern(none, risk=0.6, grade=8, risk_families=3, elevated=0.3, trend="stabil",
+                        early_support=0.0, drift=False) is None
+
+
+def test_drift_signals_read_the_stored_feature_values():
+    rows = []
+    values = {
+        "a": {"contacts_ppr_ever": 2, "absence_trend_pp": 0.2, "absence_total_pct_6m": 8, "absence_total_pct_all": 7},
+        "b": {"contacts_ppr_ever": 0, "contacts_talehoerelaerer_ever": 0, "absence_total_pct_6m": 19,
+              "absence_total_pct_all": 9},
+        "c": {"test_reading_change_z": -0.8, "test_math_change_z": 0.1},
+        "d": {"absence_trend_pp": 1.5},
+    }
+    for pupil, features in values.items():
+        rows += [{"pupil_id": pupil, "feature": f, "feature_value": float(v)} for f, v in features.items()]
+    signals = drift_signals(pd.DataFrame(rows)).set_index("pupil_id")
+    assert signals.loc["a", "early_support"] == 2 and not signals.loc["a", "drift"]
+    assert signals.loc["b", "early_support"] == 0 and signals.loc["b", "drift"]  # 10 points above own level
+    assert pd.isna(signals.loc["c", "early_support"]) and signals.loc["c", "drift"]  # test drop
+    assert signals.loc["d", "drift"]
