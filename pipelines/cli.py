@@ -79,6 +79,32 @@ def run_guarded(action: Any) -> Any:
         raise _fail(EXIT_DATA, f"{exc}\nNothing was written; the warehouse is as before.") from None
     except WarehouseBusyError as exc:
         raise _fail(EXIT_BUSY, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - anything else: a message here, the traceback in a file
+        log = _write_traceback()
+        raise _fail(EXIT_ERROR, f"unexpected {type(exc).__name__}: {exc}\nDetails for developers: {log}") from None
+
+
+def _write_traceback() -> Path:
+    """Keep the traceback of an unexpected error for developers (no pupil data is in it)."""
+    import traceback
+
+    folder = get_settings().state_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "last-error.txt"
+    path.write_text(traceback.format_exc(), encoding="utf-8")
+    return path
+
+
+def parse_term(text: str) -> str:
+    """Check a term given on the command line.
+
+    Raises:
+        typer.Exit: With exit code 2 and the expected form.
+    """
+    from ews.terms import Term
+
+    try:
+        return str(Term.parse(text))
     except ValueError as exc:
         raise _fail(EXIT_USAGE, str(exc)) from None
 
@@ -150,7 +176,7 @@ def run(
     Re-running a term with the same files changes nothing; a run that fails leaves the
     warehouse as it was. Every run is logged (data/runs.duckdb) with a JSON manifest.
     """
-    manifest = _run_with_progress(term)
+    manifest = _run_with_progress(parse_term(term))
     _report_manifest(manifest, json_output)
 
 

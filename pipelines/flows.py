@@ -304,6 +304,7 @@ def _manifest(ctx: RunContext, status: str, message: str | None,
         "sources": source_entries(ingest.files) if ingest is not None else [],
         "warnings": ingest.warnings if ingest is not None else [],
         "validation": validation,
+        **ctx.extra.get("manifest", {}),
         "outputs": {"manifest": str((ctx.run_dir / "manifest.json").resolve()), **ctx.outputs},
     }
 

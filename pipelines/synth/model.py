@@ -66,14 +66,14 @@ class FamilyParams:
     efterkommer: float
 
 
-LEARNING = FamilyParams(0.70, 0.04, 0.90, 0.25, 0.15, 0.12, 0.35, 0.20)
-ABSENCE = FamilyParams(0.22, 0.03, 0.65, 0.50, 0.08, 0.00, 0.05, 0.05)
-WELLBEING = FamilyParams(0.10, 0.025, 0.50, 0.25, 0.04, 0.05, 0.00, 0.05)
+LEARNING = FamilyParams(0.70, 0.03, 0.90, 0.25, 0.15, 0.12, 0.35, 0.20)
+ABSENCE = FamilyParams(0.22, 0.025, 0.65, 0.50, 0.08, 0.00, 0.05, 0.05)
+WELLBEING = FamilyParams(0.08, 0.025, 0.50, 0.25, 0.04, 0.05, 0.00, 0.05)
 FAMILY_PARAMS = (LEARNING, ABSENCE, WELLBEING)  # order: E, A, W
 
 P_EARLY_GIRL = 0.08
 P_EARLY_BOY = 0.12
-EARLY_BOOST_SHAPE = 8.0  # per-family boost multiplier ~ Gamma(8, 1/8): mean 1, sd 0.35
+EARLY_BOOST_SHAPE = 12.0  # per-family boost multiplier ~ Gamma(12, 1/12): mean 1, sd 0.29
 
 SWITCH_TERMS = (12, 13, 14, 15)  # drift onset: grade 6 H1 to grade 7 H2
 P_SWITCH_PER_TERM = 0.025  # 10 % of pupils become sen startere

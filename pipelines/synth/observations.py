@@ -42,14 +42,14 @@ ABSENCE_KINDS = {
     "long_illness": (0.0005, 0.90, 1.2, 1.2, 3.0, 0),  # reported as illness
 }
 REPORTED_KIND = np.array([0, 1, 2, 3, 1], dtype=np.int8)  # state -> 1 illness, 2, 3
-LATE = (0.022, 2.0, 0.4, 0.25, 3)  # per present day: rate, on A, on W, sd, column
+LATE = (0.035, 2.0, 0.6, 0.25, 3)  # per present day: rate, on A, on W, sd, column
 HALF_DAY_SHARE = 0.12
 ILLNESS_AFTER_COVID = (1.0, 0.005)  # 2022/23: multiplier, flat extra start hazard
 
 # --- national tests -----------------------------------------------------------------------
 TEST_GRADES = {"Dansk/læsning": (2, 4, 6, 8), "Matematik": (3, 6, 8)}
-TEST_NOISE_SD = 0.30
-SUBJECT_TILT_SD = 0.20
+TEST_NOISE_SD = 0.25
+SUBJECT_TILT_SD = 0.15
 TEST_EXEMPT = 0.01
 TEST_EXEMPT_SPECIAL = 0.20
 RETAKE_SHARE = 0.6
@@ -563,7 +563,7 @@ def _contact_rates(grade: np.ndarray, e: np.ndarray, a: np.ndarray, w: np.ndarra
     speech = np.select([g == 0, g == 1, g == 2, g == 3, g == 4], [0.10, 0.08, 0.05, 0.03, 0.02],
                        0.005) * np.exp(1.4 * e + 0.3 * w)
     ergo = np.where(g <= 3, 0.04, 0.01) * np.exp(1.2 * e + 0.6 * w)
-    nurse = 0.06 * np.exp(0.6 * a + 1.8 * w)
+    nurse = 0.15 * np.exp(0.6 * a + 1.8 * w)
     nurse = nurse + np.where((g == 0) & (half == 1), 1.0, 0.0) + np.where(
         (g == 8) & (half == 2), 0.8, 0.0)
     social = 0.02 * (1 + 0.15 * g) * np.exp(1.2 * a + 2.5 * w)
