@@ -293,3 +293,35 @@ def export_flag_lists(
         shown = {ext: str(p.relative_to(relative_to) if relative_to else p) for ext, p in paths.items()}
         entries.append({"network": network.id, "flagged": network_list.summary["flagged"], **shown})
     return entries
+
+
+def publish_flag_lists(
+    con: duckdb.DuckDBPyConnection,
+    identity_con: duckdb.DuckDBPyConnection,
+    config: MunicipalityConfig,
+    term: str,
+    run_id: str,
+    out_dir: Path,
+    lineage: dict[str, Any],
+    relative_to: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Build, store and export the run's flag lists: the one call the termly flow makes.
+
+    Args:
+        con: A connection from ``ews.warehouse.staged_write`` (scores and explanations of the
+            run written).
+        identity_con: The identity store's connection of the same session.
+        config: The municipality config.
+        term: The run's term.
+        run_id: The run.
+        out_dir: Folder for the per-network files.
+        lineage: See :func:`export_flag_lists`.
+        relative_to: See :func:`export_flag_lists`.
+
+    Returns:
+        The manifest's ``flag_lists``: one entry per network.
+    """
+    from flags.selection import build_flag_lists, store_flag_lists
+
+    store_flag_lists(con, build_flag_lists(con, config, term, run_id), term)
+    return export_flag_lists(con, identity_con, config, term, run_id, out_dir, lineage, relative_to)

@@ -24,7 +24,6 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import pandas as pd
 
 from features.catalogue import DISCIPLINE_LABELS, FAMILIES, feature_spec
@@ -305,7 +304,7 @@ def disciplines_for(families: list[str]) -> list[str]:
 
 
 def select_reasons(
-    explanation: pd.DataFrame,
+    explanation: pd.DataFrame | list[tuple[str, float, float, str, bool]],
     references: dict[str, float],
     grade: int | None,
     max_reasons: int = MAX_REASONS,
@@ -315,7 +314,8 @@ def select_reasons(
 
     Args:
         explanation: The pupil's rows of ``explanations_pupil_term`` (``feature``,
-            ``feature_value``, ``contribution``, ``family``, ``actionable``).
+            ``feature_value``, ``contribution``, ``family``, ``actionable``), as a frame or as
+            tuples in that order.
         references: Feature -> reference value for the pupil's grade.
         grade: The pupil's grade.
         max_reasons: Reasons at most.
@@ -327,40 +327,41 @@ def select_reasons(
         risk-raising ``kontekst`` features and missing values. A reason's value lies on
         the risky side of its reference (:func:`on_risky_side`).
     """
-    rows = explanation.assign(
-        missing=explanation["feature_value"].isna(),
-        reason_family=explanation["family"].isin(REASON_FAMILIES) & explanation["actionable"].astype(bool),
-    )
-    candidates = rows[rows["reason_family"] & ~rows["missing"]]
-    family_totals = candidates.groupby("family")["contribution"].sum()
-    strong = family_totals[family_totals >= min_contribution].sort_values(ascending=False)
-    positive = candidates[candidates["contribution"] >= min_contribution]
-    checkable = [on_risky_side(name, value, references.get(name))
-                 for name, value in zip(positive["feature"], positive["feature_value"], strict=True)]
-    positive = positive[np.array(checkable, dtype=bool)].sort_values(
-        ["contribution", "feature"], ascending=[False, True])
-    chosen: list[str] = []
-    for family in strong.index:  # first pass: the best feature of each strong family
-        best = positive[positive["family"] == family]
-        if len(best) and len(chosen) < max_reasons:
-            chosen.append(best["feature"].iloc[0])
-    for family in strong.index:  # second pass: a second feature of the strongest families
-        extra = positive[(positive["family"] == family) & ~positive["feature"].isin(chosen)]
-        if len(extra) and len(chosen) < max_reasons:
-            chosen.append(extra["feature"].iloc[0])
-    by_feature = rows.set_index("feature")
-    reasons = [
-        _reason(name, by_feature.loc[name], references, grade, float(family_totals[by_feature.loc[name, "family"]]))
-        for name in sorted(chosen, key=lambda n: (-strong[by_feature.loc[n, "family"]],
-                                                  -by_feature.loc[n, "contribution"]))
-    ]
-    context_rows = rows[(~rows["reason_family"] | rows["missing"])
-                        & (rows["contribution"] >= min_contribution)].sort_values(
-        ["contribution", "feature"], ascending=[False, True]).head(MAX_CONTEXT)
-    context = [
-        _reason(name, row, references, grade, float(row["contribution"]))
-        for name, row in context_rows.set_index("feature").iterrows()
-    ]
+    if isinstance(explanation, pd.DataFrame):
+        columns = ["feature", "feature_value", "contribution", "family", "actionable"]
+        rows = list(explanation[columns].itertuples(index=False, name=None))
+    else:
+        rows = explanation
+    candidates, context_rows = [], []
+    family_totals: dict[str, float] = {}
+    for feature, value, contribution, family, actionable in rows:
+        missing = value is None or value != value  # NaN
+        if family in REASON_FAMILIES and actionable and not missing:
+            candidates.append((feature, value, contribution, family))
+            family_totals[family] = family_totals.get(family, 0.0) + contribution
+        elif contribution >= min_contribution:
+            context_rows.append((feature, value, contribution, family))
+    strong = sorted((f for f, total in family_totals.items() if total >= min_contribution),
+                    key=lambda f: (-family_totals[f], f))
+    positive = sorted(
+        (c for c in candidates
+         if c[2] >= min_contribution and on_risky_side(c[0], c[1], references.get(c[0]))),
+        key=lambda c: (-c[2], c[0]))
+    chosen: list[tuple[str, float, float, str]] = []
+    for family in strong:  # first pass: the best feature of each strong family
+        best = [c for c in positive if c[3] == family]
+        if best and len(chosen) < max_reasons:
+            chosen.append(best[0])
+    for family in strong:  # second pass: a second feature of the strongest families
+        extra = [c for c in positive if c[3] == family and c not in chosen]
+        if extra and len(chosen) < max_reasons:
+            chosen.append(extra[0])
+    rank = {family: i for i, family in enumerate(strong)}
+    chosen.sort(key=lambda c: (rank[c[3]], -c[2], c[0]))
+    reasons = [_reason(f, v, c, fam, references, grade, family_totals[fam]) for f, v, c, fam in chosen]
+    context_rows.sort(key=lambda c: (-c[2], c[0]))
+    context = [_reason(f, v, c, fam, references, grade, c)
+               for f, v, c, fam in context_rows[:MAX_CONTEXT]]
     return reasons, context
 
 
@@ -387,16 +388,16 @@ def on_risky_side(name: str, value: float, reference: float | None) -> bool:
     return value > reference if monotone > 0 else value < reference
 
 
-def _reason(name: str, row: pd.Series, references: dict[str, float], grade: int | None,
-            family_contribution: float) -> Reason:
-    value = None if pd.isna(row["feature_value"]) else float(row["feature_value"])
+def _reason(name: str, value: float | None, contribution: float, family: str,
+            references: dict[str, float], grade: int | None, family_contribution: float) -> Reason:
+    value = None if value is None or pd.isna(value) else float(value)
     reference = references.get(name)
     reference = None if reference is None or pd.isna(reference) else float(reference)
     text_da, text_en = reason_text(name, value, reference, grade)
     return Reason(
-        feature=name, family=str(row["family"]), value=value, reference=reference,
-        reference_kind=reference_kind(name), contribution=round(float(row["contribution"]), 6),
-        family_contribution=round(family_contribution, 6), text_da=text_da, text_en=text_en,
+        feature=name, family=str(family), value=value, reference=reference,
+        reference_kind=reference_kind(name), contribution=round(float(contribution), 6),
+        family_contribution=round(float(family_contribution), 6), text_da=text_da, text_en=text_en,
     )
 
 
@@ -445,21 +446,28 @@ def reasons_for_pupils(
         refs[int(grade)] = dict(zip(group["feature"], group["reference"], strict=True))
     grades = dict(zip(pupils["pupil_id"], pupils["grade"], strict=True))
     wanted = explanations[explanations["pupil_id"].isin(grades)]
+    by_pupil: dict[str, list[tuple[str, float, float, str, bool]]] = {}
+    columns = ["pupil_id", "feature", "feature_value", "contribution", "family", "actionable"]
+    for pupil_id, *row in wanted[columns].itertuples(index=False, name=None):
+        by_pupil.setdefault(pupil_id, []).append(tuple(row))
     out = []
-    for pupil_id, rows in wanted.groupby("pupil_id", sort=True):
+    for pupil_id in sorted(by_pupil):
+        rows = by_pupil[pupil_id]
         grade = None if pd.isna(grades[pupil_id]) else int(grades[pupil_id])
         reasons, context = select_reasons(rows, refs.get(grade, {}) if grade is not None else {},
                                           grade, max_reasons, min_contribution)
         families = list(dict.fromkeys(r.family for r in reasons))
-        actionable = rows[rows["family"].isin(REASON_FAMILIES) & rows["feature_value"].notna()]
-        totals = actionable.groupby("family")["contribution"].sum()
+        totals: dict[str, float] = {}
+        for _, value, contribution, family, actionable in rows:
+            if family in REASON_FAMILIES and actionable and not pd.isna(value):
+                totals[family] = totals.get(family, 0.0) + contribution
         out.append({
             "pupil_id": pupil_id,
             "reasons_da": reasons_to_json(reasons),
             "context_da": reasons_to_json(context),
             "reason_families": json.dumps(families),
             "disciplines": json.dumps(disciplines_for(families)),
-            "risk_families": int((totals >= min_contribution).sum()),
+            "risk_families": sum(total >= min_contribution for total in totals.values()),
         })
     columns = ["pupil_id", "reasons_da", "context_da", "reason_families", "disciplines", "risk_families"]
     return pd.DataFrame(out, columns=columns)

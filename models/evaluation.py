@@ -18,14 +18,14 @@ import pandas as pd
 from ews.config import MunicipalityConfig
 from models.baselines import RULE_BASELINES
 from models.fairness import fairness_report
-from models.metrics import list_lengths, score_metrics, select_top_k
+from models.metrics import calibration_curve_points, list_lengths, score_metrics, select_top_k
 from models.risk_model import ModelBundle
 
 #: Yardsticks of the issue: the model against the oracle and the rules.
 MAX_AUC_GAP_TO_ORACLE = 0.02
 MAX_CALIBRATION_ERROR = 0.03
 MIN_PRECISION_SHARE_OF_ORACLE = 0.9
-FAIRNESS_BOOTSTRAP = 100
+FAIRNESS_BOOTSTRAP = 50
 
 
 def _sql(name: str) -> str:
@@ -138,6 +138,7 @@ def evaluate_model(
         **overall,
         "per_grade": per_grade,
         "fairness": fairness,
+        "calibration_curve": calibration_curve_points(y, risk).round(6).to_dict("records"),
     }
     result["checks"] = yardstick_checks(result)
     return result

@@ -203,20 +203,38 @@ def explain_pupils(
     n_pupils, n_features = matrix.shape
     specs = [feature_spec(name) for name in names]
     as_of = features_frame["as_of_date"].to_numpy() if "as_of_date" in features_frame else None
+    # Categorical columns (codes, not one string per row) keep a national run's 20M rows small;
+    # DuckDB stores them as plain VARCHAR.
+    pupil_codes = np.repeat(np.arange(n_pupils, dtype=np.int32), n_features)
+    feature_codes = np.tile(np.arange(n_features, dtype=np.int16), n_pupils)
+    families = list(dict.fromkeys(s.family for s in specs))
+    family_codes = np.array([families.index(s.family) for s in specs], dtype=np.int8)
+    pupil_ids = features_frame["pupil_id"].astype(str).to_numpy(dtype=object)
+    if as_of is not None:
+        as_of_values = np.repeat(pd.to_datetime(as_of).to_numpy(dtype="datetime64[ns]"), n_features)
+    else:
+        as_of_values = np.full(n_pupils * n_features, np.datetime64("NaT"), dtype="datetime64[ns]")
     frame = pd.DataFrame({
-        "run_id": run_id,
-        "term": term,
-        "as_of_date": np.repeat(as_of, n_features) if as_of is not None else pd.NaT,
-        "pupil_id": np.repeat(features_frame["pupil_id"].to_numpy(dtype=object), n_features),
-        "feature": np.tile(np.array(names, dtype=object), n_pupils),
+        "run_id": _constant(run_id, n_pupils * n_features),
+        "term": _constant(term, n_pupils * n_features),
+        "as_of_date": as_of_values,
+        "pupil_id": pd.Categorical.from_codes(pupil_codes, categories=pd.Index(pupil_ids, dtype=object)),
+        "feature": pd.Categorical.from_codes(feature_codes, categories=pd.Index(names, dtype=object)),
         "feature_value": matrix.reshape(-1),
         "contribution": contributions.reshape(-1),
-        "family": np.tile(np.array([s.family for s in specs], dtype=object), n_pupils),
+        "family": pd.Categorical.from_codes(family_codes[feature_codes], categories=pd.Index(families, dtype=object)),
         "actionable": np.tile(np.array([s.actionable for s in specs]), n_pupils),
-        "base_value": base,
-        "model_id": bundle.model_id,
+        "base_value": np.full(n_pupils * n_features, base),
+        "model_id": _constant(bundle.model_id, n_pupils * n_features),
     })
-    return frame[list(EXPLANATION_COLUMNS)]
+    return frame
+
+
+def _constant(value: str | None, rows: int) -> pd.Categorical:
+    """One value repeated ``rows`` times, stored once."""
+    if value is None:
+        return pd.Categorical.from_codes(np.full(rows, -1, dtype=np.int8), categories=pd.Index([], dtype=object))
+    return pd.Categorical.from_codes(np.zeros(rows, dtype=np.int8), categories=pd.Index([value], dtype=object))
 
 
 def summarise_families(explanations: pd.DataFrame, model_output: np.ndarray | None = None) -> pd.DataFrame:
@@ -434,3 +452,38 @@ def reproduce_explanation(
     gaps = (both["contribution_stored"] - both["contribution_now"]).abs()
     max_gap = float(gaps.max()) if values_equal.all() and gaps.notna().all() else float("inf")
     return Reproduction(stored=stored, recomputed=recomputed, max_gap=max_gap)
+
+
+def explain_run(
+    con: duckdb.DuckDBPyConnection,
+    bundle: ExplainableBundle,
+    features_frame: pd.DataFrame,
+    run_id: str,
+    term: str,
+    n_jobs: int = 1,
+) -> dict[str, Any]:
+    """Explain every scored pupil of a run, store the explanations and check additivity.
+
+    The one call the termly flow makes after scoring.
+
+    Args:
+        con: A connection from ``ews.warehouse.staged_write``.
+        bundle: The bundle that scored the run.
+        features_frame: The features of exactly the scored pupils (one row each).
+        run_id: The run.
+        term: The run's term.
+        n_jobs: Processes for SHAP (see :func:`shap_values`).
+
+    Returns:
+        The manifest entry: ``pupils``, ``rows``, ``model_id``, ``additivity_max_error``.
+
+    Raises:
+        AdditivityError: When any pupil's stored contributions do not add up to the output.
+    """
+    explanations = explain_pupils(bundle, features_frame, run_id, term=term, n_jobs=n_jobs)
+    families = summarise_families(explanations, raw_model_output(bundle, features_frame))
+    rows = store_explanations(con, explanations, families, run_id)
+    report = check_stored_additivity(con, run_id)
+    require_additivity(report, run_id)
+    return {"pupils": report.pupils, "rows": rows, "model_id": bundle.model_id,
+            "additivity_max_error": report.max_abs_error}

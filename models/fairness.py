@@ -12,7 +12,6 @@ Sex and origin are used here, for the audit, and nowhere else: they are never mo
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +21,7 @@ from fairlearn.metrics import MetricFrame
 
 MIN_GROUP_PUPILS = 20
 MIN_GROUP_OUTCOMES = 5
-BOOTSTRAP_SAMPLES = 100
+BOOTSTRAP_SAMPLES = 50
 CI_QUANTILES = (0.025, 0.975)
 FAIRNESS_METRICS = ("flag_rate", "precision", "recall", "false_positive_rate", "calibration_gap")
 ATTRIBUTES = ("sex", "area", "school_code", "origin")
@@ -65,24 +64,30 @@ _METRICS = {
 }
 
 
-def _cell_metrics(group_codes: np.ndarray, labels: np.ndarray, y: np.ndarray, f: np.ndarray,
-                  risk: np.ndarray, weight: np.ndarray) -> pd.DataFrame:
-    """Group metrics (fairlearn MetricFrame over weighted cells)."""
-    n_groups = len(labels)
+def _cells(group_codes: np.ndarray, y: np.ndarray, f: np.ndarray, risk: np.ndarray,
+           weight: np.ndarray, n_groups: int) -> pd.DataFrame:
+    """Rows aggregated to (group, outcome, flag) cells: weight and risk sum per cell."""
     code = group_codes * 4 + y * 2 + f
     size = n_groups * 4
     cell_w = np.bincount(code, weights=weight, minlength=size)
     cell_r = np.bincount(code, weights=weight * risk, minlength=size)
     cells = np.arange(size)
     keep = cell_w > 0
-    cell_group = labels[cells[keep] // 4]
-    cell_y = ((cells[keep] % 4) // 2).astype(float)
-    cell_f = (cells[keep] % 2).astype(float)
-    params = {name: {"weight": cell_w[keep]} for name in _METRICS}
-    params["calibration_gap"]["risk_sum"] = cell_r[keep]
+    return pd.DataFrame({
+        "group": cells[keep] // 4, "y": ((cells[keep] % 4) // 2).astype(float),
+        "f": (cells[keep] % 2).astype(float), "weight": cell_w[keep], "risk_sum": cell_r[keep],
+    })
+
+
+def _group_metrics(cells: pd.DataFrame, labels: np.ndarray, replicate: np.ndarray | None = None) -> pd.DataFrame:
+    """Fairlearn's MetricFrame over weighted cells, by group (and bootstrap replicate)."""
+    params = {name: {"weight": cells["weight"].to_numpy()} for name in _METRICS}
+    params["calibration_gap"]["risk_sum"] = cells["risk_sum"].to_numpy()
     frame = MetricFrame(
-        metrics=_METRICS, y_true=cell_y, y_pred=cell_f,
-        sensitive_features=pd.Series(cell_group, name="group"), sample_params=params,
+        metrics=_METRICS, y_true=cells["y"].to_numpy(), y_pred=cells["f"].to_numpy(),
+        sensitive_features=pd.Series(labels[cells["group"].to_numpy()], name="group"),
+        control_features=None if replicate is None else pd.Series(replicate, name="replicate"),
+        sample_params=params,
     )
     return frame.by_group
 
@@ -135,12 +140,17 @@ def fairness_report(
         known = frame[attribute].notna().to_numpy()
         group_codes, labels = pd.factorize(frame.loc[known, attribute].astype(str), sort=True)
         labels = np.asarray(labels, dtype=object)
-        point = _cell_metrics(group_codes, labels, y[known], f[known], p[known], np.ones(int(known.sum())))
-        samples = [
-            _cell_metrics(group_codes, labels, y[known], f[known], p[known],
-                          weights[pupil_codes[known]].astype(float))
-            for weights in boot_weights
-        ]
+        n_groups = len(labels)
+        point = _group_metrics(
+            _cells(group_codes, y[known], f[known], p[known], np.ones(int(known.sum())), n_groups), labels)
+        draws_by_group: dict[str, pd.DataFrame] = {}
+        if boot_weights:
+            replicas = [_cells(group_codes, y[known], f[known], p[known],
+                               weights[pupil_codes[known]].astype(float), n_groups) for weights in boot_weights]
+            stacked = pd.concat(replicas, ignore_index=True)
+            replicate = np.repeat(np.arange(len(replicas)), [len(r) for r in replicas])
+            boot = _group_metrics(stacked, labels, replicate)
+            draws_by_group = {str(g): part.droplevel("group") for g, part in boot.groupby(level="group")}
         cells = pd.DataFrame({"g": group_codes, "pupil": pupil_codes[known], "y": y[known]})
         per_pupil = cells.groupby(["g", "pupil"])["y"].max().groupby("g")
         pupils, with_outcome = per_pupil.size(), per_pupil.sum()
@@ -159,9 +169,9 @@ def fairness_report(
                     entry[metric] = value
                     if value is not None:
                         shown[metric].append(value)
-                    if samples:
-                        draws = np.array([s.loc[group, metric] if group in s.index else np.nan
-                                          for s in samples], dtype=float)
+                    if boot_weights:
+                        part = draws_by_group.get(str(group))
+                        draws = (part[metric].to_numpy(dtype=float) if part is not None else np.array([]))
                         draws = draws[~np.isnan(draws)]
                         entry[f"{metric}_ci"] = (
                             [_clean(np.quantile(draws, q)) for q in CI_QUANTILES] if len(draws) else None)

@@ -2,16 +2,26 @@
 
 ``HistGradientBoostingClassifier`` takes missing values as they are (missing is not zero)
 and respects the catalogue's monotone directions (more unauthorised absence never lowers the
-risk). Its raw output, the log-odds, is mapped to a probability by a sigmoid (Platt) fitted
-on out-of-fold predictions: ``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` with
-folds that keep each pupil's rows together, so the calibration never sees a pupil the
-boosted model was fitted on. The sigmoid is strictly increasing, so the calibrated risk
-ranks pupils exactly as the explained model's log-odds do.
+risk). Its raw output, the log-odds, is mapped to a probability by a sigmoid (Platt scaling,
+scikit-learn's ``CalibratedClassifierCV``):
+
+* **temporal calibration** (the default, with two or more training cohorts): the boosted
+  model is fitted on every training cohort but the latest, and the sigmoid on the latest
+  training cohort, which the boosted model has not seen
+  (``CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid")``). The calibration
+  then reflects the most recent cohort's level of risk, the closest to the cohorts scored.
+* **cross-validated calibration** (one training cohort): ``CalibratedClassifierCV(model,
+  method="sigmoid", ensemble=False)`` on out-of-fold predictions, with folds that keep a
+  pupil's rows together.
+
+The sigmoid is strictly increasing, so the calibrated risk ranks pupils exactly as the
+explained model's log-odds do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +29,9 @@ import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GroupKFold
+from threadpoolctl import threadpool_limits
 
 from features.build import design_matrix
 from features.catalogue import monotone_constraints
@@ -27,16 +39,31 @@ from features.timechop import Split
 
 #: Hyper-parameters of the boosted model (part of the model id).
 BOOSTING_PARAMS: dict[str, Any] = {
-    "learning_rate": 0.05,
-    "max_iter": 300,
-    "max_leaf_nodes": 15,
-    "min_samples_leaf": 80,
+    "learning_rate": 0.1,
+    "max_iter": 150,
+    "max_leaf_nodes": 8,
+    "min_samples_leaf": 200,
     "l2_regularization": 1.0,
     "max_bins": 255,
     "early_stopping": False,
 }
 CALIBRATION_METHOD = "sigmoid"
-CALIBRATION_FOLDS = 5
+CALIBRATION_FOLDS = 3
+#: Latest training cohorts kept apart for temporal calibration (when there are more).
+CALIBRATION_COHORTS = 1
+
+
+#: OpenMP threads for fitting and predicting. One thread: on a machine shared with DuckDB,
+#: Prefect and other jobs, OpenMP's busy-waiting threads made a fit 10-25 times slower than a
+#: single thread (measured on 2 cores), and the model is small.
+BOOSTING_THREADS = 1
+
+
+@contextmanager
+def boosting_threads() -> Iterator[None]:
+    """Limit OpenMP and BLAS threads (the models' native threads) to :data:`BOOSTING_THREADS`."""
+    with threadpool_limits(limits=BOOSTING_THREADS):
+        yield
 
 
 def make_boosted_model(feature_names: Sequence[str], seed: int) -> HistGradientBoostingClassifier:
@@ -65,28 +92,49 @@ def pupil_folds(groups: Sequence[str], n_splits: int = CALIBRATION_FOLDS) -> lis
 
 
 def fit_risk_model(
-    X: np.ndarray, y: np.ndarray, groups: Sequence[str], feature_names: Sequence[str], seed: int
-) -> CalibratedClassifierCV:
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: Sequence[str],
+    feature_names: Sequence[str],
+    seed: int,
+    calibration_rows: np.ndarray | None = None,
+) -> tuple[HistGradientBoostingClassifier, CalibratedClassifierCV]:
     """Fit the boosted model and its calibration.
 
     Args:
-        X: Design matrix (rows x catalogue features).
+        X: Design matrix (rows x features).
         y: 0/1 outcomes.
-        groups: Pupil id per row (folds keep a pupil together).
+        groups: Pupil id per row (cross-validation folds keep a pupil together).
         feature_names: Column names of ``X``, in order.
         seed: Random seed.
+        calibration_rows: Boolean mask of the rows kept apart for temporal calibration (the
+            latest training cohort); None calibrates on grouped out-of-fold predictions.
 
     Returns:
-        The fitted calibrated classifier; ``calibrated_classifiers_[0].estimator`` is the
-        boosted model fitted on all rows.
+        ``(boosted, calibrated)``: the boosted model whose log-odds are explained, and the
+        calibrated classifier whose probability is the risk.
     """
+    y = np.asarray(y, dtype=int)
+    with boosting_threads():
+        return _fit(X, y, groups, feature_names, seed, calibration_rows)
+
+
+def _fit(X: np.ndarray, y: np.ndarray, groups: Sequence[str], feature_names: Sequence[str], seed: int,
+         calibration_rows: np.ndarray | None) -> tuple[HistGradientBoostingClassifier, CalibratedClassifierCV]:
+    if calibration_rows is not None:
+        fit_rows = ~calibration_rows
+        boosted = make_boosted_model(feature_names, seed).fit(X[fit_rows], y[fit_rows])
+        calibrated = CalibratedClassifierCV(FrozenEstimator(boosted), method=CALIBRATION_METHOD)
+        calibrated.fit(X[calibration_rows], y[calibration_rows])
+        return boosted, calibrated
     calibrated = CalibratedClassifierCV(
         make_boosted_model(feature_names, seed),
         method=CALIBRATION_METHOD,
         cv=pupil_folds(groups),
         ensemble=False,
     )
-    return calibrated.fit(X, np.asarray(y, dtype=int))
+    calibrated.fit(X, y)
+    return calibrated.calibrated_classifiers_[0].estimator, calibrated
 
 
 @dataclass
@@ -96,6 +144,7 @@ class ModelBundle:
     Attributes:
         model_id: Content hash of training data, model configuration and code version.
         feature_names: The model's inputs, in design-matrix order.
+        boosted: The fitted boosted model (see :attr:`explained_model`).
         calibrated: The calibrated classifier (risk = its probability of the outcome).
         baselines: Fitted baselines (``models.baselines``), compared on the same rows.
         outcome_definition: ``name@vN`` of the one outcome definition trained on.
@@ -109,6 +158,7 @@ class ModelBundle:
 
     model_id: str
     feature_names: list[str]
+    boosted: HistGradientBoostingClassifier
     calibrated: CalibratedClassifierCV
     baselines: list[Any]
     outcome_definition: str
@@ -135,10 +185,12 @@ class ModelBundle:
 
     @property
     def explained_model(self) -> HistGradientBoostingClassifier:
-        """The boosted model fitted on all training rows; its ``decision_function`` is the
-        log-odds that SHAP's TreeExplainer explains, and the calibrated risk is a strictly
-        increasing function of it."""
-        return self.calibrated.calibrated_classifiers_[0].estimator
+        """The fitted boosted model.
+
+        Its ``decision_function`` (log-odds) is what SHAP's TreeExplainer explains; the
+        calibrated risk is a strictly increasing function of it (:attr:`calibration_map`).
+        """
+        return self.boosted
 
     @property
     def calibration_map(self) -> tuple[float, float]:
@@ -150,8 +202,10 @@ class ModelBundle:
         """Calibrated probability of the adverse outcome for each row of a features frame."""
         if len(frame) == 0:
             return np.zeros(0)
-        return self.calibrated.predict_proba(design_matrix(frame, self.feature_names))[:, 1]
+        with boosting_threads():
+            return self.calibrated.predict_proba(design_matrix(frame, self.feature_names))[:, 1]
 
     def log_odds(self, frame: pd.DataFrame) -> np.ndarray:
         """The explained model's raw output for each row."""
-        return self.explained_model.decision_function(design_matrix(frame, self.feature_names))
+        with boosting_threads():
+            return self.explained_model.decision_function(design_matrix(frame, self.feature_names))

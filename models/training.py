@@ -40,9 +40,11 @@ from models.outcomes import load_labels, outcome_definition
 from models.registry import read_registered, register_model
 from models.risk_model import (
     BOOSTING_PARAMS,
+    CALIBRATION_COHORTS,
     CALIBRATION_FOLDS,
     CALIBRATION_METHOD,
     ModelBundle,
+    boosting_threads,
     fit_risk_model,
 )
 
@@ -123,7 +125,8 @@ def model_configuration(config: MunicipalityConfig) -> dict[str, Any]:
         "terms": config.terms.model_dump(mode="json"),
         "capacities": {n.id: n.capacity_per_term for n in config.networks},
         "boosting": BOOSTING_PARAMS,
-        "calibration": {"method": CALIBRATION_METHOD, "folds": CALIBRATION_FOLDS},
+        "calibration": {"method": CALIBRATION_METHOD, "temporal_cohorts": CALIBRATION_COHORTS,
+                        "folds_when_one_cohort": CALIBRATION_FOLDS},
         "features": [[name, feature_spec(name).monotone] for name in FEATURE_NAMES],
     }
 
@@ -162,13 +165,18 @@ def model_identity(data: ModelData, config: MunicipalityConfig, code_version: st
     return "m" + model_id[:15], digest
 
 
-def usable_features(train: pd.DataFrame) -> list[str]:
-    """Catalogue features with at least one known value in the training rows.
+#: Fewest known values a feature needs among the rows the boosted model is fitted on.
+MIN_KNOWN_VALUES = 20
 
-    A feature that is missing for every training row (e.g. standing marks, which start in
-    grade 8 after the last training as-of date) carries nothing to learn from.
+
+def usable_features(train: pd.DataFrame) -> list[str]:
+    """Catalogue features with enough known values in the rows the model is fitted on.
+
+    A feature that is missing for (nearly) every fitted row carries nothing to learn from, e.g.
+    standing marks, which start in grade 8 after the last training as-of date, or a test that a
+    small municipality's older cohorts never sat.
     """
-    return [name for name in FEATURE_NAMES if train[name].notna().any()]
+    return [name for name in FEATURE_NAMES if int(train[name].notna().sum()) >= MIN_KNOWN_VALUES]
 
 
 def fit_bundle(data: ModelData, config: MunicipalityConfig, code_version: str) -> ModelBundle:
@@ -191,13 +199,21 @@ def fit_bundle(data: ModelData, config: MunicipalityConfig, code_version: str) -
             f"term {data.split.term}: the training cohorts {list(data.split.training_cohorts)} have "
             f"{len(y)} rows with only one outcome value; check the outcome export"
         )
-    names = usable_features(data.train)
     seed = config.model.seed
-    calibrated = fit_risk_model(design_matrix(data.train, names), y, data.train["pupil_id"].tolist(), names, seed)
-    baselines = fit_baselines(data.train, y, names, seed)
+    cohorts = sorted(data.train["cohort"].unique())
+    calibration_rows = None
+    if len(cohorts) > CALIBRATION_COHORTS:
+        calibration_rows = data.train["cohort"].isin(cohorts[-CALIBRATION_COHORTS:]).to_numpy()
+        if len(set(y[calibration_rows])) < 2 or len(set(y[~calibration_rows])) < 2:
+            calibration_rows = None
+    names = usable_features(data.train if calibration_rows is None else data.train[~calibration_rows])
+    boosted, calibrated = fit_risk_model(design_matrix(data.train, names), y, data.train["pupil_id"].tolist(),
+                                         names, seed, calibration_rows)
+    with boosting_threads():
+        baselines = fit_baselines(data.train, y, names, seed)
     model_id, digest = model_identity(data, config, code_version)
     return ModelBundle(
-        model_id=model_id, feature_names=names, calibrated=calibrated, baselines=baselines,
+        model_id=model_id, feature_names=names, boosted=boosted, calibrated=calibrated, baselines=baselines,
         outcome_definition=data.outcome_definition, split=data.split,
         model_config=model_configuration(config), training_digest=digest, code_version=code_version,
     )
@@ -237,6 +253,7 @@ def train_or_load_model(
     code_version: str,
     progress: Progress | None = None,
     check_as_of: date | None = None,
+    fairness_bootstrap: int | None = None,
 ) -> ModelBundle:
     """The model for a term: loaded when its id is registered, else trained and registered.
 
@@ -253,12 +270,14 @@ def train_or_load_model(
         progress: Called with short status lines.
         check_as_of: An as-of date on which to run the look-ahead check
             (``features.leakage``) before training; None skips it.
+        fairness_bootstrap: Bootstrap samples for the fairness intervals (default
+            ``models.evaluation.FAIRNESS_BOOTSTRAP``).
 
     Returns:
         The bundle, with ``metrics`` and ``card_paths``.
     """
     from models.card import write_model_card
-    from models.evaluation import evaluate_model
+    from models.evaluation import FAIRNESS_BOOTSTRAP, evaluate_model
 
     say = progress or (lambda _m: None)
     data = assemble_model_data(con, config, term, progress)
@@ -276,7 +295,8 @@ def train_or_load_model(
         f"-{data.split.training_window[1]})")
     bundle = fit_bundle(data, config, code_version)
     say(f"evaluating on {len(data.evaluation)} held-out rows")
-    bundle.metrics = evaluate_model(con, config, bundle, data=data)
+    n_boot = FAIRNESS_BOOTSTRAP if fairness_bootstrap is None else fairness_bootstrap
+    bundle.metrics = evaluate_model(con, config, bundle, data=data, n_boot=n_boot)
     bundle.card_paths = {k: str(v) for k, v in write_model_card(bundle, bundle.metrics, models_dir / model_id).items()}
     save_bundle(bundle, models_dir)
     register_model(con, bundle, data)

@@ -60,13 +60,16 @@ def read_ground_truth(path: Path, key: bytes) -> pd.DataFrame:
     }).dropna(subset=["pupil_id"])
 
 
-def run_evaluation(ground_truth: Path | None, term: str | None, state_dir: Path | None = None) -> dict[str, Any]:
+def run_evaluation(ground_truth: Path | None, term: str | None, state_dir: Path | None = None,
+                   bootstrap: int | None = None) -> dict[str, Any]:
     """Evaluate the model of a term (default: the latest scored term) on its held-out cohorts.
 
     Args:
         ground_truth: The oracle file or folder; None leaves the oracle out.
         term: The term whose model to evaluate.
         state_dir: The state folder (default: from the settings).
+        bootstrap: Bootstrap samples for the fairness intervals (default
+            ``models.evaluation.FAIRNESS_BOOTSTRAP``).
 
     Returns:
         The evaluation (``models.evaluation.evaluate_model``).
@@ -77,7 +80,7 @@ def run_evaluation(ground_truth: Path | None, term: str | None, state_dir: Path 
     from ews.config import load_config
     from ews.settings import get_settings
     from ews.warehouse import open_readonly
-    from models.evaluation import evaluate_model
+    from models.evaluation import FAIRNESS_BOOTSTRAP, evaluate_model
     from models.registry import latest_scored_model
     from models.training import load_bundle
 
@@ -96,7 +99,8 @@ def run_evaluation(ground_truth: Path | None, term: str | None, state_dir: Path 
             err.print("[yellow]the ground truth is the UPV probability; the model's outcome is "
                       f"{bundle.outcome_definition}, so the oracle is left out[/]")
             truth = None
-        return evaluate_model(con, config, bundle, ground_truth=truth)
+        n_boot = FAIRNESS_BOOTSTRAP if bootstrap is None else bootstrap
+        return evaluate_model(con, config, bundle, ground_truth=truth, n_boot=n_boot)
 
 
 def comparison_table(result: dict[str, Any], title: str) -> Table:
@@ -116,9 +120,12 @@ def comparison_table(result: dict[str, Any], title: str) -> Table:
 
 def evaluate(
     ground_truth: Annotated[Path | None, typer.Option(
-        "--ground-truth", help="The synthetic municipality's ground truth (asof.csv or its folder): adds the oracle")] = None,
+        "--ground-truth",
+        help="The synthetic municipality's ground truth (asof.csv or its folder): adds the oracle")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
     term: Annotated[str | None, typer.Option(help="Term whose model to evaluate (default: the latest scored)")] = None,
+    bootstrap: Annotated[int | None, typer.Option(
+        help="Bootstrap samples for the fairness intervals (default 50; 0: none)", min=0)] = None,
 ) -> None:
     """Compare the model with the simple rules (and the true probability) on held-out cohorts.
 
@@ -127,7 +134,7 @@ def evaluate(
     network's capacity. Only this command reads a ground-truth file.
     """
     try:
-        result = run_evaluation(ground_truth, term)
+        result = run_evaluation(ground_truth, term, bootstrap=bootstrap)
     except (EvaluationError, FileNotFoundError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -66,9 +66,9 @@ class FamilyParams:
     efterkommer: float
 
 
-LEARNING = FamilyParams(0.70, 0.03, 0.90, 0.25, 0.15, 0.12, 0.35, 0.20)
-ABSENCE = FamilyParams(0.22, 0.025, 0.65, 0.50, 0.08, 0.00, 0.05, 0.05)
-WELLBEING = FamilyParams(0.08, 0.025, 0.50, 0.25, 0.04, 0.05, 0.00, 0.05)
+LEARNING = FamilyParams(0.70, 0.02, 0.90, 0.15, 0.15, 0.12, 0.35, 0.20)
+ABSENCE = FamilyParams(0.22, 0.02, 0.65, 0.55, 0.08, 0.00, 0.05, 0.05)
+WELLBEING = FamilyParams(0.08, 0.015, 0.50, 0.30, 0.04, 0.05, 0.00, 0.05)
 FAMILY_PARAMS = (LEARNING, ABSENCE, WELLBEING)  # order: E, A, W
 
 P_EARLY_GIRL = 0.08
@@ -88,12 +88,12 @@ MOVE_RISK_SLOPE = 1.0  # on the persistent A + W level
 LEAVE_HAZARD = 0.006  # leaving the municipality, per term
 LEAVE_RISK_SLOPE = 0.5
 
-UPV_NOISE_SD = 1.1
+UPV_NOISE_SD = 1.25
 EXAM_WEIGHTS = (1.30, 0.30, 0.20)  # on E, A, W at grade 9 H2
 EXAM_NOISE_SD = 0.70
-DESIGNATION_NOISE_SD = 1.1
+DESIGNATION_NOISE_SD = 1.25
 
-TEST_WEIGHTS = (1.0, 0.15, 0.10)
+TEST_WEIGHTS = (1.0, 0.05, 0.05)
 MARK_WEIGHTS = (1.0, 0.25, 0.15)
 SUPPORT_WEIGHTS = (1.0, 0.0, 0.6)
 
@@ -131,6 +131,7 @@ class Latent:
             municipality after school start counts as one).
         move_event: Whether a school change happens in the term (internal move or entry).
         move_hazard: Probability of an internal school change in the term.
+        drift: Cumulative sen-starter drift per term (liability units, part of E + A + W).
         switch_term: Term at which the sen-starter drift starts (-1: never).
         early: Whether the pupil is a tidlig starter.
         static_risk: Persistent A + W level (drives moves and leaving).
@@ -142,6 +143,7 @@ class Latent:
     moves: np.ndarray
     move_event: np.ndarray
     move_hazard: np.ndarray
+    drift: np.ndarray
     switch_term: np.ndarray
     early: np.ndarray
     static_risk: np.ndarray
@@ -151,7 +153,7 @@ class Latent:
         return Latent(
             E=self.E[rows], A=self.A[rows], W=self.W[rows], moves=self.moves[rows],
             move_event=self.move_event[rows], move_hazard=self.move_hazard[rows],
-            switch_term=self.switch_term[rows], early=self.early[rows],
+            drift=self.drift[rows], switch_term=self.switch_term[rows], early=self.early[rows],
             static_risk=self.static_risk[rows],
         )
 
@@ -233,7 +235,7 @@ def simulate_latent(
     return Latent(
         E=E.astype(np.float32), A=A.astype(np.float32), W=W.astype(np.float32),
         moves=moves, move_event=move_event, move_hazard=hazard.astype(np.float32),
-        switch_term=switch_term, early=early, static_risk=static,
+        drift=drift.astype(np.float32), switch_term=switch_term, early=early, static_risk=static,
     )
 
 

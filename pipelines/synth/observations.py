@@ -36,19 +36,24 @@ FIRST_DESIGNATION_YEAR = 2024
 # kind: (start, continue, on A, on W, shape of the idiosyncratic gamma multiplier (mean 1),
 #        propensity column)
 ABSENCE_KINDS = {
-    "illness": (0.0120, 0.55, 1.5, 0.8, 3.0, 0),
+    "illness": (0.0121, 0.55, 1.2, 0.8, 1.0, 0),
     "authorised": (0.0048, 0.60, 0.3, 0.0, 1.2, 1),
-    "unauthorised": (0.0030, 0.35, 3.0, 1.2, 3.0, 2),
+    "unauthorised": (0.0015, 0.35, 2.0, 1.0, 3.0, 2),
     "long_illness": (0.0005, 0.90, 1.2, 1.2, 3.0, 0),  # reported as illness
 }
 REPORTED_KIND = np.array([0, 1, 2, 3, 1], dtype=np.int8)  # state -> 1 illness, 2, 3
 LATE = (0.035, 2.0, 0.6, 0.25, 3)  # per present day: rate, on A, on W, sd, column
 HALF_DAY_SHARE = 0.12
-ILLNESS_AFTER_COVID = (1.0, 0.005)  # 2022/23: multiplier, flat extra start hazard
+#: Extra log-rate per unit of sen-starter drift, and from the term the drift starts (on top
+#: of the drift's share in A and W): the onset shows at once in unauthorised absence, late
+#: arrivals and social-worker contacts.
+DRIFT_VISIBILITY = {"unauthorised": 0.8, "late": 0.5, "social": 1.5, "notification": 1.5}
+ONSET_VISIBILITY = {"unauthorised": 1.0, "late": 0.5, "social": 1.2, "notification": 1.2}
+ILLNESS_AFTER_COVID = (1.0, 0.0055)  # 2022/23: multiplier, flat extra start hazard
 
 # --- national tests -----------------------------------------------------------------------
 TEST_GRADES = {"Dansk/læsning": (2, 4, 6, 8), "Matematik": (3, 6, 8)}
-TEST_NOISE_SD = 0.25
+TEST_NOISE_SD = 0.22
 SUBJECT_TILT_SD = 0.15
 TEST_EXEMPT = 0.01
 TEST_EXEMPT_SPECIAL = 0.20
@@ -104,6 +109,8 @@ class Roster:
     departs: np.ndarray
     cpr: np.ndarray
     comps: np.ndarray  # (m, 3 families, 2 terms), centred on the national means
+    drift: np.ndarray  # (m, 2) cumulative sen-starter drift
+    onset: np.ndarray  # (m, 2) 1.0 from the term the drift starts
     raw_comps: np.ndarray  # (m, 3, 2), not centred
     propensity: np.ndarray
     support: np.ndarray  # (m, 2)
@@ -154,8 +161,8 @@ def build_roster(cohorts: list[Cohort], year: SchoolYear, cut: int, ref: model.R
         end = np.minimum(cohort.exit_day[idx], year_end)
         b1 = cohort.move_day[idx, k1]
         b2 = cohort.move_day[idx, k2]
-        b1 = np.where(b1 > end, NO_DAY, b1)
         b2 = np.where(b2 > end, NO_DAY, b2)
+        b1 = np.minimum(np.where(b1 > end, NO_DAY, b1), b2)  # keep bounds non-decreasing
         parts["cohort"].append(np.full(idx.size, ci))
         parts["pupil"].append(idx)
         parts["grade"].append(np.full(idx.size, grade))
@@ -176,6 +183,11 @@ def build_roster(cohorts: list[Cohort], year: SchoolYear, cut: int, ref: model.R
         centre = ref.mean[:, [k1, k2]][None, :, :]
         parts["raw_comps"].append(raw)
         parts["comps"].append(raw - centre)
+        parts["drift"].append(np.stack([lat.drift[idx, k1], lat.drift[idx, k2]], axis=1)
+                              .astype(np.float64))
+        switch = lat.switch_term[idx].astype(np.int64)
+        parts["onset"].append(np.stack([(switch >= 0) & (switch <= k1),
+                                        (switch >= 0) & (switch <= k2)], axis=1).astype(np.float64))
         parts["propensity"].append(cohort.propensity[idx])
         parts["support"].append(cohort.support_level[idx][:, [k1, k2]])
         cohort.appeared[idx] = True
@@ -204,7 +216,7 @@ def _covid_multipliers(year: SchoolYear) -> dict[str, np.ndarray]:
         out["illness"] = np.where(winter, 1.05, 1.35)
         out["authorised"] = ones * 0.7
     elif y == 2021:  # omicron winter
-        out["illness"] = np.where(winter, 2.5, 1.45)
+        out["illness"] = np.where(winter, 2.6, 1.5)
         out["authorised"] = ones * 0.85
         out["unauthorised"] = ones * 1.1
     elif y == 2022:
@@ -221,12 +233,16 @@ def _covid_multipliers(year: SchoolYear) -> dict[str, np.ndarray]:
 
 
 def _grade_multiplier(kind: str, grade: np.ndarray) -> np.ndarray:
-    if kind == "illness":
-        return np.where(grade <= 1, 1.15, 1.0)
+    """Absence rises in the upper grades (unauthorised most); the youngest are ill more."""
+    upper = np.maximum(grade - 5, 0)
+    if kind in ("illness", "long_illness"):
+        return np.where(grade <= 1, 1.15, 1.0) * (1.0 + 0.08 * upper)
     if kind == "unauthorised":
-        return 1.0 + 0.25 * np.maximum(grade - 5, 0)
+        return 1.0 + 0.40 * upper
+    if kind == "authorised":
+        return 1.0 + 0.05 * upper
     if kind == "late":
-        return 1.0 + 0.12 * np.maximum(grade - 5, 0)
+        return 1.0 + 0.15 * upper
     return np.ones(len(grade))
 
 
@@ -234,16 +250,20 @@ def _pupil_rates(roster: Roster) -> dict[str, np.ndarray]:
     """Start hazards (per kind) and late rates per row and term, shape (m, 2)."""
     a = roster.comps[:, 1, :]
     w = roster.comps[:, 2, :]
+    drift = roster.drift
     rates = {}
     for kind, (start, _cont, on_a, on_w, shape, col) in ABSENCE_KINDS.items():
         idio = gammaincinv(shape, ndtr(roster.propensity[:, col])) / shape
         rates[kind] = (start * _grade_multiplier(kind, roster.grade)[:, None]
-                       * np.exp(on_a * a + on_w * w) * idio[:, None])
+                       * np.exp(on_a * a + on_w * w + DRIFT_VISIBILITY.get(kind, 0.0) * drift
+                                + ONSET_VISIBILITY.get(kind, 0.0) * roster.onset)
+                       * idio[:, None])
     rate, on_a, on_w, sd, col = LATE
     idio = sd * roster.propensity[:, col] - 0.5 * sd**2
     rates["late"] = np.minimum(
         rate * _grade_multiplier("late", roster.grade)[:, None]
-        * np.exp(on_a * a + on_w * w + idio[:, None]), 0.8)
+        * np.exp(on_a * a + on_w * w + DRIFT_VISIBILITY["late"] * drift
+                 + ONSET_VISIBILITY["late"] * roster.onset + idio[:, None]), 0.8)
     return rates
 
 
@@ -555,20 +575,24 @@ def _mark_rows(roster: Roster, cohorts: list[Cohort], year: SchoolYear, n_days: 
     }
 
 
-def _contact_rates(grade: np.ndarray, e: np.ndarray, a: np.ndarray, w: np.ndarray, half: int
-                   ) -> dict[tuple[str, str], np.ndarray]:
+def _contact_rates(grade: np.ndarray, e: np.ndarray, a: np.ndarray, w: np.ndarray, half: int,
+                   drift: np.ndarray, onset: np.ndarray) -> dict[tuple[str, str], np.ndarray]:
     """Expected contacts per term by discipline and type."""
     g = grade.astype(np.float64)
     ppr = np.select([g <= 3, g <= 6], [0.08, 0.06], 0.05) * np.exp(1.2 * e + 1.5 * w)
     speech = np.select([g == 0, g == 1, g == 2, g == 3, g == 4], [0.10, 0.08, 0.05, 0.03, 0.02],
                        0.005) * np.exp(1.4 * e + 0.3 * w)
     ergo = np.where(g <= 3, 0.04, 0.01) * np.exp(1.2 * e + 0.6 * w)
-    nurse = 0.15 * np.exp(0.6 * a + 1.8 * w)
+    nurse = 0.25 * np.exp(0.6 * a + 1.8 * w)
     nurse = nurse + np.where((g == 0) & (half == 1), 1.0, 0.0) + np.where(
         (g == 8) & (half == 2), 0.8, 0.0)
-    social = 0.02 * (1 + 0.15 * g) * np.exp(1.2 * a + 2.5 * w)
+    social = 0.02 * (1 + 0.15 * g) * np.exp(1.2 * a + 2.5 * w
+                                            + DRIFT_VISIBILITY["social"] * drift
+                                            + ONSET_VISIBILITY["social"] * onset)
     uu = np.where(g >= 7, 0.3 * np.exp(0.6 * (e + a + w)), 0.0) + np.where(g == 9, 0.5, 0.0)
-    notification = 0.01 * (1 + 0.1 * g) * np.exp(1.0 * a + 2.8 * w)
+    notification = 0.01 * (1 + 0.1 * g) * np.exp(1.0 * a + 2.8 * w
+                                                  + DRIFT_VISIBILITY["notification"] * drift
+                                                  + ONSET_VISIBILITY["notification"] * onset)
     return {
         ("PPR", "Kontakt"): ppr,
         ("Socialrådgiver", "Kontakt"): social,
@@ -595,7 +619,8 @@ def _contact_rows(roster: Roster, year: SchoolYear, n_days: int, rng: np.random.
         span = np.maximum(last - first + 1, 0)
         share = span / full_term
         c = roster.comps[:, :, half - 1]
-        rates = _contact_rates(roster.grade, c[:, 0], c[:, 1], c[:, 2], half)
+        rates = _contact_rates(roster.grade, c[:, 0], c[:, 1], c[:, 2], half,
+                               roster.drift[:, half - 1], roster.onset[:, half - 1])
         for (discipline, kind), rate in rates.items():
             counts = rng.poisson(rate * share)
             if not counts.any():

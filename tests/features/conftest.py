@@ -32,6 +32,27 @@ def con() -> duckdb.DuckDBPyConnection:
     connection.close()
 
 
+class CleanRows:
+    """Helpers to write inline rows (the test modules get them through the ``rows`` fixture)."""
+
+    @staticmethod
+    def insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:
+        insert(con, table, rows)
+
+    @staticmethod
+    def pupil_years(*args, **kwargs) -> list[dict]:
+        return pupil_years(*args, **kwargs)
+
+    @staticmethod
+    def weeks(*args, **kwargs) -> list[dict]:
+        return weeks(*args, **kwargs)
+
+
+@pytest.fixture
+def rows() -> CleanRows:
+    return CleanRows()
+
+
 def insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:
     frame = pd.DataFrame(rows)
     frame["source_file"] = f"{table}.csv"

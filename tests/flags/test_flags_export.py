@@ -177,3 +177,16 @@ def test_a_network_without_pupils_still_gets_its_files(two_runs, tmp_path):
     assert "Ingen elever på listen denne termin" in pdf_text(empty["pdf"])
     workbook = openpyxl.load_workbook(empty["xlsx"])
     assert workbook["Flagliste"].max_row == HEADER_ROW
+
+
+def test_publish_builds_stores_and_exports_in_one_call(two_runs, tmp_path):
+    from flags.export import publish_flag_lists
+
+    con = clone_warehouse(two_runs.con)
+    con.execute("DELETE FROM flags_pupil_term WHERE term = $t", {"t": CUR_TERM})
+    entries = publish_flag_lists(con, two_runs.identity, two_runs.config, CUR_TERM, CUR_RUN, tmp_path / "lister",
+                                 LINEAGE, relative_to=tmp_path)
+    assert [(e["network"], e["flagged"], e["pdf"]) for e in entries] == [
+        ("N1", 6, "lister/N1.pdf"), ("N2", 6, "lister/N2.pdf"), ("N3", 6, "lister/N3.pdf")]
+    stored = con.execute("SELECT count(*) FROM flags_pupil_term WHERE run_id = $r", {"r": CUR_RUN}).fetchone()[0]
+    assert stored == len(two_runs.flags[CUR_RUN])

@@ -205,3 +205,13 @@ def test_a_key_column_that_is_also_a_feature_is_read_once(bundle, scored, explan
     assert list(doubled.columns).count("grade") == 2
     again = explain_pupils(bundle, doubled, "run-1", term="2025/26-H1")
     pd.testing.assert_frame_equal(again, explanations)
+
+
+def test_explain_run_stores_checks_and_reports(bundle, scored):
+    con = duckdb.connect()
+    ensure_schema(con)
+    entry = explain_module.explain_run(con, bundle, scored, "run-9", "2025/26-H1")
+    assert entry["pupils"] == len(scored) and entry["rows"] == len(scored) * len(FEATURES)
+    assert entry["model_id"] == "model-x" and entry["additivity_max_error"] < 1e-6
+    assert con.execute("SELECT count(DISTINCT pupil_id) FROM explanations_family_term WHERE run_id = 'run-9'"
+                       ).fetchone()[0] == len(scored)

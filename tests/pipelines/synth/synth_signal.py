@@ -176,9 +176,10 @@ def signal_check(out_dir: Path, grade: int = 8, half: int = 1, seed: int = 0,
     data = pd.concat(rows)
     y = data["label"].to_numpy()
     x = data.drop(columns=["label", "oracle"])
-    model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.04,
-                                           max_leaf_nodes=15, min_samples_leaf=40,
-                                           l2_regularization=1.0, random_state=seed)
+    model = HistGradientBoostingClassifier(
+        max_depth=2, learning_rate=0.05, max_iter=300, min_samples_leaf=100,
+        l2_regularization=1.0, monotonic_cst=monotone_constraints(list(x.columns)),
+        random_state=seed)
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     pred = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
     return {
@@ -189,6 +190,20 @@ def signal_check(out_dir: Path, grade: int = 8, half: int = 1, seed: int = 0,
         "ece_model": expected_calibration_error(y, pred),
         "ece_oracle": expected_calibration_error(y, data["oracle"].to_numpy()),
     }
+
+
+def monotone_constraints(columns: list[str]) -> list[int]:
+    """+1 for absence, contacts, support and moves; -1 for tests and marks; 0 otherwise."""
+    out = []
+    for column in columns:
+        if column.startswith(("read_", "math_", "marks_")) and not column.endswith("_change"):
+            out.append(-1)
+        elif (column in ("year", "first_seen", "n_rows") or "trend" in column
+              or column.startswith(("auth_", "Sundhedsplejerske", "read_", "math_"))):
+            out.append(0)
+        else:
+            out.append(1)
+    return out
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:

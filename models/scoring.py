@@ -1,0 +1,177 @@
+"""Scoring in the termly flow: every pupil in grades 5-9 gets a calibrated risk and a tier."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ews.config import MunicipalityConfig
+from ews.warehouse import replace_rows
+from features.build import SCORING_GRADES, build_features, write_features
+from models.risk_model import ModelBundle
+
+SCORES_TABLE = "scores_pupil_term"
+SCORE_COLUMNS = (
+    "run_id", "term", "as_of_date", "pupil_id", "model_id", "risk", "tier", "tier_step",
+    "network_id", "school_code", "grade", "rank_in_network",
+)
+#: Headline metrics copied into the run manifest.
+MANIFEST_METRICS = (
+    "roc_auc", "average_precision", "brier", "calibration_error", "precision_at_capacity",
+    "recall_at_capacity",
+)
+
+
+def _scores_ddl() -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {SCORES_TABLE} (run_id VARCHAR NOT NULL, term VARCHAR NOT NULL, "
+        "as_of_date DATE NOT NULL, pupil_id VARCHAR NOT NULL, model_id VARCHAR NOT NULL, "
+        "risk DOUBLE NOT NULL, tier VARCHAR NOT NULL, tier_step VARCHAR NOT NULL, network_id VARCHAR, "
+        "school_code VARCHAR NOT NULL, grade BIGINT NOT NULL, rank_in_network BIGINT NOT NULL)"
+    )
+
+
+def assign_tiers(config: MunicipalityConfig, risk: np.ndarray) -> tuple[list[str], list[str]]:
+    """Tier name and indsatstrappe step per risk, from the config's tiers."""
+    thresholds = np.array([t.min_risk for t in config.tiers])
+    index = np.searchsorted(thresholds, np.asarray(risk, dtype=float), side="right") - 1
+    index = np.clip(index, 0, len(thresholds) - 1)
+    return [config.tiers[i].name for i in index], [config.tiers[i].step for i in index]
+
+
+def score_frame(
+    config: MunicipalityConfig, bundle: ModelBundle, features: pd.DataFrame, run_id: str
+) -> pd.DataFrame:
+    """Scores of a features frame (pure: no database).
+
+    Args:
+        config: The municipality config (tiers).
+        bundle: The model.
+        features: From ``features.build.build_features`` for one as-of date.
+        run_id: The run.
+
+    Returns:
+        The rows of ``scores_pupil_term``: rank 1 is the highest risk in the network; ties
+        are ordered by pupil id.
+    """
+    risk = bundle.predict_risk(features)
+    tiers, steps = assign_tiers(config, risk)
+    frame = pd.DataFrame({
+        "run_id": run_id,
+        "term": features["term"].astype(str).to_numpy(),
+        "as_of_date": features["as_of_date"].to_numpy(),
+        "pupil_id": features["pupil_id"].astype(str).to_numpy(),
+        "model_id": bundle.model_id,
+        "risk": risk.astype(float),
+        "tier": tiers,
+        "tier_step": steps,
+        "network_id": features["network_id"].to_numpy(),
+        "school_code": features["school_code"].astype(str).to_numpy(),
+        "grade": features["grade"].astype("int64").to_numpy(),
+    })
+    frame = frame.sort_values(["network_id", "risk", "pupil_id"], ascending=[True, False, True],
+                              kind="stable", na_position="last")
+    frame["rank_in_network"] = frame.groupby("network_id", dropna=False).cumcount().astype("int64") + 1
+    return frame.sort_values(["network_id", "rank_in_network"], kind="stable").reset_index(drop=True)[
+        list(SCORE_COLUMNS)]
+
+
+def score_pupils(
+    con: duckdb.DuckDBPyConnection,
+    config: MunicipalityConfig,
+    bundle: ModelBundle,
+    term: str,
+    as_of: date,
+    run_id: str,
+) -> pd.DataFrame:
+    """Score every pupil in grades 5-9 on the as-of date and store features and scores.
+
+    Replaces the term's rows of ``scores_pupil_term`` and the as-of date's rows of
+    ``features_pupil_term``.
+
+    Args:
+        con: A connection from ``ews.warehouse.staged_write``.
+        config: The municipality config.
+        bundle: The model (from ``models.training.train_or_load_model``).
+        term: The term, e.g. ``2025/26-H1``.
+        as_of: Its as-of date.
+        run_id: The run.
+
+    Returns:
+        The score rows written.
+    """
+    features = build_features(con, config, [as_of], SCORING_GRADES)
+    features = features.assign(term=term)
+    write_features(con, features)
+    scores = score_frame(config, bundle, features, run_id)
+    con.execute(_scores_ddl())
+    replace_rows(con, SCORES_TABLE, scores, where={"term": term})
+    return scores
+
+
+def manifest_entry(bundle: ModelBundle, scores: pd.DataFrame) -> dict[str, Any]:
+    """What the run manifest records about the model and the scores.
+
+    Args:
+        bundle: The model.
+        scores: From :func:`score_pupils`.
+
+    Returns:
+        ``{"model": {...}, "scores": {...}}``.
+    """
+    metrics = bundle.metrics or {}
+    return {
+        "model": {
+            "model_id": bundle.model_id,
+            "outcome_definition": bundle.outcome_definition,
+            "training_cohorts": list(bundle.split.training_cohorts),
+            "evaluation_cohorts": list(bundle.split.evaluation_cohorts),
+            "metrics": {k: metrics.get("model", {}).get(k) for k in MANIFEST_METRICS},
+            "baselines": {name: {k: entry.get(k) for k in MANIFEST_METRICS}
+                          for name, entry in metrics.get("baselines", {}).items()},
+            "card": dict(bundle.card_paths),
+        },
+        "scores": {
+            "pupils": int(len(scores)),
+            "by_tier": {str(k): int(v) for k, v in scores["tier"].value_counts().sort_index().items()},
+        },
+    }
+
+
+def run_model_stage(
+    con: duckdb.DuckDBPyConnection,
+    config: MunicipalityConfig,
+    term: str,
+    as_of: date,
+    run_id: str,
+    models_dir: Path,
+    code_version: str,
+    progress: Any = None,
+) -> tuple[ModelBundle, pd.DataFrame, dict[str, Any]]:
+    """The termly model step: train or load the model, then score the term.
+
+    Args:
+        con: A connection from ``ews.warehouse.staged_write``.
+        config: The municipality config.
+        term: The term.
+        as_of: Its as-of date.
+        run_id: The run.
+        models_dir: Folder for model files and cards.
+        code_version: Code version (part of the model id).
+        progress: Called with short status lines.
+
+    Returns:
+        The model (for the explanations), the score rows, and the manifest additions
+        (:func:`manifest_entry`).
+    """
+    from models.training import train_or_load_model
+
+    bundle = train_or_load_model(con, config, term, models_dir, code_version, progress=progress,
+                                 check_as_of=as_of)
+    scores = score_pupils(con, config, bundle, term, as_of, run_id)
+    return bundle, scores, manifest_entry(bundle, scores)

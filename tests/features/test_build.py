@@ -1,0 +1,156 @@
+import math
+from datetime import date
+
+import pytest
+
+from features.build import (
+    FEATURES_TABLE,
+    KEY_COLUMNS,
+    build_features,
+    design_matrix,
+    term_of_date,
+    write_features,
+)
+from features.catalogue import FEATURE_NAMES
+
+AS_OF = date(2019, 11, 15)
+
+
+def _week(pupil, start, end, school_days=5.0, ill=0.0, auth=0.0, unauth=0.0, late=0):
+    return {"pupil_id": pupil, "school_code": "S1", "period_start": start, "period_end": end,
+            "school_days": school_days, "illness_days": ill, "authorised_days": auth,
+            "unauthorised_days": unauth, "late_arrivals": late}
+
+
+@pytest.fixture
+def filled(con, rows):
+    insert, pupil_years = rows.insert, rows.pupil_years
+    # pA: at S1 (reports absence) since 2018; pB: moved from S1 to S2 (no absence reporting)
+    # in August 2019; pC: left before the as-of date; pD: grade 4, outside the grades.
+    pupils = (pupil_years("pA", "S1", 2018, 4, 3, date(2018, 8, 1))
+              + [{**pupil_years("pB", "S1", 2018, 4, 1, date(2018, 8, 1))[0]},
+                 *pupil_years("pB", "S2", 2019, 5, 2, date(2019, 8, 12))]
+              + [{**pupil_years("pC", "S1", 2019, 5, 1, date(2019, 8, 1))[0], "enrolled_to": date(2019, 10, 1)}]
+              + pupil_years("pD", "S1", 2019, 4, 1, date(2019, 8, 1)))
+    insert(con, "clean_pupils", pupils)
+    insert(con, "clean_absence", [
+        _week("pA", date(2018, 10, 1), date(2018, 10, 5), unauth=5.0),            # only in 'all'
+        _week("pA", date(2019, 3, 4), date(2019, 3, 8), ill=1.0, late=1),          # 12m, not 6m
+        _week("pA", date(2019, 9, 2), date(2019, 9, 6), auth=1.0, unauth=1.0, late=2),
+        _week("pA", date(2019, 9, 9), date(2019, 9, 13), unauth=3.0),              # spell starts
+        _week("pA", date(2019, 9, 16), date(2019, 9, 20), unauth=5.0),             # spell: 8 days
+        _week("pA", date(2019, 11, 11), date(2019, 11, 15), ill=5.0),              # ends on the as-of date
+        _week("pB", date(2019, 3, 4), date(2019, 3, 8), ill=0.5),
+    ])
+    insert(con, "clean_contacts", [
+        {"pupil_id": "pA", "contact_date": date(2018, 1, 10), "discipline": "ppr", "contact_type": "kontakt"},
+        {"pupil_id": "pA", "contact_date": date(2019, 3, 1), "discipline": "ppr", "contact_type": "kontakt"},
+        {"pupil_id": "pA", "contact_date": date(2019, 10, 1), "discipline": "socialraadgiver",
+         "contact_type": "underretning"},
+        {"pupil_id": "pA", "contact_date": AS_OF, "discipline": "ppr", "contact_type": "kontakt"},
+        {"pupil_id": "pA", "contact_date": date(2019, 12, 1), "discipline": "uu", "contact_type": "kontakt"},
+    ])
+    insert(con, "clean_support", [
+        {"pupil_id": "pB", "support_type": "specialklasse", "start_date": date(2019, 1, 1),
+         "end_date": date(2019, 6, 30)},
+        {"pupil_id": "pB", "support_type": "stoettetimer", "start_date": date(2019, 10, 1), "end_date": None},
+        {"pupil_id": "pA", "support_type": "specialskole", "start_date": date(2020, 1, 1), "end_date": None},
+    ])
+    tests = [{"pupil_id": f"f{i}", "school_code": "S1", "grade": 4, "subject": "dansk_laesning",
+              "test_date": date(2019, 3, 10), "score": float(i + 1), "scale": "NT"} for i in range(1, 11)]
+    tests += [
+        {"pupil_id": "pA", "school_code": "S1", "grade": 4, "subject": "dansk_laesning",
+         "test_date": date(2019, 3, 10), "score": 12.0, "scale": "NT"},
+        {"pupil_id": "pB", "school_code": "S1", "grade": 4, "subject": "dansk_laesning",
+         "test_date": date(2019, 3, 10), "score": 1.0, "scale": "NT"},
+        {"pupil_id": "pA", "school_code": "S1", "grade": 5, "subject": "dansk_laesning",
+         "test_date": date(2020, 3, 10), "score": 1.0, "scale": "NT"},
+    ]
+    insert(con, "clean_tests", tests)
+    return con
+
+
+def _row(frame, pupil):
+    rows = frame[frame["pupil_id"] == pupil]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_rows_are_the_pupils_enrolled_in_the_grades_on_the_as_of_date(filled, config):
+    frame = build_features(filled, config, [AS_OF])
+    assert sorted(frame["pupil_id"]) == ["pA", "pB"]
+    assert list(frame.columns[: len(KEY_COLUMNS)]) == list(KEY_COLUMNS)
+    assert set(FEATURE_NAMES) <= set(frame.columns)
+    row = _row(frame, "pB")
+    assert (row["school_code"], row["network_id"], row["grade"], row["term"]) == ("S2", "N2", 5, "2019/20-H1")
+    assert build_features(filled, config, [AS_OF], grades=[4])["pupil_id"].tolist() == ["pD"]
+
+
+def test_absence_windows_use_only_periods_ending_before_the_as_of_date(filled, config):
+    row = _row(build_features(filled, config, [AS_OF]), "pA")
+    assert row["absence_total_pct_6m"] == pytest.approx(100 * 10 / 15, abs=1e-5)
+    assert row["absence_unauthorised_pct_6m"] == pytest.approx(60.0)
+    assert row["absence_authorised_pct_6m"] == pytest.approx(100 / 15, abs=1e-5)
+    assert row["absence_total_pct_12m"] == pytest.approx(55.0)
+    assert row["absence_illness_pct_12m"] == pytest.approx(5.0)
+    assert row["absence_total_pct_all"] == pytest.approx(64.0)
+    assert row["late_arrivals_per_100_days_12m"] == pytest.approx(15.0)
+    assert row["absence_longest_spell_days_12m"] == pytest.approx(8.0)
+    assert row["absence_concerning_12m"] == 1.0
+    assert row["absence_data_available"] == 1.0
+
+
+def test_missing_absence_is_missing_not_zero(filled, config):
+    frame = build_features(filled, config, [date(2020, 11, 16)])
+    row = _row(frame, "pB")  # S2 reports no absence; the last S1 row is over a year old
+    assert math.isnan(row["absence_total_pct_12m"]) and math.isnan(row["absence_concerning_12m"])
+    assert math.isnan(row["school_absence_pct_12m"])
+    assert row["absence_data_available"] == 0.0
+
+
+def test_contacts_support_and_moves(filled, config):
+    frame = build_features(filled, config, [AS_OF])
+    a, b = _row(frame, "pA"), _row(frame, "pB")
+    assert (a["contacts_ppr_12m"], a["contacts_ppr_ever"]) == (1.0, 2.0)
+    assert a["contacts_ppr_days_since"] == (AS_OF - date(2019, 3, 1)).days
+    assert math.isnan(a["contacts_uu_days_since"]) and a["contacts_uu_ever"] == 0.0
+    assert (a["notifications_12m"], a["notifications_ever"]) == (1.0, 1.0)
+    assert (a["support_active_level"], a["support_ever"]) == (0.0, 0.0)
+    assert (b["support_active_level"], b["support_ever"], b["support_max_level"]) == (1.0, 1.0, 2.0)
+    assert (b["school_moves_ever"], b["school_moves_12m"]) == (1.0, 1.0)
+    assert b["days_at_current_school"] == (AS_OF - date(2019, 8, 12)).days
+    assert a["school_moves_ever"] == 0.0
+
+
+def test_tests_are_normal_scores_within_their_sitting(filled, config):
+    frame = build_features(filled, config, [AS_OF])
+    a, b = _row(frame, "pA"), _row(frame, "pB")
+    assert a["test_reading_latest_z"] == pytest.approx(1.7317, abs=2e-3)  # rank 12 of 12
+    assert b["test_reading_latest_z"] == pytest.approx(-1.7317, abs=2e-3)
+    assert a["test_mean_z"] == pytest.approx(a["test_reading_latest_z"])
+    assert math.isnan(a["test_math_latest_z"]) and math.isnan(a["test_reading_change_z"])
+    assert a["test_data_available"] == 1.0
+
+
+def test_write_features_replaces_the_as_of_date(filled, config):
+    frame = build_features(filled, config, [AS_OF, date(2020, 4, 15)])
+    assert write_features(filled, frame) == len(frame)
+    assert write_features(filled, frame[frame["as_of_date"] == AS_OF]) == 2
+    stored = filled.execute(f"SELECT as_of_date, count(*) FROM {FEATURES_TABLE} GROUP BY 1 ORDER BY 1").fetchall()
+    assert stored == [(AS_OF, 2), (date(2020, 4, 15), 2)]
+    types = dict(filled.execute(f"SELECT column_name, data_type FROM information_schema.columns "
+                                f"WHERE table_name = '{FEATURES_TABLE}'").fetchall())
+    assert types["as_of_date"] == "DATE" and types["absence_total_pct_6m"] == "DOUBLE"
+
+
+def test_design_matrix_follows_the_given_order(filled, config):
+    frame = build_features(filled, config, [AS_OF])
+    matrix = design_matrix(frame, ["grade", "absence_total_pct_12m"])
+    assert matrix.shape == (2, 2) and matrix.dtype == "float64"
+    assert list(matrix[:, 0]) == [5.0, 5.0]
+
+
+def test_term_of_date(config):
+    assert str(term_of_date(config.terms, date(2019, 11, 15))) == "2019/20-H1"
+    assert str(term_of_date(config.terms, date(2020, 4, 15))) == "2019/20-H2"
+    assert str(term_of_date(config.terms, date(2020, 7, 15))) == "2019/20-H2"

@@ -1,0 +1,122 @@
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from ews.terms import Term
+from models.registry import read_registered
+from models.scoring import SCORE_COLUMNS, manifest_entry, score_pupils
+from models.training import assemble_model_data, load_bundle, model_identity, train_or_load_model
+
+TERM = "2025/26-H1"
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    def make(path: Path) -> duckdb.DuckDBPyConnection:
+        target = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}.duckdb"
+        shutil.copy(path, target)
+        return duckdb.connect(str(target))
+    return make
+
+
+def test_training_registers_the_model_with_its_window_and_card(trained, copy_of):
+    path, models_dir, bundle = trained
+    con = copy_of(path)
+    row = read_registered(con, bundle.model_id)
+    assert row is not None
+    assert row["outcome_definition"] == "upv_ikke_uddannelsesparat@v1"
+    assert json.loads(row["evaluation_cohorts"]) == ["2022/23", "2023/24"]
+    assert row["training_last_cohort"] == "2021/22" and row["code_version"] == "test-version"
+    assert row["metrics"]["model"]["roc_auc"] == bundle.metrics["model"]["roc_auc"]
+    html = Path(row["card_html"]).read_text(encoding="utf-8")
+    assert "Sammenfatning" in html and "data:image/png;base64," in html
+    assert "http://" not in html and "https://" not in html  # self-contained
+    markdown = Path(row["card_markdown"]).read_text(encoding="utf-8")
+    assert "## Fairness" in markdown and "![calibration](calibration.png)" in markdown
+    assert (Path(row["card_markdown"]).parent / "calibration.png").exists()
+    for name in bundle.feature_names:
+        assert name not in ("sex", "origin")
+
+
+def test_the_model_beats_every_rule_at_the_same_list_length(trained):
+    metrics = trained[2].metrics
+    model = metrics["model"]
+    for name in ("fravaer_over_10pct", "abc_regel", "kun_skole"):
+        assert model["precision_at_capacity"] > metrics["baselines"][name]["precision_at_capacity"], name
+        assert model["roc_auc"] > metrics["baselines"][name]["roc_auc"], name
+    assert set(metrics["per_grade"]) == {"5", "6", "7", "8"}
+    assert metrics["checks"]["beats_abc_regel"]["passed"]
+
+
+def test_risk_is_a_calibrated_probability_increasing_in_the_explained_log_odds(trained, copy_of, sim_config):
+    path, _, bundle = trained
+    con = copy_of(path)
+    data = assemble_model_data(con, sim_config, TERM)
+    risk = bundle.predict_risk(data.evaluation)
+    assert ((risk > 0) & (risk < 1)).all()
+    log_odds = bundle.log_odds(data.evaluation)
+    a, b = bundle.calibration_map
+    assert np.allclose(risk, 1 / (1 + np.exp(a * log_odds + b)))
+    matrix = bundle.design_matrix(data.evaluation)
+    assert list(matrix.columns) == bundle.feature_names
+    assert np.allclose(bundle.explained_model.decision_function(matrix.to_numpy()), log_odds)
+
+
+def test_a_registered_model_is_reused_not_retrained(trained, copy_of, sim_config, monkeypatch):
+    path, models_dir, bundle = trained
+    con = copy_of(path)
+    import models.training as training
+
+    monkeypatch.setattr(training, "fit_bundle", lambda *a, **k: pytest.fail("retrained a registered model"))
+    again = train_or_load_model(con, sim_config, TERM, models_dir, "test-version")
+    assert again.model_id == bundle.model_id
+    data = assemble_model_data(con, sim_config, TERM)
+    assert model_identity(data, sim_config, "another-version")[0] != bundle.model_id
+
+
+def test_retraining_with_the_same_data_config_and_seed_gives_the_same_model_and_scores(
+        trained, copy_of, sim_config, tmp_path):
+    path, _, bundle = trained
+    con = copy_of(path)
+    fresh = train_or_load_model(con, sim_config, TERM, tmp_path / "other-models", "test-version",
+                                fairness_bootstrap=5)
+    assert fresh.model_id == bundle.model_id
+    as_of = sim_config.terms.as_of_date(Term.parse(TERM))
+    first = score_pupils(con, sim_config, bundle, TERM, as_of, "run-a")
+    second = score_pupils(con, sim_config, fresh, TERM, as_of, "run-a")
+    assert first["risk"].tolist() == second["risk"].tolist()
+    assert first["pupil_id"].tolist() == second["pupil_id"].tolist()
+    changed = sim_config.model_copy(update={"model": sim_config.model.model_copy(update={"seed": 5})})
+    data = assemble_model_data(con, sim_config, TERM)
+    assert model_identity(data, changed, "test-version")[0] != bundle.model_id
+
+
+def test_scoring_gives_every_pupil_in_grades_5_to_9_a_risk_and_a_tier(trained, copy_of, sim_config):
+    path, models_dir, bundle = trained
+    con = copy_of(path)
+    as_of = sim_config.terms.as_of_date(Term.parse(TERM))
+    scores = score_pupils(con, sim_config, load_bundle(models_dir, bundle.model_id), TERM, as_of, "run-1")
+    assert list(scores.columns) == list(SCORE_COLUMNS)
+    assert set(scores["grade"]) == {5, 6, 7, 8, 9}
+    assert scores["pupil_id"].is_unique and (scores["model_id"] == bundle.model_id).all()
+    steps = {t.name: t.step for t in sim_config.tiers}
+    for tier, step, risk in zip(scores["tier"], scores["tier_step"], scores["risk"], strict=True):
+        assert sim_config.tier_for(risk).name == tier and steps[tier] == step
+    for _, group in scores.groupby("network_id"):
+        ordered = group.sort_values("rank_in_network")
+        assert ordered["rank_in_network"].tolist() == list(range(1, len(group) + 1))
+        assert ordered["risk"].is_monotonic_decreasing
+    # a re-run of the term replaces its rows
+    score_pupils(con, sim_config, bundle, TERM, as_of, "run-2")
+    assert con.execute("SELECT DISTINCT run_id FROM scores_pupil_term").fetchall() == [("run-2",)]
+    features = con.execute("SELECT count(*) FROM features_pupil_term WHERE as_of_date = $d", {"d": as_of}).fetchone()
+    assert features[0] == len(scores)
+    entry = manifest_entry(bundle, scores)
+    assert entry["model"]["model_id"] == bundle.model_id
+    assert set(entry["model"]["metrics"]) == {"roc_auc", "average_precision", "brier", "calibration_error",
+                                              "precision_at_capacity", "recall_at_capacity"}
+    json.dumps(entry)
