@@ -12,7 +12,9 @@ import pandas as pd
 CPR_PATTERN = re.compile(r"^(\d{2})(\d{2})(\d{2})-?(\d{4})$")
 #: Pattern a test greps for anywhere in the warehouse, manifests, logs and outputs.
 _HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
-CPR_LIKE = re.compile(r"(?<!\d)(\d{6}-\d{4}|\d{10})(?!\d)")
+#: A CPR number is a token of its own (``ddmmyy-xxxx`` or ten digits); ten digits inside a
+#: longer run of letters and digits (a SHA-256 in hex) are not one.
+CPR_LIKE = re.compile(r"(?<![0-9A-Za-z])(\d{6}-\d{4}|\d{10})(?![0-9A-Za-z])")
 
 
 def normalise_cpr(value: str) -> str | None:

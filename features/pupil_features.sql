@@ -166,7 +166,8 @@ term_ranked AS (
 absence_term_features AS (
     SELECT
         as_of_date, pupil_id,
-        regr_slope(pct, term_index) FILTER (WHERE recent <= 4) AS absence_trend_pp,
+        -- ORDER BY fixes the order of summation: parallel float sums must not change the last digit
+        regr_slope(pct, term_index ORDER BY term_index) FILTER (WHERE recent <= 4) AS absence_trend_pp,
         count(*) FILTER (WHERE pct > 10 AND school_days >= 20) AS absence_concerning_terms
     FROM term_ranked
     GROUP BY as_of_date, pupil_id
@@ -297,7 +298,7 @@ test_features AS (
         max(z) FILTER (WHERE subject = 'matematik' AND recent = 1) AS test_math_latest_z,
         max(z) FILTER (WHERE subject = 'matematik' AND recent = 1)
             - max(z) FILTER (WHERE subject = 'matematik' AND recent = 2) AS test_math_change_z,
-        avg(z) AS test_mean_z,
+        avg(z ORDER BY subject, recent) AS test_mean_z,
         1 AS test_data_available
     FROM pupil_tests
     GROUP BY as_of_date, pupil_id

@@ -3,16 +3,18 @@
 Two developmental paths are named in the municipality's practice: the *tidlig starter* (early,
 many risk factors, often early neuro-psychological problems) and the *sen starter* (fewer risk
 factors, drifts in adolescence; a level alone misses it, the trend over terms catches it). The
-rules below are a reading aid for the network, not a diagnosis. "Early support" means any
-contact on record with PPR, a speech and hearing teacher or an occupational therapist.
+rules below are a reading aid for the network, not a diagnosis. "Early support" counts the
+contacts on record with PPR, a speech and hearing teacher or an occupational therapist.
 
-* ``tidlig_starter``: the pupil has had early support (or it is unknown), and either at least
-  three families of factors raise the risk now (many risk factors), or at least two do and the
-  risk was already at or above the elevated tier in grade 5 or 6 (in this or an earlier term).
-* ``sen_starter``: not an early starter, and either the score history shows it (the first score
-  on record, at least two earlier terms back, was below the elevated tier and the risk has
-  risen by at least :data:`LATE_RISE` since, rising this term too), or the pupil has had no
-  early support and the data show a recent drift (:func:`drift_signals`).
+* ``sen_starter``: the score history shows a late rise (the first score on record, at least two
+  earlier terms back, was below the elevated tier and the risk has risen by at least
+  :data:`LATE_RISE` since, rising this term too); or the pupil is in grade 7 or later, has had
+  little early support (fewer than :data:`LATE_MAX_EARLY_SUPPORT` contacts) and the absence
+  data show a recent drift (:func:`drift_signals`).
+* ``tidlig_starter``: otherwise, when the pupil has had early support (or it is unknown) and
+  either at least three families of factors raise the risk now (many risk factors), or at least
+  two do and the risk was already at or above the elevated tier in grade 5 or 6 (in this or an
+  earlier term).
 * otherwise None.
 """
 
@@ -35,11 +37,13 @@ EARLY_FAMILIES = 3
 EARLY_MIN_FAMILIES = 2
 #: Contacts that count as early support (features of the catalogue, all years).
 EARLY_SUPPORT_FEATURES = ("contacts_ppr_ever", "contacts_talehoerelaerer_ever", "contacts_ergoterapeut_ever")
-#: Drift signals: absence trend (percentage points per term), recent absence above the pupil's
-#: own all-years level (percentage points), drop since the previous national test (SD).
-DRIFT_ABSENCE_TREND = 1.0
-DRIFT_ABSENCE_JUMP = 5.0
-DRIFT_TEST_DROP = -0.5
+#: Drift signals: absence trend (percentage points per term) and absence in the last six
+#: months above the pupil's own all-years level (percentage points).
+DRIFT_ABSENCE_TREND = 3.0
+DRIFT_ABSENCE_JUMP = 10.0
+#: A late start is read from grade 7 (adolescence) and with fewer early-support contacts than this.
+LATE_FROM_GRADE = 7
+LATE_MAX_EARLY_SUPPORT = 10
 
 
 def classify_trend(risk: float | None, previous_risk: float | None, step: float = TREND_STEP) -> str:
@@ -64,7 +68,7 @@ def classify_trend(risk: float | None, previous_risk: float | None, step: float 
 
 
 def drift_signals(explanations: pd.DataFrame) -> pd.DataFrame:
-    """Per pupil: early-support contacts and whether the data show a recent drift.
+    """Per pupil: early-support contacts and whether the absence data show a recent drift.
 
     Args:
         explanations: Rows of ``explanations_pupil_term`` (``pupil_id``, ``feature``,
@@ -73,11 +77,11 @@ def drift_signals(explanations: pd.DataFrame) -> pd.DataFrame:
     Returns:
         ``pupil_id``, ``early_support`` (contacts with PPR, speech and hearing teacher and
         occupational therapist on record; NaN when none of these features is known) and
-        ``drift`` (absence trend ≥ 1 point per term, recent absence ≥ 5 points above the pupil's
-        all-years level, or a drop of 0.5 SD or more since the previous national test).
+        ``drift`` (absence trend of at least 3 points per term, or absence in the last six
+        months at least 10 points above the pupil's all-years level).
     """
     wide = explanations.pivot_table(index="pupil_id", columns="feature", values="feature_value",
-                                    aggfunc="first", dropna=False)
+                                    aggfunc="first", dropna=False, observed=True)
 
     def column(name: str) -> pd.Series:
         return wide[name] if name in wide.columns else pd.Series(np.nan, index=wide.index)
@@ -85,10 +89,8 @@ def drift_signals(explanations: pd.DataFrame) -> pd.DataFrame:
     support = pd.concat([column(n) for n in EARLY_SUPPORT_FEATURES], axis=1)
     early_support = support.sum(axis=1, min_count=1)
     jump = column("absence_total_pct_6m") - column("absence_total_pct_all")
-    drop = pd.concat([column("test_reading_change_z"), column("test_math_change_z")], axis=1).min(axis=1)
-    drift = ((column("absence_trend_pp") >= DRIFT_ABSENCE_TREND) | (jump >= DRIFT_ABSENCE_JUMP)
-             | (drop <= DRIFT_TEST_DROP))
-    return pd.DataFrame({"pupil_id": wide.index, "early_support": early_support.to_numpy(),
+    drift = (column("absence_trend_pp") >= DRIFT_ABSENCE_TREND) | (jump >= DRIFT_ABSENCE_JUMP)
+    return pd.DataFrame({"pupil_id": wide.index.astype(object), "early_support": early_support.to_numpy(),
                          "drift": drift.fillna(False).astype(bool).to_numpy()})
 
 
@@ -119,6 +121,14 @@ def path_pattern(
     """
     ordered = history.sort_values("term")
     known = early_support is not None and not math.isnan(early_support)
+    late_history = False
+    if len(ordered) >= 2:
+        first = float(ordered["risk"].iloc[0])
+        late_history = first < elevated and risk - first >= LATE_RISE and trend == "stigende"
+    little_support = not known or early_support < LATE_MAX_EARLY_SUPPORT
+    late_data = grade >= LATE_FROM_GRADE and little_support and drift
+    if late_history or late_data:
+        return "sen_starter"
     had_support = not known or early_support >= 1
     early_now = grade in EARLY_GRADES and risk >= elevated
     early_before = bool(((ordered["grade"].isin(EARLY_GRADES)) & (ordered["risk"] >= elevated)).any())
@@ -126,13 +136,6 @@ def path_pattern(
     early_and_several = (early_now or early_before) and risk_families >= EARLY_MIN_FAMILIES
     if had_support and (many or early_and_several):
         return "tidlig_starter"
-    late_history = False
-    if len(ordered) >= 2:
-        first = float(ordered["risk"].iloc[0])
-        late_history = first < elevated and risk - first >= LATE_RISE and trend == "stigende"
-    late_data = known and early_support == 0 and (drift or trend == "stigende")
-    if late_history or late_data:
-        return "sen_starter"
     return None
 
 

@@ -131,8 +131,9 @@ def explain_pupil(
                 reproduction = reproduce_explanation(con, bundle, run_id, pupil_id)
 
     first = stored.iloc[0]
+    as_of = pd.Timestamp(first["as_of_date"]).date() if pd.notna(first["as_of_date"]) else ""
     console.print(f"[bold]Pupil {pupil_id}[/] · run {run_id} · term {first['term']} · "
-                  f"as of {first['as_of_date']} · model {first['model_id']}", highlight=False)
+                  f"as of {as_of} · model {first['model_id']}", highlight=False)
     if len(score):
         row = score.iloc[0]
         console.print(f"risk {format_percent_da(float(row['risk']))} · tier {row['tier']} · grade "

@@ -39,7 +39,8 @@ SCHOOL_NAME_STEMS: tuple[str, ...] = (
     "Fjord", "Dal", "Holm", "Toft", "Vang", "Kilde", "Bro", "Lunde", "Rønne", "Hvid", "Grøn",
     "Sol", "Ly", "Kær", "Bavne", "Ås", "Højager", "Granly", "Tjørne", "Rosen", "Kløver",
     "Mark", "Agerbæk", "Stjerne", "Valmue", "Hyben", "Fure", "Lyng", "Klint", "Vinkel",
-    "Ravn", "Ørne", "Svane", "Bjerre", "Borg", "Vig", "Næs", "Tved", "Lyst",
+    "Ravn", "Ørne", "Svane", "Bjerre", "Borg", "Vig", "Næs", "Tved", "Lyst", "Pile",
+    "Poppel", "Kastanje", "Gran", "Fyrre", "Hvede", "Rug", "Havre", "Tårn", "Lærke",
 )
 SCHOOL_NAME_MIDDLES: tuple[str, ...] = (
     "", "vang", "bjerg", "holm", "toft", "eng", "park", "dal", "lund", "høj", "gård",

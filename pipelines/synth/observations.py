@@ -530,8 +530,7 @@ def _mark_rows(roster: Roster, cohorts: list[Cohort], year: SchoolYear, n_days: 
             composite = roster.raw_comps[rows, :, term] @ np.array(model.MARK_WEIGHTS)
             ability = -(composite - ref.mark_mean[k]) / ref.mark_sd[k]
             marks = []
-            for s, subject in enumerate(MARK_SUBJECTS):
-                sign = (-1, 1, 0)[s]
+            for sign in (-1, 1, 0):  # Danish leans to reading, maths to maths, English neither
                 tilt = sign * SUBJECT_TILT_SD * roster.propensity[rows, 4]
                 z = (ability + tilt + MARK_NOISE_SD * rng.standard_normal(rows.size)) / np.sqrt(
                     1 + MARK_NOISE_SD**2 + SUBJECT_TILT_SD**2 * abs(sign))

@@ -101,7 +101,7 @@ def build_schools(count: int, pupils_per_grade: int, rng: np.random.Generator) -
         areas[school] = AREAS[rank % len(AREAS)]
     if count >= 4:
         areas[-1] = areas[-2]
-    streams = np.maximum(1, np.round(weights * pupils_per_grade / PUPILS_PER_CLASS)).astype(int)
+    streams = np.clip(np.round(weights * pupils_per_grade / PUPILS_PER_CLASS), 1, 26).astype(int)
     mode = np.full(count, ABSENCE_WEEKLY, dtype=np.int8)
     special = rng.permutation(count)
     if count >= 3:
