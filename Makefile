@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff check .
 
 bench: install
-	$(BIN)/pytest bench --benchmark-only -q
+	$(BIN)/pytest bench --benchmark-only -q -o python_files="*.py"
 
 prefect-ui: install
 	PREFECT_HOME=$(CURDIR)/data/prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200

@@ -18,7 +18,7 @@ future is the classic bug of early-warning models, so the rules are expressed on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -68,7 +68,7 @@ class Split:
         return self.training_cohorts[0], self.training_cohorts[-1]
 
 
-def term_as_of_dates(first: Term, last: Term, as_of_of: object) -> list[AsOf]:
+def term_as_of_dates(first: Term, last: Term, as_of_of: Callable[[Term], date]) -> list[AsOf]:
     """The as-of date of every term from ``first`` to ``last``.
 
     Args:
@@ -79,7 +79,7 @@ def term_as_of_dates(first: Term, last: Term, as_of_of: object) -> list[AsOf]:
     Returns:
         One :class:`AsOf` per term, oldest first.
     """
-    return [AsOf(str(term), as_of_of(term)) for term in terms_between(first, last)]  # type: ignore[operator]
+    return [AsOf(str(term), as_of_of(term)) for term in terms_between(first, last)]
 
 
 def cohort_known_dates(labels: pd.DataFrame) -> pd.Series:

@@ -28,6 +28,7 @@ from features.build import SCORING_GRADES, build_features, design_matrix
 from features.catalogue import FEATURE_NAMES, feature_spec
 from features.leakage import check_no_lookahead
 from features.timechop import (
+    AsOf,
     Split,
     assert_split_is_causal,
     label_rows,
@@ -73,7 +74,7 @@ class ModelData:
     population: pd.DataFrame
 
 
-def all_as_of_dates(config: MunicipalityConfig, term: Term) -> list:
+def all_as_of_dates(config: MunicipalityConfig, term: Term) -> list[AsOf]:
     """As-of date of every term from the config's first school year to ``term``."""
     first = Term.parse(f"{config.terms.first_school_year}-H1")
     return term_as_of_dates(first, term, config.terms.as_of_date)

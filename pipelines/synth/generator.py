@@ -96,8 +96,8 @@ def _validate(params: SynthParams) -> tuple[int, Term]:
                          f"{params.first_school_year}")
     if first < 1960 or last.start_year > 2040:
         raise ValueError("school years must lie within 1960/61-2040/41 (CPR-like ids)")
-    if params.schools < 1:
-        raise ValueError("schools must be at least 1")
+    if not 1 <= params.schools <= 5000:
+        raise ValueError("schools must be between 1 and 5000")
     if params.pupils_per_grade < 1:
         raise ValueError("pupils_per_grade must be at least 1")
     return first, last

@@ -271,6 +271,12 @@ def simulate_days(roster: Roster, year: SchoolYear, n_days: int, rng: np.random.
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Daily absence states of a chunk of pupils.
 
+    Args:
+        roster: The pupils (a chunk of the year's roster).
+        year: The school year's calendar.
+        n_days: School days up to the cut-off day.
+        rng: Random generator of the chunk.
+
     Returns:
         ``(state, half, late)`` each shape (m, n_days): state 0 present, 1 illness,
         2 authorised, 3 unauthorised; ``half`` marks half-day absences; ``late`` late
@@ -287,20 +293,22 @@ def simulate_days(roster: Roster, year: SchoolYear, n_days: int, rng: np.random.
     state = np.zeros((m, n_days), dtype=np.int8)
     current = np.zeros(m, dtype=np.int8)
     uniform = rng.random((m, n_days), dtype=np.float32)
-    rows = np.arange(m)
+    cache: dict[tuple, np.ndarray] = {}  # days with the same term and multipliers share bounds
     for d in range(n_days):
         t = term[d]
-        h = [np.minimum(rates[k][:, t] * mult[k][d] + (flat[d] if k == "illness" else 0.0),
-                        0.5) for k in keys]
+        key = (t, flat[d], *(mult[k][d] for k in keys))
+        bounds = cache.get(key)
+        if bounds is None:
+            h = [np.minimum(rates[k][:, t] * mult[k][d] + (flat[d] if k == "illness" else 0.0),
+                            0.5) for k in keys]
+            bounds = cache[key] = np.cumsum(np.stack(h), axis=0)
         u = uniform[:, d].astype(np.float64)
         c = cont[current]
         stay = (u < c) & (current > 0)
         u2 = np.where(current > 0, (u - c) / (1.0 - c), u)
-        bounds = np.cumsum(np.stack(h), axis=0)
         new = (len(keys) - (u2[None, :] < bounds).sum(axis=0) + 1) % (len(keys) + 1)
         current = np.where(stay, current, new).astype(np.int8)
         state[:, d] = current
-    del rows
     state = REPORTED_KIND[state]
     half = (state > 0) & (rng.random((m, n_days), dtype=np.float32) < HALF_DAY_SHARE)
     late_rate = rates["late"][:, term]

@@ -18,7 +18,7 @@ from scipy.special import ndtr
 
 from pipelines.synth import model, names
 
-NO_DAY = 2**40
+NO_DAY = 2**31 - 1  # fits int32 storage
 AREAS = ("Nord", "Syd", "Øst", "Vest")
 PUPILS_PER_CLASS = 22
 ENTRY_RATE = 0.0065  # pupils entering the municipality per term, as a share of the cohort
@@ -358,12 +358,12 @@ def build_cohort(start_year: int, pupils_per_grade: int, schools: SchoolTable, s
         exit_term[leaving] = leave_term[leaving] - summer.astype(np.int64)
 
     # schools and classes per term
-    school_start = np.zeros((n, n_terms), dtype=np.int32)
-    school_end = np.zeros((n, n_terms), dtype=np.int32)
+    school_start = np.zeros((n, n_terms), dtype=np.int16)
+    school_end = np.zeros((n, n_terms), dtype=np.int16)
     class_start = np.zeros((n, n_terms), dtype=np.int8)
     class_end = np.zeros((n, n_terms), dtype=np.int8)
-    move_day = np.full((n, n_terms), NO_DAY, dtype=np.int64)
-    current = first_school.astype(np.int32)
+    move_day = np.full((n, n_terms), NO_DAY, dtype=np.int32)
+    current = first_school.astype(np.int16)
     current_class = (rng.random(n) * schools.streams[current]).astype(np.int8)
     for k in range(n_terms):
         movers = np.flatnonzero(latent.move_event[:, k] & (k > entry_term) & (k <= exit_term))

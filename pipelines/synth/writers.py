@@ -9,6 +9,8 @@ import numpy as np
 from pipelines.synth.calendar import format_dates
 from pipelines.synth.population import to_datetime64
 
+WRITE_SLICE = 200_000
+
 
 class CsvFile:
     """A CSV export written in chunks; the file is only created when a row arrives.
@@ -35,17 +37,21 @@ class CsvFile:
         faster than ``DataFrame.to_csv``.
         """
         values = [np.asarray(columns[h], dtype=object) for h in self.header]
-        if len(values[0]) == 0:
+        n = len(values[0])
+        if n == 0:
             return
-        lines = "\n".join(map(self.sep.join, zip(*values, strict=True))) + "\n"
-        if self.rows == 0:
-            lines = self.sep.join(self.header) + "\n" + lines
-            mode, encoding = "wb", self.encoding
-        else:
-            mode, encoding = "ab", self.encoding.replace("-sig", "")
-        with open(self.path, mode) as handle:
-            handle.write(lines.encode(encoding))
-        self.rows += len(values[0])
+        first = self.rows == 0
+        with open(self.path, "wb" if first else "ab") as handle:
+            for lo in range(0, n, WRITE_SLICE):  # slices keep memory flat for large files
+                part = [v[lo:lo + WRITE_SLICE] for v in values]
+                lines = "\n".join(map(self.sep.join, zip(*part, strict=True))) + "\n"
+                if first and lo == 0:
+                    lines = self.sep.join(self.header) + "\n" + lines
+                    encoding = self.encoding
+                else:
+                    encoding = self.encoding.replace("-sig", "")
+                handle.write(lines.encode(encoding))
+        self.rows += n
 
 
 def dates_dmy(days: np.ndarray, sep: str = "-") -> np.ndarray:

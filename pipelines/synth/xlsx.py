@@ -101,8 +101,62 @@ def write_xlsx(path: Path, sheet: str, columns: dict[str, np.ndarray], kinds: di
     lookup = dict(zip(uniques, range(len(uniques)), strict=True))
 
     letters = [_column_letter(i) for i in range(len(headers))]
-    cells: list[np.ndarray] = []
-    row_numbers = np.arange(2, n + 2).astype(str).astype(object)
+    header_cells = "".join(
+        f'<c r="{letter}1" t="s"><v>{lookup[h]}</v></c>'
+        for letter, h in zip(letters, headers, strict=True))
+    head = (
+        _XML + '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f'<dimension ref="A1:{letters[-1]}{n + 1}"/><sheetData>'
+        f'<row r="1">{header_cells}</row>'
+    )
+    strings = "".join(f"<si><t xml:space=\"preserve\">{escape(str(s))}</t></si>" for s in uniques)
+    shared = (
+        _XML + '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        f'count="{len(codes)}" uniqueCount="{len(uniques)}">{strings}</sst>'
+    )
+    workbook = (
+        _XML + '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        f'<sheets><sheet name="{escape(sheet)}" sheetId="1" r:id="rId1"/></sheets></workbook>'
+    )
+    entries = [
+        ("[Content_Types].xml", _CONTENT_TYPES),
+        ("_rels/.rels", _ROOT_RELS),
+        ("xl/workbook.xml", workbook),
+        ("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS),
+        ("xl/styles.xml", _STYLES),
+        ("xl/sharedStrings.xml", shared),
+    ]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in entries:
+            archive.writestr(_entry(name), text.encode("utf-8"))
+        with archive.open(_entry("xl/worksheets/sheet1.xml"), "w", force_zip64=True) as stream:
+            stream.write(head.encode("utf-8"))
+            for lo in range(0, n, _ROW_SLICE):
+                rows = _sheet_rows({h: columns[h][lo:lo + _ROW_SLICE] for h in headers},
+                                   kinds, letters, lookup, first_row=lo + 2)
+                stream.write(rows.encode("utf-8"))
+            stream.write(b"</sheetData></worksheet>")
+    return n
+
+
+_ROW_SLICE = 100_000
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o600 << 16
+    return info
+
+
+def _sheet_rows(columns: dict[str, np.ndarray], kinds: dict[str, str], letters: list[str],
+                lookup: dict[str, int], first_row: int) -> str:
+    """The ``<row>`` elements of a slice of rows."""
+    headers = list(columns)
+    n = len(columns[headers[0]])
+    row_numbers = np.arange(first_row, first_row + n).astype(str).astype(object)
+    body = '<row r="' + row_numbers + '">'
     for letter, header in zip(letters, headers, strict=True):
         values = columns[header]
         ref = letter + row_numbers
@@ -119,53 +173,9 @@ def write_xlsx(path: Path, sheet: str, columns: dict[str, np.ndarray], kinds: di
                     + "</v></c>")
         else:
             raise ValueError(f"unknown cell kind {kind!r}")
-        cells.append(cell)
-    header_cells = "".join(
-        f'<c r="{letter}1" t="s"><v>{lookup[h]}</v></c>'
-        for letter, h in zip(letters, headers, strict=True))
-    parts = [
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-        f'<dimension ref="A1:{letters[-1]}{n + 1}"/><sheetData>'
-        f'<row r="1">{header_cells}</row>'
-    ]
-    if n:
-        body = '<row r="' + row_numbers + '">'
-        for cell in cells:
-            body = body + cell
-        body = body + "</row>"
-        parts.append("".join(body.tolist()))
-    parts.append("</sheetData></worksheet>")
-    sheet_xml = "".join(parts)
-
-    strings = "".join(f"<si><t xml:space=\"preserve\">{escape(str(s))}</t></si>" for s in uniques)
-    shared = (
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-        '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-        f'count="{len(codes)}" uniqueCount="{len(uniques)}">{strings}</sst>'
-    )
-    workbook = (
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-        '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-        f'<sheets><sheet name="{escape(sheet)}" sheetId="1" r:id="rId1"/></sheets></workbook>'
-    )
-    entries = [
-        ("[Content_Types].xml", _CONTENT_TYPES),
-        ("_rels/.rels", _ROOT_RELS),
-        ("xl/workbook.xml", workbook),
-        ("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS),
-        ("xl/styles.xml", _STYLES),
-        ("xl/sharedStrings.xml", shared),
-        ("xl/worksheets/sheet1.xml", sheet_xml),
-    ]
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, text in entries:
-            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o600 << 16
-            archive.writestr(info, text.encode("utf-8"))
-    return n
+        body = body + cell
+    body = body + "</row>"
+    return "".join(body.tolist())
 
 
 _CELL = re.compile(r'<c r="([A-Z]+)(\d+)"([^>]*?)(?:/>|>(.*?)</c>)', re.S)
