@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from ews.settings import get_settings
+from pipelines.manifest import write_manifest
 from ews.terms import Term
 
 DEMO_TERM = "2025/26-H1"
@@ -66,8 +67,26 @@ def run_demo(*, pupils_per_grade: int = 1000, schools: int = 20,
             manifest = termly_flow(term, progress=lambda m, t=term: status.update(f"termly run {t}: {m}"))
         console.print(f"run {manifest['run_id']} ({term}): {manifest['status']} "
                       f"in {manifest['duration_seconds']} s")
+    manifest["outputs"]["reason_agreement"] = _reason_agreement(manifest, settings)
+    write_manifest(manifest, Path(manifest["outputs"]["manifest"]))
     _summarise(manifest, console)
     return manifest
+
+
+def _reason_agreement(manifest: dict[str, Any], settings: Any) -> dict[str, Any]:
+    """How often the flagged pupils' reasons name a cause the generator knows (demo only).
+
+    The pipeline never reads the ground truth; the demo does, after the run, because it knows
+    the municipality is synthetic.
+    """
+    from ews.warehouse import open_readonly
+    from flags.agreement import read_ground_truth, reason_agreement
+    from flags.selection import read_flag_lists
+
+    with open_readonly(settings.state_dir) as con:
+        flags = read_flag_lists(con, manifest["run_id"])
+    truth = read_ground_truth(settings.synthetic_dir / "ground_truth" / "pupils.csv", settings.key_bytes())
+    return reason_agreement(flags, truth)
 
 
 def _summarise(manifest: dict[str, Any], console: Console) -> None:
@@ -80,6 +99,9 @@ def _summarise(manifest: dict[str, Any], console: Console) -> None:
     for key, value in manifest["outputs"].items():
         if isinstance(value, str):
             console.print(f"  {key}: {value}")
+        elif key == "reason_agreement":
+            console.print(f"  reasons vs. the generator's causes: {value.get('share')} of flagged pupils "
+                          f"have a reason naming a true cause (top reason: {value.get('top1_share')})")
         elif key == "flag_lists":
             console.print(f"  flag lists:  {len(value)} networks, "
                           f"{sum(v['flagged'] for v in value)} pupils flagged")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipelines.commands.dashboards import serve, users_app
+from pipelines.commands.explain import explain
 
-COMMANDS: list[tuple[str, Callable[..., Any]]] = [("serve", serve)]
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [("explain", explain), ("serve", serve)]
 GROUPS: list[tuple[str, Any]] = [("users", users_app)]
