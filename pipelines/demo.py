@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 
 from ews.settings import get_settings
-from pipelines.manifest import write_manifest
 from ews.terms import Term
+from pipelines.manifest import write_manifest
 
 DEMO_TERM = "2025/26-H1"
 
