@@ -5,14 +5,13 @@ and respects the catalogue's monotone directions (more unauthorised absence neve
 risk). Its raw output, the log-odds, is mapped to a probability by a sigmoid (Platt scaling,
 scikit-learn's ``CalibratedClassifierCV``):
 
-* **temporal calibration** (the default, with two or more training cohorts): the boosted
-  model is fitted on every training cohort but the latest, and the sigmoid on the latest
-  training cohort, which the boosted model has not seen
-  (``CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid")``). The calibration
-  then reflects the most recent cohort's level of risk, the closest to the cohorts scored.
-* **cross-validated calibration** (one training cohort): ``CalibratedClassifierCV(model,
-  method="sigmoid", ensemble=False)`` on out-of-fold predictions, with folds that keep a
-  pupil's rows together.
+* **cross-validated calibration** (the default): ``CalibratedClassifierCV(model,
+  method="sigmoid", ensemble=False)``: the sigmoid is fitted on out-of-fold predictions, with
+  folds that keep a pupil's rows together (a pupil has several as-of rows), and the boosted
+  model is then fitted on every training row.
+* **temporal calibration** (``CALIBRATION_COHORTS > 0``): the boosted model is fitted on every
+  training cohort but the latest, and the sigmoid on the latest, which the boosted model has
+  not seen (``CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid")``).
 
 The sigmoid is strictly increasing, so the calibrated risk ranks pupils exactly as the
 explained model's log-odds do.
@@ -39,18 +38,21 @@ from features.timechop import Split
 
 #: Hyper-parameters of the boosted model (part of the model id).
 BOOSTING_PARAMS: dict[str, Any] = {
-    "learning_rate": 0.1,
-    "max_iter": 150,
-    "max_leaf_nodes": 8,
-    "min_samples_leaf": 200,
-    "l2_regularization": 1.0,
+    "learning_rate": 0.05,
+    "max_iter": 500,
+    "max_leaf_nodes": 4,
+    "min_samples_leaf": 500,
+    "l2_regularization": 5.0,
     "max_bins": 255,
     "early_stopping": False,
 }
 CALIBRATION_METHOD = "sigmoid"
 CALIBRATION_FOLDS = 3
-#: Latest training cohorts kept apart for temporal calibration (when there are more).
-CALIBRATION_COHORTS = 1
+#: Latest training cohorts kept apart for temporal calibration (when there are more); 0 uses
+#: cross-validated calibration on every training cohort. Measured on the synthetic
+#: municipality (two generator versions), cross-validated calibration gave both the higher
+#: AUC (+0.002) and the lower calibration error (-0.003), so it is the default.
+CALIBRATION_COHORTS = 0
 
 
 #: OpenMP threads for fitting and predicting. One thread: on a machine shared with DuckDB,

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 import joblib
+import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig
@@ -47,6 +48,7 @@ from models.risk_model import (
     ModelBundle,
     boosting_threads,
     fit_risk_model,
+    pupil_folds,
 )
 
 log = logging.getLogger(__name__)
@@ -170,14 +172,23 @@ def model_identity(data: ModelData, config: MunicipalityConfig, code_version: st
 MIN_KNOWN_VALUES = 20
 
 
-def usable_features(train: pd.DataFrame) -> list[str]:
-    """Catalogue features with enough known values in the rows the model is fitted on.
+def usable_features(train: pd.DataFrame, folds: list[tuple[np.ndarray, np.ndarray]] | None = None) -> list[str]:
+    """Catalogue features with enough known values in every set of rows a model is fitted on.
 
     A feature that is missing for (nearly) every fitted row carries nothing to learn from, e.g.
     standing marks, which start in grade 8 after the last training as-of date, or a test that a
     small municipality's older cohorts never sat.
+
+    Args:
+        train: The rows the boosted model is fitted on.
+        folds: Cross-validation folds over those rows (each fold's training part must qualify).
+
+    Returns:
+        Feature names, in catalogue order.
     """
-    return [name for name in FEATURE_NAMES if int(train[name].notna().sum()) >= MIN_KNOWN_VALUES]
+    parts = [train] if folds is None else [train.iloc[fit] for fit, _ in folds]
+    return [name for name in FEATURE_NAMES
+            if all(int(part[name].notna().sum()) >= MIN_KNOWN_VALUES for part in parts)]
 
 
 def fit_bundle(data: ModelData, config: MunicipalityConfig, code_version: str) -> ModelBundle:
@@ -203,11 +214,14 @@ def fit_bundle(data: ModelData, config: MunicipalityConfig, code_version: str) -
     seed = config.model.seed
     cohorts = sorted(data.train["cohort"].unique())
     calibration_rows = None
-    if len(cohorts) > CALIBRATION_COHORTS:
+    if CALIBRATION_COHORTS and len(cohorts) > CALIBRATION_COHORTS:
         calibration_rows = data.train["cohort"].isin(cohorts[-CALIBRATION_COHORTS:]).to_numpy()
         if len(set(y[calibration_rows])) < 2 or len(set(y[~calibration_rows])) < 2:
             calibration_rows = None
-    names = usable_features(data.train if calibration_rows is None else data.train[~calibration_rows])
+    if calibration_rows is None:
+        names = usable_features(data.train, pupil_folds(data.train["pupil_id"].tolist()))
+    else:
+        names = usable_features(data.train[~calibration_rows])
     boosted, calibrated = fit_risk_model(design_matrix(data.train, names), y, data.train["pupil_id"].tolist(),
                                          names, seed, calibration_rows)
     with boosting_threads():

@@ -34,7 +34,7 @@ ALL_FIRST_NAMES: frozenset[str] = frozenset(
 ALL_LAST_NAMES: frozenset[str] = frozenset(LAST_NAMES + LAST_NAMES_OTHER)
 
 SCHOOL_NAME_STEMS: tuple[str, ...] = (
-    "Nord", "Syd", "Øster", "Vester", "Linde", "Bøge", "Ege", "Aske", "Birke", "Elme",
+    "Humle", "Hjorte", "Krone", "Mejse", "Linde", "Bøge", "Ege", "Aske", "Birke", "Elme",
     "Hassel", "Bakke", "Eng", "Skov", "Sø", "Å", "Mose", "Hede", "Kirke", "Mølle", "Strand",
     "Fjord", "Dal", "Holm", "Toft", "Vang", "Kilde", "Bro", "Lunde", "Rønne", "Hvid", "Grøn",
     "Sol", "Ly", "Kær", "Bavne", "Ås", "Højager", "Granly", "Tjørne", "Rosen", "Kløver",
@@ -64,7 +64,8 @@ def school_names(count: int) -> list[str]:
         count: How many names.
 
     Returns:
-        ``count`` distinct names such as ``'Lindeskolen'`` or ``'Bøgevangskolen'``.
+        ``count`` distinct names such as ``'Lindeskolen'`` or ``'Bøgevangskolen'`` (no
+        compass names, which would contradict the areas).
 
     Raises:
         ValueError: When more names are asked for than the lists can make.

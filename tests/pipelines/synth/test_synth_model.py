@@ -118,3 +118,13 @@ def test_xlsx_roundtrip(tmp_path):
     assert rows[1][3] == "00" and rows[2][1] == 9 and rows[1][4] == "Dansk & <ting>"
     frame = read_xlsx(path, "Karakterer")
     assert list(frame["Karakter"]) == ["00", "-3"] and list(frame["Fag"])[0] == "Dansk & <ting>"
+
+
+def test_drift_increments_enter_the_liability_in_full():
+    """The closed-form oracle assumes each drift increment adds fully to L."""
+    assert sum(p.drift_share for p in model.FAMILY_PARAMS) == pytest.approx(1.0)
+    latent = _population(5_000, seed=3)
+    drifting = latent.switch_term >= 0
+    assert (latent.drift[~drifting] == 0).all()
+    done = latent.drift[drifting, -1]  # all steps taken by grade 10
+    assert 0.9 * model.DRIFT_MEAN < done.mean() / model.DRIFT_STEPS < 1.1 * model.DRIFT_MEAN
