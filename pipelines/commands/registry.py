@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pipelines.commands.dashboards import serve, users_app
+from pipelines.commands.evaluate import evaluate
 from pipelines.commands.explain import explain
 
-COMMANDS: list[tuple[str, Callable[..., Any]]] = [("explain", explain), ("serve", serve)]
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [("evaluate", evaluate), ("explain", explain), ("serve", serve)]
 GROUPS: list[tuple[str, Any]] = [("users", users_app)]
