@@ -248,7 +248,9 @@ def open_runlog(state_dir: Path, read_only: bool = False) -> Iterator[duckdb.Duc
     state_dir.mkdir(parents=True, exist_ok=True)
     if read_only and not path.exists():
         raise FileNotFoundError(f"{path}: no run has been recorded yet")
-    con = _connect_with_retry(path, read_only)
+    # a run waits out a reader's brief hold; readers retry on their own terms (the app says
+    # "busy" rather than keep a page waiting)
+    con = _connect_with_retry(path, read_only, seconds=0.0 if read_only else 5.0)
     try:
         if not read_only:
             ddl = resources.files("ews").joinpath("runlog.sql").read_text(encoding="utf-8")

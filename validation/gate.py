@@ -163,8 +163,7 @@ def _volume(frame: pd.DataFrame, source: SourceConfig, previous: Mapping[str, in
     severity = severity_of(source.severity, "volume_within_range", "volume_change",
                            TABLE_CHECKS["volume_within_range"][1])
     results = []
-    before = previous.get(source.name)
-    if not before:
+    if not any(previous.get(key) for key in counts):
         # no earlier successful run to compare with: recorded as passed, so that a run's
         # results do not depend on whether it is the first
         return [_result(source, "volume_within_range", None, True, 0, counts[source.name], severity)]

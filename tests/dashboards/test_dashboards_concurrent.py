@@ -26,7 +26,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipelines.synth import SynthParams, generate_municipality
 
     out = tmp_path_factory.mktemp("synthetic-dashboards") / "synthetic"
-    generate_municipality(out, SynthParams(seed=5, schools=2, pupils_per_grade=40, first_school_year="2022/23",
+    generate_municipality(out, SynthParams(seed=5, schools=2, pupils_per_grade=40, first_school_year="2016/17",
                                            last_term=TERM))
     return out
 
