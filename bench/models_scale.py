@@ -215,7 +215,7 @@ def main() -> None:
 
             shutil.copy(args.warehouse, warehouse)
             config = args.config
-            label = f"{args.warehouse.name} (pipeline-built)"
+            label = f"{args.warehouse.name} (given warehouse)"
         else:
             schools, ppg = SIZES[args.size]
             started = time.perf_counter()

@@ -215,6 +215,7 @@ def replace_rows(
         if not table_exists(con, table):
             con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM _replace_rows_frame')
             return len(frame)
+        _add_missing_columns(con, table)
         if where is None:
             con.execute(f'DELETE FROM "{table}"')
         else:
@@ -226,6 +227,19 @@ def replace_rows(
     finally:
         con.unregister("_replace_rows_frame")
     return len(frame)
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Give an existing table the frame's new columns (a newer code version adds a column).
+
+    Earlier rows get NULL there; nothing is dropped, so the history of earlier terms stays.
+    """
+    existing = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = $t", {"t": table}).fetchall()}
+    for name, column_type, *_ in con.execute("DESCRIBE SELECT * FROM _replace_rows_frame").fetchall():
+        if name not in existing:
+            _check_name_column(name)
+            con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {column_type}')
 
 
 def _check_name_column(column: str) -> None:

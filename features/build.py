@@ -174,12 +174,23 @@ def write_features(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
     Returns:
         Rows written.
     """
+    existing = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = $t ORDER BY ordinal_position",
+        {"t": FEATURES_TABLE}).fetchall()]
+    if existing and existing != _feature_column_names():
+        # derived data from another code version (the catalogue changed): rebuilt, not patched
+        con.execute(f"DROP TABLE {FEATURES_TABLE}")
     con.execute(features_table_ddl())
     written = 0
     for as_of in sorted(frame["as_of_date"].unique()):
         part = frame[frame["as_of_date"] == as_of]
         written += replace_rows(con, FEATURES_TABLE, part, where={"as_of_date": as_of})
     return written
+
+
+def _feature_column_names() -> list[str]:
+    keys = ["pupil_id", "as_of_date", "term", "grade", "school_code", "network_id"]
+    return keys + [name for name in FEATURE_NAMES if name != "grade"]
 
 
 def features_table_ddl() -> str:

@@ -128,6 +128,7 @@ def model_configuration(config: MunicipalityConfig) -> dict[str, Any]:
         "terms": config.terms.model_dump(mode="json"),
         "capacities": {n.id: n.capacity_per_term for n in config.networks},
         "boosting": BOOSTING_PARAMS,
+        "max_training_rows": MAX_TRAINING_ROWS,
         "calibration": {"method": CALIBRATION_METHOD, "temporal_cohorts": CALIBRATION_COHORTS,
                         "folds_when_one_cohort": CALIBRATION_FOLDS},
         "features": [[name, feature_spec(name).monotone] for name in FEATURE_NAMES],
@@ -170,6 +171,22 @@ def model_identity(data: ModelData, config: MunicipalityConfig, code_version: st
 
 #: Fewest known values a feature needs among the rows the boosted model is fitted on.
 MIN_KNOWN_VALUES = 20
+#: Above this many training rows (national size) the model learns from a fixed sample of
+#: pupils (all their rows): accuracy has levelled off long before, and fitting time has not.
+MAX_TRAINING_ROWS = 400_000
+
+
+def sample_training_rows(train: pd.DataFrame, max_rows: int = MAX_TRAINING_ROWS) -> pd.DataFrame:
+    """All rows of a fixed pseudo-random share of pupils, when there are more than ``max_rows``.
+
+    The share is chosen by a hash of the pupil id, so the same data give the same sample.
+    """
+    if len(train) <= max_rows:
+        return train
+    share = max_rows / len(train)
+    key = pd.util.hash_pandas_object(train["pupil_id"].astype(str), index=False).to_numpy()
+    keep = (key % 1_000_000) < int(share * 1_000_000)
+    return train[keep].reset_index(drop=True)
 
 
 def usable_features(train: pd.DataFrame, folds: list[tuple[np.ndarray, np.ndarray]] | None = None) -> list[str]:
@@ -205,27 +222,28 @@ def fit_bundle(data: ModelData, config: MunicipalityConfig, code_version: str) -
     Raises:
         ValueError: When the training rows hold only one outcome class.
     """
-    y = data.train["outcome"].to_numpy()
+    train = sample_training_rows(data.train)
+    y = train["outcome"].to_numpy()
     if len(set(y)) < 2:
         raise ValueError(
             f"term {data.split.term}: the training cohorts {list(data.split.training_cohorts)} have "
             f"{len(y)} rows with only one outcome value; check the outcome export"
         )
     seed = config.model.seed
-    cohorts = sorted(data.train["cohort"].unique())
+    cohorts = sorted(train["cohort"].unique())
     calibration_rows = None
     if CALIBRATION_COHORTS and len(cohorts) > CALIBRATION_COHORTS:
-        calibration_rows = data.train["cohort"].isin(cohorts[-CALIBRATION_COHORTS:]).to_numpy()
+        calibration_rows = train["cohort"].isin(cohorts[-CALIBRATION_COHORTS:]).to_numpy()
         if len(set(y[calibration_rows])) < 2 or len(set(y[~calibration_rows])) < 2:
             calibration_rows = None
     if calibration_rows is None:
-        names = usable_features(data.train, pupil_folds(data.train["pupil_id"].tolist()))
+        names = usable_features(train, pupil_folds(train["pupil_id"].tolist()))
     else:
-        names = usable_features(data.train[~calibration_rows])
-    boosted, calibrated = fit_risk_model(design_matrix(data.train, names), y, data.train["pupil_id"].tolist(),
+        names = usable_features(train[~calibration_rows])
+    boosted, calibrated = fit_risk_model(design_matrix(train, names), y, train["pupil_id"].tolist(),
                                          names, seed, calibration_rows)
     with boosting_threads():
-        baselines = fit_baselines(data.train, y, names, seed)
+        baselines = fit_baselines(train, y, names, seed)
     model_id, digest = model_identity(data, config, code_version)
     return ModelBundle(
         model_id=model_id, feature_names=names, boosted=boosted, calibrated=calibrated, baselines=baselines,

@@ -4,12 +4,19 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from ews.terms import Term
 from models.registry import read_registered
 from models.scoring import SCORE_COLUMNS, manifest_entry, score_pupils
-from models.training import assemble_model_data, load_bundle, model_identity, train_or_load_model
+from models.training import (
+    assemble_model_data,
+    load_bundle,
+    model_identity,
+    sample_training_rows,
+    train_or_load_model,
+)
 
 TERM = "2025/26-H1"
 
@@ -120,3 +127,14 @@ def test_scoring_gives_every_pupil_in_grades_5_to_9_a_risk_and_a_tier(trained, c
     assert set(entry["model"]["metrics"]) == {"roc_auc", "average_precision", "brier", "calibration_error",
                                               "precision_at_capacity", "recall_at_capacity"}
     json.dumps(entry)
+
+
+def test_large_training_sets_are_sampled_by_whole_pupils_the_same_way_every_time():
+    train = pd.DataFrame({"pupil_id": [f"p{i // 4}" for i in range(4000)], "outcome": 0})
+    assert sample_training_rows(train, max_rows=5000) is train
+    sample = sample_training_rows(train, max_rows=1000)
+    assert 600 < len(sample) < 1400
+    assert (sample.groupby("pupil_id").size() == 4).all()
+    assert sample.equals(sample_training_rows(train.sample(frac=1, random_state=1), max_rows=1000)
+                         .sort_values("pupil_id", key=lambda s: s.str[1:].astype(int), kind="stable")
+                         .reset_index(drop=True))
