@@ -56,10 +56,10 @@ from dashboards.labels import (
     RUN_STATUSES,
 )
 from dashboards.settings import DashboardSettings
-from dashboards.snapshot import open_snapshot
 from dashboards.store import AppStore, StoreError, app_db_path
 from ews.config import ConfigError, MunicipalityConfig, load_config
 from ews.settings import Settings, get_settings
+from ews.warehouse import open_readonly as open_snapshot
 
 PACKAGE_DIR = Path(__file__).parent
 SESSION_COOKIE = "ews_session"
