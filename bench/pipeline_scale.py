@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,25 +35,40 @@ from ews.warehouse import staged_write
 from pipelines.ingest import discover_sources, ingest_sources
 settings = get_settings()
 config = load_config(settings.resolved_config_path)
-sources = discover_sources(config, settings.resolved_inbox)
+inbox = settings.resolved_inbox
+# a run over the latest school years only has no file of sources that ended before them (UPV
+# ended with 2023/24): such sources are optional for the benchmark
+config = config.model_copy(update={{"sources": [
+    s if any(inbox.glob(s.pattern)) else s.model_copy(update={{"required": False}})
+    for s in config.sources]}})
+sources = discover_sources(config, inbox)
 term = Term.parse({last!r})
 with staged_write(settings.state_dir) as session:
     result = ingest_sources(session, config, sources, key=settings.key_bytes(), term=term,
-                            today=settings.today_date(), run_id="bench", previous_rows={{}})
-print(int(result.files["rows_read"].sum()), "rows read")
+                            today=settings.today_date(), run_id="bench", previous_rows={{}},
+                            chunk_rows=settings.ingest_chunk_rows)
+read, held = int(result.files["rows_read"].sum()), int(result.files["rows_quarantined"].sum())
+print(f"{{read:,}} rows read, {{held:,}} quarantined")
+"""
+
+
+PEAK = """
+import resource
+print("peak_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 def run_step(name: str, code: str, env: dict[str, str]) -> tuple[float, float, str]:
-    """Run code in a child process; return (seconds, peak MiB, last line of output)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run code in a child process; return (seconds, the child's own peak MiB, its last line)."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-c", code + PEAK], env=env, capture_output=True, text=True,
+                          check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024, (done.stdout.strip().splitlines() or [""])[-1]
+    lines = done.stdout.strip().splitlines()
+    peak = int(lines[-1].split()[1]) / 1024
+    return seconds, peak, (lines[:-1] or [""])[-1]
 
 
 def main() -> None:
@@ -63,21 +77,27 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="herning")
     parser.add_argument("--first-school-year", default="2014/15")
     parser.add_argument("--last-term", default="2025/26-H1")
+    parser.add_argument("--work", type=Path, help="work folder; with --skip-synth, one written before")
+    parser.add_argument("--skip-synth", action="store_true", help="ingest the exports already in --work")
     args = parser.parse_args()
     schools, ppg = SIZES[args.size]
-    work = Path(tempfile.mkdtemp(prefix=f"ews-bench-{args.size}-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix=f"ews-bench-{args.size}-"))
     out = work / "synthetic"
     env = {**os.environ, "EWS_STATE_DIR": str(work / "state"), "EWS_CONFIG_PATH": str(out / "municipality.yaml"),
            "EWS_INBOX": str(out / "exports"), "EWS_PSEUDONYM_KEY": "bench"}
     rows = []
-    seconds, peak, _ = run_step("synth", SYNTH.format(out=str(out), schools=schools, ppg=ppg,
-                                                      first=args.first_school_year, last=args.last_term), env)
-    size_mb = sum(p.stat().st_size for p in (out / "exports").iterdir()) / 2**20
-    rows.append(f"| synth | {args.size} ({schools} schools, {ppg}/grade, {args.first_school_year}..{args.last_term}) "
-                f"| {seconds:.1f} s | {peak:.0f} MiB | {size_mb:.0f} MiB of exports |")
+    if not args.skip_synth:
+        seconds, peak, _ = run_step("synth", SYNTH.format(out=str(out), schools=schools, ppg=ppg,
+                                                          first=args.first_school_year, last=args.last_term), env)
+        size_mb = sum(p.stat().st_size for p in (out / "exports").iterdir()) / 2**20
+        rows.append(f"| synth | {args.size} ({schools} schools, {ppg}/grade, {args.first_school_year}.."
+                    f"{args.last_term}) | {seconds:.1f} s | {peak:.0f} MiB | {size_mb:.0f} MiB of exports |")
+    chunk = env.get("EWS_INGEST_CHUNK_ROWS", "500000")
     seconds, peak, note = run_step("ingest", INGEST.format(last=args.last_term), env)
+    note += f", chunks of {int(chunk):,} rows"
     rows.append(f"| ingest + validation | {args.size} | {seconds:.1f} s | {peak:.0f} MiB | {note} |")
-    print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"machine: {os.cpu_count()} cores, {memory:.0f} GiB")
     print("| step | size | wall time | peak memory | note |")
     print("|---|---|---:|---:|---|")
     print("\n".join(rows))

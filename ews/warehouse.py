@@ -12,14 +12,16 @@ import fcntl
 import hashlib
 import os
 import shutil
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -71,6 +73,7 @@ class WriteSession:
 
     con: duckdb.DuckDBPyConnection
     identity: duckdb.DuckDBPyConnection
+    state_dir: Path | None = None
 
 
 def _staging(path: Path) -> Path:
@@ -116,6 +119,9 @@ def staged_write(state_dir: Path) -> Iterator[WriteSession]:
                 f"{paths.warehouse}: another run is writing the warehouse; wait for it to end"
             ) from exc
         targets = (paths.warehouse, paths.identity)
+        for leftover in state_dir.glob(".ingest-*"):
+            # the scratch store of an ingest that was killed
+            shutil.rmtree(leftover, ignore_errors=True)
         for target in targets:
             staging = _staging(target)
             for leftover in (staging, staging.with_name(staging.name + ".wal")):
@@ -127,7 +133,7 @@ def staged_write(state_dir: Path) -> Iterator[WriteSession]:
         try:
             ensure_schema(con)
             ensure_identity_schema(identity)
-            yield WriteSession(con=con, identity=identity)
+            yield WriteSession(con=con, identity=identity, state_dir=state_dir)
             for connection in (con, identity):
                 connection.execute("CHECKPOINT")
         except BaseException:
@@ -143,6 +149,164 @@ def staged_write(state_dir: Path) -> Iterator[WriteSession]:
             with open(staging, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(staging, target)
+
+
+def _sql(name: str) -> str:
+    return resources.files("ews").joinpath(name).read_text(encoding="utf-8")
+
+
+class IngestScratch:
+    """Where the ingest holds one source's typed rows between reading them and checking them.
+
+    A source's files are read in chunks; their typed rows (pseudonymised: no CPR numbers, no
+    names) go to a scratch DuckDB file with ``_seq`` (their order: file name, then line) and
+    two hashes of their unique key. Duplicate keys across all files are then found in SQL,
+    and the rows are handed back in chunks for the contracts. The names of the pupils source
+    go to temporary tables of the staged identity store only. The scratch file lives in a
+    temporary folder of the state folder and is deleted when the ingest ends, whatever way it
+    ends.
+
+    Args:
+        session: The run's staged warehouse and identity store.
+        memory_limit: DuckDB's memory limit for the scratch file (it spills to disk beyond it).
+    """
+
+    TYPED = "ingest_typed"
+
+    def __init__(self, session: WriteSession, memory_limit: str = "4GB") -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix=".ingest-", dir=session.state_dir)
+        folder = Path(self._folder.name)
+        self.con = duckdb.connect(str(folder / "scratch.duckdb"))
+        self.con.execute("SET memory_limit = $limit", {"limit": memory_limit})
+        self.con.execute("SET temp_directory = $dir", {"dir": str(folder / "spill")})
+        self.identity = session.identity
+        self.identity.execute(_sql("ingest_identity.sql"))
+        self._columns: list[str] = []
+
+    def __enter__(self) -> IngestScratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the scratch file and the identity store's temporary tables."""
+        self.con.close()
+        self.identity.execute("DROP TABLE IF EXISTS ingest_names; DROP TABLE IF EXISTS ingest_valid_pupils")
+        self._folder.cleanup()
+
+    def start_source(self) -> None:
+        """Forget the previous source's rows."""
+        self.con.execute("DROP TABLE IF EXISTS ingest_typed; DROP TABLE IF EXISTS ingest_duplicates")
+        self._columns = []
+
+    def add_typed(self, frame: pd.DataFrame, keys: pd.DataFrame | None, first_seq: int,
+                  date_columns: Sequence[str]) -> None:
+        """Append a chunk's typed rows.
+
+        Args:
+            frame: Typed rows of the chunk (object columns of dates in ``date_columns``).
+            keys: ``_key_a`` and ``_key_b`` row for row, or None when the kind has no key.
+            first_seq: ``_seq`` of the chunk's first row.
+            date_columns: Columns holding dates.
+        """
+        stored = frame.reset_index(drop=True).assign(**{
+            name: pd.to_datetime(frame[name].reset_index(drop=True)).astype("datetime64[s]")
+            for name in date_columns})
+        stored["_seq"] = np.arange(first_seq, first_seq + len(frame), dtype="int64")
+        if keys is not None:
+            stored["_key_a"] = keys["_key_a"].to_numpy()
+            stored["_key_b"] = keys["_key_b"].to_numpy()
+        self.con.register("_chunk", stored)
+        try:
+            if not self._columns:
+                self.con.execute("CREATE TABLE ingest_typed AS SELECT * FROM _chunk")
+                self._columns = list(stored.columns)
+            else:
+                self.con.execute("INSERT INTO ingest_typed BY NAME SELECT * FROM _chunk")
+        finally:
+            self.con.unregister("_chunk")
+
+    def find_duplicates(self) -> int:
+        """Rows repeating an earlier row's key (by ``_seq``), across all files of the source.
+
+        Returns:
+            How many rows repeat an earlier key.
+        """
+        if "_key_a" not in self._columns:
+            return 0
+        self.con.execute(_sql("ingest_duplicates.sql"))
+        return int(self.con.execute("SELECT count(*) FROM ingest_duplicates").fetchall()[0][0])
+
+    def typed_chunk(self, first_seq: int, rows: int, dtypes: pd.Series) -> pd.DataFrame:
+        """Typed rows ``first_seq`` .. ``first_seq + rows - 1``, with the dtypes they had.
+
+        Args:
+            first_seq: ``_seq`` of the first row.
+            rows: Rows at most.
+            dtypes: The dtypes of the typed frame (dates are given back as date objects).
+
+        Returns:
+            The rows in ``_seq`` order with their ``_seq``.
+        """
+        frame = self.con.execute(
+            "SELECT * EXCLUDE (_key_a, _key_b) FROM ingest_typed WHERE _seq >= $lo AND _seq < $hi "
+            "ORDER BY _seq" if "_key_a" in self._columns else
+            "SELECT * FROM ingest_typed WHERE _seq >= $lo AND _seq < $hi ORDER BY _seq",
+            {"lo": first_seq, "hi": first_seq + rows}).df()
+        restored = {}
+        for name, dtype in dtypes.items():
+            values = frame[name]
+            if pd.api.types.is_datetime64_any_dtype(values) and not pd.api.types.is_datetime64_any_dtype(dtype):
+                restored[name] = values.dt.date.astype(object)
+            else:
+                restored[name] = values.astype(dtype)
+        return pd.DataFrame(restored).assign(_seq=frame["_seq"].to_numpy())
+
+    def duplicates_of(self, seqs: np.ndarray) -> tuple[pd.Series, pd.Series]:
+        """For rows by ``_seq``: the line and file of the earlier row with the same key."""
+        line = pd.Series(np.nan, index=range(len(seqs)), dtype="float64")
+        file = pd.Series(None, index=range(len(seqs)), dtype=object)
+        if "_key_a" not in self._columns or not len(seqs):
+            return line, file
+        found = self.con.execute(
+            "SELECT _seq, duplicate_of, duplicate_file FROM ingest_duplicates "
+            "WHERE _seq >= $lo AND _seq <= $hi",
+            {"lo": int(seqs.min()), "hi": int(seqs.max())}).df()
+        if len(found):
+            position = pd.Series(np.arange(len(seqs)), index=seqs)
+            where = position.reindex(found["_seq"].to_numpy()).dropna().astype("int64")
+            found = found.set_index("_seq").loc[where.index]
+            line.iloc[where.to_numpy()] = found["duplicate_of"].astype("float64").to_numpy()
+            file.iloc[where.to_numpy()] = found["duplicate_file"].astype(object).to_numpy()
+        return line, file
+
+    def add_names(self, names: pd.DataFrame) -> None:
+        """Names of the pupils source's typed rows (``_seq``, ``first_name``, ``last_name``)."""
+        self._append_identity("ingest_names", names[["_seq", "first_name", "last_name"]])
+
+    def add_valid_pupils(self, rows: pd.DataFrame) -> None:
+        """Valid pupil rows: the rows whose names may reach the identity store.
+
+        Args:
+            rows: ``_seq``, ``pupil_id``, ``school_code``, ``class_label``, ``enrolled_from``.
+        """
+        self._append_identity("ingest_valid_pupils", rows[
+            ["_seq", "pupil_id", "school_code", "class_label", "enrolled_from"]])
+
+    def _append_identity(self, table: str, frame: pd.DataFrame) -> None:
+        self.identity.register("_names_chunk", frame)
+        try:
+            self.identity.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _names_chunk')
+        finally:
+            self.identity.unregister("_names_chunk")
+
+    def latest_identity(self) -> pd.DataFrame:
+        """Per pupil, the name and class of the latest valid register row.
+
+        Latest by enrolment date, then file order (see ``identity_latest.sql``).
+        """
+        return self.identity.execute(_sql("identity_latest.sql")).df()
 
 
 @contextmanager
@@ -177,11 +341,11 @@ def open_readonly(state_dir: Path, identity: bool = False) -> Iterator[duckdb.Du
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether the table exists in the main schema."""
-    row = con.execute(
+    rows = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = $name",
         {"name": table},
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()  # fetch to the end: a half-read result blocks register() on this connection
+    return bool(rows and rows[0][0])
 
 
 def _check_name(table: str) -> None:
@@ -210,19 +374,50 @@ def replace_rows(
         Rows inserted.
     """
     _check_name(table)
+    if table_exists(con, table):
+        delete_rows(con, table, where)
+    return append_rows(con, table, frame)
+
+
+def delete_rows(con: duckdb.DuckDBPyConnection, table: str, where: dict[str, object] | None = None
+                ) -> None:
+    """Delete a slice of a table (all of it when ``where`` is None); a missing table is empty.
+
+    Args:
+        con: A connection from :func:`staged_write`.
+        table: Stage-prefixed table name.
+        where: Column -> value of the slice to delete.
+    """
+    _check_name(table)
+    if not table_exists(con, table):
+        return
+    if where is None:
+        con.execute(f'DELETE FROM "{table}"')
+        return
+    for column in where:
+        _check_name_column(column)
+    condition = " AND ".join(f'"{c}" = ${c}' for c in where)
+    con.execute(f'DELETE FROM "{table}" WHERE {condition}', where)
+
+
+def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Append a frame to a table by column name (create the table from it if missing).
+
+    Args:
+        con: A connection from :func:`staged_write`.
+        table: Stage-prefixed table name.
+        frame: Rows to insert; columns the table lacks are added (earlier rows get NULL).
+
+    Returns:
+        Rows inserted.
+    """
+    _check_name(table)
     con.register("_replace_rows_frame", frame)
     try:
         if not table_exists(con, table):
             con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM _replace_rows_frame')
             return len(frame)
         _add_missing_columns(con, table)
-        if where is None:
-            con.execute(f'DELETE FROM "{table}"')
-        else:
-            for column in where:
-                _check_name_column(column)
-            condition = " AND ".join(f'"{c}" = ${c}' for c in where)
-            con.execute(f'DELETE FROM "{table}" WHERE {condition}', where)
         con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _replace_rows_frame')
     finally:
         con.unregister("_replace_rows_frame")

@@ -117,7 +117,8 @@ def synth(
     pupils_per_grade: Annotated[int, typer.Option(help="Pupils per grade, municipality-wide")] = 1000,
     first_school_year: Annotated[str, typer.Option(help="First school year, e.g. 2014/15")] = "2014/15",
     last_term: Annotated[str, typer.Option(help="Data up to the end of this term")] = "2025/26-H1",
-    describe: Annotated[bool, typer.Option("--describe", help="Print the base rates of the written files next to DOMAIN figures")] = False,
+    describe: Annotated[bool, typer.Option(
+        "--describe", help="Print the base rates of the written files next to DOMAIN figures")] = False,
 ) -> None:
     """Write a synthetic municipality: the exports a municipality would send, with their quirks.
 

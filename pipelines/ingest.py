@@ -1,9 +1,10 @@
 """Ingest: every configured source from the inbox into the staged warehouse.
 
 Plain functions (no Prefect here; ``pipelines.flows`` wraps them). Order per source: read
-(file-level checks) -> type and pseudonymise -> validate (row quarantine) -> write. All files
-of all sources are read and checked before the first write, so a file-level problem stops the
-run with the warehouse untouched.
+(file-level checks) -> type and pseudonymise -> validate (row quarantine) -> write, in chunks
+so that memory does not grow with the exports. The head of every file is checked before any
+file is read in full, and everything is written to the run's staged copy of the warehouse, so
+a file-level problem stops the run with the live warehouse untouched.
 """
 
 from __future__ import annotations
@@ -14,16 +15,25 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig, SourceConfig
+from ews.schema import SOURCE_KINDS
 from ews.terms import Term, school_year_label, school_year_of
-from ews.warehouse import WriteSession, replace_rows
-from pipelines.readers import RawExport, read_export
-from validation.contracts import school_year_of_file
+from ews.warehouse import IngestScratch, WriteSession, append_rows, delete_rows, replace_rows
+from pipelines.readers import ExportStream, file_sha256
+from validation.contracts import key_hashes, school_year_of_file
 from validation.errors import FileLevelError
-from validation.gate import ValidationContext, validate_source
-from validation.parsing import QUARANTINE_COLUMNS, ParsedSource, parse_source_frame
+from validation.gate import (
+    RESULT_COLUMNS,
+    ValidationContext,
+    check_rows,
+    check_structure,
+    check_volume,
+    combine_results,
+)
+from validation.parsing import QUARANTINE_COLUMNS, parse_source_frame
 
 #: Sources are loaded in this order: pupils first, so references can be checked against them.
 KIND_ORDER = ("pupils", "absence", "tests", "marks", "contacts", "support", "upv", "designation")
@@ -39,6 +49,8 @@ CLEAN_COLUMNS = {
 TABLE_OF_KIND = {"absence": "clean_absence", "tests": "clean_tests", "marks": "clean_marks",
                  "contacts": "clean_contacts", "support": "clean_support"}
 LINEAGE = ["source_file", "source_line"]
+#: Rows read, typed and checked at a time (``EWS_INGEST_CHUNK_ROWS``): about 0.7 GB at peak.
+DEFAULT_CHUNK_ROWS = 500_000
 
 
 @dataclass
@@ -133,15 +145,6 @@ def _clean_frame(kind: str, typed: pd.DataFrame) -> tuple[str, pd.DataFrame, dic
     return table, typed[[*CLEAN_COLUMNS[table], *LINEAGE]], None
 
 
-def _identity_frame(typed: pd.DataFrame, identity: pd.DataFrame) -> pd.DataFrame:
-    """Latest name and class per pupil, for the identity store only."""
-    joined = pd.concat([identity.drop(columns="pupil_id"), typed], axis=1)
-    latest = joined.sort_values(["pupil_id", "enrolled_from"]).drop_duplicates("pupil_id", keep="last")
-    return latest[["pupil_id", "first_name", "last_name", "school_code", "class_label"]].assign(
-        school_year=[school_year_label(school_year_of(d)) for d in latest["enrolled_from"]]
-    ).reset_index(drop=True)
-
-
 def ingest_sources(
     session: WriteSession,
     config: MunicipalityConfig,
@@ -153,8 +156,17 @@ def ingest_sources(
     run_id: str,
     previous_rows: dict[str, int],
     progress: Callable[[str], None] | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> IngestResult:
-    """Read, type, validate and load every source; write only when all passed the file checks.
+    """Read, type, validate and load every source into the staged warehouse, chunk by chunk.
+
+    The head of every file (encoding, separator, header, mapped columns) is checked before
+    any file is read in full. Then, source by source: the files are read and typed in chunks
+    of ``chunk_rows`` rows into a scratch store; the volume is compared with the last run's;
+    duplicate keys are found across all the source's files; and the rows go through the
+    contracts chunk by chunk, valid rows to the clean table and the others to quarantine. So
+    memory depends on the chunk size, not on the size of the exports. Writes go to the staged
+    copy only: a file-level problem anywhere leaves the live warehouse untouched.
 
     Args:
         session: Connections to the staged warehouse and identity store.
@@ -166,82 +178,185 @@ def ingest_sources(
         run_id: The run's id (for quarantine and validation rows).
         previous_rows: Rows loaded per source by the previous successful run (volume check).
         progress: Called with a short English status per file.
+        chunk_rows: Rows read, typed and checked at a time.
 
     Returns:
         Counts per file, the quarantined rows and the validation results.
 
     Raises:
-        FileLevelError: On the first whole-file problem, before anything is written.
+        FileLevelError: On the first whole-file problem; the staged copy is then discarded.
     """
-    staged: list[tuple[str, pd.DataFrame, dict | None]] = []
-    file_rows, quarantines, results, warnings = [], [], [], []
-    identity = pd.DataFrame()
-    pupil_grades = pd.DataFrame(columns=["pupil_id", "school_year", "grade", "birth_year"])
-    known_pupils = pd.Index([])
-    for entry in sources:
-        source = entry.source
-        exports: list[RawExport] = []
-        for path in entry.files:
-            if progress:
-                progress(f"reading {path.name}")
-            exports.append(read_export(path, source))
-        for export in exports:
-            if export.extra_columns:
-                warnings.append(f"{export.path.name}: unknown column(s) {export.extra_columns} were "
-                                "not read; add them to the config's ignore_columns or columns")
-        raw = pd.concat([e.frame for e in exports], ignore_index=True) if exports else None
-        if raw is None:
-            continue
-        parsed = parse_source_frame(raw, source, key)
-        context = ValidationContext(
-            term=term, today=today, known_pupils=known_pupils, pupil_grades=pupil_grades,
-            previous_rows=previous_rows, calendar=config.terms,
-            school_codes=frozenset(s.code for s in config.schools),
-        )
-        outcome = validate_source(parsed.typed, source, context)
-        valid = outcome.valid
-        quarantine = pd.concat([parsed.quarantine, outcome.quarantine[QUARANTINE_COLUMNS]],
-                               ignore_index=True)
-        if source.kind == "pupils":
-            # every pupil with a valid CPR in the register, also when their own row was
-            # quarantined: their other rows are not "unknown pupil", only their register row is bad
-            known_pupils = parsed.pupil_ids
-            pupil_grades = valid[["pupil_id", "school_code", "enrolled_from", "grade", "birth_year"]]
-            identity = _identity_lookup(parsed, valid)
-        staged.append(_clean_frame(source.kind, valid))
-        quarantines.append(quarantine.assign(source=source.name))
-        results.append(outcome.results.assign(source=source.name))
-        loaded = valid.groupby("source_file").size()
-        held = quarantine.groupby("source_file").size() if len(quarantine) else pd.Series(dtype=int)
-        for export in exports:
-            name = export.path.name
-            file_rows.append({
-                "source": source.name, "file": name, "file_sha256": export.sha256,
-                "rows_read": export.rows_read, "rows_loaded": int(loaded.get(name, 0)),
-                "rows_quarantined": int(held.get(name, 0)),
-                "extra_columns": ", ".join(export.extra_columns),
-            })
-    files = pd.DataFrame(file_rows)
-    quarantine_all = (pd.concat(quarantines, ignore_index=True) if quarantines
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    streams = {entry.source.name: [ExportStream(path, entry.source) for path in entry.files]
+               for entry in sources}
+    state = _IngestState()
+    with IngestScratch(session) as scratch:
+        for entry in sources:
+            if not streams[entry.source.name]:
+                continue
+            context = ValidationContext(
+                term=term, today=today, known_pupils=state.known_pupils,
+                previous_rows=previous_rows, calendar=config.terms,
+                school_codes=frozenset(s.code for s in config.schools))
+            _ingest_source(session, scratch, entry.source, streams[entry.source.name], context,
+                           key, chunk_rows, state, progress)
+        identity = scratch.latest_identity()
+    identity["school_year"] = [school_year_label(school_year_of(d)) for d in identity.pop("enrolled_from")]
+    files = pd.DataFrame(state.file_rows)
+    quarantine_all = (pd.concat(state.quarantines, ignore_index=True) if state.quarantines
                       else pd.DataFrame(columns=[*QUARANTINE_COLUMNS, "source"]))
-    validation = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
-    _write(session, staged, identity, quarantine_all, validation, term, run_id)
+    validation = pd.concat(state.results, ignore_index=True) if state.results else pd.DataFrame()
+    _write_bookkeeping(session, identity, quarantine_all, validation, term, run_id)
     return IngestResult(files=files, quarantine=quarantine_all, validation=validation,
-                        warnings=warnings)
+                        warnings=state.warnings)
 
 
-def _identity_lookup(parsed: ParsedSource, valid: pd.DataFrame) -> pd.DataFrame:
-    """Names of the valid pupil rows, joined back by file and line."""
-    names = pd.concat([parsed.typed[["pupil_id", "source_file", "source_line"]],
-                       parsed.identity[["first_name", "last_name"]]], axis=1)
-    joined = valid.merge(names, on=["pupil_id", "source_file", "source_line"], how="left")
-    return _identity_frame(joined.drop(columns=["first_name", "last_name"]),
-                           joined[["pupil_id", "first_name", "last_name"]])
+@dataclass
+class _IngestState:
+    """What the ingest gathers across sources."""
+
+    known_pupils: pd.Index = field(default_factory=lambda: pd.Index([], dtype="object"))
+    file_rows: list[dict] = field(default_factory=list)
+    quarantines: list[pd.DataFrame] = field(default_factory=list)
+    results: list[pd.DataFrame] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    cleared: set[tuple] = field(default_factory=set)
 
 
-def _write(
+@dataclass
+class _Staged:
+    """One source's rows as typed into the scratch store."""
+
+    rows: int = 0
+    per_file: dict[str, int] = field(default_factory=dict)
+    structure: list[dict] = field(default_factory=list)
+    quarantines: list[pd.DataFrame] = field(default_factory=list)
+    empty: pd.DataFrame | None = None
+
+
+def _stage_source(scratch: IngestScratch, source: SourceConfig, streams: list[ExportStream],
+                  key: bytes, chunk_rows: int, state: _IngestState,
+                  progress: Callable[[str], None] | None) -> _Staged:
+    """Read and type a source's files chunk by chunk into the scratch store."""
+    kind = source.kind
+    dates = [c.name for c in SOURCE_KINDS[kind] if c.type == "date"]
+    scratch.start_source()
+    staged = _Staged()
+    pupil_ids: list[pd.Index] = []
+    for stream in streams:
+        name = stream.path.name
+        if stream.extra_columns:
+            state.warnings.append(f"{name}: unknown column(s) {stream.extra_columns} were not read; "
+                                  "add them to the config's ignore_columns or columns")
+        if progress:
+            progress(f"reading {name}")
+        staged.per_file[name] = 0
+        for raw in stream.chunks(chunk_rows):
+            parsed = parse_source_frame(raw, source, key)
+            checked = check_structure(parsed.typed, source)
+            staged.structure = staged.structure or checked
+            if len(parsed.quarantine):
+                staged.quarantines.append(parsed.quarantine)
+            if staged.empty is None:
+                staged.empty = parsed.typed.iloc[:0]
+            if kind == "pupils":
+                pupil_ids.append(parsed.pupil_ids)
+                scratch.add_names(parsed.identity.assign(
+                    _seq=np.arange(staged.rows, staged.rows + len(parsed.typed), dtype="int64")))
+            scratch.add_typed(parsed.typed, key_hashes(parsed.typed, kind), staged.rows, dates)
+            staged.rows += len(parsed.typed)
+            staged.per_file[name] += len(parsed.typed)
+            if progress:
+                progress(f"reading {name}: {stream.rows_read:,} rows")
+    if staged.empty is None:
+        # no file had a row (empty exports accepted by the config): check an empty frame
+        parsed = parse_source_frame(streams[0].empty_frame(), source, key)
+        staged.empty = parsed.typed
+        staged.structure = check_structure(parsed.typed, source)
+    if kind == "pupils":
+        # every pupil with a valid CPR in the register, also when their own row was
+        # quarantined: their other rows are not "unknown pupil", only their register row is bad
+        ids = (np.concatenate([i.to_numpy(dtype=object) for i in pupil_ids]) if pupil_ids
+               else np.array([], dtype=object))
+        state.known_pupils = pd.Index(ids, dtype="object").unique()
+    return staged
+
+
+def _ingest_source(
     session: WriteSession,
-    staged: list[tuple[str, pd.DataFrame, dict | None]],
+    scratch: IngestScratch,
+    source: SourceConfig,
+    streams: list[ExportStream],
+    context: ValidationContext,
+    key: bytes,
+    chunk_rows: int,
+    state: _IngestState,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """One source: stage its typed rows, then check and load them chunk by chunk."""
+    kind = source.kind
+    staged = _stage_source(scratch, source, streams, key, chunk_rows, state, progress)
+    volume = check_volume({source.name: staged.rows, **staged.per_file}, source, context.previous_rows)
+    if progress:
+        progress(f"checking source {source.name} ({staged.rows:,} rows)")
+    scratch.find_duplicates()
+    table, where = _target(kind)
+    slice_key = (table, tuple(sorted((where or {}).items())))
+    if slice_key not in state.cleared:
+        # the slice is rebuilt in full from the files present: same files, same table
+        delete_rows(session.con, table, where)
+        state.cleared.add(slice_key)
+    dtypes = staged.empty.dtypes
+    quarantines = list(staged.quarantines)
+    loaded: dict[str, int] = {}
+    row_results: list[pd.DataFrame] = []
+    for first in range(0, max(staged.rows, 1), chunk_rows):
+        typed = (scratch.typed_chunk(first, chunk_rows, dtypes) if staged.rows
+                 else staged.empty.assign(_seq=np.array([], dtype="int64")))
+        seqs = typed.pop("_seq").to_numpy(dtype="int64")
+        outcome = check_rows(typed, source, context, duplicates=scratch.duplicates_of(seqs),
+                             more_rows=first + chunk_rows < staged.rows)
+        row_results.append(outcome.results)
+        if len(outcome.quarantine):
+            quarantines.append(outcome.quarantine)
+        valid = outcome.valid
+        if kind == "pupils" and len(valid):
+            scratch.add_valid_pupils(valid.assign(_seq=seqs[outcome.kept]))
+        for name, count in valid["source_file"].value_counts().items():
+            loaded[name] = loaded.get(name, 0) + int(count)
+        append_rows(session.con, table, _clean_frame(kind, valid)[1])
+        if progress and staged.rows > chunk_rows:
+            progress(f"checking source {source.name}: {min(first + chunk_rows, staged.rows):,} of "
+                     f"{staged.rows:,} rows")
+    results = [pd.DataFrame(staged.structure, columns=RESULT_COLUMNS),
+               pd.DataFrame(volume, columns=RESULT_COLUMNS), combine_results(row_results)]
+    state.results.append(pd.concat([r for r in results if len(r)], ignore_index=True))
+    quarantine = (pd.concat(quarantines, ignore_index=True) if quarantines
+                  else pd.DataFrame(columns=QUARANTINE_COLUMNS))
+    state.quarantines.append(quarantine.assign(source=source.name))
+    held = quarantine.groupby("source_file").size() if len(quarantine) else pd.Series(dtype=int)
+    for stream in streams:
+        name = stream.path.name
+        state.file_rows.append({
+            "source": source.name, "file": name, "file_sha256": file_sha256(stream.path),
+            "rows_read": stream.rows_read, "rows_loaded": loaded.get(name, 0),
+            "rows_quarantined": int(held.get(name, 0)),
+            "extra_columns": ", ".join(stream.extra_columns),
+        })
+
+
+def _target(kind: str) -> tuple[str, dict | None]:
+    """The clean table of a source kind and the slice of it the kind owns (None: all of it)."""
+    if kind == "pupils":
+        return "clean_pupils", None
+    if kind in OUTCOME_OF_KIND:
+        return "clean_outcomes", {"outcome_definition": OUTCOME_OF_KIND[kind]}
+    return TABLE_OF_KIND[kind], None
+
+
+def _write_bookkeeping(
+    session: WriteSession,
     identity: pd.DataFrame,
     quarantine: pd.DataFrame,
     validation: pd.DataFrame,
@@ -249,9 +364,6 @@ def _write(
     run_id: str,
 ) -> None:
     con = session.con
-    for table, frame, where in staged:
-        # None rebuilds the table in full from the files present: same files, same table
-        replace_rows(con, table, frame, where)
     replace_rows(con, "quarantine_rows",
                  quarantine.assign(run_id=run_id, term=str(term))[
                      ["run_id", "term", "source", *QUARANTINE_COLUMNS]],

@@ -7,14 +7,18 @@ what to do; nothing is written before that.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import hashlib
 import io
+import os
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -59,7 +63,10 @@ def file_sha256(path: Path) -> str:
 
 
 def read_export(path: Path, source: SourceConfig) -> RawExport:
-    """Read one export file of a source.
+    """Read one export file of a source, all of it at once (small files and tests).
+
+    The ingest streams files with :class:`ExportStream` instead, so that a national export
+    never has to fit in memory.
 
     Args:
         path: The file.
@@ -72,114 +79,303 @@ def read_export(path: Path, source: SourceConfig) -> RawExport:
         FileLevelError: Empty, undecodable, wrongly separated or truncated file, or a
             mapped column missing.
     """
-    if not path.exists():
-        raise FileLevelError(f"{path.name}: file not found in {path.parent}", file=path.name)
-    try:
-        if path.stat().st_size == 0:
-            raise FileLevelError(
-                f"{path.name}: the file is empty (0 bytes). Export it again from the source system.",
-                file=path.name, check="empty_file",
-            )
-        if source.format == "xlsx":
-            header, rows, lines = _read_xlsx(path, source)
-        else:
-            header, rows, lines = _read_csv(path, source)
-    except FileLevelError as exc:
-        if exc.check != "empty_file" or source.severity.get("empty_file") != "row":
-            raise
-        # the source is configured to accept an empty export: no rows, and the run goes on
-        header, rows, lines = list(source.columns.values()), [], []
-    frame = _map_columns(path, source, header, rows, lines)
-    extra = [h for h in header if h not in set(source.columns.values()) | set(source.ignore_columns)]
-    return RawExport(path=path, sha256=file_sha256(path), frame=frame, extra_columns=extra)
+    stream = ExportStream(path, source)
+    frames = list(stream.chunks(1 << 62))
+    frame = frames[0] if frames else _map_columns(path, source, stream.header, [], [])
+    return RawExport(path=path, sha256=file_sha256(path), frame=frame,
+                     extra_columns=stream.extra_columns)
 
 
-def _decode(path: Path, data: bytes, encoding: str) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) and not encoding.lower().startswith("utf-16"):
-        raise FileLevelError(
-            f"{path.name}: the file is UTF-16 ('Unicode text'), not {encoding}. Export it again as "
-            "CSV (UTF-8 or Windows-1252), or set 'encoding: utf-16' for this source.",
-            file=path.name, check="encoding",
-        )
-    if encoding.lower().replace("_", "-") in ("cp1252", "windows-1252"):
+class ExportStream:
+    """One export file, read in chunks of rows.
+
+    Opening checks what can be checked before any row is read (the file exists and is not
+    empty, its encoding, its header, its separator and the mapped columns), so that a run can
+    look at the head of every file before it reads the first one in full. :meth:`chunks` then
+    reads the rows; problems found on the way (bytes of another encoding, an unclosed quote, a
+    truncated last line, no rows) raise :class:`FileLevelError` naming the line.
+
+    Attributes:
+        path: The file.
+        source: The source's config.
+        header: The file's column names.
+        extra_columns: Columns in the file that the config neither maps nor ignores.
+        rows_read: Data rows read so far.
+    """
+
+    def __init__(self, path: Path, source: SourceConfig) -> None:
+        self.path = path
+        self.source = source
+        self.rows_read = 0
+        self._empty_ok = False
+        if not path.exists():
+            raise FileLevelError(f"{path.name}: file not found in {path.parent}", file=path.name)
         try:
-            data.decode("utf-8")
-            looks_utf8 = any(byte >= 0x80 for byte in data)
-        except UnicodeDecodeError:
-            looks_utf8 = False
-        if looks_utf8:
+            if path.stat().st_size == 0:
+                raise FileLevelError(
+                    f"{path.name}: the file is empty (0 bytes). Export it again from the source system.",
+                    file=path.name, check="empty_file",
+                )
+            self.header = (self._xlsx_header() if source.format == "xlsx" else self._csv_header())
+        except FileLevelError as exc:
+            if exc.check != "empty_file" or not self._accepts_empty():
+                raise
+            # the source is configured to accept an empty export: no rows, and the run goes on
+            self.header = list(source.columns.values())
+            self._empty_ok = True
+        _check_columns(path, source, self.header)
+        known = set(source.columns.values()) | set(source.ignore_columns)
+        self.extra_columns = [h for h in self.header if h not in known]
+
+    def empty_frame(self) -> pd.DataFrame:
+        """A frame with the file's columns and no rows."""
+        return _map_columns(self.path, self.source, self.header, [], [])
+
+    def _accepts_empty(self) -> bool:
+        return self.source.severity.get("empty_file") == "row"
+
+    def chunks(self, rows: int) -> Iterator[pd.DataFrame]:
+        """The file's rows, at most ``rows`` at a time, as :func:`read_export` frames.
+
+        Args:
+            rows: Largest number of rows in one chunk.
+
+        Yields:
+            Frames of string values with canonical column names, ``source_file``,
+            ``source_line`` and ``_field_count_ok``; none when the file has no rows and the
+            source accepts empty exports.
+
+        Raises:
+            FileLevelError: A problem found while reading the rows.
+        """
+        if self._empty_ok:
+            return
+        batch: list[list[str]] = []
+        lines: list[int] = []
+        rows_iter = self._xlsx_rows() if self.source.format == "xlsx" else self._csv_rows()
+        try:
+            for line, row in rows_iter:
+                batch.append(row)
+                lines.append(line)
+                if len(batch) >= rows:
+                    self.rows_read += len(batch)
+                    yield _map_columns(self.path, self.source, self.header, batch, lines)
+                    batch, lines = [], []
+        except FileLevelError as exc:
+            if exc.check == "empty_file" and self._accepts_empty() and not self.rows_read:
+                return
+            raise
+        if batch:
+            self.rows_read += len(batch)
+            yield _map_columns(self.path, self.source, self.header, batch, lines)
+
+    # CSV ------------------------------------------------------------------------------------
+
+    def _open_text(self) -> io.TextIOWrapper:
+        encoding = self.source.encoding
+        if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+            encoding = "utf-8-sig"  # a byte-order mark is not part of the first column's name
+        return open(self.path, encoding=encoding, newline="")  # noqa: SIM115
+
+    def _csv_header(self) -> list[str]:
+        path, encoding = self.path, self.source.encoding
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+        if head in (b"\xff\xfe", b"\xfe\xff") and not encoding.lower().startswith("utf-16"):
+            raise FileLevelError(
+                f"{path.name}: the file is UTF-16 ('Unicode text'), not {encoding}. Export it again as "
+                "CSV (UTF-8 or Windows-1252), or set 'encoding: utf-16' for this source.",
+                file=path.name, check="encoding",
+            )
+        if encoding.lower().replace("_", "-") in ("cp1252", "windows-1252") and _looks_utf8(path):
             raise FileLevelError(
                 f"{path.name}: the file is UTF-8 but the config says Windows-1252 "
                 f"({encoding}); Danish letters would be garbled. Set 'encoding: utf-8' for this "
                 "source or export the file as Windows-1252.",
                 file=path.name, check="encoding",
             )
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        with self._open_text() as text:
+            reader = csv.reader(text, delimiter=self.source.delimiter, strict=True)
+            try:
+                header = next(reader)
+            except StopIteration:
+                header = []
+            except UnicodeDecodeError as exc:
+                raise self._encoding_error(exc) from exc
+            except csv.Error as exc:
+                raise FileLevelError(f"{path.name}, line 1: unreadable header: {exc}", file=path.name,
+                                     line=1, check="header") from exc
+        header = [h.lstrip("\ufeff").strip() for h in header]
+        if not any(header):
+            raise FileLevelError(
+                f"{path.name}: no header line. Export it again with column names in the first line.",
+                file=path.name, line=1, check="empty_file",
+            )
+        if len(header) == 1 and len(self.source.columns) > 1:
+            other = ";" if self.source.delimiter != ";" else ","
+            raise FileLevelError(
+                f"{path.name}, line 1: the header has one column; the file does not seem to use "
+                f"'{self.source.delimiter}' as separator (perhaps '{other}'). Fix 'delimiter' for "
+                f"source '{self.source.name}' or export with '{self.source.delimiter}'.",
+                file=path.name, line=1, check="delimiter",
+            )
+        return header
+
+    def _encoding_error(self, exc: UnicodeDecodeError) -> FileLevelError:
+        line = _first_undecodable_line(self.path, self.source.encoding)
         hint = " It looks like Windows-1252: set 'encoding: cp1252' for this source or export as UTF-8."
-        raise FileLevelError(
-            f"{path.name}, line {line}: bytes that are not valid {encoding}.{hint}",
-            file=path.name, line=line, check="encoding",
-        ) from exc
+        return FileLevelError(
+            f"{self.path.name}, line {line}: bytes that are not valid {self.source.encoding}.{hint}",
+            file=self.path.name, line=line, check="encoding",
+        )
+
+    def _csv_rows(self) -> Iterator[tuple[int, list[str]]]:
+        path = self.path
+        last: list[str] | None = None
+        last_line = 0
+        with self._open_text() as text:
+            reader = csv.reader(text, delimiter=self.source.delimiter, strict=True)
+            try:
+                next(reader)
+                for row in reader:
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue
+                    if last is not None:
+                        yield last_line, last
+                    last, last_line = row, reader.line_num
+            except UnicodeDecodeError as exc:
+                raise self._encoding_error(exc) from exc
+            except csv.Error as exc:
+                raise FileLevelError(
+                    f"{path.name}, line {reader.line_num}: the file cannot be parsed as CSV ({exc}); "
+                    "it may be truncated or have an unclosed quote. Export it again.",
+                    file=path.name, line=reader.line_num, check="truncated",
+                ) from exc
+        if last is None:
+            raise FileLevelError(
+                f"{path.name}: the file has a header but no rows. Export it again, or remove it if "
+                "the source really has nothing for this school year.",
+                file=path.name, check="empty_file",
+            )
+        if (len(last) < len(self.header) and not _ends_with_newline(path)
+                and self.source.severity.get("truncated") != "row"):
+            raise FileLevelError(
+                f"{path.name}, line {last_line}: the last line has {len(last)} of "
+                f"{len(self.header)} fields and no line end: the file looks truncated. Export it again.",
+                file=path.name, line=last_line, check="truncated",
+            )
+        yield last_line, last
+
+    # Excel ----------------------------------------------------------------------------------
+
+    def _open_workbook(self) -> Any:
+        from openpyxl import load_workbook
+        from openpyxl.utils.exceptions import InvalidFileException
+
+        path, source = self.path, self.source
+        try:
+            workbook = load_workbook(path, read_only=True, data_only=True)
+        except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+            raise FileLevelError(
+                f"{path.name}: not a readable Excel workbook ({type(exc).__name__}). Export it again "
+                "as .xlsx.", file=path.name, check="format",
+            ) from exc
+        if source.sheet not in workbook.sheetnames:
+            names = ", ".join(workbook.sheetnames)
+            workbook.close()
+            raise FileLevelError(
+                f"{path.name}: no sheet '{source.sheet}' (sheets: {names}). "
+                f"Rename the sheet or set 'sheet' for source '{source.name}'.",
+                file=path.name, check="sheet",
+            )
+        return workbook
+
+    def _xlsx_header(self) -> list[str]:
+        workbook = self._open_workbook()
+        try:
+            first = next(workbook[self.source.sheet].iter_rows(values_only=True, max_row=1), ())
+            header = [_cell_text(v).strip() for v in first]
+        finally:
+            workbook.close()
+        while header and not header[-1]:
+            header.pop()
+        if not header:
+            raise FileLevelError(f"{self.path.name}: sheet '{self.source.sheet}' is empty.",
+                                 file=self.path.name, check="empty_file")
+        return header
+
+    def _xlsx_rows(self) -> Iterator[tuple[int, list[str]]]:
+        width = len(self.header)
+        found = False
+        workbook = self._open_workbook()
+        try:
+            sheet = workbook[self.source.sheet]
+            for number, values in enumerate(sheet.iter_rows(values_only=True, min_row=2), start=2):
+                cells = [_cell_text(v) for v in values]
+                if not any(c.strip() for c in cells):
+                    continue
+                found = True
+                yield number, cells[:width] + [""] * (width - len(cells))
+        finally:
+            workbook.close()
+        if not found:
+            raise FileLevelError(f"{self.path.name}: sheet '{self.source.sheet}' has a header but no rows.",
+                                 file=self.path.name, check="empty_file")
 
 
-def _read_csv(path: Path, source: SourceConfig) -> tuple[list[str], list[list[str]], list[int]]:
-    text = _decode(path, path.read_bytes(), source.encoding)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=source.delimiter, strict=True)
+def _looks_utf8(path: Path) -> bool:
+    """Whether a file decodes as UTF-8 and has bytes beyond ASCII (read in blocks)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    beyond_ascii = False
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError:
+                return False
+            beyond_ascii = beyond_ascii or not block.isascii()
     try:
-        header = next(reader)
-    except StopIteration:
-        header = []
-    except csv.Error as exc:
-        raise FileLevelError(f"{path.name}, line 1: unreadable header: {exc}", file=path.name,
-                             line=1, check="header") from exc
-    header = [h.strip() for h in header]
-    if not any(header):
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return beyond_ascii
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> int:
+    """The 1-based line of the first bytes that are not valid in the encoding."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    newlines = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                # exc.start counts from the start of the bytes the decoder held plus this block
+                held = len(exc.object) - len(block)
+                return newlines + exc.object[: exc.start].count(b"\n") - (
+                    exc.object[:held].count(b"\n") if held > 0 else 0) + 1
+            newlines += block.count(b"\n")
+    return newlines + 1
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) in (b"\n", b"\r")
+
+
+def _check_columns(path: Path, source: SourceConfig, header: list[str]) -> None:
+    missing = [h for h in source.columns.values() if h not in header]
+    if missing:
+        details = []
+        for name in missing:
+            close = difflib.get_close_matches(name, header, n=1, cutoff=0.6)
+            details.append(f"'{name}'" + (f" (found '{close[0]}': renamed?)" if close else ""))
         raise FileLevelError(
-            f"{path.name}: no header line. Export it again with column names in the first line.",
-            file=path.name, line=1, check="empty_file",
+            f"{path.name}, line 1: missing column(s) {', '.join(details)}. Expected the columns of "
+            f"source '{source.name}' in the config; fix the export or the config's column mapping.",
+            file=path.name, line=1, column=missing[0], check="missing_column",
         )
-    expected = len(source.columns)
-    if len(header) == 1 and expected > 1:
-        other = ";" if source.delimiter != ";" else ","
-        raise FileLevelError(
-            f"{path.name}, line 1: the header has one column; the file does not seem to use "
-            f"'{source.delimiter}' as separator (perhaps '{other}'). Fix 'delimiter' for source "
-            f"'{source.name}' or export with '{source.delimiter}'.",
-            file=path.name, line=1, check="delimiter",
-        )
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            rows.append(row)
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise FileLevelError(
-            f"{path.name}, line {reader.line_num}: the file cannot be parsed as CSV ({exc}); "
-            "it may be truncated or have an unclosed quote. Export it again.",
-            file=path.name, line=reader.line_num, check="truncated",
-        ) from exc
-    if (rows and len(rows[-1]) < len(header) and not text.endswith(("\n", "\r"))
-            and source.severity.get("truncated") != "row"):
-        raise FileLevelError(
-            f"{path.name}, line {lines[-1]}: the last line has {len(rows[-1])} of "
-            f"{len(header)} fields and no line end: the file looks truncated. Export it again.",
-            file=path.name, line=lines[-1], check="truncated",
-        )
-    if not rows:
-        raise FileLevelError(
-            f"{path.name}: the file has a header but no rows. Export it again, or remove it if "
-            "the source really has nothing for this school year.",
-            file=path.name, check="empty_file",
-        )
-    return header, rows, lines
 
 
 def _cell_text(value: object) -> str:
@@ -194,65 +390,9 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-def _read_xlsx(path: Path, source: SourceConfig) -> tuple[list[str], list[list[str]], list[int]]:
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
-        raise FileLevelError(
-            f"{path.name}: not a readable Excel workbook ({type(exc).__name__}). Export it again "
-            "as .xlsx.", file=path.name, check="format",
-        ) from exc
-    try:
-        if source.sheet not in workbook.sheetnames:
-            raise FileLevelError(
-                f"{path.name}: no sheet '{source.sheet}' (sheets: {', '.join(workbook.sheetnames)}). "
-                f"Rename the sheet or set 'sheet' for source '{source.name}'.",
-                file=path.name, check="sheet",
-            )
-        sheet = workbook[source.sheet]
-        header: list[str] = []
-        rows: list[list[str]] = []
-        lines: list[int] = []
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            cells = [_cell_text(v).strip() if number == 1 else _cell_text(v) for v in values]
-            if number == 1:
-                header = cells
-                continue
-            if not any(c.strip() for c in cells):
-                continue
-            rows.append(cells)
-            lines.append(number)
-    finally:
-        workbook.close()
-    while header and not header[-1]:
-        header.pop()
-    if not header:
-        raise FileLevelError(f"{path.name}: sheet '{source.sheet}' is empty.", file=path.name,
-                             check="empty_file")
-    if not rows:
-        raise FileLevelError(f"{path.name}: sheet '{source.sheet}' has a header but no rows.",
-                             file=path.name, check="empty_file")
-    rows = [row[: len(header)] + [""] * (len(header) - len(row)) for row in rows]
-    return header, rows, lines
-
-
 def _map_columns(
     path: Path, source: SourceConfig, header: list[str], rows: list[list[str]], lines: list[int]
 ) -> pd.DataFrame:
-    missing = [h for h in source.columns.values() if h not in header]
-    if missing:
-        details = []
-        for name in missing:
-            close = difflib.get_close_matches(name, header, n=1, cutoff=0.6)
-            details.append(f"'{name}'" + (f" (found '{close[0]}': renamed?)" if close else ""))
-        raise FileLevelError(
-            f"{path.name}, line 1: missing column(s) {', '.join(details)}. Expected the columns of "
-            f"source '{source.name}' in the config; fix the export or the config's column mapping.",
-            file=path.name, line=1, column=missing[0], check="missing_column",
-        )
     positions = {canonical: header.index(name) for canonical, name in source.columns.items()}
     width = len(header)
     lengths = pd.Series([len(row) for row in rows], dtype="int64")

@@ -423,7 +423,55 @@ def _expected_scale(years: pd.Series) -> pd.Series:
     return result
 
 
-def prepare_frame(frame: pd.DataFrame, kind: str, known_pupils: pd.Index | None) -> pd.DataFrame:
+def _file_years(frame: pd.DataFrame, kind: str) -> pd.Series:
+    """Per row, the school year (start year) of its file; for pupils, else its own school_year."""
+    index = pd.RangeIndex(len(frame))
+    file_codes, file_names = pd.factorize(frame["source_file"].reset_index(drop=True))
+    file_years = pd.Series(
+        np.array([school_year_of_file(str(n)) or np.nan for n in file_names], dtype="float64")
+        .take(file_codes) if len(file_names) else np.full(len(frame), np.nan), index=index)
+    if kind == "pupils" and "school_year" in frame:
+        from_column = pd.Series(
+            [int(v[:4]) if isinstance(v, str) and re.fullmatch(r"\d{4}/\d{2}", v) else np.nan
+             for v in frame["school_year"]], index=index, dtype="float64")
+        file_years = file_years.fillna(from_column)
+    return file_years
+
+
+#: Seeds of the two independent 64-bit hashes of a row's key (16 bytes each).
+_KEY_HASH_SEEDS = ("ews-unique-key-a", "ews-unique-key-b")
+
+
+def key_hashes(frame: pd.DataFrame, kind: str) -> pd.DataFrame | None:
+    """Two independent 64-bit hashes of each row's unique key (:data:`UNIQUE_KEYS`).
+
+    Lets the ingest find duplicate keys across chunks and files in SQL without keeping the
+    rows in memory. Equal keys give equal hashes; two different keys give the same pair with
+    a chance of about 2**-128.
+
+    Args:
+        frame: Typed rows of one source (or a chunk), with ``source_file``.
+        kind: The source kind.
+
+    Returns:
+        ``_key_a`` and ``_key_b`` (uint64), row for row; None when the kind has no key.
+    """
+    if kind not in UNIQUE_KEYS:
+        return None
+    columns = {}
+    for name in UNIQUE_KEYS[kind]:
+        if name == "_school_year":
+            columns[name] = _labels(_file_years(frame, kind))
+        else:
+            columns[name] = frame[name].reset_index(drop=True)
+    keys = pd.DataFrame(columns)
+    return pd.DataFrame({
+        f"_key_{part}": pd.util.hash_pandas_object(keys, index=False, hash_key=seed).to_numpy()
+        for part, seed in zip("ab", _KEY_HASH_SEEDS, strict=True)})
+
+
+def prepare_frame(frame: pd.DataFrame, kind: str, known_pupils: pd.Index | None,
+                  duplicates: tuple[pd.Series, pd.Series] | None = None) -> pd.DataFrame:
     """The typed rows in the form the contracts evaluate, with helper columns.
 
     Dates become ``datetime64``, nullable numbers ``float64`` (Great Expectations cannot
@@ -433,6 +481,9 @@ def prepare_frame(frame: pd.DataFrame, kind: str, known_pupils: pd.Index | None)
         frame: Typed canonical rows of one source (``pupil_id``, ``birth_year``, lineage).
         kind: The source kind.
         known_pupils: Pupil ids of the pupils source (ignored for the pupils source itself).
+        duplicates: Per row, the line and file of an earlier row with the same key, when the
+            caller found them across more rows than ``frame`` (a chunk of a large source);
+            None finds them within ``frame``.
 
     Returns:
         A new frame, row for row aligned with ``frame``, with ``_row`` and helper columns.
@@ -453,15 +504,7 @@ def prepare_frame(frame: pd.DataFrame, kind: str, known_pupils: pd.Index | None)
     out = pd.DataFrame(prepared, index=pd.RangeIndex(len(frame)))
     out["_row"] = np.arange(len(frame), dtype="int64")
 
-    file_codes, file_names = pd.factorize(out["source_file"])
-    file_years = pd.Series(
-        np.array([school_year_of_file(str(n)) or np.nan for n in file_names], dtype="float64")
-        .take(file_codes) if len(file_names) else np.full(len(out), np.nan), index=out.index)
-    if kind == "pupils" and "school_year" in out:
-        from_column = pd.Series(
-            [int(v[:4]) if isinstance(v, str) and re.fullmatch(r"\d{4}/\d{2}", v) else np.nan
-             for v in out["school_year"]], index=out.index, dtype="float64")
-        file_years = file_years.fillna(from_column)
+    file_years = _file_years(out, kind)
     out["_school_year"] = _labels(file_years)
     out["_year_start"] = _year_bound(file_years, 8, 1, 0)
     out["_year_end"] = _year_bound(file_years, 7, 31, 1)
@@ -495,7 +538,12 @@ def prepare_frame(frame: pd.DataFrame, kind: str, known_pupils: pd.Index | None)
         out["_pupil_known"] = out["pupil_id"].isin(known)
     if kind not in UNIQUE_KEYS:
         return out
-    out["_duplicate_of"], out["_duplicate_file"] = _duplicates(out, list(UNIQUE_KEYS[kind]))
+    if duplicates is None:
+        out["_duplicate_of"], out["_duplicate_file"] = _duplicates(out, list(UNIQUE_KEYS[kind]))
+    else:
+        line, file = duplicates
+        out["_duplicate_of"] = pd.Series(np.asarray(line, dtype="float64"), index=out.index)
+        out["_duplicate_file"] = _as_objects(pd.Series(np.asarray(file, dtype=object), index=out.index))
     return out
 
 

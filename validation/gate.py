@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig, SourceConfig, TermCalendar
@@ -84,11 +85,13 @@ class ValidationOutcome:
             ``raw_values`` (JSON without CPR or names).
         results: One row per check: ``source``, ``expectation``, ``column_name``, ``success``,
             ``unexpected_count``, ``element_count``, ``severity``.
+        kept: Per input row, whether it is in ``valid``.
     """
 
     valid: pd.DataFrame
     quarantine: pd.DataFrame
     results: pd.DataFrame
+    kept: np.ndarray | None = None
 
 
 def severity_problems(config: MunicipalityConfig) -> list[str]:
@@ -157,9 +160,7 @@ def _structure(frame: pd.DataFrame, source: SourceConfig) -> list[dict]:
     return results
 
 
-def _volume(frame: pd.DataFrame, source: SourceConfig, previous: Mapping[str, int]) -> list[dict]:
-    counts = {source.name: len(frame)}
-    counts.update(frame["source_file"].value_counts().to_dict())
+def _volume(counts: Mapping[str, int], source: SourceConfig, previous: Mapping[str, int]) -> list[dict]:
     severity = severity_of(source.severity, "volume_within_range", "volume_change",
                            TABLE_CHECKS["volume_within_range"][1])
     results = []
@@ -205,7 +206,8 @@ def mask_cpr(text: str) -> str:
     return CPR_LIKE.sub("<cpr>", text)
 
 
-def _stop(source: SourceConfig, outcome: CheckResult, prepared: pd.DataFrame) -> FileLevelError:
+def _stop(source: SourceConfig, outcome: CheckResult, prepared: pd.DataFrame,
+          more_rows: bool = False) -> FileLevelError:
     check = outcome.check
     failing = prepared.iloc[outcome.rows]
     first = failing.iloc[[0]]
@@ -214,9 +216,11 @@ def _stop(source: SourceConfig, outcome: CheckResult, prepared: pd.DataFrame) ->
     lines = ", ".join(str(int(v)) for v in failing["source_line"].head(_SHOWN_LINES))
     more = f" and {len(failing) - _SHOWN_LINES} more" if len(failing) > _SHOWN_LINES else ""
     return FileLevelError(
-        f"{file}, line {line}, column {check.column}: {mask_cpr(reason)}. {len(failing)} row(s) fail "
-        f"'{check.name}' (lines {lines}{more}). Source '{source.name}' is set to stop the run on "
-        f"this check (severity: file): correct the export and run again, or set its severity "
+        f"{file}, line {line}, column {check.column}: {mask_cpr(reason)}. {len(failing)} row(s) "
+        f"{'checked so far ' if more_rows else ''}fail '{check.name}' (lines {lines}{more}"
+        f"{'; the rest of the source was not checked' if more_rows else ''}). Source "
+        f"'{source.name}' is set to stop the run on this check (severity: file): correct the "
+        f"export and run again, or set its severity "
         f"'{check.name}: row' to quarantine such rows instead.",
         file=file, line=line, column=check.column, check=check.name)
 
@@ -245,11 +249,75 @@ def validate_source(frame: pd.DataFrame, source: SourceConfig, context: Validati
             check whose severity is ``file``; the message names file, line and column and
             says what to do.
     """
-    results = _structure(frame, source)
-    results.extend(_volume(frame, source, context.previous_rows))
-    prepared = prepare_frame(frame, source.kind, context.known_pupils)
+    results = check_structure(frame, source)
+    counts = {source.name: len(frame), **frame["source_file"].value_counts().to_dict()}
+    results.extend(check_volume(counts, source, context.previous_rows))
+    outcome = check_rows(frame, source, context)
+    return ValidationOutcome(
+        valid=outcome.valid, quarantine=outcome.quarantine,
+        results=pd.DataFrame([*results, *outcome.results.to_dict("records")], columns=RESULT_COLUMNS),
+        kept=outcome.kept)
+
+
+def check_structure(frame: pd.DataFrame, source: SourceConfig) -> list[dict]:
+    """Columns present and of the right type (a failure stops the run).
+
+    Args:
+        frame: Typed rows of the source, or of one chunk of it.
+        source: The source's config.
+
+    Returns:
+        Two results (``columns_present``, ``column_types``) as dicts of ``RESULT_COLUMNS``.
+
+    Raises:
+        FileLevelError: A column missing or of the wrong type.
+    """
+    return _structure(frame, source)
+
+
+def check_volume(counts: Mapping[str, int], source: SourceConfig, previous: Mapping[str, int]
+                 ) -> list[dict]:
+    """The source's and each file's rows against the last successful run's.
+
+    Args:
+        counts: Typed rows by source name and by file name.
+        source: The source's config (severity and largest change allowed).
+        previous: Rows loaded by the last successful run, by source name or file name.
+
+    Returns:
+        One result per compared count.
+
+    Raises:
+        FileLevelError: A change beyond ``volume_change_max`` with severity ``file``.
+    """
+    return _volume(counts, source, previous)
+
+
+def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationContext,
+               duplicates: tuple[pd.Series, pd.Series] | None = None,
+               more_rows: bool = False) -> ValidationOutcome:
+    """The source kind's row contracts through Great Expectations, for all rows or a chunk.
+
+    Args:
+        frame: Typed rows (see :func:`validate_source`).
+        source: The source's config.
+        context: Today, the known pupils and schools.
+        duplicates: For a chunk of a larger source: per row, the line and file of the earlier
+            row with the same key (NaN/None when none), found across every file of the source.
+            None finds duplicates within ``frame``.
+        more_rows: Whether rows of the source follow this chunk (a stop message then counts
+            the failing rows checked so far, not all of them).
+
+    Returns:
+        Valid rows, quarantined rows, one result per check and the mask of rows kept.
+
+    Raises:
+        FileLevelError: A failing check whose severity is ``file``.
+    """
+    prepared = prepare_frame(frame, source.kind, context.known_pupils, duplicates=duplicates)
     checks = row_checks(source.kind, context.today, context.school_codes)
     outcomes = run_checks(prepared, checks, source.name)
+    results: list[dict] = []
     quarantined: list[pd.DataFrame] = []
     for outcome in outcomes:
         check = outcome.check
@@ -259,7 +327,7 @@ def validate_source(frame: pd.DataFrame, source: SourceConfig, context: Validati
         if outcome.success or not len(outcome.rows):
             continue
         if severity == "file":
-            raise _stop(source, outcome, prepared)
+            raise _stop(source, outcome, prepared, more_rows)
         rows = prepared.iloc[outcome.rows]
         quarantined.append(pd.DataFrame({
             "_row": outcome.rows, "column_name": check.column, "reason": _messages(check, rows)}))
@@ -267,7 +335,7 @@ def validate_source(frame: pd.DataFrame, source: SourceConfig, context: Validati
     if not quarantined:
         return ValidationOutcome(valid=frame.reset_index(drop=True),
                                  quarantine=pd.DataFrame(columns=QUARANTINE_COLUMNS),
-                                 results=results_frame)
+                                 results=results_frame, kept=np.ones(len(frame), dtype=bool))
     reasons = pd.concat(quarantined, ignore_index=True)
     merged = reasons.groupby("_row", sort=True).agg(
         column_name=("column_name", lambda s: ",".join(dict.fromkeys(s))),
@@ -281,6 +349,32 @@ def validate_source(frame: pd.DataFrame, source: SourceConfig, context: Validati
         "reason": [mask_cpr(text) for text in merged["reason"]],
         "raw_values": [mask_cpr(text) for text in _raw_values(failing, list(frame.columns))],
     })
-    keep = ~pd.Series(False, index=range(len(frame))).index.isin(bad_rows)
+    keep = np.ones(len(frame), dtype=bool)
+    keep[bad_rows] = False
     valid = frame.reset_index(drop=True)[keep].reset_index(drop=True)
-    return ValidationOutcome(valid=valid, quarantine=quarantine, results=results_frame)
+    return ValidationOutcome(valid=valid, quarantine=quarantine, results=results_frame, kept=keep)
+
+
+def combine_results(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One result per check from the results of several chunks of a source.
+
+    A check succeeds when it succeeded in every chunk; counts are summed.
+
+    Args:
+        parts: Result frames (``RESULT_COLUMNS``) in chunk order.
+
+    Returns:
+        One row per (source, expectation, column, severity), in first-seen order.
+    """
+    frames = [p for p in parts if len(p)]
+    if not frames:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    stacked = pd.concat(frames, ignore_index=True)
+    keys = ["source", "expectation", "column_name", "severity"]
+    combined = stacked.groupby(keys, sort=False, dropna=False).agg(
+        success=("success", "all"), unexpected_count=("unexpected_count", "sum"),
+        element_count=("element_count", "sum")).reset_index()
+    names = combined["column_name"].astype(object)
+    combined["column_name"] = names.where(names.notna(), None)  # grouping made None NaN
+    return combined[RESULT_COLUMNS].astype({"success": bool, "unexpected_count": "int64",
+                                            "element_count": "int64"})

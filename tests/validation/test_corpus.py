@@ -12,7 +12,7 @@ import pytest
 
 from ews.pseudonym import CPR_LIKE
 from ews.warehouse import WarehousePaths, content_digest, staged_write
-from pipelines.ingest import IngestResult, discover_sources, ingest_sources
+from pipelines.ingest import DEFAULT_CHUNK_ROWS, IngestResult, discover_sources, ingest_sources
 from tests.validation.validation_corpus import KEY, TERM, TODAY, build_inbox, corpus_cases, make_config
 from validation import gate
 from validation.errors import FileLevelError
@@ -51,13 +51,15 @@ def reuse_identical_validations() -> Any:
     patcher.undo()
 
 
-def run_ingest(inbox: Path, state: Path, case: dict[str, Any] | None) -> IngestResult:
+def run_ingest(inbox: Path, state: Path, case: dict[str, Any] | None,
+               chunk_rows: int = DEFAULT_CHUNK_ROWS) -> IngestResult:
     """The ingest over an inbox; a case's run reads only pupils, absence and the case's source."""
     config = make_config((case or {}).get("severity"), {case["kind"]} if case else None)
     sources = discover_sources(config, inbox)
     with staged_write(state) as session:
         return ingest_sources(session, config, sources, key=KEY, term=TERM, today=TODAY,
-                              run_id="corpus-run", previous_rows=(case or {}).get("previous_rows", {}))
+                              run_id="corpus-run", previous_rows=(case or {}).get("previous_rows", {}),
+                              chunk_rows=chunk_rows)
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +107,12 @@ def test_corpus_has_at_least_25_cases_over_every_source_kind() -> None:
     assert len(errors) >= 10 and len(CASES) - len(errors) >= 15
 
 
+@pytest.mark.parametrize("chunk_rows", [DEFAULT_CHUNK_ROWS, 2], ids=["whole-files", "chunks-of-2"])
 @pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
-def test_corpus_case(case: dict[str, Any], tmp_path: Path, baseline_state: Path,
+def test_corpus_case(case: dict[str, Any], chunk_rows: int, tmp_path: Path, baseline_state: Path,
                      baseline_digest: dict[str, tuple[int, str]]) -> None:
+    """Each case gets its outcome whether files are read whole or two rows at a time (so that
+    duplicates, lines and counts are right across chunks and files)."""
     inbox = build_inbox(case, tmp_path / "inbox")
     state = tmp_path / "state"
     shutil.copytree(baseline_state, state)
@@ -115,7 +120,7 @@ def test_corpus_case(case: dict[str, Any], tmp_path: Path, baseline_state: Path,
     if "error" in expect:
         wanted = expect["error"]
         with pytest.raises(FileLevelError) as caught:
-            run_ingest(inbox, state, case)
+            run_ingest(inbox, state, case, chunk_rows)
         message = str(caught.value)
         for text in wanted["contains"]:
             assert text in message, message
@@ -133,7 +138,7 @@ def test_corpus_case(case: dict[str, Any], tmp_path: Path, baseline_state: Path,
         # the state folder held a copy of the baseline warehouse: still equal, table by table
         assert content_digest(WarehousePaths(state).warehouse) == baseline_digest
         return
-    result = run_ingest(inbox, state, case)
+    result = run_ingest(inbox, state, case, chunk_rows)
     got = sorted(
         (row["source_file"], int(row["source_line"]), str(row["column_name"] or "").split(",")[0],
          reason_codes(row["reason"]))
@@ -170,3 +175,29 @@ def test_report_of_a_corpus_run_shows_its_quarantine_and_balanced_files(
                                                          "scale_wrong_for_school_year": 1}}
     assert "| tests | score_out_of_scale | score | 1 |" in artifact_markdown(
         result.validation, summary, run_info)
+
+
+@pytest.mark.parametrize("name", [None, "pupils_duplicate", "marks_duplicate", "absence_unknown_pupil"])
+def test_reading_in_chunks_gives_the_same_warehouse_and_identity_store(name: str | None,
+                                                                        tmp_path: Path) -> None:
+    case = next(c for c in CASES if c["case"] == name) if name else None
+    inbox = build_inbox(case, tmp_path / "inbox")
+    digests = {}
+    for chunk_rows in (DEFAULT_CHUNK_ROWS, 1, 3):
+        state = tmp_path / f"state-{chunk_rows}"
+        run_ingest(inbox, state, case, chunk_rows)
+        paths = WarehousePaths(state)
+        digests[chunk_rows] = (content_digest(paths.warehouse), content_digest(paths.identity))
+        # the scratch store is gone, and so are the identity store's temporary tables
+        assert [p.name for p in state.iterdir() if p.name.startswith(".ingest-")] == []
+    assert digests[1] == digests[DEFAULT_CHUNK_ROWS]
+    assert digests[3] == digests[DEFAULT_CHUNK_ROWS]
+    assert digests[1][1]["identity_pupils"][0] > 0
+
+
+def test_a_failed_ingest_leaves_no_scratch_behind(tmp_path: Path) -> None:
+    case = next(c for c in CASES if "error" in c["expect"] and c["kind"] == "marks")
+    state = tmp_path / "state"
+    with pytest.raises(FileLevelError):
+        run_ingest(build_inbox(case, tmp_path / "inbox"), state, case, 2)
+    assert [p.name for p in state.iterdir() if p.name.startswith(".ingest-")] == []

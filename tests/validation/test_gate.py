@@ -12,13 +12,14 @@ from ews.config import SourceConfig, default_sources
 from ews.pseudonym import CPR_LIKE
 from ews.terms import Term
 from tests.validation.validation_corpus import make_config, typed_frame
-from validation.contracts import RowCheck, configurable_checks, prepare_frame, row_checks
+from validation.contracts import RowCheck, configurable_checks, key_hashes, prepare_frame, row_checks
 from validation.engine import ContractError, run_checks
 from validation.errors import FileLevelError
 from validation.gate import (
     QUARANTINE_COLUMNS,
     RESULT_COLUMNS,
     ValidationContext,
+    combine_results,
     severity_problems,
     validate_source,
 )
@@ -343,3 +344,37 @@ def test_a_cpr_number_typed_into_another_column_is_masked() -> None:
     assert reason_codes(row["reason"]) == ["unknown_school"]
     assert "school code '<cpr>'" in row["reason"] and '"school_code": "<cpr>"' in row["raw_values"]
     assert not CPR_LIKE.search(row["reason"] + row["raw_values"])
+
+
+def test_results_of_chunks_combine_into_one_result_per_check() -> None:
+    columns = ["source", "expectation", "column_name", "success", "unexpected_count",
+               "element_count", "severity"]
+    first = pd.DataFrame([["absence", "key_unique", "pupil_id", True, 0, 3, "row"],
+                          ["absence", "school_known", None, True, 0, 3, "row"]], columns=columns)
+    second = pd.DataFrame([["absence", "key_unique", "pupil_id", False, 2, 2, "row"],
+                           ["absence", "school_known", None, True, 0, 2, "row"]], columns=columns)
+    combined = combine_results([first, second, first.iloc[:0]])
+    assert combined.to_dict("records") == [
+        {"source": "absence", "expectation": "key_unique", "column_name": "pupil_id", "success": False,
+         "unexpected_count": 2, "element_count": 5, "severity": "row"},
+        {"source": "absence", "expectation": "school_known", "column_name": None, "success": True,
+         "unexpected_count": 0, "element_count": 5, "severity": "row"}]
+
+
+def test_key_hashes_are_equal_for_equal_keys_in_any_chunk_and_differ_otherwise() -> None:
+    rows = [
+        {"pupil_id": "p1", "school_code": "101", "period_start": date(2025, 8, 4), "period_end": date(2025, 8, 8)},
+        {"pupil_id": "p1", "school_code": "101", "period_start": date(2025, 8, 11), "period_end": date(2025, 8, 15)},
+        {"pupil_id": "p1", "school_code": "101", "period_start": date(2025, 8, 4), "period_end": date(2025, 8, 8)},
+        {"pupil_id": "p1", "school_code": "102", "period_start": date(2025, 8, 4), "period_end": date(2025, 8, 8)},
+    ]
+    frame = pd.DataFrame(rows).assign(pupil_id=lambda f: f["pupil_id"].astype("string"),
+                                      source_file="fravaer_2025-26.csv")
+    whole = key_hashes(frame, "absence")
+    assert whole is not None and list(whole.columns) == ["_key_a", "_key_b"]
+    pairs = list(zip(whole["_key_a"], whole["_key_b"], strict=True))
+    assert pairs[0] == pairs[2] and len({pairs[0], pairs[1], pairs[3]}) == 3
+    # the same row hashes the same whether it comes alone or with others
+    alone = key_hashes(frame.iloc[[2]], "absence")
+    assert (alone["_key_a"].iloc[0], alone["_key_b"].iloc[0]) == pairs[0]
+    assert key_hashes(frame.assign(contact_date=None), "contacts") is None

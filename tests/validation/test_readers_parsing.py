@@ -10,7 +10,7 @@ import pytest
 
 from ews.config import SourceConfig, default_sources
 from ews.pseudonym import CPR_LIKE
-from pipelines.readers import read_export
+from pipelines.readers import ExportStream, read_export
 from tests.validation.validation_corpus import write_workbook
 from validation.errors import FileLevelError
 from validation.parsing import parse_source_frame
@@ -108,6 +108,68 @@ def test_not_a_workbook_is_a_file_level_error(tmp_path: Path) -> None:
     path = write(tmp_path / "upv_2023-24.xlsx", "CPR;Skolekode\n")
     with pytest.raises(FileLevelError, match="not a readable Excel workbook"):
         read_export(path, source("upv"))
+
+
+def absence_lines(count: int) -> list[str]:
+    return [f"150314-4001;101;{(i % 28) + 1:02d}-08-2025;{(i % 28) + 1:02d}-08-2025;1;0,5;0;0;{i % 3}"
+            for i in range(count)]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_chunks_of_a_csv_file_add_up_to_the_whole_file(tmp_path: Path, chunk: int) -> None:
+    lines = absence_lines(10)
+    lines.insert(4, "")  # a blank line: skipped, line numbers stay physical
+    path = write(tmp_path / "fravaer_2025-26.csv", "\n".join([ABSENCE_HEADER, *lines]) + "\n", bom=True)
+    whole = read_export(path, source("absence")).frame
+    stream = ExportStream(path, source("absence"))
+    parts = list(stream.chunks(chunk))
+    assert [len(p) for p in parts[:-1]] == [chunk] * (len(parts) - 1) and len(parts[-1]) <= chunk
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    assert stream.rows_read == len(whole) == 10
+    assert whole["source_line"].tolist() == [2, 3, 4, 5, *range(7, 13)]
+
+
+def test_chunks_of_an_excel_sheet_add_up_to_the_whole_sheet(tmp_path: Path) -> None:
+    spec = tmp_path / "karakterer_2025-26.xlsx.yaml"
+    rows = "".join(f"  - ['050511-4005', '101', 8, Dansk, Standpunkt, 2025-11-{d:02d}, '02']\n"
+                   for d in range(1, 8))
+    spec.write_text("sheets:\n  Karakterer:\n  - [CPR, Skolekode, Klassetrin, Fag, Karaktertype, Dato, "
+                    "Karakter]\n" + rows, encoding="utf-8")
+    write_workbook(spec, tmp_path / "karakterer_2025-26.xlsx")
+    path = tmp_path / "karakterer_2025-26.xlsx"
+    parts = list(ExportStream(path, source("marks")).chunks(3))
+    assert [len(p) for p in parts] == [3, 3, 1]
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), read_export(path, source("marks")).frame)
+
+
+def test_bad_bytes_far_into_a_file_are_found_on_their_line(tmp_path: Path) -> None:
+    # beyond the reader's first blocks: the line is counted from the start of the file
+    lines = absence_lines(40_000)
+    lines[30_000] = lines[30_000].replace("1;0,5", "1;0,5<bad>")
+    path = tmp_path / "fravaer_2025-26.csv"
+    path.write_bytes(("\n".join([ABSENCE_HEADER, *lines]) + "\n").encode("utf-8").replace(
+        b"<bad>", b"\xe6"))
+    stream = ExportStream(path, source("absence"))
+    with pytest.raises(FileLevelError) as caught:
+        for _ in stream.chunks(5000):
+            pass
+    assert caught.value.check == "encoding" and caught.value.line == 30_002
+    assert str(caught.value).startswith("fravaer_2025-26.csv, line 30002:")
+
+
+def test_a_truncated_last_line_is_caught_when_reading_in_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "fravaer_2025-26.csv"
+    path.write_bytes(("\n".join([ABSENCE_HEADER, *absence_lines(5)]) + "\n150314-4001;101;04-08").encode())
+    stream = ExportStream(path, source("absence"))
+    with pytest.raises(FileLevelError, match="line 7: the last line has 3 of 9 fields"):
+        list(stream.chunks(2))
+
+
+def test_the_head_of_a_file_is_checked_before_any_row_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "fravaer_2025-26.csv", ABSENCE_HEADER.replace("Sygdom", "Syg") + "\n1;2\n")
+    with pytest.raises(FileLevelError) as caught:
+        ExportStream(path, source("absence"))
+    assert caught.value.check == "missing_column" and "'Sygdom' (found 'Syg': renamed?)" in str(caught.value)
 
 
 def raw(rows: list[dict[str, str]], file: str = "fravaer_2025-26.csv") -> pd.DataFrame:
