@@ -48,7 +48,7 @@ with staged_write(settings.state_dir) as session:
                             today=settings.today_date(), run_id="bench", previous_rows={{}},
                             chunk_rows=settings.ingest_chunk_rows)
 read, held = int(result.files["rows_read"].sum()), int(result.files["rows_quarantined"].sum())
-print(f"{{read:,}} rows read, {{held:,}} quarantined")
+print(f"{{read:,}} rows read, {{held:,}} quarantined; seconds {{result.seconds}}")
 """
 
 

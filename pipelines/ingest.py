@@ -10,6 +10,7 @@ a file-level problem stops the run with the live warehouse untouched.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -70,12 +71,16 @@ class IngestResult:
             ``rows_loaded``, ``rows_quarantined``, ``extra_columns``.
         quarantine: Quarantined rows (with ``source``).
         validation: One row per expectation and source.
+        warnings: Unknown columns and the like: reported, not fatal.
+        seconds: Wall time by step (``read_and_type``, ``duplicates``, ``contracts``,
+            ``write``), summed over sources.
     """
 
     files: pd.DataFrame
     quarantine: pd.DataFrame
     validation: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def discover_sources(config: MunicipalityConfig, inbox: Path) -> list[SourceFiles]:
@@ -209,7 +214,8 @@ def ingest_sources(
     validation = pd.concat(state.results, ignore_index=True) if state.results else pd.DataFrame()
     _write_bookkeeping(session, identity, quarantine_all, validation, term, run_id)
     return IngestResult(files=files, quarantine=quarantine_all, validation=validation,
-                        warnings=state.warnings)
+                        warnings=state.warnings,
+                        seconds={k: round(v, 1) for k, v in state.seconds.items()})
 
 
 @dataclass
@@ -222,6 +228,8 @@ class _IngestState:
     results: list[pd.DataFrame] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     cleared: set[tuple] = field(default_factory=set)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
+        ("read_and_type", "duplicates", "contracts", "write"), 0.0))
 
 
 @dataclass
@@ -296,11 +304,14 @@ def _ingest_source(
 ) -> None:
     """One source: stage its typed rows, then check and load them chunk by chunk."""
     kind = source.kind
+    clock = time.perf_counter()
     staged = _stage_source(scratch, source, streams, key, chunk_rows, state, progress)
+    clock = _lap(state, "read_and_type", clock)
     volume = check_volume({source.name: staged.rows, **staged.per_file}, source, context.previous_rows)
     if progress:
         progress(f"checking source {source.name} ({staged.rows:,} rows)")
     scratch.find_duplicates()
+    clock = _lap(state, "duplicates", clock)
     table, where = _target(kind)
     slice_key = (table, tuple(sorted((where or {}).items())))
     if slice_key not in state.cleared:
@@ -317,6 +328,7 @@ def _ingest_source(
         seqs = typed.pop("_seq").to_numpy(dtype="int64")
         outcome = check_rows(typed, source, context, duplicates=scratch.duplicates_of(seqs),
                              more_rows=first + chunk_rows < staged.rows)
+        clock = _lap(state, "contracts", clock)
         row_results.append(outcome.results)
         if len(outcome.quarantine):
             quarantines.append(outcome.quarantine)
@@ -326,6 +338,7 @@ def _ingest_source(
         for name, count in valid["source_file"].value_counts().items():
             loaded[name] = loaded.get(name, 0) + int(count)
         append_rows(session.con, table, _clean_frame(kind, valid)[1])
+        clock = _lap(state, "write", clock)
         if progress and staged.rows > chunk_rows:
             progress(f"checking source {source.name}: {min(first + chunk_rows, staged.rows):,} of "
                      f"{staged.rows:,} rows")
@@ -344,6 +357,12 @@ def _ingest_source(
             "rows_quarantined": int(held.get(name, 0)),
             "extra_columns": ", ".join(stream.extra_columns),
         })
+
+
+def _lap(state: _IngestState, step: str, since: float) -> float:
+    now = time.perf_counter()
+    state.seconds[step] += now - since
+    return now
 
 
 def _target(kind: str) -> tuple[str, dict | None]:
