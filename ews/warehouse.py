@@ -210,9 +210,15 @@ class IngestScratch:
             first_seq: ``_seq`` of the chunk's first row.
             date_columns: Columns holding dates.
         """
-        stored = frame.reset_index(drop=True).assign(**{
-            name: pd.to_datetime(frame[name].reset_index(drop=True)).astype("datetime64[s]")
-            for name in date_columns})
+        if self._columns and not len(frame):
+            return
+        stored = frame.reset_index(drop=True)
+        for name in stored.columns:
+            if name in date_columns:
+                stored[name] = pd.to_datetime(stored[name]).astype("datetime64[s]")
+            elif stored[name].dtype == object:
+                # text (pupil_id): a chunk where every value is missing must still be VARCHAR
+                stored[name] = stored[name].astype("string")
         stored["_seq"] = np.arange(first_seq, first_seq + len(frame), dtype="int64")
         if keys is not None:
             stored["_key_a"] = keys["_key_a"].to_numpy()

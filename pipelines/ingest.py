@@ -228,6 +228,9 @@ class _IngestState:
     results: list[pd.DataFrame] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     cleared: set[tuple] = field(default_factory=set)
+    #: Where the next source's rows start in the identity store's temporary tables: those
+    #: tables hold the rows of every pupils source, so their ``_seq`` runs across sources.
+    identity_seq: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("read_and_type", "duplicates", "contracts", "write"), 0.0))
 
@@ -270,8 +273,9 @@ def _stage_source(scratch: IngestScratch, source: SourceConfig, streams: list[Ex
                 staged.empty = parsed.typed.iloc[:0]
             if kind == "pupils":
                 pupil_ids.append(parsed.pupil_ids)
+                first = state.identity_seq + staged.rows
                 scratch.add_names(parsed.identity.assign(
-                    _seq=np.arange(staged.rows, staged.rows + len(parsed.typed), dtype="int64")))
+                    _seq=np.arange(first, first + len(parsed.typed), dtype="int64")))
             scratch.add_typed(parsed.typed, key_hashes(parsed.typed, kind), staged.rows, dates)
             staged.rows += len(parsed.typed)
             staged.per_file[name] += len(parsed.typed)
@@ -287,7 +291,7 @@ def _stage_source(scratch: IngestScratch, source: SourceConfig, streams: list[Ex
         # quarantined: their other rows are not "unknown pupil", only their register row is bad
         ids = (np.concatenate([i.to_numpy(dtype=object) for i in pupil_ids]) if pupil_ids
                else np.array([], dtype=object))
-        state.known_pupils = pd.Index(ids, dtype="object").unique()
+        state.known_pupils = state.known_pupils.append(pd.Index(ids, dtype="object")).unique()
     return staged
 
 
@@ -334,7 +338,7 @@ def _ingest_source(
             quarantines.append(outcome.quarantine)
         valid = outcome.valid
         if kind == "pupils" and len(valid):
-            scratch.add_valid_pupils(valid.assign(_seq=seqs[outcome.kept]))
+            scratch.add_valid_pupils(valid.assign(_seq=state.identity_seq + seqs[outcome.kept]))
         for name, count in valid["source_file"].value_counts().items():
             loaded[name] = loaded.get(name, 0) + int(count)
         append_rows(session.con, table, _clean_frame(kind, valid)[1])
@@ -342,6 +346,8 @@ def _ingest_source(
         if progress and staged.rows > chunk_rows:
             progress(f"checking source {source.name}: {min(first + chunk_rows, staged.rows):,} of "
                      f"{staged.rows:,} rows")
+    if kind == "pupils":
+        state.identity_seq += staged.rows
     results = [pd.DataFrame(staged.structure, columns=RESULT_COLUMNS),
                pd.DataFrame(volume, columns=RESULT_COLUMNS), combine_results(row_results)]
     state.results.append(pd.concat([r for r in results if len(r)], ignore_index=True))

@@ -236,7 +236,9 @@ class ExportStream:
         with self._open_text() as text:
             reader = csv.reader(text, delimiter=self.source.delimiter, strict=True)
             try:
-                next(reader)
+                header = [h.lstrip("\ufeff").strip() for h in next(reader, [])]
+                if header != self.header:
+                    raise self._changed()
                 for row in reader:
                     if not row or (len(row) == 1 and not row[0].strip()):
                         continue
@@ -257,7 +259,7 @@ class ExportStream:
                 "the source really has nothing for this school year.",
                 file=path.name, check="empty_file",
             )
-        if (len(last) < len(self.header) and not _ends_with_newline(path)
+        if (len(last) < len(self.header) and not _ends_with_newline(path, self.source.encoding)
                 and self.source.severity.get("truncated") != "row"):
             raise FileLevelError(
                 f"{path.name}, line {last_line}: the last line has {len(last)} of "
@@ -265,6 +267,12 @@ class ExportStream:
                 file=path.name, line=last_line, check="truncated",
             )
         yield last_line, last
+
+    def _changed(self) -> FileLevelError:
+        return FileLevelError(
+            f"{self.path.name}, line 1: the header changed while the run was reading the exports "
+            "(was the file replaced during the run?). Run again when the inbox is complete.",
+            file=self.path.name, line=1, check="header")
 
     # Excel ----------------------------------------------------------------------------------
 
@@ -310,8 +318,15 @@ class ExportStream:
         workbook = self._open_workbook()
         try:
             sheet = workbook[self.source.sheet]
-            for number, values in enumerate(sheet.iter_rows(values_only=True, min_row=2), start=2):
+            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
                 cells = [_cell_text(v) for v in values]
+                if number == 1:
+                    header = [c.strip() for c in cells]
+                    while header and not header[-1]:
+                        header.pop()
+                    if header != self.header:
+                        raise self._changed()
+                    continue
                 if not any(c.strip() for c in cells):
                     continue
                 found = True
@@ -358,10 +373,19 @@ def _first_undecodable_line(path: Path, encoding: str) -> int:
     return newlines + 1
 
 
-def _ends_with_newline(path: Path) -> bool:
+def _ends_with_newline(path: Path, encoding: str) -> bool:
+    """Whether the file's last character is a line end (in the file's encoding)."""
+    name = encoding.lower().replace("_", "-")
     with open(path, "rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) in (b"\n", b"\r")
+        head = handle.read(2)
+        if not name.startswith("utf-16"):
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) in (b"\n", b"\r")
+        handle.seek(-2, os.SEEK_END)
+        tail = handle.read(2)
+    codec = name if name in ("utf-16-le", "utf-16-be") else (
+        "utf-16-be" if head == b"\xfe\xff" else "utf-16-le")
+    return tail in ("\n".encode(codec), "\r".encode(codec))
 
 
 def _check_columns(path: Path, source: SourceConfig, header: list[str]) -> None:

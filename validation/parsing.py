@@ -44,6 +44,8 @@ class ParsedSource:
 
 
 QUARANTINE_COLUMNS = ["source_file", "source_line", "column_name", "reason", "raw_values"]
+#: Dates outside these are typing errors (a year 3025 or 1025), never data about a pupil.
+DATE_RANGE = (pd.Timestamp("1900-01-01"), pd.Timestamp("2199-12-31"))
 
 
 def _parse_dates(values: pd.Series, formats: list[str]) -> pd.Series:
@@ -120,6 +122,11 @@ def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> P
         elif column.type == "date":
             parsed = _parse_dates(text.where(~empty), source.date_formats)
             shown = text.fillna("")
+            implausible = parsed.notna() & ((parsed < DATE_RANGE[0]) | (parsed > DATE_RANGE[1]))
+            flag(implausible, column.name,
+                 "bad_date: '" + shown + f"' lies outside the years {DATE_RANGE[0].year}-"
+                 f"{DATE_RANGE[1].year}: a typing error?")
+            parsed = parsed.where(~implausible)
             flag(~empty & parsed.isna(), column.name,
                  "bad_date: '" + shown + f"' is not a date ({' or '.join(source.date_formats)})")
             typed[column.name] = parsed.dt.date

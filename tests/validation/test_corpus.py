@@ -10,7 +10,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ews.pseudonym import CPR_LIKE
+from ews.config import MunicipalityConfig
+from ews.pseudonym import CPR_LIKE, pseudonymise
 from ews.warehouse import WarehousePaths, content_digest, staged_write
 from pipelines.ingest import DEFAULT_CHUNK_ROWS, IngestResult, discover_sources, ingest_sources
 from tests.validation.validation_corpus import KEY, TERM, TODAY, build_inbox, corpus_cases, make_config
@@ -177,7 +178,8 @@ def test_report_of_a_corpus_run_shows_its_quarantine_and_balanced_files(
         result.validation, summary, run_info)
 
 
-@pytest.mark.parametrize("name", [None, "pupils_duplicate", "marks_duplicate", "absence_unknown_pupil"])
+@pytest.mark.parametrize("name", [None, "pupils_duplicate", "marks_duplicate", "absence_unknown_pupil",
+                                  "contacts_invalid_cpr"])
 def test_reading_in_chunks_gives_the_same_warehouse_and_identity_store(name: str | None,
                                                                         tmp_path: Path) -> None:
     case = next(c for c in CASES if c["case"] == name) if name else None
@@ -201,3 +203,31 @@ def test_a_failed_ingest_leaves_no_scratch_behind(tmp_path: Path) -> None:
     with pytest.raises(FileLevelError):
         run_ingest(build_inbox(case, tmp_path / "inbox"), state, case, 2)
     assert [p.name for p in state.iterdir() if p.name.startswith(".ingest-")] == []
+
+
+@pytest.mark.parametrize("chunk_rows", [DEFAULT_CHUNK_ROWS, 1])
+def test_two_pupils_sources_keep_each_pupils_own_name(chunk_rows: int, tmp_path: Path) -> None:
+    inbox = build_inbox(None, tmp_path / "inbox")
+    (inbox / "elevB_2025-26.csv").write_text(
+        "CPR;Fornavn;Efternavn;Skolekode;Klassetrin;Klasse;Køn;Oprindelse;Indskrevet fra;Indskrevet til\n"
+        "010115-4011;Xenia;Xylo;102;5;5.B;Pige;Dansk;01-08-2020;\n"
+        "020215-4012;Yrsa;Yde;102;5;5.B;Pige;Dansk;01-08-2020;\n", encoding="utf-8")
+    document = make_config(kinds=set()).model_dump()
+    second = {**document["sources"][0], "name": "pupils_b", "pattern": "elevB_*.csv"}
+    document["sources"].insert(1, second)
+    config = MunicipalityConfig.model_validate(document)
+    state = tmp_path / "state"
+    with staged_write(state) as session:
+        result = ingest_sources(session, config, discover_sources(config, inbox), key=KEY, term=TERM,
+                                today=TODAY, run_id="two", previous_rows={}, chunk_rows=chunk_rows)
+    assert result.quarantine.empty, result.quarantine.to_dict("records")
+    con = duckdb.connect(str(WarehousePaths(state).identity), read_only=True)
+    try:
+        names = dict(con.execute("SELECT pupil_id, first_name FROM identity_pupils").fetchall())
+    finally:
+        con.close()
+    assert names[pseudonymise("0101154011", KEY)] == "Xenia"
+    assert names[pseudonymise("0202154012", KEY)] == "Yrsa"
+    assert names[pseudonymise("1503144001", KEY)] == "Anna"
+    # both sources' pupils are known to the other sources, and both are loaded
+    assert result.files.set_index("file").loc["elevB_2025-26.csv", "rows_loaded"] == 2

@@ -165,6 +165,34 @@ def test_a_truncated_last_line_is_caught_when_reading_in_chunks(tmp_path: Path) 
         list(stream.chunks(2))
 
 
+def test_a_short_last_row_of_a_complete_utf16_file_is_not_called_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "fravaer_2025-26.csv"
+    text = ABSENCE_HEADER + "\r\n" + absence_lines(2)[0] + "\r\n150314-4001;101\r\n"
+    path.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    export = read_export(path, source("absence", encoding="utf-16"))
+    assert export.frame["_field_count_ok"].tolist() == [True, False]
+
+
+def test_a_file_replaced_between_its_header_check_and_its_reading_stops_the_run(tmp_path: Path) -> None:
+    path = write(tmp_path / "fravaer_2025-26.csv", "\n".join([ABSENCE_HEADER, *absence_lines(2)]) + "\n")
+    stream = ExportStream(path, source("absence"))
+    reordered = ABSENCE_HEADER.split(";")
+    reordered[1], reordered[2] = reordered[2], reordered[1]
+    write(path, "\n".join([";".join(reordered), *absence_lines(2)]) + "\n")
+    with pytest.raises(FileLevelError, match="header changed while the run was reading"):
+        list(stream.chunks(10))
+
+
+def test_a_date_in_an_implausible_year_is_quarantined_not_a_crash(tmp_path: Path) -> None:
+    frame = raw([{"cpr": "150314-4001", "school_code": "101", "period_start": "02.09.3025",
+                  "period_end": "05-09-2025", "school_days": "4", "illness_days": "0",
+                  "authorised_days": "0", "unauthorised_days": "0", "late_arrivals": "0"}])
+    parsed = parse_source_frame(frame, source("absence", date_formats=["%d-%m-%Y", "%d.%m.%Y"]), KEY)
+    assert parsed.typed.empty
+    assert parsed.quarantine["reason"].tolist() == [
+        "bad_date: '02.09.3025' lies outside the years 1900-2199: a typing error?"]
+
+
 def test_the_head_of_a_file_is_checked_before_any_row_is_read(tmp_path: Path) -> None:
     path = write(tmp_path / "fravaer_2025-26.csv", ABSENCE_HEADER.replace("Sygdom", "Syg") + "\n1;2\n")
     with pytest.raises(FileLevelError) as caught:
