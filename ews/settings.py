@@ -23,6 +23,9 @@ class Settings(BaseSettings):
         today: Overrides today's date (tests and replays); dates after it are "in the future".
         ingest_chunk_rows: Rows the ingest reads, types and checks at a time; memory grows
             with it (about 0.7 GB at 500,000), not with the size of the exports.
+        ingest_scratch_memory: DuckDB's memory cap for the ingest's scratch store (e.g.
+            ``4GB``); beyond it the store works from disk. Peak memory is about the chunk plus
+            this cap.
     """
 
     model_config = SettingsConfigDict(env_prefix="EWS_", env_file=".env", extra="ignore")
@@ -33,6 +36,7 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
     today: date | None = None
     ingest_chunk_rows: int = Field(default=500_000, ge=1000)
+    ingest_scratch_memory: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
 
     @property
     def synthetic_dir(self) -> Path:

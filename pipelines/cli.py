@@ -55,6 +55,23 @@ def _fail(code: int, message: str) -> typer.Exit:
     return typer.Exit(code)
 
 
+def check_settings() -> None:
+    """Read the EWS_* settings before anything else, so a bad value is one clear message.
+
+    Raises:
+        typer.Exit: With exit code 3 and the variables at fault.
+    """
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"EWS_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors())
+        raise _fail(EXIT_CONFIG, f"settings: {problems}. Fix the environment or .env.") from None
+
+
 def run_guarded(action: Any) -> Any:
     """Run an action, turning known failures into a message and an exit code (no traceback).
 
@@ -262,6 +279,10 @@ _register_area_commands()
 
 def main() -> None:
     """Entry point of the ``ews`` command."""
+    try:
+        check_settings()
+    except typer.Exit as stop:
+        raise SystemExit(stop.exit_code) from None
     _prepare_environment()
     app()
 

@@ -127,7 +127,7 @@ def ingest_task(session: WriteSession, ctx: RunContext, sources: list[SourceFile
         session, ctx.config, sources, key=ctx.settings.key_bytes(), term=ctx.term,
         today=ctx.settings.today_date(), run_id=ctx.run_id,
         previous_rows=ctx.extra.get("previous_rows", {}), progress=progress,
-        chunk_rows=ctx.settings.ingest_chunk_rows,
+        chunk_rows=ctx.settings.ingest_chunk_rows, scratch_memory=ctx.settings.ingest_scratch_memory,
     )
 
 

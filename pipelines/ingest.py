@@ -162,6 +162,7 @@ def ingest_sources(
     previous_rows: dict[str, int],
     progress: Callable[[str], None] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    scratch_memory: str = "4GB",
 ) -> IngestResult:
     """Read, type, validate and load every source into the staged warehouse, chunk by chunk.
 
@@ -184,6 +185,7 @@ def ingest_sources(
         previous_rows: Rows loaded per source by the previous successful run (volume check).
         progress: Called with a short English status per file.
         chunk_rows: Rows read, typed and checked at a time.
+        scratch_memory: DuckDB's memory cap for the scratch store (it works from disk beyond).
 
     Returns:
         Counts per file, the quarantined rows and the validation results.
@@ -196,7 +198,7 @@ def ingest_sources(
     streams = {entry.source.name: [ExportStream(path, entry.source) for path in entry.files]
                for entry in sources}
     state = _IngestState()
-    with IngestScratch(session) as scratch:
+    with IngestScratch(session, memory_limit=scratch_memory) as scratch:
         for entry in sources:
             if not streams[entry.source.name]:
                 continue

@@ -51,3 +51,17 @@ def test_a_missing_source_exits_4_and_writes_nothing(tmp_path, synthetic_small, 
     assert "fravaer_*.csv" in result.output and "absence" in result.output
     assert "Traceback" not in result.output
     assert not (state / "warehouse.duckdb").exists()
+
+
+def test_a_bad_setting_exits_3_naming_the_variable(monkeypatch, capsys):
+    import pytest
+
+    from pipelines.cli import main
+
+    monkeypatch.setenv("EWS_INGEST_SCRATCH_MEMORY", "lots")
+    monkeypatch.setattr("sys.argv", ["ews", "check-config"])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == EXIT_CONFIG
+    message = capsys.readouterr().err
+    assert "EWS_INGEST_SCRATCH_MEMORY" in message and "Traceback" not in message
