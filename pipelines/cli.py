@@ -47,6 +47,12 @@ def _prepare_environment() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # our own messages say what failed; Prefect's tracebacks would only bury them
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    if "prefect" in sys.modules:
+        # imported before this ran (tests, or a caller's own code): the variable came too late
+        import logging
+
+        for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
