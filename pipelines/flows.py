@@ -128,6 +128,7 @@ def ingest_task(session: WriteSession, ctx: RunContext, sources: list[SourceFile
         today=ctx.settings.today_date(), run_id=ctx.run_id,
         previous_rows=ctx.extra.get("previous_rows", {}), progress=progress,
         chunk_rows=ctx.settings.ingest_chunk_rows, scratch_memory=ctx.settings.ingest_scratch_memory,
+        file_hashes=ctx.extra.get("file_hashes"),
     )
 
 
@@ -211,7 +212,7 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     ctx = RunContext(settings=settings, config=config, term=term, as_of_date=as_of, run_id=run_id,
                      attempt=attempt, config_hash=cfg_hash, code_version=version,
                      data_snapshot=snapshot, run_dir=run_dir, started_at=started,
-                     extra={"previous_rows": previous})
+                     extra={"previous_rows": previous, "file_hashes": hashes})
     logger = _logger(publish)
     logger.info("run %s (attempt %s) for %s, as of %s", run_id, attempt, term, as_of)
     manifest_path = run_dir / "manifest.json"

@@ -163,6 +163,7 @@ def ingest_sources(
     progress: Callable[[str], None] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     scratch_memory: str = "4GB",
+    file_hashes: dict[Path, str] | None = None,
 ) -> IngestResult:
     """Read, type, validate and load every source into the staged warehouse, chunk by chunk.
 
@@ -186,6 +187,8 @@ def ingest_sources(
         progress: Called with a short English status per file.
         chunk_rows: Rows read, typed and checked at a time.
         scratch_memory: DuckDB's memory cap for the scratch store (it works from disk beyond).
+        file_hashes: SHA-256 of the files, when the caller has them (the run's data snapshot);
+            files not in it are hashed here.
 
     Returns:
         Counts per file, the quarantined rows and the validation results.
@@ -197,7 +200,7 @@ def ingest_sources(
         raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
     streams = {entry.source.name: [ExportStream(path, entry.source) for path in entry.files]
                for entry in sources}
-    state = _IngestState()
+    state = _IngestState(file_hashes=dict(file_hashes or {}))
     with IngestScratch(session, memory_limit=scratch_memory) as scratch:
         for entry in sources:
             if not streams[entry.source.name]:
@@ -233,6 +236,7 @@ class _IngestState:
     #: Where the next source's rows start in the identity store's temporary tables: those
     #: tables hold the rows of every pupils source, so their ``_seq`` runs across sources.
     identity_seq: int = 0
+    file_hashes: dict[Path, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("read_and_type", "duplicates", "contracts", "write"), 0.0))
 
@@ -360,7 +364,8 @@ def _ingest_source(
     for stream in streams:
         name = stream.path.name
         state.file_rows.append({
-            "source": source.name, "file": name, "file_sha256": file_sha256(stream.path),
+            "source": source.name, "file": name,
+            "file_sha256": state.file_hashes.get(stream.path) or file_sha256(stream.path),
             "rows_read": stream.rows_read, "rows_loaded": loaded.get(name, 0),
             "rows_quarantined": int(held.get(name, 0)),
             "extra_columns": ", ".join(stream.extra_columns),
