@@ -121,8 +121,8 @@ def data_snapshot(sources: list[SourceFiles], hashes: dict[Path, str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _clean_frame(kind: str, typed: pd.DataFrame) -> tuple[str, pd.DataFrame, dict | None]:
-    """Canonical typed rows -> (clean table, rows, slice to replace)."""
+def _clean_frame(kind: str, typed: pd.DataFrame) -> pd.DataFrame:
+    """Canonical typed rows -> the rows of the kind's clean table (see :func:`_target`)."""
     if kind == "pupils":
         # the school year of the register export the row came from (a pupil enrolled before
         # August is listed again in each year's register)
@@ -130,7 +130,7 @@ def _clean_frame(kind: str, typed: pd.DataFrame) -> tuple[str, pd.DataFrame, dic
         frame = typed.assign(school_year=years)[[
             "pupil_id", "school_year", "school_code", "grade", "class_label", "sex", "origin",
             "birth_year", "enrolled_from", "enrolled_to", *LINEAGE]]
-        return "clean_pupils", frame, None
+        return frame
     if kind in OUTCOME_OF_KIND:
         positive = "ikke_parat" if kind == "upv" else "ja"
         school_year = (typed["school_year"] if kind == "designation" else pd.Series(
@@ -145,9 +145,8 @@ def _clean_frame(kind: str, typed: pd.DataFrame) -> tuple[str, pd.DataFrame, dic
             "source_file": typed["source_file"],
             "source_line": typed["source_line"],
         })
-        return "clean_outcomes", frame, {"outcome_definition": OUTCOME_OF_KIND[kind]}
-    table = TABLE_OF_KIND[kind]
-    return table, typed[[*CLEAN_COLUMNS[table], *LINEAGE]], None
+        return frame
+    return typed[[*CLEAN_COLUMNS[TABLE_OF_KIND[kind]], *LINEAGE]]
 
 
 def ingest_sources(
@@ -347,7 +346,7 @@ def _ingest_source(
             scratch.add_valid_pupils(valid.assign(_seq=state.identity_seq + seqs[outcome.kept]))
         for name, count in valid["source_file"].value_counts().items():
             loaded[name] = loaded.get(name, 0) + int(count)
-        append_rows(session.con, table, _clean_frame(kind, valid)[1])
+        append_rows(session.con, table, _clean_frame(kind, valid))
         clock = _lap(state, "write", clock)
         if progress and staged.rows > chunk_rows:
             progress(f"checking source {source.name}: {min(first + chunk_rows, staged.rows):,} of "
