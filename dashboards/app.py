@@ -58,6 +58,7 @@ from dashboards.labels import (
 from dashboards.settings import DashboardSettings
 from dashboards.store import AppStore, StoreError, app_db_path
 from ews.config import ConfigError, MunicipalityConfig, load_config
+from flags.labels import list_basis_da
 from ews.settings import Settings, get_settings
 from ews.warehouse import open_readonly as open_snapshot
 
@@ -173,7 +174,7 @@ def create_app(
         fmt_pct=fmt_pct, fmt_number=fmt_number, local_time=local_time, fmt_date=fmt_date, ROLES=ROLES,
         DECISIONS=DECISIONS,
         DISMISS_REASONS=DISMISS_REASONS, FLAG_STATUSES=FLAG_STATUSES, RUN_STATUSES=RUN_STATUSES,
-        AUDIT_ACTIONS=AUDIT_ACTIONS, OUTCOMES=OUTCOMES,
+        AUDIT_ACTIONS=AUDIT_ACTIONS, OUTCOMES=OUTCOMES, list_basis_da=list_basis_da,
     )
     ctx = AppContext(settings, dashboard, store, templates)
     app = FastAPI(title="Alle skal med", docs_url=None, redoc_url=None, openapi_url=None)
