@@ -58,9 +58,9 @@ from dashboards.labels import (
 from dashboards.settings import DashboardSettings
 from dashboards.store import AppStore, StoreError, app_db_path
 from ews.config import ConfigError, MunicipalityConfig, load_config
-from flags.labels import list_basis_da
 from ews.settings import Settings, get_settings
 from ews.warehouse import open_readonly as open_snapshot
+from flags.labels import list_basis_da
 
 PACKAGE_DIR = Path(__file__).parent
 SESSION_COOKIE = "ews_session"
