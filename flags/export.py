@@ -46,7 +46,7 @@ from flags.selection import read_flag_lists, summarise_lists
 LIST_HEADERS = (
     "Nr.", "Status", "Navn", "Klasse", "Skole", "Klassetrin", "Risiko (%)", "Niveau",
     "Trin på indsatstrappen", "Udvikling", "Mønster", "Årsager", "Kontekst", "Fagligheder",
-    "Faglig vurdering påkrævet", "Elev-id (pseudonym)", "Listegrundlag",
+    "Faglig vurdering påkrævet", "Listegrundlag", "Elev-id (pseudonym)",
 )
 #: Headers of the lineage sheet / PDF block, in order, with the lineage keys they show.
 LINEAGE_LABELS = (

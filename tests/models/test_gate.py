@@ -147,3 +147,15 @@ def test_the_evaluation_of_a_trained_model_carries_the_gate(trained, sim_config)
         assert entry["precision_at_capacity"] == result["baselines"][name]["precision_at_capacity"]
     assert gate["figures"]["precision_at_capacity"]["model"] == result["model"]["precision_at_capacity"]
     assert gate["figures"]["calibration_error"]["value"] == result["model"]["calibration_error"]
+
+
+def test_the_calibration_noise_floor_shrinks_with_the_held_out_size():
+    from models.gate import calibration_noise
+
+    rng = np.random.default_rng(2)
+    small = rng.uniform(0.05, 0.8, 300)
+    large = rng.uniform(0.05, 0.8, 30000)
+    noise_small = calibration_noise(small, pd.Series([f"p{i}" for i in range(300)]), n_draws=100)
+    noise_large = calibration_noise(large, pd.Series([f"p{i}" for i in range(30000)]), n_draws=100)
+    assert noise_small > 0.03 > noise_large > 0
+    assert calibration_noise(np.array([]), pd.Series([], dtype=str)) is None
