@@ -483,14 +483,15 @@ def _install_routes(app: FastAPI, ctx: AppContext) -> None:  # noqa: C901 - one 
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=";")
         writer.writerow(["Elev-id", "Navn", "Klasse", "Skole", "Klassetrin", "Status", "Risiko", "Niveau",
-                         "Udvikling", "Årsager", "UU-vurdering", "Vurderet"])
+                         "Udvikling", "Årsager", "UU-vurdering", "Vurderet", "Listegrundlag"])
         for row in rows:
             review = row["review"] or {}
             writer.writerow([
                 row["pupil_id"], row["name"] or "", row["class_label"] or "", row["school_code"] or "",
                 row["grade"] if row["grade"] is not None else "", row["status_label"],
                 fmt_pct(row["risk"]), row["tier"] or "", row["trajectory_label"] or "", " | ".join(row["reasons"]),
-                review.get("decision_label", ""), local_time(review.get("reviewed_at")) if review else ""])
+                review.get("decision_label", ""), local_time(review.get("reviewed_at")) if review else "",
+                list_basis_da(row.get("list_basis")) or "Model"])
         term = chosen.term.replace("/", "-") if chosen else "ingen"
         return Response(
             content="\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
