@@ -8,6 +8,11 @@ grades of ``config.flagging.grades``, by ``config.flagging.mode``:
 * ``capacity_and_threshold``: the highest-risk pupils at or above the threshold, at most the
   network's capacity.
 
+When the model did not pass the publication gate (``models.gate``) and the config publishes
+the rule list, the lists are the best rule's instead (``flags.rule_lists``: by the rule's
+score at each network's capacity, whatever ``flagging.mode`` says; ``list_basis`` names the
+rule).
+
 Ties are broken by pseudonym, so the same scores always give the same list. Each pupil on the
 list is marked against the network's own list of last term: ``ny`` (not on it) or ``fortsat``
 (on it); pupils on last term's list who are not on this one are ``ikke_laengere``. Those still
