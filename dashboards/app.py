@@ -60,6 +60,7 @@ from dashboards.store import AppStore, StoreError, app_db_path
 from ews.config import ConfigError, MunicipalityConfig, load_config
 from ews.settings import Settings, get_settings
 from ews.warehouse import open_readonly as open_snapshot
+from flags.labels import list_basis_da
 
 PACKAGE_DIR = Path(__file__).parent
 SESSION_COOKIE = "ews_session"
@@ -173,7 +174,7 @@ def create_app(
         fmt_pct=fmt_pct, fmt_number=fmt_number, local_time=local_time, fmt_date=fmt_date, ROLES=ROLES,
         DECISIONS=DECISIONS,
         DISMISS_REASONS=DISMISS_REASONS, FLAG_STATUSES=FLAG_STATUSES, RUN_STATUSES=RUN_STATUSES,
-        AUDIT_ACTIONS=AUDIT_ACTIONS, OUTCOMES=OUTCOMES,
+        AUDIT_ACTIONS=AUDIT_ACTIONS, OUTCOMES=OUTCOMES, list_basis_da=list_basis_da,
     )
     ctx = AppContext(settings, dashboard, store, templates)
     app = FastAPI(title="Alle skal med", docs_url=None, redoc_url=None, openapi_url=None)
@@ -482,14 +483,15 @@ def _install_routes(app: FastAPI, ctx: AppContext) -> None:  # noqa: C901 - one 
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=";")
         writer.writerow(["Elev-id", "Navn", "Klasse", "Skole", "Klassetrin", "Status", "Risiko", "Niveau",
-                         "Udvikling", "Årsager", "UU-vurdering", "Vurderet"])
+                         "Udvikling", "Årsager", "UU-vurdering", "Vurderet", "Listegrundlag"])
         for row in rows:
             review = row["review"] or {}
             writer.writerow([
                 row["pupil_id"], row["name"] or "", row["class_label"] or "", row["school_code"] or "",
                 row["grade"] if row["grade"] is not None else "", row["status_label"],
                 fmt_pct(row["risk"]), row["tier"] or "", row["trajectory_label"] or "", " | ".join(row["reasons"]),
-                review.get("decision_label", ""), local_time(review.get("reviewed_at")) if review else ""])
+                review.get("decision_label", ""), local_time(review.get("reviewed_at")) if review else "",
+                list_basis_da(row.get("list_basis")) or "Model"])
         term = chosen.term.replace("/", "-") if chosen else "ingen"
         return Response(
             content="\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",

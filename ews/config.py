@@ -129,6 +129,18 @@ class Tier(_Strict):
     step: str
 
 
+class Publication(_Strict):
+    """What a run publishes when the model does not pass the publication gate (``models.gate``).
+
+    ``rule_list`` (default): each network gets the list of the best rule baseline on the
+    held-out cohorts, labelled as a rule list in every file and page; ``no_list``: no flag
+    list is written. Either way the run succeeds, its manifest carries the gate's figures and
+    a warning, and ``ews run`` exits with code 6.
+    """
+
+    on_gate_failure: Literal["rule_list", "no_list"] = "rule_list"
+
+
 class Flagging(_Strict):
     """How each network's flag list is chosen."""
 
@@ -163,6 +175,7 @@ class MunicipalityConfig(_Strict):
         Tier(name="høj", min_risk=0.55, step="Forebyggende indsats med kontaktperson"),
         Tier(name="meget høj", min_risk=0.75, step="Tværfaglig indsats med plan og opfølgning"),
     ]
+    publication: Publication = Publication()
     flagging: Flagging = Flagging()
     model: ModelSettings = ModelSettings()
 

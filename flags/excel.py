@@ -16,7 +16,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from flags.export import LINEAGE_LABELS, LIST_HEADERS, NetworkList
-from flags.labels import DISCLAIMER_DA, SIGNAL_SHORT_DA
+from flags.labels import SIGNAL_SHORT_DA
 
 #: Header row of the sheets "Flagliste" and "Ikke længere" (row 1 is the disclaimer).
 HEADER_ROW = 2
@@ -69,7 +69,7 @@ def _summary_sheet(sheet: Worksheet, network_list: NetworkList) -> None:
         ("Termin", network_list.term),
         ("Skæringsdato", network_list.lineage.get("as_of_date", "")),
         ("", None),
-        (DISCLAIMER_DA, None),
+        (network_list.heading_da, None),
         ("", None),
         ("Elever på listen", s["flagged"]),
         ("Nye på listen", s["ny"]),
@@ -112,7 +112,7 @@ def _summary_sheet(sheet: Worksheet, network_list: NetworkList) -> None:
 
 
 def _list_sheet(sheet: Worksheet, rows: list[dict[str, object]], network_list: NetworkList) -> None:
-    sheet.cell(row=1, column=1, value=DISCLAIMER_DA).font = Font(bold=True, color="9C0006")
+    sheet.cell(row=1, column=1, value=network_list.heading_da).font = Font(bold=True, color="9C0006")
     sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(LIST_HEADERS))
     for column, header in enumerate(LIST_HEADERS, start=1):
         cell = sheet.cell(row=HEADER_ROW, column=column, value=header)

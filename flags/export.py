@@ -30,20 +30,23 @@ from flags.labels import (
     DISCIPLINE_DA,
     DISCLAIMER_DA,
     PATH_PATTERN_DA,
+    RULE_LIST_SHORT_DA,
     SELECTION_MODE_DA,
     STATUS_DA,
     TRAJECTORY_DA,
     format_percent_da,
     join_da,
+    list_basis_da,
 )
 from flags.reasons import reasons_from_json
+from flags.rule_lists import RuleBasis
 from flags.selection import read_flag_lists, summarise_lists
 
 #: Column headers of the list (Excel sheet "Flagliste", CSV), in order.
 LIST_HEADERS = (
     "Nr.", "Status", "Navn", "Klasse", "Skole", "Klassetrin", "Risiko (%)", "Niveau",
     "Trin på indsatstrappen", "Udvikling", "Mønster", "Årsager", "Kontekst", "Fagligheder",
-    "Faglig vurdering påkrævet", "Elev-id (pseudonym)",
+    "Faglig vurdering påkrævet", "Listegrundlag", "Elev-id (pseudonym)",
 )
 #: Headers of the lineage sheet / PDF block, in order, with the lineage keys they show.
 LINEAGE_LABELS = (
@@ -76,6 +79,8 @@ class NetworkList:
         disciplines: Discipline label -> flagged pupils whose reasons point to it.
         tiers: Tier -> flagged pupils.
         lineage: Lineage keys -> values (see :data:`LINEAGE_LABELS`).
+        basis_da: For a rule list (the model did not pass the publication gate), the Danish
+            sentence saying so (``flags.labels.list_basis_da``); None for the model's list.
     """
 
     network_id: str
@@ -89,6 +94,12 @@ class NetworkList:
     disciplines: dict[str, int]
     tiers: dict[str, int]
     lineage: dict[str, str]
+    basis_da: str | None = None
+
+    @property
+    def heading_da(self) -> str:
+        """The first line of every list: the disclaimer, and for a rule list what it is."""
+        return DISCLAIMER_DA if self.basis_da is None else f"{DISCLAIMER_DA} {self.basis_da}"
 
 
 def safe_file_stem(network_id: str) -> str:
@@ -156,6 +167,7 @@ def _display_row(row: pd.Series, identity: dict[str, dict[str, Any]], school_nam
         "Fagligheder": join_da(disciplines),
         "Faglig vurdering påkrævet": "Ja" if bool(row["review_required"]) else "Nej",
         "Elev-id (pseudonym)": row["pupil_id"],
+        "Listegrundlag": RULE_LIST_SHORT_DA if list_basis_da(row.get("list_basis")) else "Model",
         "_reasons": reasons,
         "_context": context,
         "_disciplines": disciplines,
@@ -217,6 +229,8 @@ def build_network_list(
         disciplines=disciplines,
         tiers=tiers,
         lineage=lineage_text,
+        basis_da=next((text for text in map(list_basis_da, own.get("list_basis", pd.Series(dtype=object)))
+                       if text), None),
     )
 
 
@@ -229,7 +243,7 @@ def write_csv(network_list: NetworkList, path: Path) -> None:
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow([DISCLAIMER_DA])
+    writer.writerow([network_list.heading_da])
     writer.writerow(LIST_HEADERS)
     for row in network_list.rows + network_list.leaving:
         writer.writerow([_csv_cell(row[h]) for h in LIST_HEADERS])
@@ -304,6 +318,7 @@ def publish_flag_lists(
     out_dir: Path,
     lineage: dict[str, Any],
     relative_to: Path | None = None,
+    rule: RuleBasis | None = None,
 ) -> list[dict[str, Any]]:
     """Build, store and export the run's flag lists: the one call the termly flow makes.
 
@@ -317,11 +332,13 @@ def publish_flag_lists(
         out_dir: Folder for the per-network files.
         lineage: See :func:`export_flag_lists`.
         relative_to: See :func:`export_flag_lists`.
+        rule: The rule that stands in for a model that did not pass the publication gate
+            (``flags.rule_lists``); None: the model's lists.
 
     Returns:
         The manifest's ``flag_lists``: one entry per network.
     """
     from flags.selection import build_flag_lists, store_flag_lists
 
-    store_flag_lists(con, build_flag_lists(con, config, term, run_id), term)
+    store_flag_lists(con, build_flag_lists(con, config, term, run_id, rule=rule), term)
     return export_flag_lists(con, identity_con, config, term, run_id, out_dir, lineage, relative_to)

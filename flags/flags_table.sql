@@ -23,5 +23,8 @@ CREATE TABLE IF NOT EXISTS flags_pupil_term (
     disciplines VARCHAR NOT NULL,     -- JSON list of discipline codes
     review_required BOOLEAN NOT NULL,
     in_network BOOLEAN NOT NULL,      -- false: no longer scored in this network (not named in exports)
-    selection VARCHAR NOT NULL        -- how the list was chosen (mode, capacity, threshold)
+    selection VARCHAR NOT NULL,       -- how the list was chosen (mode, capacity, threshold)
+    list_basis VARCHAR NOT NULL       -- 'model', or 'regel:<rule>' when the model did not pass the gate
 );
+-- warehouses written before list_basis existed: their lists were the model's
+ALTER TABLE flags_pupil_term ADD COLUMN IF NOT EXISTS list_basis VARCHAR DEFAULT 'model';

@@ -16,6 +16,27 @@ DISCLAIMER_EN = (
 )
 #: Short form for page footers and single explanations.
 SIGNAL_SHORT_DA = "Screeningssignal til faglig vurdering"
+#: Short label of a rule list (``list_basis = 'regel:<rule>'``), for footers and cells.
+RULE_LIST_SHORT_DA = "Regelliste"
+
+
+def list_basis_da(list_basis: str | None) -> str | None:
+    """What a list is based on, in Danish, when it is not the model's (None for the model's).
+
+    Args:
+        list_basis: ``flags_pupil_term.list_basis``: ``model`` or ``regel:<rule>``.
+
+    Returns:
+        For a rule list a sentence naming the rule and why it stands in; None otherwise.
+    """
+    if not list_basis or not str(list_basis).startswith("regel:"):
+        return None
+    from models.gate import RULE_NAMES_DA
+
+    rule = str(list_basis).split(":", 1)[1]
+    return (f"REGELLISTE: Listen er valgt efter {RULE_NAMES_DA.get(rule, rule)}, ikke af modellen. "
+            "Modellen bestod ikke kravet for at blive offentliggjort (slå den bedste regel og være "
+            "kalibreret på de seneste kendte årgange). Der vises derfor ingen risiko fra modellen.")
 
 STATUS_DA: dict[str, str] = {
     "ny": "Ny",

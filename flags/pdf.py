@@ -32,7 +32,7 @@ from reportlab.platypus import (
 )
 
 from flags.export import LINEAGE_LABELS, NetworkList
-from flags.labels import DISCLAIMER_DA, SIGNAL_SHORT_DA
+from flags.labels import DISCLAIMER_DA, RULE_LIST_SHORT_DA, SIGNAL_SHORT_DA
 
 _MARGIN = 15 * mm
 _STYLES = getSampleStyleSheet()
@@ -79,7 +79,9 @@ def _footer(network_list: NetworkList):  # noqa: ANN202 - reportlab page callbac
         canvas.saveState()
         canvas.setFont("Helvetica", 8)
         canvas.setFillColor(colors.HexColor("#444444"))
-        canvas.drawString(_MARGIN, 8 * mm, f"{SIGNAL_SHORT_DA} — ikke en vurdering af eller afgørelse om et barn.")
+        basis = f"{RULE_LIST_SHORT_DA} (ikke modellen) · " if network_list.basis_da else ""
+        canvas.drawString(_MARGIN, 8 * mm,
+                          f"{basis}{SIGNAL_SHORT_DA} — ikke en vurdering af eller afgørelse om et barn.")
         canvas.drawRightString(width - _MARGIN, 8 * mm,
                                f"{network_list.network_name} · {network_list.term} · side {doc.page}")
         canvas.drawRightString(width - _MARGIN, canvas._pagesize[1] - 9 * mm,
@@ -97,7 +99,7 @@ def _summary_story(network_list: NetworkList) -> list:
            f"{network_list.term} · skæringsdato {network_list.lineage.get('as_of_date', '')}", _BODY),
         Spacer(1, 4 * mm),
     ]
-    box = Table([[_p(DISCLAIMER_DA, _DISCLAIMER)]], colWidths=[180 * mm])
+    box = Table([[_p(network_list.heading_da, _DISCLAIMER)]], colWidths=[180 * mm])
     box.setStyle(TableStyle([
         ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#7a0010")),
         ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fbeff1")),
@@ -231,5 +233,5 @@ def write_pdf(network_list: NetworkList, path: Path) -> None:
         story.append(KeepTogether([Spacer(1, 2 * mm), _p(
             f"{outside} elev(er) fra sidste termins liste er ikke længere i netværket (skoleskift, "
             "fraflytning eller uden for de screenede klassetrin) og vises derfor ikke her.", _BODY)]))
-    story += [Spacer(1, 4 * mm), _p(DISCLAIMER_DA, _DISCLAIMER)]
+    story += [Spacer(1, 4 * mm), _p(network_list.heading_da, _DISCLAIMER)]
     doc.build(story)

@@ -8,6 +8,11 @@ grades of ``config.flagging.grades``, by ``config.flagging.mode``:
 * ``capacity_and_threshold``: the highest-risk pupils at or above the threshold, at most the
   network's capacity.
 
+When the model did not pass the publication gate (``models.gate``) and the config publishes
+the rule list, the lists are the best rule's instead (``flags.rule_lists``: by the rule's
+score at each network's capacity, whatever ``flagging.mode`` says; ``list_basis`` names the
+rule).
+
 Ties are broken by pseudonym, so the same scores always give the same list. Each pupil on the
 list is marked against the network's own list of last term: ``ny`` (not on it) or ``fortsat``
 (on it); pupils on last term's list who are not on this one are ``ikke_laengere``. Those still
@@ -30,8 +35,9 @@ import pandas as pd
 
 from ews.config import MunicipalityConfig
 from ews.terms import Term
-from ews.warehouse import replace_rows, table_exists
+from ews.warehouse import delete_rows, replace_rows, table_exists
 from flags.reasons import MAX_REASONS, MIN_CONTRIBUTION, reasons_for_pupils, reference_kind
+from flags.rule_lists import RuleBasis, rule_selection_code, select_network_by_rule
 from flags.trajectory import TREND_STEP, drift_signals, trajectories
 
 #: Columns of ``flags_pupil_term`` in order (see ``flags/flags_table.sql``).
@@ -39,8 +45,10 @@ FLAG_COLUMNS = (
     "run_id", "term", "as_of_date", "model_id", "pupil_id", "network_id", "school_code", "grade",
     "status", "list_rank", "risk", "tier", "tier_step", "previous_risk", "risk_change",
     "trajectory", "path_pattern", "reasons_da", "context_da", "reason_families", "disciplines",
-    "review_required", "in_network", "selection",
+    "review_required", "in_network", "selection", "list_basis",
 )
+#: ``list_basis`` of lists chosen by the model's risk (rule lists: ``regel:<rule>``).
+MODEL_BASIS = "model"
 STATUSES = ("ny", "fortsat", "ikke_laengere")
 
 
@@ -125,6 +133,7 @@ def build_flag_lists(
     previous_run_id: str | None = None,
     max_reasons: int = MAX_REASONS,
     min_contribution: float = MIN_CONTRIBUTION,
+    rule: RuleBasis | None = None,
 ) -> pd.DataFrame:
     """Build every network's flag list for a run.
 
@@ -141,6 +150,9 @@ def build_flag_lists(
             None (see :func:`resolve_run_for_term`).
         max_reasons: Reasons at most per pupil.
         min_contribution: Smallest contribution (log-odds) named as a reason.
+        rule: When given, the lists are this rule's (``flags.rule_lists``: the model did not
+            pass the publication gate): chosen by the rule's score at each network's capacity,
+            with the rule's criteria as reasons, and no risk, tier or trajectory of the model.
 
     Returns:
         Rows of ``flags_pupil_term`` (:data:`FLAG_COLUMNS`), networks in config order, each
@@ -168,25 +180,32 @@ def build_flag_lists(
 
     flagging = config.flagging
     eligible = scores[scores["grade"].isin(flagging.grades)]
+    if rule is not None:
+        eligible = eligible.merge(rule.scores[["pupil_id", "rule_score", "tie"]], on="pupil_id", how="left")
+        eligible = eligible.assign(rule_score=eligible["rule_score"].fillna(0.0))
     parts = []
     for network in config.networks:
-        rule = selection_code(flagging.mode, network.capacity_per_term, flagging.threshold)
-        chosen = select_network(eligible[eligible["network_id"] == network.id], flagging.mode,
-                                network.capacity_per_term, flagging.threshold)
+        own = eligible[eligible["network_id"] == network.id]
+        if rule is None:
+            code = selection_code(flagging.mode, network.capacity_per_term, flagging.threshold)
+            chosen = select_network(own, flagging.mode, network.capacity_per_term, flagging.threshold)
+        else:
+            code = rule_selection_code(rule.rule, network.capacity_per_term)
+            chosen = select_network_by_rule(own, network.capacity_per_term).drop(columns=["rule_score", "tie"])
         before = previous[previous["network_id"] == network.id]
         was_flagged = set(before["pupil_id"])
         chosen = chosen.assign(
             status=["fortsat" if p in was_flagged else "ny" for p in chosen["pupil_id"]],
-            in_network=True, selection=rule,
+            in_network=True, selection=code,
         )
         dropped = before[~before["pupil_id"].isin(chosen["pupil_id"])]
         current = scores[scores["network_id"] == network.id].set_index("pupil_id")
         stayed = dropped[dropped["pupil_id"].isin(current.index)]
         left = dropped[~dropped["pupil_id"].isin(current.index)]
         stayed_rows = current.loc[stayed["pupil_id"]].reset_index().assign(
-            status="ikke_laengere", in_network=True, selection=rule, list_rank=pd.NA)
+            status="ikke_laengere", in_network=True, selection=code, list_rank=pd.NA)
         left_rows = left.assign(
-            run_id=run_id, term=term, status="ikke_laengere", in_network=False, selection=rule,
+            run_id=run_id, term=term, status="ikke_laengere", in_network=False, selection=code,
             list_rank=pd.NA, network_id=network.id)
         parts += [chosen, stayed_rows, left_rows]
     flags = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
@@ -197,14 +216,36 @@ def build_flag_lists(
     run_meta = scores.iloc[0]
     flags["as_of_date"], flags["model_id"] = run_meta["as_of_date"], run_meta["model_id"]
 
-    flags = _add_reasons(con, flags, run_id, max_reasons, min_contribution)
-    flags = _add_trajectories(con, config, flags, term, previous_term)
+    if rule is None:
+        flags = _add_reasons(con, flags, run_id, max_reasons, min_contribution)
+        flags = _add_trajectories(con, config, flags, term, previous_term)
+        flags["list_basis"] = MODEL_BASIS
+        not_scored = ~flags["in_network"].astype(bool)
+    else:
+        flags = _add_rule_reasons(flags, rule)
+        flags["list_basis"] = rule.list_basis
+        # the model stepped aside: none of its figures (risk, tier, trajectory) is shown
+        not_scored = pd.Series(True, index=flags.index)
     flags["review_required"] = flagging.require_review
-    not_scored = ~flags["in_network"].astype(bool)
     for column in ("risk", "tier", "tier_step", "previous_risk", "risk_change", "trajectory",
                    "path_pattern"):
         flags[column] = flags[column].astype(object).where(~not_scored & flags[column].notna(), None)
     return _ordered(flags, config)
+
+
+def _add_rule_reasons(flags: pd.DataFrame, rule: RuleBasis) -> pd.DataFrame:
+    """The rule's criteria as reasons for the pupils on a rule list (none for those leaving it)."""
+    columns = ["pupil_id", "reasons_da", "reason_families", "disciplines"]
+    on_list = flags["status"] != "ikke_laengere"
+    merged = flags.drop(columns=[c for c in columns[1:] if c in flags.columns]).merge(
+        rule.scores[columns], on="pupil_id", how="left")
+    empty = json.dumps([])
+    for column in columns[1:]:
+        merged[column] = merged[column].where(on_list.to_numpy() & merged[column].notna(), empty)
+    merged["context_da"] = empty
+    for column in ("previous_risk", "risk_change", "trajectory", "path_pattern"):
+        merged[column] = None
+    return merged
 
 
 def _previous_flags(con: duckdb.DuckDBPyConnection, previous_run_id: str | None) -> pd.DataFrame:
@@ -305,6 +346,17 @@ def store_flag_lists(con: duckdb.DuckDBPyConnection, flags: pd.DataFrame, term: 
     """
     con.execute(_sql("flags_table.sql"))
     return replace_rows(con, "flags_pupil_term", flags[list(FLAG_COLUMNS)], where={"term": term})
+
+
+def withdraw_flag_lists(con: duckdb.DuckDBPyConnection, term: str) -> None:
+    """Remove a term's flag lists: the run publishes no list (``publication.on_gate_failure: no_list``).
+
+    Args:
+        con: A connection from ``ews.warehouse.staged_write``.
+        term: The term.
+    """
+    con.execute(_sql("flags_table.sql"))
+    delete_rows(con, "flags_pupil_term", {"term": term})
 
 
 def read_flag_lists(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import pandas as pd
 from ews.config import MunicipalityConfig
 from models.baselines import RULE_BASELINES
 from models.fairness import fairness_report
+from models.gate import GATE_BOOTSTRAP, gate_evaluation, published
 from models.metrics import calibration_curve_points, list_lengths, score_metrics, select_top_k
 from models.risk_model import ModelBundle
 
@@ -71,6 +72,7 @@ def evaluate_model(
     ground_truth: pd.DataFrame | None = None,
     data: Any | None = None,
     n_boot: int = FAIRNESS_BOOTSTRAP,
+    gate_boot: int = GATE_BOOTSTRAP,
 ) -> dict[str, Any]:
     """Metrics of the model, the baselines and the oracle on the held-out cohorts.
 
@@ -83,12 +85,14 @@ def evaluate_model(
         data: The model data (``models.training.ModelData``); rebuilt from the warehouse
             when None.
         n_boot: Bootstrap samples for the fairness intervals.
+        gate_boot: Bootstrap samples for the publication gate's interval.
 
     Returns:
         ``model``, ``baselines`` (one entry per baseline), ``oracle`` (only with ground
         truth), each with ``roc_auc``, ``average_precision``, ``brier``,
         ``calibration_error``, ``precision_at_capacity``, ``recall_at_capacity``; the same per
-        grade under ``per_grade``; ``fairness``; ``checks`` (the yardsticks); and the model's
+        grade under ``per_grade``; ``fairness``; ``checks`` (the yardsticks); ``gate`` (the
+        publication gate, ``models.gate``, with what the config publishes); and the model's
         identity and split.
     """
     if data is None:
@@ -141,6 +145,10 @@ def evaluate_model(
         "calibration_curve": calibration_curve_points(y, risk).round(6).to_dict("records"),
     }
     result["checks"] = yardstick_checks(result)
+    rules = {b.name: scores[b.name][0] for b in bundle.baselines if b.name in RULE_BASELINES}
+    gate = gate_evaluation(rows, y, risk, rules, lengths, overall, MAX_CALIBRATION_ERROR,
+                           n_boot=gate_boot, seed=config.model.seed)
+    result["gate"] = {**gate, **published(gate, config.publication.on_gate_failure)}
     return result
 
 

@@ -1,7 +1,9 @@
 """The ``ews`` command line.
 
 Exit codes: 0 done; 1 unexpected error; 2 wrong usage; 3 the config is invalid; 4 an input file
-or source is unusable (file-level validation); 5 another run holds the warehouse.
+or source is unusable (file-level validation); 5 another run holds the warehouse; 6 the run
+succeeded but the model did not pass the publication gate (the rule list, or no list, was
+published instead; the manifest's ``gate`` says why).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rich.table import Table
 
 from ews.settings import get_settings
 
-EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG, EXIT_DATA, EXIT_BUSY = 1, 2, 3, 4, 5
+EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG, EXIT_DATA, EXIT_BUSY, EXIT_GATE = 1, 2, 3, 4, 5, 6
 
 app = typer.Typer(
     name="ews",
@@ -29,7 +31,9 @@ app = typer.Typer(
         "model and writes a termly flag list per school network for professional review. "
         "A flag is a screening signal for people to weigh, never a decision about a child.\n\n"
         "State lives in EWS_STATE_DIR (default ./data). Exit codes: 0 ok, 1 unexpected error, "
-        "2 usage, 3 invalid config, 4 unusable input file, 5 warehouse busy."
+        "2 usage, 3 invalid config, 4 unusable input file, 5 warehouse busy, 6 run succeeded but "
+        "the model did not pass the publication gate (the best rule's list, or no list, was "
+        "published; see the manifest's 'gate')."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -202,6 +206,18 @@ def run(
     """
     manifest = _run_with_progress(parse_term(term))
     _report_manifest(manifest, json_output)
+    _exit_on_gate(manifest)
+
+
+def _exit_on_gate(manifest: dict[str, Any]) -> None:
+    """Exit with code 6 when the run's model did not pass the publication gate.
+
+    Raises:
+        typer.Exit: With :data:`EXIT_GATE`.
+    """
+    gate = manifest.get("gate")
+    if gate is not None and not gate.get("passed"):
+        raise typer.Exit(EXIT_GATE)
 
 
 def _report_manifest(manifest: dict[str, Any], json_output: bool) -> None:
@@ -217,7 +233,10 @@ def _report_manifest(manifest: dict[str, Any], json_output: bool) -> None:
     console = Console()
     console.print(table)
     for warning in manifest.get("warnings", []):
-        console.print(f"[yellow]note:[/] {warning}", highlight=False)
+        if warning.startswith("publication gate:"):
+            console.print(f"[bold red]warning:[/] {warning}", highlight=False)
+        else:
+            console.print(f"[yellow]note:[/] {warning}", highlight=False)
     console.print(f"status: [bold]{manifest['status']}[/]; manifest: {manifest['outputs']['manifest']}")
 
 
@@ -238,6 +257,7 @@ def demo(
     manifest = run_guarded(lambda: run_demo(pupils_per_grade=pupils_per_grade, schools=schools,
                                             console=err))
     _report_manifest(manifest, json_output)
+    _exit_on_gate(manifest)
 
 
 @app.command()

@@ -105,4 +105,8 @@ def _summarise(manifest: dict[str, Any], console: Console) -> None:
         elif key == "flag_lists":
             console.print(f"  flag lists:  {len(value)} networks, "
                           f"{sum(v['flagged'] for v in value)} pupils flagged")
+    gate = manifest.get("gate")
+    if gate is not None:
+        console.print("  publication gate: " + ("passed: the lists are the model's" if gate["passed"] else
+                      f"[bold red]NOT passed[/] ({'; '.join(gate['reasons'])}); published: {gate['published']}"))
     console.print("  next: 'ews serve' for the review app, 'ews evaluate' for the model's figures")

@@ -24,13 +24,47 @@ def model_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
     ctx.extra["bundle"] = bundle
     ctx.extra["scores"] = scores
     ctx.extra.setdefault("manifest", {}).update(entry)
+    gate_stage(session, ctx)
     return {"model_card": entry["model"]["card"]}
 
 
+def gate_stage(session: WriteSession, ctx: Any) -> None:
+    """The publication gate (``models.gate``): may the model's lists be published?
+
+    Puts the gate (``passed``, ``figures``, ``reasons``, ``published``, ``list_basis``) into
+    ``ctx.extra["gate"]`` and the manifest's ``gate``; when the model did not pass, a warning
+    with the figures goes into the manifest's ``warnings``.
+    """
+    from models.gate import gate_warning, published
+
+    bundle = ctx.extra["bundle"]
+    gate = (bundle.metrics or {}).get("gate")
+    if gate is None:  # a model registered before the gate existed: measure it now
+        from models.evaluation import evaluate_model
+
+        gate = evaluate_model(session.con, ctx.config, bundle, n_boot=0)["gate"]
+    gate = {**gate, **published(gate, ctx.config.publication.on_gate_failure)}
+    ctx.extra["gate"] = gate
+    ctx.extra.setdefault("manifest", {})["gate"] = {
+        key: gate[key] for key in ("passed", "published", "list_basis", "best_rule", "learnt_nothing",
+                                   "checks", "reasons", "reasons_da", "figures")}
+    warning = gate_warning(gate)
+    if warning:
+        ctx.extra.setdefault("warnings", []).append(warning)
+
+
 def explanation_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
-    """SHAP explanations for every scored pupil, stored with the run and checked for additivity."""
+    """SHAP explanations for every scored pupil, stored with the run and checked for additivity.
+
+    Skipped when the model did not pass the publication gate: its explanations are not
+    published (a rule list gives the rule's criteria as reasons).
+    """
     from models.explain import explain_run
 
+    if not ctx.extra["gate"]["passed"]:
+        ctx.extra.setdefault("manifest", {})["explanations"] = {
+            "skipped": "the model did not pass the publication gate"}
+        return {}
     scores = ctx.extra["scores"]
     features = read_frame(
         session.con, "SELECT * FROM features_pupil_term WHERE as_of_date = $as_of", {"as_of": ctx.as_of_date}
@@ -42,14 +76,34 @@ def explanation_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
 
 
 def flag_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
-    """Each network's flag list (new, still, no longer flagged) and its Excel, PDF and CSV."""
-    from flags.export import publish_flag_lists
+    """Each network's flag list (new, still, no longer flagged) and its Excel, PDF and CSV.
 
+    What is published follows the gate (``ctx.extra["gate"]``): the model's lists; the best
+    rule's lists (``flags.rule_lists``); or, with ``publication.on_gate_failure: no_list``, no
+    list at all (the term's earlier lists are removed, no file is written).
+    """
+    from flags.export import publish_flag_lists
+    from flags.selection import withdraw_flag_lists
+    from models.gate import PUBLISHED_NO_LIST, PUBLISHED_RULE_LIST
+
+    gate = ctx.extra["gate"]
+    if gate["published"] == PUBLISHED_NO_LIST:
+        withdraw_flag_lists(session.con, str(ctx.term))
+        return {"flag_lists": []}
+    rule = None
+    if gate["published"] == PUBLISHED_RULE_LIST:
+        from flags.rule_lists import rule_basis
+
+        baseline = next(b for b in ctx.extra["bundle"].baselines if b.name == gate["best_rule"])
+        features = read_frame(session.con, "SELECT * FROM features_pupil_term WHERE as_of_date = $as_of",
+                              {"as_of": ctx.as_of_date})
+        features = features[features["pupil_id"].isin(ctx.extra["scores"]["pupil_id"])]
+        rule = rule_basis(baseline, features)
     lineage = {"run_id": ctx.run_id, "term": str(ctx.term), "as_of_date": str(ctx.as_of_date),
                "model_id": ctx.extra["bundle"].model_id, "config_hash": ctx.config_hash,
                "data_snapshot": ctx.data_snapshot, "code_version": ctx.code_version}
     entries = publish_flag_lists(session.con, session.identity, ctx.config, str(ctx.term), ctx.run_id,
-                                 ctx.run_dir / "flag_lists", lineage)
+                                 ctx.run_dir / "flag_lists", lineage, rule=rule)
     return {"flag_lists": entries}
 
 

@@ -153,3 +153,29 @@ def evaluate(
     for name, check in result["checks"].items():
         checks.add_row(name, str(check["value"]), str(check["limit"]), "yes" if check["passed"] else "NO")
     console.print(checks)
+    console.print(gate_table(result["gate"]))
+
+
+def gate_table(gate: dict[str, Any]) -> Table:
+    """The publication gate: the model's precision at capacity against each rule, with intervals."""
+    figures = gate["figures"]
+    precision = figures["precision_at_capacity"]
+    verdict = "passed" if gate["passed"] else f"NOT passed ({'; '.join(gate['reasons'])})"
+    calibration, constant = figures["calibration_error"], figures["constant_risk"]
+    table = Table(title=f"Publication gate: {verdict}; published: {gate.get('published')}",
+                  caption=f"difference = model minus rule, 95 % interval over {precision['bootstrap']} "
+                          f"pupil bootstrap samples; calibration error {calibration['value']} "
+                          f"(limit {calibration['limit']}); largest share of rows with one "
+                          f"risk {constant['largest_share']} (limit {constant['limit']})")
+    for column in ("rule", "P@cap rule", "P@cap model", "difference", "95 % interval"):
+        table.add_column(column, justify="left" if column == "rule" else "right")
+    for name, entry in precision["rules"].items():
+        low, high = entry["difference_ci"]
+        table.add_row(name + (" (best)" if name == gate.get("best_rule") else ""),
+                      _number(entry["precision_at_capacity"]), _number(precision["model"]),
+                      _number(entry["difference"]), f"{_number(low)} to {_number(high)}")
+    return table
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
