@@ -115,3 +115,76 @@ def format_percent_da(risk: float | None) -> str:
     if risk is None or risk != risk:  # NaN
         return ""
     return f"{round(risk * 100):d} %"
+
+
+#: Who a list file is for. The run writes only the UU consultant's working list; the
+#: network's list is served by the review app from the flags a UU consultant has confirmed.
+AUDIENCE_CONSULTANT = "uu"
+AUDIENCE_NETWORK = "netvaerk"
+
+#: Title of a list file, per audience.
+LIST_TITLE_DA: dict[str, str] = {
+    AUDIENCE_CONSULTANT: "Arbejdsliste til UU-vejlederen",
+    AUDIENCE_NETWORK: "Flagliste til netværket",
+}
+#: What the list is for and what happens before anyone acts on it, per audience.
+LIST_PURPOSE_DA: dict[str, str] = {
+    AUDIENCE_CONSULTANT: (
+        "Vurdering før kontakt: UU-vejlederen vurderer hvert flag i appen (bekræfter eller "
+        "afviser), før netværket ser det, og før nogen kontakter eleven eller familien. Listen "
+        "er UU-vejlederens arbejdsliste og gives ikke videre til netværket."
+    ),
+    AUDIENCE_NETWORK: (
+        "Listen viser kun flag, som en UU-vejleder har vurderet og bekræftet, med UU-vejlederens "
+        "vurdering og trinnet på indsatstrappen. Flag, der afventer vurdering, er kun talt med."
+    ),
+}
+#: The network's list when the municipality shows flags before review (``require_review: false``).
+LIST_PURPOSE_UNREVIEWED_DA = (
+    "Kommunen har valgt at vise flag, før en UU-vejleder har vurderet dem "
+    "(flagging.require_review: false). Kolonnen UU-vurdering viser, om flaget er vurderet. "
+    "Afviste flag er ikke med."
+)
+#: The last line of "how to read the list", per audience.
+LIST_BEFORE_CONTACT_DA: dict[str, str] = {
+    AUDIENCE_CONSULTANT: (
+        "Vurdér hvert flag i appen, før netværket ser det. Ingen kontakter familien på grundlag "
+        "af denne liste."
+    ),
+    AUDIENCE_NETWORK: (
+        "Netværket drøfter hver elev fagligt og aftaler, hvem der tager kontakt til familien, og "
+        "hvordan."
+    ),
+}
+#: Page footer / print header naming the audience.
+LIST_AUDIENCE_NOTE_DA: dict[str, str] = {
+    AUDIENCE_CONSULTANT: "Til UU-vejlederen: vurderes før kontakt, gives ikke til netværket",
+    AUDIENCE_NETWORK: "Til netværkets medlemmer",
+}
+#: Shown where a review is missing on a list that shows unreviewed flags.
+NOT_REVIEWED_DA = "Ikke vurderet endnu"
+
+#: Danish names of the rule lists published when the model fails its publication gate
+#: (``flags_pupil_term.list_basis`` = ``regel:<name>``).
+RULE_LABELS_DA: dict[str, str] = {
+    "fravaer_over_10pct": "fravær over 10 %",
+    "abc_regel": "ABC-reglen: fravær, adfærd og faglige resultater",
+    "kun_skole": "skolens niveau alene",
+}
+
+
+def list_basis_da(basis: str | None) -> str | None:
+    """The title line of a list made with a rule instead of the model.
+
+    Args:
+        basis: ``flags_pupil_term.list_basis``: ``model``, ``regel:<rule name>`` or None.
+
+    Returns:
+        For a rule list, e.g. "Listen er lavet med en enkel regel (fravær over 10 %), ikke med
+        modellen."; None for the model's list or when the basis is unknown.
+    """
+    if not basis or not isinstance(basis, str) or not basis.startswith("regel"):
+        return None
+    name = basis.partition(":")[2].strip()
+    label = RULE_LABELS_DA.get(name, name.replace("_", " ")) or "en regel"
+    return f"Listen er lavet med en enkel regel ({label}), ikke med modellen."

@@ -42,15 +42,19 @@ def explanation_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
 
 
 def flag_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
-    """Each network's flag list (new, still, no longer flagged) and its Excel, PDF and CSV."""
+    """Each network's flag list (new, still, no longer flagged) and the UU working lists.
+
+    The files name every flagged pupil before review, so they are the UU consultants' working
+    lists (``uu_worklists/``); the network's list is served by the review app after review.
+    """
     from flags.export import publish_flag_lists
 
     lineage = {"run_id": ctx.run_id, "term": str(ctx.term), "as_of_date": str(ctx.as_of_date),
                "model_id": ctx.extra["bundle"].model_id, "config_hash": ctx.config_hash,
                "data_snapshot": ctx.data_snapshot, "code_version": ctx.code_version}
     entries = publish_flag_lists(session.con, session.identity, ctx.config, str(ctx.term), ctx.run_id,
-                                 ctx.run_dir / "flag_lists", lineage)
-    return {"flag_lists": entries}
+                                 ctx.run_dir / "uu_worklists", lineage)
+    return {"uu_worklists": entries}
 
 
 STAGES: list[tuple[str, Any]] = [

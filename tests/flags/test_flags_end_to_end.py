@@ -61,7 +61,7 @@ def _scores(state: Path, run_id: str) -> dict[str, str]:
 def test_every_network_gets_an_excel_and_a_pdf_with_the_counts_of_the_manifest(demo):
     state, manifest = demo
     assert manifest["status"] == "succeeded"
-    entries = manifest["outputs"]["flag_lists"]
+    entries = manifest["outputs"]["uu_worklists"]
     network_of = _scores(state, manifest["run_id"])
     assert set(network_of.values()) <= {e["network"] for e in entries}
     for entry in entries:

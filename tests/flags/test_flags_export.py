@@ -53,8 +53,9 @@ def test_one_entry_per_network_with_files_and_counts(exported, two_runs):
         flagged, _ = _expected(two_runs, entry["network"])
         assert entry["flagged"] == len(flagged) == 6
         for ext in ("xlsx", "pdf", "csv"):
-            assert entry[ext] == f"lister/{entry['network']}.{ext}"
+            assert entry[ext] == f"lister/{entry['network']}_uu-arbejdsliste.{ext}"
             assert (out.parent / entry[ext]).stat().st_size > 0
+        assert entry["audience"] == "uu"
 
 
 def test_workbook_has_danish_headers_and_only_its_own_pupils(exported, two_runs):
@@ -115,7 +116,7 @@ def test_pdf_has_the_summary_first_the_disclaimer_and_only_its_own_pupils(export
     for entry in entries:
         text = pdf_text(out.parent / entry["pdf"])
         summary_page = text.split(" side 2 ")[0]
-        for phrase in ("Flagliste til netværket", network_names[entry["network"]], CUR_TERM,
+        for phrase in ("Arbejdsliste til UU-vejlederen", network_names[entry["network"]], CUR_TERM,
                        f"Elever på listen {entry['flagged']}", "Nye på listen", "Fortsat på listen",
                        "Ikke længere på listen", "Netværkets kapacitet pr. termin 6", DISCLAIMER_DA,
                        CUR_RUN, "cfg123", "snap456"):
@@ -173,7 +174,8 @@ def test_a_network_without_pupils_still_gets_its_files(two_runs, tmp_path):
     entries = export_flag_lists(con, two_runs.identity, config, CUR_TERM, CUR_RUN, tmp_path, LINEAGE)
     empty = entries[-1]
     assert empty["network"] == "N4 Vest/Ø" and empty["flagged"] == 0
-    assert empty["pdf"].endswith(f"{safe_file_stem('N4 Vest/Ø')}.pdf") and "/" not in safe_file_stem("N4 Vest/Ø")
+    assert empty["pdf"].endswith(f"{safe_file_stem('N4 Vest/Ø')}_uu-arbejdsliste.pdf")
+    assert "/" not in safe_file_stem("N4 Vest/Ø")
     assert "Ingen elever på listen denne termin" in pdf_text(empty["pdf"])
     workbook = openpyxl.load_workbook(empty["xlsx"])
     assert workbook["Flagliste"].max_row == HEADER_ROW
@@ -187,6 +189,7 @@ def test_publish_builds_stores_and_exports_in_one_call(two_runs, tmp_path):
     entries = publish_flag_lists(con, two_runs.identity, two_runs.config, CUR_TERM, CUR_RUN, tmp_path / "lister",
                                  LINEAGE, relative_to=tmp_path)
     assert [(e["network"], e["flagged"], e["pdf"]) for e in entries] == [
-        ("N1", 6, "lister/N1.pdf"), ("N2", 6, "lister/N2.pdf"), ("N3", 6, "lister/N3.pdf")]
+        ("N1", 6, "lister/N1_uu-arbejdsliste.pdf"), ("N2", 6, "lister/N2_uu-arbejdsliste.pdf"),
+        ("N3", 6, "lister/N3_uu-arbejdsliste.pdf")]
     stored = con.execute("SELECT count(*) FROM flags_pupil_term WHERE run_id = $r", {"r": CUR_RUN}).fetchone()[0]
     assert stored == len(two_runs.flags[CUR_RUN])
