@@ -14,9 +14,7 @@ is read briefly with retries. So pages keep answering and reviews are stored dur
 
 from __future__ import annotations
 
-import csv
 import hmac
-import io
 import json
 import secrets
 import threading
@@ -55,6 +53,7 @@ from dashboards.labels import (
     ROLES,
     RUN_STATUSES,
 )
+from dashboards.network_files import MEDIA_TYPES, network_file
 from dashboards.settings import DashboardSettings
 from dashboards.store import AppStore, StoreError, app_db_path
 from ews.config import ConfigError, MunicipalityConfig, load_config
@@ -78,6 +77,25 @@ class Forbidden(Exception):
 
 class NotFound(Exception):
     """The page does not exist (e.g. an unknown term)."""
+
+
+@dataclass(frozen=True)
+class NetworkRows:
+    """What a network member may see of a network's list in a term (after the access check).
+
+    Attributes:
+        chosen: The term and run shown (None before any run).
+        terms: Every term with a list.
+        flags: The network's flag rows of the run (all of them; filter by ``rows``).
+        rows: The rows the member may see, with names, classes and the review in force.
+        waiting: Flags hidden because they await a UU review.
+    """
+
+    chosen: reads.TermRun | None
+    terms: list[reads.TermRun]
+    flags: pd.DataFrame
+    rows: list[dict[str, Any]]
+    waiting: int
 
 
 @dataclass
@@ -429,12 +447,12 @@ def _install_routes(app: FastAPI, ctx: AppContext) -> None:  # noqa: C901 - one 
         return _render(ctx, request, "networks.html", {
             "networks": [(n, names.get(n, n)) for n in sorted(principal.networks)]})
 
-    def _network_rows(principal: Principal, network_id: str, termin: str | None,
-                      request: Request, action: str) -> tuple[Any, list[Any], list[dict[str, Any]], int]:
+    def _network_rows(principal: Principal, network_id: str, termin: str | None, request: Request,
+                      action: str, detail: str = "") -> NetworkRows:
         decision = may_view_network(principal, network_id)
         if not decision.allowed:
             _audit(ctx, request, principal, action, False, object_type="network", object_id=network_id,
-                   purpose=decision.purpose)
+                   purpose=decision.purpose + detail)
             raise Forbidden("Du har kun adgang til listerne for dine egne netværk.")
         try:
             with open_snapshot(ctx.state_dir) as con:
@@ -460,40 +478,41 @@ def _install_routes(app: FastAPI, ctx: AppContext) -> None:  # noqa: C901 - one 
             rows = views.list_rows(flags[flags["pupil_id"].isin([r["pupil_id"] for r in visible])],
                                    latest, names, ctx.require_review())
         _audit(ctx, request, principal, action, True, object_type="network", object_id=network_id,
-               run_id=chosen.run_id if chosen else None, purpose=decision.purpose)
-        return chosen, terms, rows, waiting
+               run_id=chosen.run_id if chosen else None, purpose=decision.purpose + detail)
+        return NetworkRows(chosen, terms, flags, rows, waiting)
 
     @app.get("/netvaerk/{network_id}", response_class=HTMLResponse)
     def network_list(request: Request, network_id: str, termin: str | None = None) -> Response:
         principal = _principal(request)
-        chosen, terms, rows, waiting = _network_rows(principal, network_id, termin, request, "view_list")
+        shown = _network_rows(principal, network_id, termin, request, "view_list")
         config = ctx.config()
         network = next((n for n in config.networks if n.id == network_id), None) if config else None
         return _render(ctx, request, "network_list.html", {
-            "network_id": network_id, "network": network, "term_run": chosen, "terms": terms,
-            "rows": rows, "waiting": waiting, "require_review": ctx.require_review(),
-            "sections": [(status, FLAG_STATUSES[status], [r for r in rows if r["status"] == status])
+            "network_id": network_id, "network": network, "term_run": shown.chosen, "terms": shown.terms,
+            "rows": shown.rows, "waiting": shown.waiting, "require_review": ctx.require_review(),
+            "formats": [("pdf", "PDF"), ("xlsx", "Excel"), ("csv", "CSV")],
+            "sections": [(status, FLAG_STATUSES[status], [r for r in shown.rows if r["status"] == status])
                          for status in ("ny", "fortsat", "ikke_laengere")]})
 
-    @app.get("/netvaerk/{network_id}/eksport.csv")
-    def network_export(request: Request, network_id: str, termin: str | None = None) -> Response:
+    @app.get("/netvaerk/{network_id}/eksport.{fmt}")
+    def network_export(request: Request, network_id: str, fmt: str, termin: str | None = None) -> Response:
+        """The network's list as PDF, Excel or CSV: only what the network's page shows, audited."""
         principal = _principal(request)
-        chosen, _terms, rows, _waiting = _network_rows(principal, network_id, termin, request, "export")
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter=";")
-        writer.writerow(["Elev-id", "Navn", "Klasse", "Skole", "Klassetrin", "Status", "Risiko", "Niveau",
-                         "Udvikling", "Årsager", "UU-vurdering", "Vurderet"])
-        for row in rows:
-            review = row["review"] or {}
-            writer.writerow([
-                row["pupil_id"], row["name"] or "", row["class_label"] or "", row["school_code"] or "",
-                row["grade"] if row["grade"] is not None else "", row["status_label"],
-                fmt_pct(row["risk"]), row["tier"] or "", row["trajectory_label"] or "", " | ".join(row["reasons"]),
-                review.get("decision_label", ""), local_time(review.get("reviewed_at")) if review else ""])
-        term = chosen.term.replace("/", "-") if chosen else "ingen"
-        return Response(
-            content="\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="flagliste_{network_id}_{term}.csv"'})
+        if fmt not in MEDIA_TYPES:
+            raise NotFound("Listen findes som PDF, Excel (xlsx) og CSV.")
+        shown = _network_rows(principal, network_id, termin, request, "export", f" ({fmt})")
+        config = ctx.config()
+        if config is None or not any(n.id == network_id for n in config.networks):
+            raise NotFound("Kommunens konfiguration kender ikke netværket.")
+        chosen = shown.chosen
+        manifest = reads.read_manifest(ctx.state_dir, chosen.run_id) if chosen else None
+        reviewed_on = {r["pupil_id"]: local_time(r["review"]["reviewed_at"]).split(" ")[0]
+                       for r in shown.rows if r["review"]}
+        content, filename = network_file(
+            fmt, config, network_id, chosen.term if chosen else "ingen termin", shown.flags, shown.rows,
+            reviewed_on, shown.waiting, ctx.require_review(), manifest)
+        return Response(content=content, media_type=MEDIA_TYPES[fmt],
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     # -- consultant ----------------------------------------------------------------------
 

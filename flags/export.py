@@ -39,6 +39,7 @@ from flags.labels import (
     AUDIENCE_NETWORK,
     DISCIPLINE_DA,
     DISCLAIMER_DA,
+    LIST_AUDIENCE_NOTE_DA,
     LIST_PURPOSE_DA,
     LIST_PURPOSE_UNREVIEWED_DA,
     NOT_REVIEWED_DA,
@@ -335,8 +336,17 @@ def _basis(flags: pd.DataFrame) -> str | None:
 
 
 def first_line(network_list: NetworkList) -> str:
-    """Line 1 of the CSV and row 1 of the Excel list: the disclaimer, and the rule-list line."""
-    return DISCLAIMER_DA if network_list.basis_da is None else f"{DISCLAIMER_DA} {network_list.basis_da}"
+    """Line 1 of the CSV and row 1 of the Excel list.
+
+    The screening-signal sentence; on the UU working list also who it is for ("vurderes før
+    kontakt, gives ikke til netværket"); on a rule list the rule-list line.
+    """
+    parts = [DISCLAIMER_DA]
+    if network_list.audience == AUDIENCE_CONSULTANT:
+        parts.append(LIST_AUDIENCE_NOTE_DA[AUDIENCE_CONSULTANT] + ".")
+    if network_list.basis_da:
+        parts.append(network_list.basis_da)
+    return " ".join(parts)
 
 
 def csv_bytes(network_list: NetworkList) -> bytes:

@@ -19,10 +19,12 @@ from rich.console import Console
 from ews.warehouse import open_readonly
 from flags.excel import HEADER_ROW
 from flags.export import LIST_HEADERS
-from flags.labels import DISCLAIMER_DA
+from flags.labels import DISCLAIMER_DA, LIST_AUDIENCE_NOTE_DA
 from models.explain import check_stored_additivity
 from tests.flags.flag_fixtures import pdf_text
 
+#: Row 1 of the UU working list (Excel) and line 1 of its CSV: the sentence and who it is for.
+WORKLIST_FIRST_LINE = f"{DISCLAIMER_DA} {LIST_AUDIENCE_NOTE_DA['uu']}."
 pytestmark = pytest.mark.slow
 
 
@@ -68,7 +70,7 @@ def test_every_network_gets_an_excel_and_a_pdf_with_the_counts_of_the_manifest(d
         assert set(entry) >= {"network", "flagged", "xlsx", "pdf", "csv"}
         workbook = openpyxl.load_workbook(_path(manifest, entry["xlsx"]))
         sheet = workbook["Flagliste"]
-        assert sheet.cell(row=1, column=1).value == DISCLAIMER_DA
+        assert sheet.cell(row=1, column=1).value == WORKLIST_FIRST_LINE
         assert [c.value for c in sheet[HEADER_ROW]] == list(LIST_HEADERS)
         rows = list(sheet.iter_rows(min_row=HEADER_ROW + 1, values_only=True))
         assert len(rows) == entry["flagged"]
