@@ -18,8 +18,8 @@ from rich.console import Console
 
 from ews.warehouse import open_readonly
 from flags.excel import HEADER_ROW
-from flags.export import LIST_HEADERS
-from flags.labels import DISCLAIMER_DA, LIST_AUDIENCE_NOTE_DA
+from flags.export import LIST_HEADERS, WORKLIST_SUFFIX
+from flags.labels import DISCLAIMER_DA, LIST_AUDIENCE_NOTE_DA, LIST_TITLE_DA
 from models.explain import check_stored_additivity
 from tests.flags.flag_fixtures import pdf_text
 
@@ -111,3 +111,40 @@ def test_the_manifest_reports_the_agreement(demo):
     assert agreement is not None, "ews demo should put outputs.reason_agreement in the manifest"
     assert 0 <= agreement["share"] <= 1
     json.dumps(agreement)  # plain JSON in the manifest
+
+
+def _any_file_text(path: Path) -> str:
+    if path.suffix == ".pdf":
+        return pdf_text(path)
+    if path.suffix == ".xlsx":
+        workbook = openpyxl.load_workbook(path)
+        return " ".join(str(v) for ws in workbook for row in ws.iter_rows(values_only=True) for v in row if v)
+    return path.read_bytes().decode("utf-8", errors="ignore")
+
+
+def test_no_file_a_run_writes_names_an_unreviewed_child_except_the_uu_working_lists(demo):
+    """Every file in every run folder: names of flagged (so far unreviewed) pupils only in UU lists."""
+    state, manifest = demo
+    runs = sorted(p for p in (state / "runs").iterdir() if (p / "manifest.json").is_file())
+    assert manifest["run_id"] in {p.name for p in runs}
+    with open_readonly(state) as con:
+        flagged = [r[0] for r in con.execute(
+            "SELECT DISTINCT pupil_id FROM flags_pupil_term WHERE status <> 'ikke_laengere'").fetchall()]
+    with open_readonly(state, identity=True) as identity:
+        names = [r[0] for r in identity.execute(
+            "SELECT first_name || ' ' || last_name FROM identity_pupils WHERE list_contains($p, pupil_id)",
+            {"p": flagged}).fetchall()]
+    assert len(names) == len(flagged) > 0  # no review in the demo: every one of them is unreviewed
+    named_in = 0
+    for run in runs:
+        run_manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+        worklists = {(run / entry[fmt]).resolve() if not Path(entry[fmt]).is_absolute() else Path(entry[fmt])
+                     for entry in run_manifest["outputs"].get("uu_worklists", []) for fmt in ("xlsx", "pdf", "csv")}
+        for path in sorted(p for p in run.rglob("*") if p.is_file()):
+            text = _any_file_text(path)
+            assert LIST_TITLE_DA["netvaerk"] not in text, path  # no network-facing list at all
+            if any(name in text for name in names):
+                named_in += 1
+                assert path.resolve() in worklists, f"{path} names an unreviewed pupil"
+                assert path.stem.endswith(WORKLIST_SUFFIX) and LIST_AUDIENCE_NOTE_DA["uu"] in text, path
+    assert named_in >= 3  # the grep finds the names where they are (the UU lists)
