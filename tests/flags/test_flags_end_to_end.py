@@ -148,3 +148,61 @@ def test_no_file_a_run_writes_names_an_unreviewed_child_except_the_uu_working_li
                 assert path.resolve() in worklists, f"{path} names an unreviewed pupil"
                 assert path.stem.endswith(WORKLIST_SUFFIX) and LIST_AUDIENCE_NOTE_DA["uu"] in text, path
     assert named_in >= 3  # the grep finds the names where they are (the UU lists)
+
+
+def test_after_one_review_through_the_app_the_networks_files_name_that_pupil_alone(demo, tmp_path):
+    """The demo's state, served by the app: nobody named before a review, then the reviewed pupil alone."""
+    import httpx
+
+    from dashboards.app import create_app
+    from dashboards.settings import DashboardSettings
+    from dashboards.store import AppStore
+    from ews.settings import Settings
+    from tests.dashboards.dashboard_helpers import FAST_HASHER, LiveServer, csrf_of, login
+
+    state, manifest = demo
+    with open_readonly(state) as con:
+        flagged = con.execute(
+            "SELECT pupil_id, network_id, school_code, term FROM flags_pupil_term WHERE run_id = $r "
+            "AND status <> 'ikke_laengere' ORDER BY network_id, list_rank", {"r": manifest["run_id"]}).df()
+    pupil, network, school, term = flagged.iloc[0][["pupil_id", "network_id", "school_code", "term"]]
+    own = flagged.loc[flagged["network_id"] == network, "pupil_id"].tolist()
+    with open_readonly(state, identity=True) as identity:
+        names = dict(identity.execute(
+            "SELECT pupil_id, first_name || ' ' || last_name FROM identity_pupils WHERE list_contains($p, pupil_id)",
+            {"p": own}).fetchall())
+    others = {n for p, n in names.items() if p != pupil and n != names[pupil]}
+    assert len(own) > 1 and others
+    store = AppStore(state / "app.sqlite", hasher=FAST_HASHER)
+    store.add_user("uu", "UU Vejleder", "consultant", "korrekt-hest-batteri-42")
+    store.assign("uu", "school", school)
+    store.add_user("net", "Netværk Medlem", "network_member", "korrekt-hest-batteri-42")
+    store.assign("net", "network", network)
+    app = create_app(Settings(state_dir=state), DashboardSettings(), store)
+
+    def download(client: httpx.Client) -> dict[str, str]:
+        texts = {}
+        for fmt in ("pdf", "xlsx", "csv"):
+            response = client.get(f"/netvaerk/{network}/eksport.{fmt}")
+            assert response.status_code == 200, fmt
+            path = tmp_path / f"list.{fmt}"
+            path.write_bytes(response.content)
+            texts[fmt] = _any_file_text(path)
+        return texts
+
+    with LiveServer(app) as live, httpx.Client(base_url=live.url) as net, httpx.Client(base_url=live.url) as uu:
+        assert login(net, "net", "korrekt-hest-batteri-42").status_code == 303
+        for fmt, text in download(net).items():
+            assert DISCLAIMER_DA in text and not any(name in text for name in names.values()), fmt
+        assert login(uu, "uu", "korrekt-hest-batteri-42").status_code == 303
+        page = uu.get(f"/elev/{pupil}")
+        assert page.status_code == 200
+        saved = uu.post(f"/elev/{pupil}/vurdering",
+                        data={"csrf_token": csrf_of(page.text), "term": term, "decision": "bekraeftet"})
+        assert saved.status_code == 303
+        for fmt, text in download(net).items():
+            assert DISCLAIMER_DA in text and names[pupil] in text, fmt
+            assert not any(name in text for name in others), fmt
+            assert "Bekræftet: drøftes i netværket" in text, fmt
+    exports = [e for e in store.read_audit(limit=100, username="net") if e["action"] == "export"]
+    assert len(exports) == 6 and {e["object_id"] for e in exports} == {network}
