@@ -158,7 +158,9 @@ def _summary_story(network_list: NetworkList) -> list:
         Paragraph("Sådan læses listen", _H2),
         _p("Årsager er de største faktorer, netværket kan handle på, hver med elevens værdi og en "
            "referenceværdi for elever på samme klassetrin i kommunen. Forhold på skoleniveau og "
-           "manglende data er ikke årsager; de står som kontekst i Excel-filen.", _BODY),
+           "manglende data er ikke årsager"
+           + ("." if network_list.audience == AUDIENCE_NETWORK else "; de står som kontekst i Excel-filen."),
+           _BODY),
         _p("Udvikling er ændringen i risiko siden sidste termin i procentpoint (stigende, "
            "faldende, stabil). Mønster skelner mellem tidlig starter (mange risikofaktorer "
            "tidligt) og sen starter (få faktorer, stigende over tid).", _BODY),
