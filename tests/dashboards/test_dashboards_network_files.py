@@ -156,3 +156,27 @@ def test_a_rule_list_is_labelled_in_every_format(env: AppEnv, live: LiveServer, 
     text = _text(fmt, response.content, tmp_path)
     assert "Listen er lavet med en enkel regel (ABC-reglen: fravær, adfærd og faglige resultater), " \
            "ikke med modellen." in text
+
+
+def test_without_required_review_the_files_show_unreviewed_flags_marked_as_such(env: AppEnv, tmp_path) -> None:
+    import yaml
+
+    from dashboards.app import create_app
+    from dashboards.settings import DashboardSettings
+    from ews.warehouse import staged_write
+    from flags.labels import LIST_PURPOSE_UNREVIEWED_DA, NOT_REVIEWED_DA
+
+    document = yaml.safe_load(env.sample.config_path.read_text(encoding="utf-8"))
+    document["flagging"]["require_review"] = False
+    env.sample.config_path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    with staged_write(env.state_dir) as session:
+        session.con.execute("UPDATE flags_pupil_term SET review_required = false")
+    names = _network_names(env, "N001")
+    with LiveServer(create_app(env.settings, DashboardSettings(), env.store)) as live:
+        responses = _download(live, "nina")
+    for fmt, response in responses.items():
+        text = _text(fmt, response.content, tmp_path)
+        assert DISCLAIMER_DA in text and NOT_REVIEWED_DA in text, fmt
+        assert any(name in text for name in names.values()), fmt
+        if fmt != "csv":
+            assert LIST_PURPOSE_UNREVIEWED_DA in text, fmt
