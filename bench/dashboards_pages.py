@@ -91,8 +91,28 @@ def test_consultant_list(benchmark, clients) -> None:
     benchmark.pedantic(_get, args=(clients["vera"], "/vejleder"), rounds=15, warmup_rounds=1)
 
 
+def _download(client: httpx.Client, path: str) -> bytes:
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    return response.content
+
+
 def test_network_export(benchmark, clients) -> None:
-    benchmark.pedantic(_get, args=(clients["nina"], "/netvaerk/N001/eksport.csv"), rounds=15, warmup_rounds=1)
+    data = benchmark.pedantic(_download, args=(clients["nina"], "/netvaerk/N001/eksport.csv"), rounds=15,
+                              warmup_rounds=1)
+    assert len(data.decode("utf-8-sig").splitlines()) > 2  # the sentence, the header, confirmed flags
+
+
+def test_network_export_pdf(benchmark, clients) -> None:
+    data = benchmark.pedantic(_download, args=(clients["nina"], "/netvaerk/N001/eksport.pdf"), rounds=15,
+                              warmup_rounds=1)
+    assert data.startswith(b"%PDF")
+
+
+def test_network_export_xlsx(benchmark, clients) -> None:
+    data = benchmark.pedantic(_download, args=(clients["nina"], "/netvaerk/N001/eksport.xlsx"), rounds=15,
+                              warmup_rounds=1)
+    assert data.startswith(b"PK")
 
 
 def test_steward_stability_first_view(benchmark, clients) -> None:

@@ -9,14 +9,24 @@ in landscape and repeats the disclaimer and page number in the footer.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from flags.export import LINEAGE_LABELS, LIST_HEADERS, NetworkList
-from flags.labels import SIGNAL_SHORT_DA
+from ews.cells import spreadsheet_cell
+from flags.export import LINEAGE_LABELS, NetworkList, first_line
+from flags.labels import (
+    AUDIENCE_NETWORK,
+    DISCLAIMER_DA,
+    LIST_AUDIENCE_NOTE_DA,
+    LIST_BEFORE_CONTACT_DA,
+    LIST_TITLE_DA,
+    RULE_LIST_SHORT_DA,
+    SIGNAL_SHORT_DA,
+)
 
 #: Header row of the sheets "Flagliste" and "Ikke længere" (row 1 is the disclaimer).
 HEADER_ROW = 2
@@ -24,18 +34,18 @@ _WIDTHS = {
     "Nr.": 5, "Status": 11, "Navn": 24, "Klasse": 8, "Skole": 18, "Klassetrin": 10,
     "Risiko (%)": 9, "Niveau": 10, "Trin på indsatstrappen": 24, "Udvikling": 18, "Mønster": 14,
     "Årsager": 70, "Kontekst": 40, "Fagligheder": 30, "Faglig vurdering påkrævet": 12,
-    "Elev-id (pseudonym)": 19,
+    "Elev-id (pseudonym)": 19, "UU-vurdering": 22, "Vurderet": 11,
 }
 _HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
 _THIN = Side(style="thin", color="999999")
 
 
-def write_workbook(network_list: NetworkList, path: Path) -> None:
+def write_workbook(network_list: NetworkList, path: Path | BinaryIO) -> None:
     """Write the workbook.
 
     Args:
         network_list: From ``flags.export.build_network_list``.
-        path: The ``.xlsx`` file to write.
+        path: The ``.xlsx`` file (or a binary stream) to write.
     """
     workbook = Workbook()
     summary = workbook.active
@@ -44,7 +54,8 @@ def write_workbook(network_list: NetworkList, path: Path) -> None:
     _list_sheet(workbook.create_sheet("Flagliste"), network_list.rows, network_list)
     _list_sheet(workbook.create_sheet("Ikke længere"), network_list.leaving, network_list)
     _lineage_sheet(workbook.create_sheet("Sporbarhed"), network_list)
-    workbook.properties.title = f"Flagliste {network_list.network_name} {network_list.term}"
+    title = LIST_TITLE_DA[network_list.audience]
+    workbook.properties.title = f"{title} {network_list.network_name} {network_list.term}"
     workbook.properties.creator = "Alle skal med"
     workbook.save(path)
 
@@ -55,7 +66,9 @@ def _print_setup(sheet: Worksheet, network_list: NetworkList, landscape: bool = 
     sheet.page_setup.fitToWidth = 1
     sheet.page_setup.fitToHeight = 0
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
-    sheet.oddFooter.left.text = SIGNAL_SHORT_DA + " — ikke en afgørelse"
+    basis = f"{RULE_LIST_SHORT_DA} (ikke modellen) · " if network_list.basis_da else ""
+    sheet.oddFooter.left.text = basis + SIGNAL_SHORT_DA + " — ikke en afgørelse"
+    sheet.oddFooter.center.text = LIST_AUDIENCE_NOTE_DA[network_list.audience]
     sheet.oddFooter.right.text = "Side &P af &N"
     sheet.oddHeader.left.text = f"{network_list.network_name}, {network_list.term}"
     sheet.oddHeader.right.text = "Fortroligt: personoplysninger"
@@ -63,22 +76,32 @@ def _print_setup(sheet: Worksheet, network_list: NetworkList, landscape: bool = 
 
 def _summary_sheet(sheet: Worksheet, network_list: NetworkList) -> None:
     s = network_list.summary
-    lines: list[tuple[str, object]] = [
-        ("Flagliste til netværket", None),
-        (f"{network_list.network_name} — {network_list.municipality}", None),
-        ("Termin", network_list.term),
-        ("Skæringsdato", network_list.lineage.get("as_of_date", "")),
-        ("", None),
-        (network_list.heading_da, None),
-        ("", None),
+    for_network = network_list.audience == AUDIENCE_NETWORK
+    counts: list[tuple[str, object]] = [
         ("Elever på listen", s["flagged"]),
         ("Nye på listen", s["ny"]),
         ("Fortsat på listen", s["fortsat"]),
+    ]
+    if for_network:
+        counts.append(("Afventer UU-vurdering (ikke navngivet)", s.get("afventer_vurdering", 0)))
+    counts += [
         ("Ikke længere på listen", s["ikke_laengere"]),
         ("  heraf stadig i netværket (vist på fanen 'Ikke længere')", s["ikke_laengere_i_netvaerket"]),
         ("  heraf ikke længere i netværket (ikke navngivet)", s["ikke_laengere_udenfor"]),
         ("Netværkets kapacitet pr. termin", s["capacity"]),
         ("Udvælgelse", network_list.selection_da),
+    ]
+    lines: list[tuple[str, object]] = [
+        (LIST_TITLE_DA[network_list.audience], None),
+        (f"{network_list.network_name} — {network_list.municipality}", None),
+        ("Termin", network_list.term),
+        ("Skæringsdato", network_list.lineage.get("as_of_date", "")),
+        ("", None),
+        (DISCLAIMER_DA, None),
+        (network_list.purpose_da, None),
+        *([(network_list.basis_da, None)] if network_list.basis_da else []),
+        ("", None),
+        *counts,
         ("", None),
         ("Elever pr. risikoniveau", None),
         *[(f"  {tier}", count) for tier, count in network_list.tiers.items()],
@@ -89,32 +112,37 @@ def _summary_sheet(sheet: Worksheet, network_list: NetworkList) -> None:
         ("Sådan læses listen", None),
         ("  Årsager: de største faktorer, netværket kan handle på, med elevens værdi og en "
          "referenceværdi for samme klassetrin.", None),
-        ("  Kontekst: forhold, der påvirker signalet, men ikke er årsager (skoleniveau, "
-         "manglende data).", None),
+        *([] if for_network else [("  Kontekst: forhold, der påvirker signalet, men ikke er årsager "
+                                   "(skoleniveau, manglende data).", None)]),
         ("  Udvikling: ændring i risiko siden sidste termin (point = procentpoint).", None),
-        ("  Hver elev skal vurderes fagligt, før der tages kontakt til familien.", None),
+        *([("  UU-vurdering: UU-vejlederens beslutning og dato; trinnet på indsatstrappen er "
+            "UU-vejlederens valg, ellers et forslag ud fra risikoniveauet.", None)] if for_network else []),
+        ("  " + LIST_BEFORE_CONTACT_DA[network_list.audience], None),
     ]
+    emphasised = {DISCLAIMER_DA, network_list.purpose_da, network_list.basis_da}
     for index, (label, value) in enumerate(lines, start=1):
-        sheet.cell(row=index, column=1, value=label)
+        cell = sheet.cell(row=index, column=1, value=spreadsheet_cell(label))
         if value is not None:
-            sheet.cell(row=index, column=2, value=value)
+            sheet.cell(row=index, column=2, value=spreadsheet_cell(value))
+        if label in emphasised:
+            cell.font = Font(bold=True, color="9C0006")
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        elif label in ("Elever pr. risikoniveau", "Sådan læses listen",
+                       "Fagligheder, som årsagerne peger på (antal elever)"):
+            cell.font = Font(bold=True)
     sheet["A1"].font = Font(bold=True, size=16)
     sheet["A2"].font = Font(bold=True, size=12)
-    sheet["A6"].font = Font(bold=True, color="9C0006")
-    for row in range(1, len(lines) + 1):
-        label = sheet.cell(row=row, column=1).value
-        if label in ("Elever pr. risikoniveau", "Sådan læses listen",
-                     "Fagligheder, som årsagerne peger på (antal elever)"):
-            sheet.cell(row=row, column=1).font = Font(bold=True)
     sheet.column_dimensions["A"].width = 62
     sheet.column_dimensions["B"].width = 60
     _print_setup(sheet, network_list, landscape=False)
 
 
 def _list_sheet(sheet: Worksheet, rows: list[dict[str, object]], network_list: NetworkList) -> None:
-    sheet.cell(row=1, column=1, value=network_list.heading_da).font = Font(bold=True, color="9C0006")
-    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(LIST_HEADERS))
-    for column, header in enumerate(LIST_HEADERS, start=1):
+    headers = network_list.headers
+    sheet.cell(row=1, column=1, value=spreadsheet_cell(first_line(network_list))).font = Font(
+        bold=True, color="9C0006")
+    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(headers))
+    for column, header in enumerate(headers, start=1):
         cell = sheet.cell(row=HEADER_ROW, column=column, value=header)
         cell.font = Font(bold=True)
         cell.fill = _HEADER_FILL
@@ -122,11 +150,11 @@ def _list_sheet(sheet: Worksheet, rows: list[dict[str, object]], network_list: N
         cell.border = Border(bottom=_THIN)
         sheet.column_dimensions[get_column_letter(column)].width = _WIDTHS.get(header, 12)
     for offset, row in enumerate(rows, start=1):
-        for column, header in enumerate(LIST_HEADERS, start=1):
-            cell = sheet.cell(row=HEADER_ROW + offset, column=column, value=row[header])
+        for column, header in enumerate(headers, start=1):
+            cell = sheet.cell(row=HEADER_ROW + offset, column=column, value=spreadsheet_cell(row[header]))
             cell.alignment = Alignment(wrap_text=True, vertical="top")
     sheet.freeze_panes = sheet.cell(row=HEADER_ROW + 1, column=1)
-    last = get_column_letter(len(LIST_HEADERS))
+    last = get_column_letter(len(headers))
     sheet.auto_filter.ref = f"A{HEADER_ROW}:{last}{HEADER_ROW + max(len(rows), 1)}"
     sheet.print_title_rows = f"1:{HEADER_ROW}"
     _print_setup(sheet, network_list)
@@ -137,7 +165,7 @@ def _lineage_sheet(sheet: Worksheet, network_list: NetworkList) -> None:
     sheet.cell(row=2, column=1, value="Listen kan spores til kørsel, model, konfiguration og data:")
     for index, (label, key) in enumerate(LINEAGE_LABELS, start=3):
         sheet.cell(row=index, column=1, value=label).font = Font(bold=True)
-        sheet.cell(row=index, column=2, value=network_list.lineage.get(key, ""))
+        sheet.cell(row=index, column=2, value=spreadsheet_cell(network_list.lineage.get(key, "")))
     after = 3 + len(LINEAGE_LABELS) + 1
     sheet.cell(row=after, column=1, value="Forklaring af én elev")
     sheet.cell(row=after, column=2,

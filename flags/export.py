@@ -1,14 +1,21 @@
-"""Per-network exports of the flag lists: one Excel workbook, one PDF and one CSV each.
+"""Per-network list files: one Excel workbook, one PDF and one CSV each, for two audiences.
+
+* **The UU consultant's working list** (``audience="uu"``), written by every run: every flag of
+  the network, framed as "vurdering før kontakt" (each flag is reviewed in the app before the
+  network sees it, before anyone contacts a family). These files never go to a network.
+* **The network's list** (``audience="netvaerk"``), built by the review app on request from the
+  flags a UU consultant has confirmed (or, with ``flagging.require_review: false``, every flag
+  not dismissed), with the UU decision, its date and the step on the indsatstrappe.
 
 These are the only outputs that carry names. Names and classes come from the identity store
-(``identity_pupils``), read here for the pupils of one network at a time and written only into
-that network's files; the warehouse, logs and the run manifest keep pseudonyms only. A
-network's files contain the pupils of its own list and nobody else: pupils who were on last
-term's list but have left the network are counted, not named.
+(``identity_pupils``), read for the pupils of one network at a time and written only into that
+network's files; the warehouse, logs and the run manifest keep pseudonyms only. Pupils who were
+on last term's list but have left the network are counted, not named. Every text cell passes
+through :func:`ews.cells.spreadsheet_cell` (no formula injection).
 
-File names are ``<out_dir>/<network_id>.xlsx``, ``.pdf`` and ``.csv``. The CSV is UTF-8 with a
-byte-order mark and ``;`` as separator so that Danish Excel opens it as it is; its first line
-is the screening disclaimer, its second the header (read it with ``skiprows=1``).
+The run's file names are ``<out_dir>/<network_id>_uu-arbejdsliste.xlsx``, ``.pdf`` and ``.csv``.
+The CSV is UTF-8 with a byte-order mark and ``;`` as separator so that Danish Excel opens it as
+it is; its first line is the screening disclaimer, its second the header (``skiprows=1``).
 """
 
 from __future__ import annotations
@@ -20,15 +27,22 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import pandas as pd
 
+from ews.cells import spreadsheet_cell
 from ews.config import MunicipalityConfig
 from flags.labels import (
+    AUDIENCE_CONSULTANT,
+    AUDIENCE_NETWORK,
     DISCIPLINE_DA,
     DISCLAIMER_DA,
+    LIST_AUDIENCE_NOTE_DA,
+    LIST_PURPOSE_DA,
+    LIST_PURPOSE_UNREVIEWED_DA,
+    NOT_REVIEWED_DA,
     PATH_PATTERN_DA,
     RULE_LIST_SHORT_DA,
     SELECTION_MODE_DA,
@@ -38,7 +52,6 @@ from flags.labels import (
     join_da,
     list_basis_da,
 )
-from flags.reasons import reasons_from_json
 from flags.rule_lists import RuleBasis
 from flags.selection import read_flag_lists, summarise_lists
 
@@ -47,6 +60,13 @@ LIST_HEADERS = (
     "Nr.", "Status", "Navn", "Klasse", "Skole", "Klassetrin", "Risiko (%)", "Niveau",
     "Trin på indsatstrappen", "Udvikling", "Mønster", "Årsager", "Kontekst", "Fagligheder",
     "Faglig vurdering påkrævet", "Listegrundlag", "Elev-id (pseudonym)",
+)
+#: Column headers of the network's list (served by the app): the UU decision, its date and the
+#: step on the indsatstrappe instead of "review required" and the context column.
+NETWORK_LIST_HEADERS = (
+    "Nr.", "Status", "Navn", "Klasse", "Skole", "Klassetrin", "UU-vurdering", "Vurderet",
+    "Trin på indsatstrappen", "Risiko (%)", "Niveau", "Udvikling", "Mønster", "Årsager",
+    "Fagligheder", "Elev-id (pseudonym)",
 )
 #: Headers of the lineage sheet / PDF block, in order, with the lineage keys they show.
 LINEAGE_LABELS = (
@@ -59,6 +79,25 @@ LINEAGE_LABELS = (
     ("Kodeversion", "code_version"),
 )
 UNKNOWN_NAME = "(ikke i identitetsregistret)"
+#: File name suffix of the UU consultant's working list written by a run.
+WORKLIST_SUFFIX = "_uu-arbejdsliste"
+
+
+@dataclass(frozen=True)
+class ReviewShown:
+    """A UU consultant's decision on a flag, as the network's list shows it.
+
+    Attributes:
+        decision_da: The decision in Danish (e.g. "Bekræftet: drøftes i netværket").
+        reviewed_on: The date of the review, ``dd-mm-åååå``.
+        step: The step on the indsatstrappe the consultant chose, when the decision names one.
+        carried_from: The earlier term the review carries over from, when it does.
+    """
+
+    decision_da: str
+    reviewed_on: str
+    step: str | None = None
+    carried_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,8 +118,12 @@ class NetworkList:
         disciplines: Discipline label -> flagged pupils whose reasons point to it.
         tiers: Tier -> flagged pupils.
         lineage: Lineage keys -> values (see :data:`LINEAGE_LABELS`).
-        basis_da: For a rule list (the model did not pass the publication gate), the Danish
-            sentence saying so (``flags.labels.list_basis_da``); None for the model's list.
+        audience: ``uu`` (the consultant's working list) or ``netvaerk`` (the network's list).
+        headers: The list's columns, in order (:data:`LIST_HEADERS` or
+            :data:`NETWORK_LIST_HEADERS`).
+        purpose_da: What the list is for and what happens before anyone acts on it.
+        basis_da: "Listen er lavet med en enkel regel (...), ikke med modellen." for a rule
+            list (``flags_pupil_term.list_basis``), else None.
     """
 
     network_id: str
@@ -94,12 +137,10 @@ class NetworkList:
     disciplines: dict[str, int]
     tiers: dict[str, int]
     lineage: dict[str, str]
+    audience: str = AUDIENCE_CONSULTANT
+    headers: tuple[str, ...] = LIST_HEADERS
+    purpose_da: str = LIST_PURPOSE_DA[AUDIENCE_CONSULTANT]
     basis_da: str | None = None
-
-    @property
-    def heading_da(self) -> str:
-        """The first line of every list: the disclaimer, and for a rule list what it is."""
-        return DISCLAIMER_DA if self.basis_da is None else f"{DISCLAIMER_DA} {self.basis_da}"
 
 
 def safe_file_stem(network_id: str) -> str:
@@ -137,29 +178,56 @@ def _trajectory_text(row: pd.Series) -> str:
     return text
 
 
+def reason_texts(text: str | None) -> list[str]:
+    """The Danish texts of a ``reasons_da`` / ``context_da`` column (JSON list of reasons)."""
+    if not text or not isinstance(text, str):
+        return []
+    return [str(item.get("text_da", "")) for item in json.loads(text) if item.get("text_da")]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _display_row(row: pd.Series, identity: dict[str, dict[str, Any]], school_names: dict[str, str],
-                 status_override: str | None = None) -> dict[str, Any]:
+                 review: ReviewShown | None = None, network: bool = False) -> dict[str, Any]:
     person = identity.get(row["pupil_id"])
     if person is None:
         name, class_label = UNKNOWN_NAME, ""
     else:
         name = f"{person['first_name'] or ''} {person['last_name'] or ''}".strip() or UNKNOWN_NAME
         class_label = person["class_label"] or ""
-    reasons = [r.text_da for r in reasons_from_json(row["reasons_da"])]
-    context = [r.text_da for r in reasons_from_json(row["context_da"])]
+    reasons = reason_texts(row["reasons_da"])
+    context = reason_texts(row["context_da"])
     disciplines = [DISCIPLINE_DA.get(c, c) for c in json.loads(row["disciplines"] or "[]")]
     rank = row["list_rank"]
     grade = row["grade"]
+    step = _text(row["tier_step"])
+    decision, reviewed_on = "", ""
+    if network:
+        if review is None:
+            decision = NOT_REVIEWED_DA
+        else:
+            decision = review.decision_da
+            if review.carried_from:
+                decision += f" (overført fra {review.carried_from})"
+            reviewed_on = review.reviewed_on
+        if review is not None and review.step:
+            step = review.step
+        elif step:
+            step = f"{step} (forslag ud fra risikoniveau)"
     return {
         "Nr.": None if rank is None or pd.isna(rank) else int(rank),
-        "Status": STATUS_DA[status_override or row["status"]],
+        "Status": STATUS_DA[row["status"]],
         "Navn": name,
         "Klasse": class_label,
         "Skole": school_names.get(row["school_code"], row["school_code"] or ""),
         "Klassetrin": None if grade is None or pd.isna(grade) else int(grade),
+        "UU-vurdering": decision,
+        "Vurderet": reviewed_on,
         "Risiko (%)": None if pd.isna(row["risk"]) else round(float(row["risk"]) * 100),
-        "Niveau": row["tier"] if isinstance(row["tier"], str) else "",
-        "Trin på indsatstrappen": row["tier_step"] if isinstance(row["tier_step"], str) else "",
+        "Niveau": _text(row["tier"]),
+        "Trin på indsatstrappen": step,
         "Udvikling": _trajectory_text(row),
         "Mønster": PATH_PATTERN_DA.get(row["path_pattern"], "") if isinstance(row["path_pattern"], str) else "",
         "Årsager": "\n".join(reasons),
@@ -181,31 +249,50 @@ def build_network_list(
     network_id: str,
     term: str,
     lineage: dict[str, Any],
+    *,
+    audience: str = AUDIENCE_CONSULTANT,
+    reviews: dict[str, ReviewShown] | None = None,
+    awaiting: int = 0,
+    require_review: bool = True,
 ) -> NetworkList:
     """Gather one network's list for its files.
 
     Args:
-        flags: Rows of ``flags_pupil_term`` of the run (all networks).
+        flags: Rows of ``flags_pupil_term`` of the run (all networks, or already only the rows
+            the audience may see: for the network's list, the flags active for the network).
         identities: Rows of the identity store (at least this network's pupils).
         config: The municipality config.
         network_id: The network.
         term: The term.
         lineage: ``run_id``, ``model_id``, ``config_hash``, ``data_snapshot``, ``code_version``,
             ``as_of_date`` (missing keys are shown empty).
+        audience: ``uu`` for the consultant's working list (every flag, framed as review before
+            contact), ``netvaerk`` for the network's list (with the UU decisions).
+        reviews: For the network's list: pupil id -> the decision in force.
+        awaiting: For the network's list: flags not shown because they await review (counted
+            on the summary, never named).
+        require_review: For the network's list: the config's ``flagging.require_review`` (the
+            list's wording says which flags it holds).
 
     Returns:
         The network's list; only its own pupils, and of those no longer flagged only the ones
         still in the network.
     """
+    if audience not in (AUDIENCE_CONSULTANT, AUDIENCE_NETWORK):
+        raise ValueError(f"unknown audience {audience!r}: use {AUDIENCE_CONSULTANT!r} or {AUDIENCE_NETWORK!r}")
     network = next(n for n in config.networks if n.id == network_id)
+    for_network = audience == AUDIENCE_NETWORK
     own = flags[flags["network_id"] == network_id]
     summary = summarise_lists(flags, config).set_index("network_id").loc[network_id]
     identity = {r["pupil_id"]: r for r in identities.to_dict("records")}
     school_names = {s.code: s.name for s in config.schools}
+    reviews = reviews or {}
     flagged = own[own["status"] != "ikke_laengere"]
     staying = own[(own["status"] == "ikke_laengere") & own["in_network"].astype(bool)]
-    rows = [_display_row(r, identity, school_names) for _, r in flagged.iterrows()]
-    leaving = [_display_row(r, identity, school_names) for _, r in staying.iterrows()]
+    rows = [_display_row(r, identity, school_names, reviews.get(r["pupil_id"]), for_network)
+            for _, r in flagged.iterrows()]
+    leaving = [_display_row(r, identity, school_names, reviews.get(r["pupil_id"]), for_network)
+               for _, r in staying.iterrows()]
     disciplines: dict[str, int] = {}
     for codes in flagged["disciplines"]:
         for code in json.loads(codes or "[]"):
@@ -217,45 +304,113 @@ def build_network_list(
         capacity=network.capacity_per_term, threshold=format_percent_da(flagging.threshold).rstrip(" %"))
     lineage_text = {key: "" if lineage.get(key) is None else str(lineage.get(key)) for _, key in LINEAGE_LABELS}
     lineage_text["term"] = lineage_text["term"] or term
+    counts = {k: int(v) for k, v in summary.drop("network_name").items()}
+    if for_network:
+        counts["afventer_vurdering"] = int(awaiting)
+    purpose = LIST_PURPOSE_DA[audience]
+    if for_network and not require_review:
+        purpose = LIST_PURPOSE_UNREVIEWED_DA
     return NetworkList(
         network_id=network_id,
         network_name=network.name,
         municipality=config.municipality,
         term=term,
-        summary={k: int(v) for k, v in summary.drop("network_name").items()},
+        summary=counts,
         selection_da=selection,
         rows=rows,
         leaving=leaving,
         disciplines=disciplines,
         tiers=tiers,
         lineage=lineage_text,
-        basis_da=next((text for text in map(list_basis_da, own.get("list_basis", pd.Series(dtype=object)))
-                       if text), None),
+        audience=audience,
+        headers=NETWORK_LIST_HEADERS if for_network else LIST_HEADERS,
+        purpose_da=purpose,
+        basis_da=_basis(own),
     )
 
 
+def _basis(flags: pd.DataFrame) -> str | None:
+    """The rule-list line from ``list_basis`` when the column exists (added by the publication gate)."""
+    if "list_basis" not in flags.columns:
+        return None
+    bases = sorted({b for b in flags["list_basis"].dropna() if isinstance(b, str)})
+    lines = [line for line in (list_basis_da(b) for b in bases) if line]
+    return " ".join(lines) or None
+
+
+def first_line(network_list: NetworkList) -> str:
+    """Line 1 of the CSV and row 1 of the Excel list.
+
+    The screening-signal sentence; on the UU working list also who it is for ("vurderes før
+    kontakt, gives ikke til netværket"); on a rule list the rule-list line.
+    """
+    parts = [DISCLAIMER_DA]
+    if network_list.audience == AUDIENCE_CONSULTANT:
+        parts.append(LIST_AUDIENCE_NOTE_DA[AUDIENCE_CONSULTANT] + ".")
+    if network_list.basis_da:
+        parts.append(network_list.basis_da)
+    return " ".join(parts)
+
+
+def csv_bytes(network_list: NetworkList) -> bytes:
+    """The list as CSV for Danish Excel: UTF-8 with BOM, ``;``, CRLF, disclaimer first.
+
+    Args:
+        network_list: From :func:`build_network_list`.
+
+    Returns:
+        The file's bytes; every text cell passed through :func:`ews.cells.spreadsheet_cell`.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow([spreadsheet_cell(first_line(network_list))])
+    writer.writerow(network_list.headers)
+    for row in network_list.rows + network_list.leaving:
+        writer.writerow([_csv_cell(row[h]) for h in network_list.headers])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
 def write_csv(network_list: NetworkList, path: Path) -> None:
-    """Write the list as CSV for Danish Excel: UTF-8 with BOM, ``;``, disclaimer first.
+    """Write the list as CSV (see :func:`csv_bytes`).
 
     Args:
         network_list: From :func:`build_network_list`.
         path: The file to write.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow([network_list.heading_da])
-    writer.writerow(LIST_HEADERS)
-    for row in network_list.rows + network_list.leaving:
-        writer.writerow([_csv_cell(row[h]) for h in LIST_HEADERS])
-    path.write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
+    path.write_bytes(csv_bytes(network_list))
 
 
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value.replace("\n", " | ")
+        return spreadsheet_cell(value.replace("\n", " | "))
     return str(value)
+
+
+def write_files(network_list: NetworkList, targets: dict[str, Path | BinaryIO]) -> None:
+    """Write the list in the formats asked for.
+
+    Args:
+        network_list: From :func:`build_network_list`.
+        targets: Format (``xlsx``, ``pdf``, ``csv``) -> file path or binary stream.
+    """
+    from flags.excel import write_workbook
+    from flags.pdf import write_pdf
+
+    for fmt, target in targets.items():
+        if fmt == "xlsx":
+            write_workbook(network_list, target)
+        elif fmt == "pdf":
+            write_pdf(network_list, target)
+        elif fmt == "csv":
+            data = csv_bytes(network_list)
+            if isinstance(target, Path):
+                target.write_bytes(data)
+            else:
+                target.write(data)
+        else:
+            raise ValueError(f"unknown list format {fmt!r}: use xlsx, pdf or csv")
 
 
 def export_flag_lists(
@@ -268,7 +423,11 @@ def export_flag_lists(
     lineage: dict[str, Any],
     relative_to: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Write one Excel workbook, one PDF and one CSV per network for a run's flag lists.
+    """Write the UU consultants' working lists of a run: one Excel, PDF and CSV per network.
+
+    These name every flagged pupil of the network, before any review, so they are framed for
+    the UU consultant ("vurdering før kontakt") and never for the network: the network's list
+    is served by the review app from the confirmed flags (``dashboards``).
 
     Args:
         con: A warehouse connection holding the run's ``flags_pupil_term`` rows.
@@ -276,18 +435,17 @@ def export_flag_lists(
         config: The municipality config.
         term: The run's term.
         run_id: The run.
-        out_dir: Folder for the files (created if missing), e.g. ``data/runs/<run_id>/lister``.
+        out_dir: Folder for the files (created if missing), e.g.
+            ``data/runs/<run_id>/uu_worklists``.
         lineage: ``model_id``, ``config_hash``, ``data_snapshot``, ``code_version``,
             ``as_of_date`` (``run_id`` and ``term`` are filled in when missing).
         relative_to: When given, paths in the result are relative to this folder (the run
             folder, for a portable manifest); otherwise as written.
 
     Returns:
-        One manifest entry per network: ``network``, ``flagged``, ``xlsx``, ``pdf``, ``csv``.
+        One manifest entry per network: ``network``, ``audience`` (``uu``), ``flagged``,
+        ``xlsx``, ``pdf``, ``csv``.
     """
-    from flags.excel import write_workbook
-    from flags.pdf import write_pdf
-
     flags = read_flag_lists(con, run_id)
     lineage = {"run_id": run_id, "term": term, **{k: v for k, v in lineage.items() if v is not None}}
     if "model_id" not in lineage and len(flags):
@@ -299,13 +457,12 @@ def export_flag_lists(
         named = own.loc[own["in_network"].astype(bool), "pupil_id"].tolist()
         identities = read_identities(identity_con, named)
         network_list = build_network_list(own, identities, config, network.id, term, lineage)
-        stem = safe_file_stem(network.id)
-        paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("xlsx", "pdf", "csv")}
-        write_workbook(network_list, paths["xlsx"])
-        write_pdf(network_list, paths["pdf"])
-        write_csv(network_list, paths["csv"])
+        stem = safe_file_stem(network.id) + WORKLIST_SUFFIX
+        paths: dict[str, Path] = {ext: out_dir / f"{stem}.{ext}" for ext in ("xlsx", "pdf", "csv")}
+        write_files(network_list, dict(paths))
         shown = {ext: str(p.relative_to(relative_to) if relative_to else p) for ext, p in paths.items()}
-        entries.append({"network": network.id, "flagged": network_list.summary["flagged"], **shown})
+        entries.append({"network": network.id, "audience": AUDIENCE_CONSULTANT,
+                        "flagged": network_list.summary["flagged"], **shown})
     return entries
 
 
@@ -320,7 +477,7 @@ def publish_flag_lists(
     relative_to: Path | None = None,
     rule: RuleBasis | None = None,
 ) -> list[dict[str, Any]]:
-    """Build, store and export the run's flag lists: the one call the termly flow makes.
+    """Build and store the run's flag lists and write the UU working lists: the flow's one call.
 
     Args:
         con: A connection from ``ews.warehouse.staged_write`` (scores and explanations of the
@@ -329,14 +486,14 @@ def publish_flag_lists(
         config: The municipality config.
         term: The run's term.
         run_id: The run.
-        out_dir: Folder for the per-network files.
+        out_dir: Folder for the per-network working lists.
         lineage: See :func:`export_flag_lists`.
         relative_to: See :func:`export_flag_lists`.
         rule: The rule that stands in for a model that did not pass the publication gate
             (``flags.rule_lists``); None: the model's lists.
 
     Returns:
-        The manifest's ``flag_lists``: one entry per network.
+        The manifest's ``uu_worklists``: one entry per network.
     """
     from flags.selection import build_flag_lists, store_flag_lists
 

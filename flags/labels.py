@@ -136,3 +136,51 @@ def format_percent_da(risk: float | None) -> str:
     if risk is None or risk != risk:  # NaN
         return ""
     return f"{round(risk * 100):d} %"
+
+
+#: Who a list file is for. The run writes only the UU consultant's working list; the
+#: network's list is served by the review app from the flags a UU consultant has confirmed.
+AUDIENCE_CONSULTANT = "uu"
+AUDIENCE_NETWORK = "netvaerk"
+
+#: Title of a list file, per audience.
+LIST_TITLE_DA: dict[str, str] = {
+    AUDIENCE_CONSULTANT: "Arbejdsliste til UU-vejlederen",
+    AUDIENCE_NETWORK: "Flagliste til netværket",
+}
+#: What the list is for and what happens before anyone acts on it, per audience.
+LIST_PURPOSE_DA: dict[str, str] = {
+    AUDIENCE_CONSULTANT: (
+        "Vurdering før kontakt: UU-vejlederen vurderer hvert flag i appen (bekræfter eller "
+        "afviser), før netværket ser det, og før nogen kontakter eleven eller familien. Listen "
+        "er UU-vejlederens arbejdsliste og gives ikke videre til netværket."
+    ),
+    AUDIENCE_NETWORK: (
+        "Listen viser kun flag, som en UU-vejleder har vurderet og bekræftet, med UU-vejlederens "
+        "vurdering og trinnet på indsatstrappen. Flag, der afventer vurdering, er kun talt med."
+    ),
+}
+#: The network's list when the municipality shows flags before review (``require_review: false``).
+LIST_PURPOSE_UNREVIEWED_DA = (
+    "Kommunen har valgt at vise flag, før en UU-vejleder har vurderet dem "
+    "(flagging.require_review: false). Kolonnen UU-vurdering viser, om flaget er vurderet. "
+    "Afviste flag er ikke med."
+)
+#: The last line of "how to read the list", per audience.
+LIST_BEFORE_CONTACT_DA: dict[str, str] = {
+    AUDIENCE_CONSULTANT: (
+        "Vurdér hvert flag i appen, før netværket ser det. Ingen kontakter familien på grundlag "
+        "af denne liste."
+    ),
+    AUDIENCE_NETWORK: (
+        "Netværket drøfter hver elev fagligt og aftaler, hvem der tager kontakt til familien, og "
+        "hvordan."
+    ),
+}
+#: Page footer / print header naming the audience.
+LIST_AUDIENCE_NOTE_DA: dict[str, str] = {
+    AUDIENCE_CONSULTANT: "Til UU-vejlederen: vurderes før kontakt, gives ikke til netværket",
+    AUDIENCE_NETWORK: "Til netværkets medlemmer",
+}
+#: Shown where a review is missing on a list that shows unreviewed flags.
+NOT_REVIEWED_DA = "Ikke vurderet endnu"

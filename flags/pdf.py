@@ -11,6 +11,7 @@ no font files and looks the same everywhere.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -32,7 +33,15 @@ from reportlab.platypus import (
 )
 
 from flags.export import LINEAGE_LABELS, NetworkList
-from flags.labels import DISCLAIMER_DA, RULE_LIST_SHORT_DA, SIGNAL_SHORT_DA
+from flags.labels import (
+    AUDIENCE_NETWORK,
+    DISCLAIMER_DA,
+    LIST_AUDIENCE_NOTE_DA,
+    LIST_BEFORE_CONTACT_DA,
+    LIST_TITLE_DA,
+    RULE_LIST_SHORT_DA,
+    SIGNAL_SHORT_DA,
+)
 
 _MARGIN = 15 * mm
 _STYLES = getSampleStyleSheet()
@@ -61,6 +70,17 @@ _LIST_COLUMNS = (
     ("Årsager (elevens værdi og reference)", "_reasons", 87),
     ("Fagligheder", "_disciplines", 34),
 )
+#: The network's list: the UU decision in its own column, risk and tier together.
+_NETWORK_COLUMNS = (
+    ("Nr.", "Nr.", 9),
+    ("Elev", "_pupil", 42),
+    ("Status", "Status", 17),
+    ("Risiko / niveau", "_risk_tier", 20),
+    ("UU-vurdering og trin", "_review", 40),
+    ("Udvikling", "_development", 25),
+    ("Årsager (elevens værdi og reference)", "_reasons", 82),
+    ("Fagligheder", "_disciplines", 32),
+)
 _LEAVING_COLUMNS = (
     ("Elev", "_pupil", 70),
     ("Risiko nu", "Risiko (%)", 20),
@@ -82,6 +102,7 @@ def _footer(network_list: NetworkList):  # noqa: ANN202 - reportlab page callbac
         basis = f"{RULE_LIST_SHORT_DA} (ikke modellen) · " if network_list.basis_da else ""
         canvas.drawString(_MARGIN, 8 * mm,
                           f"{basis}{SIGNAL_SHORT_DA} — ikke en vurdering af eller afgørelse om et barn.")
+        canvas.drawString(_MARGIN, canvas._pagesize[1] - 9 * mm, LIST_AUDIENCE_NOTE_DA[network_list.audience])
         canvas.drawRightString(width - _MARGIN, 8 * mm,
                                f"{network_list.network_name} · {network_list.term} · side {doc.page}")
         canvas.drawRightString(width - _MARGIN, canvas._pagesize[1] - 9 * mm,
@@ -94,23 +115,30 @@ def _footer(network_list: NetworkList):  # noqa: ANN202 - reportlab page callbac
 def _summary_story(network_list: NetworkList) -> list:
     s = network_list.summary
     story: list = [
-        Paragraph("Flagliste til netværket", _TITLE),
+        Paragraph(escape(LIST_TITLE_DA[network_list.audience]), _TITLE),
         _p(f"{network_list.network_name} · {network_list.municipality} · termin "
            f"{network_list.term} · skæringsdato {network_list.lineage.get('as_of_date', '')}", _BODY),
         Spacer(1, 4 * mm),
     ]
-    box = Table([[_p(network_list.heading_da, _DISCLAIMER)]], colWidths=[180 * mm])
+    box = Table([[_p(DISCLAIMER_DA, _DISCLAIMER)]], colWidths=[180 * mm])
     box.setStyle(TableStyle([
         ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#7a0010")),
         ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fbeff1")),
         ("LEFTPADDING", (0, 0), (-1, -1), 6), ("TOPPADDING", (0, 0), (-1, -1), 6),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
     ]))
-    story += [box, Paragraph("Denne termin", _H2)]
+    story += [box, Spacer(1, 2 * mm), _p(network_list.purpose_da, _DISCLAIMER)]
+    if network_list.basis_da:
+        story += [Spacer(1, 2 * mm), _p(network_list.basis_da, _DISCLAIMER)]
+    story.append(Paragraph("Denne termin", _H2))
     counts = [
         ["Elever på listen", s["flagged"]],
         ["Nye på listen", s["ny"]],
         ["Fortsat på listen", s["fortsat"]],
+    ]
+    if network_list.audience == AUDIENCE_NETWORK:
+        counts.append(["Afventer UU-vurdering (ikke navngivet)", s.get("afventer_vurdering", 0)])
+    counts += [
         ["Ikke længere på listen", s["ikke_laengere"]],
         ["   heraf stadig i netværket (navngivet sidst i listen)", s["ikke_laengere_i_netvaerket"]],
         ["   heraf ikke længere i netværket (kun talt med)", s["ikke_laengere_udenfor"]],
@@ -133,15 +161,19 @@ def _summary_story(network_list: NetworkList) -> list:
         Paragraph("Sådan læses listen", _H2),
         _p("Årsager er de største faktorer, netværket kan handle på, hver med elevens værdi og en "
            "referenceværdi for elever på samme klassetrin i kommunen. Forhold på skoleniveau og "
-           "manglende data er ikke årsager; de står som kontekst i Excel-filen.", _BODY),
+           "manglende data er ikke årsager"
+           + ("." if network_list.audience == AUDIENCE_NETWORK else "; de står som kontekst i Excel-filen."),
+           _BODY),
         _p("Udvikling er ændringen i risiko siden sidste termin i procentpoint (stigende, "
            "faldende, stabil). Mønster skelner mellem tidlig starter (mange risikofaktorer "
            "tidligt) og sen starter (få faktorer, stigende over tid).", _BODY),
         _p("Fagligheder: fravær peger på skolen og sundhedsplejersken, læring på PPR og lærerne, "
            "trivsel og støtte på socialrådgiveren, mobilitet på skolen; UU-vejlederen er med ved "
            "alle elever.", _BODY),
-        _p("Hver elev skal vurderes fagligt af netværket, før der tages kontakt til familien.",
-           _BODY),
+        *([_p("UU-vurdering er UU-vejlederens beslutning og dato. Trinnet på indsatstrappen er "
+              "UU-vejlederens valg, ellers et forslag ud fra risikoniveauet.", _BODY)]
+          if network_list.audience == AUDIENCE_NETWORK else []),
+        _p(LIST_BEFORE_CONTACT_DA[network_list.audience], _BODY),
         Paragraph("Sporbarhed", _H2),
     ]
     lineage_rows = [[_p(label, _SMALL), _p(network_list.lineage.get(key, ""), _SMALL)]
@@ -169,6 +201,12 @@ def _cells(row: dict, key: str) -> Paragraph | list[Paragraph]:
         return Paragraph("<br/>".join(f"• {escape(r)}" for r in reasons), _CELL)
     if key == "Risiko (%)":
         return _p(_risk_text(row[key]))
+    if key == "_risk_tier":
+        return _p("\n".join(x for x in (_risk_text(row["Risiko (%)"]), row["Niveau"]) if x))
+    if key == "_review":
+        decision = row["UU-vurdering"] + (f" ({row['Vurderet']})" if row["Vurderet"] else "")
+        step = row["Trin på indsatstrappen"]
+        return [_p(decision, _CELL_BOLD), *([_p(f"Trin: {step}")] if step else [])]
     return _p(row[key])
 
 
@@ -196,19 +234,20 @@ def _table(rows: list[dict], columns: tuple) -> Table:
     return table
 
 
-def write_pdf(network_list: NetworkList, path: Path) -> None:
+def write_pdf(network_list: NetworkList, path: Path | BinaryIO) -> None:
     """Write the PDF.
 
     Args:
         network_list: From ``flags.export.build_network_list``.
-        path: The ``.pdf`` file to write.
+        path: The ``.pdf`` file (or a binary stream) to write.
     """
     portrait_frame = Frame(_MARGIN, _MARGIN, A4[0] - 2 * _MARGIN, A4[1] - 2 * _MARGIN, id="portrait")
     wide = landscape(A4)
     landscape_frame = Frame(_MARGIN, _MARGIN, wide[0] - 2 * _MARGIN, wide[1] - 2 * _MARGIN, id="wide")
     footer = _footer(network_list)
     doc = BaseDocTemplate(
-        str(path), pagesize=A4, title=f"Flagliste {network_list.network_name} {network_list.term}",
+        str(path) if isinstance(path, Path) else path, pagesize=A4,
+        title=f"{LIST_TITLE_DA[network_list.audience]} {network_list.network_name} {network_list.term}",
         author="Alle skal med", subject=DISCLAIMER_DA, invariant=True,
         leftMargin=_MARGIN, rightMargin=_MARGIN, topMargin=_MARGIN, bottomMargin=_MARGIN,
     )
@@ -218,9 +257,12 @@ def write_pdf(network_list: NetworkList, path: Path) -> None:
     ])
     story = _summary_story(network_list)
     story += [NextPageTemplate("list"), PageBreak()]
-    story += [Paragraph(f"Elever på listen — {network_list.network_name}, {network_list.term}", _H2)]
+    story += [Paragraph(escape(f"Elever på listen — {network_list.network_name}, {network_list.term}"), _H2)]
+    if network_list.basis_da:
+        story.append(_p(network_list.basis_da, _DISCLAIMER))
+    columns = _NETWORK_COLUMNS if network_list.audience == AUDIENCE_NETWORK else _LIST_COLUMNS
     if network_list.rows:
-        story.append(_table(network_list.rows, _LIST_COLUMNS))
+        story.append(_table(network_list.rows, columns))
     else:
         story.append(_p("Ingen elever på listen denne termin.", _BODY))
     story.append(Paragraph("Ikke længere på listen", _H2))
@@ -233,5 +275,5 @@ def write_pdf(network_list: NetworkList, path: Path) -> None:
         story.append(KeepTogether([Spacer(1, 2 * mm), _p(
             f"{outside} elev(er) fra sidste termins liste er ikke længere i netværket (skoleskift, "
             "fraflytning eller uden for de screenede klassetrin) og vises derfor ikke her.", _BODY)]))
-    story += [Spacer(1, 4 * mm), _p(network_list.heading_da, _DISCLAIMER)]
+    story += [Spacer(1, 4 * mm), _p(DISCLAIMER_DA, _DISCLAIMER)]
     doc.build(story)

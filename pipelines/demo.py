@@ -102,9 +102,10 @@ def _summarise(manifest: dict[str, Any], console: Console) -> None:
         elif key == "reason_agreement":
             console.print(f"  reasons vs. the generator's causes: {value.get('share')} of flagged pupils "
                           f"have a reason naming a true cause (top reason: {value.get('top1_share')})")
-        elif key == "flag_lists":
+        elif key == "uu_worklists":
             console.print(f"  flag lists:  {len(value)} networks, "
-                          f"{sum(v['flagged'] for v in value)} pupils flagged")
+                          f"{sum(v['flagged'] for v in value)} pupils flagged; UU working lists in "
+                          "uu_worklists/ (networks get their lists from 'ews serve' after review)")
     gate = manifest.get("gate")
     if gate is not None:
         console.print("  publication gate: " + ("passed: the lists are the model's" if gate["passed"] else

@@ -76,7 +76,10 @@ def explanation_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
 
 
 def flag_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
-    """Each network's flag list (new, still, no longer flagged) and its Excel, PDF and CSV.
+    """Each network's flag list (new, still, no longer flagged) and the UU working lists.
+
+    The files name every flagged pupil before review, so they are the UU consultants' working
+    lists (``uu_worklists/``); the network's list is served by the review app after review.
 
     What is published follows the gate (``ctx.extra["gate"]``): the model's lists; the best
     rule's lists (``flags.rule_lists``); or, with ``publication.on_gate_failure: no_list``, no
@@ -89,7 +92,7 @@ def flag_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
     gate = ctx.extra["gate"]
     if gate["published"] == PUBLISHED_NO_LIST:
         withdraw_flag_lists(session.con, str(ctx.term))
-        return {"flag_lists": []}
+        return {"uu_worklists": []}
     rule = None
     if gate["published"] == PUBLISHED_RULE_LIST:
         from flags.rule_lists import rule_basis
@@ -103,8 +106,8 @@ def flag_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
                "model_id": ctx.extra["bundle"].model_id, "config_hash": ctx.config_hash,
                "data_snapshot": ctx.data_snapshot, "code_version": ctx.code_version}
     entries = publish_flag_lists(session.con, session.identity, ctx.config, str(ctx.term), ctx.run_id,
-                                 ctx.run_dir / "flag_lists", lineage, rule=rule)
-    return {"flag_lists": entries}
+                                 ctx.run_dir / "uu_worklists", lineage, rule=rule)
+    return {"uu_worklists": entries}
 
 
 STAGES: list[tuple[str, Any]] = [

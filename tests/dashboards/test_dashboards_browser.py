@@ -68,3 +68,43 @@ def test_consultant_reviews_a_flag_in_the_browser(env: AppEnv, live: LiveServer,
     assert any(e["action"] == "view_pupil" and e["object_id"] == pupil_id for e in env.store.read_audit())
     if os.environ.get("EWS_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, DOCS_SCREENSHOT)
+
+
+def test_network_member_downloads_the_reviewed_list_in_the_browser(env: AppEnv, live: LiveServer,
+                                                                   tmp_path: Path) -> None:
+    import httpx
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.dashboards.dashboard_helpers import csrf_of, login, pupil_links
+    from tests.flags.flag_fixtures import pdf_text
+
+    schools = [s for s, n in env.sample.school_network.items() if n == "N001"]
+    with httpx.Client(base_url=live.url) as vera:  # one confirmed flag at N001 (the review flow is tested above)
+        login(vera, "vera")
+        for pupil in pupil_links(vera.get("/vejleder?vis=afventer").text):
+            html = vera.get(f"/elev/{pupil}").text
+            if any(f"skole {s}" in html for s in schools):
+                vera.post(f"/elev/{pupil}/vurdering", data={"csrf_token": csrf_of(html),
+                                                           "term": env.sample.terms[-1], "decision": "bekraeftet"})
+                break
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="da-DK", accept_downloads=True)
+            page.goto(f"{live.url}/")
+            page.get_by_label("Brugernavn").fill("nina")
+            page.get_by_label("Adgangskode").fill(PASSWORD)
+            page.get_by_role("button", name="Log ind").click()
+            rows = page.locator("table.list tbody tr")
+            expect(rows).to_have_count(1)
+            name = rows.first.get_by_role("link").inner_text()
+            with page.expect_download() as download_info:
+                page.get_by_role("link", name="PDF", exact=True).click()
+            download = download_info.value
+            assert download.suggested_filename.startswith("flagliste_N001_")
+            saved = tmp_path / download.suggested_filename
+            download.save_as(saved)
+        finally:
+            browser.close()
+    text = pdf_text(saved)
+    assert name in text and "Bekræftet: drøftes i netværket" in text

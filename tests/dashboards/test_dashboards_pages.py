@@ -17,6 +17,7 @@ from dashboards.app import create_app
 from dashboards.reads import population_stability_index
 from dashboards.settings import DashboardSettings
 from ews.warehouse import WarehousePaths, staged_write
+from flags.labels import DISCLAIMER_DA
 from tests.dashboards.dashboard_helpers import AppEnv, LiveServer, csrf_of, login, pupil_links
 
 
@@ -202,8 +203,10 @@ def test_csv_export_is_for_excel_and_holds_only_the_networks_active_flags(env: A
     with httpx.Client(base_url=live.url) as nina:
         login(nina, "nina")
         empty = nina.get("/netvaerk/N001/eksport.csv")
-    assert empty.status_code == 200 and empty.text.startswith("\ufeffElev-id;Navn")
-    assert len(empty.text.strip().splitlines()) == 1  # nothing confirmed yet
+    lines = empty.text.lstrip("\ufeff").strip().splitlines()
+    assert empty.status_code == 200 and empty.text.startswith("\ufeff")
+    assert lines[0] == DISCLAIMER_DA and lines[1].startswith("Nr.;Status;Navn")
+    assert len(lines) == 2  # nothing confirmed yet
     assert "attachment" in empty.headers["content-disposition"]
 
 

@@ -18,11 +18,13 @@ from rich.console import Console
 
 from ews.warehouse import open_readonly
 from flags.excel import HEADER_ROW
-from flags.export import LIST_HEADERS
-from flags.labels import DISCLAIMER_DA
+from flags.export import LIST_HEADERS, WORKLIST_SUFFIX
+from flags.labels import DISCLAIMER_DA, LIST_AUDIENCE_NOTE_DA, LIST_TITLE_DA
 from models.explain import check_stored_additivity
 from tests.flags.flag_fixtures import pdf_text
 
+#: Row 1 of the UU working list (Excel) and line 1 of its CSV: the sentence and who it is for.
+WORKLIST_FIRST_LINE = f"{DISCLAIMER_DA} {LIST_AUDIENCE_NOTE_DA['uu']}."
 pytestmark = pytest.mark.slow
 
 
@@ -61,7 +63,7 @@ def _scores(state: Path, run_id: str) -> dict[str, str]:
 def test_every_network_gets_an_excel_and_a_pdf_with_the_counts_of_the_manifest(demo):
     state, manifest = demo
     assert manifest["status"] == "succeeded"
-    entries = manifest["outputs"]["flag_lists"]
+    entries = manifest["outputs"]["uu_worklists"]
     network_of = _scores(state, manifest["run_id"])
     assert set(network_of.values()) <= {e["network"] for e in entries}
     for entry in entries:
@@ -70,9 +72,9 @@ def test_every_network_gets_an_excel_and_a_pdf_with_the_counts_of_the_manifest(d
         sheet = workbook["Flagliste"]
         heading = sheet.cell(row=1, column=1).value
         if manifest["gate"]["passed"]:
-            assert heading == DISCLAIMER_DA
+            assert heading == WORKLIST_FIRST_LINE
         else:  # the model did not pass the publication gate: the best rule's list, labelled
-            assert heading.startswith(DISCLAIMER_DA) and "REGELLISTE" in heading
+            assert heading.startswith(WORKLIST_FIRST_LINE) and "REGELLISTE" in heading
         assert [c.value for c in sheet[HEADER_ROW]] == list(LIST_HEADERS)
         rows = list(sheet.iter_rows(min_row=HEADER_ROW + 1, values_only=True))
         assert len(rows) == entry["flagged"]
@@ -121,3 +123,98 @@ def test_the_manifest_reports_the_agreement(demo):
     assert agreement is not None, "ews demo should put outputs.reason_agreement in the manifest"
     assert 0 <= agreement["share"] <= 1
     json.dumps(agreement)  # plain JSON in the manifest
+
+
+def _any_file_text(path: Path) -> str:
+    if path.suffix == ".pdf":
+        return pdf_text(path)
+    if path.suffix == ".xlsx":
+        workbook = openpyxl.load_workbook(path)
+        return " ".join(str(v) for ws in workbook for row in ws.iter_rows(values_only=True) for v in row if v)
+    return path.read_bytes().decode("utf-8", errors="ignore")
+
+
+def test_no_file_a_run_writes_names_an_unreviewed_child_except_the_uu_working_lists(demo):
+    """Every file in every run folder: names of flagged (so far unreviewed) pupils only in UU lists."""
+    state, manifest = demo
+    runs = sorted(p for p in (state / "runs").iterdir() if (p / "manifest.json").is_file())
+    assert manifest["run_id"] in {p.name for p in runs}
+    with open_readonly(state) as con:
+        flagged = [r[0] for r in con.execute(
+            "SELECT DISTINCT pupil_id FROM flags_pupil_term WHERE status <> 'ikke_laengere'").fetchall()]
+    with open_readonly(state, identity=True) as identity:
+        names = [r[0] for r in identity.execute(
+            "SELECT first_name || ' ' || last_name FROM identity_pupils WHERE list_contains($p, pupil_id)",
+            {"p": flagged}).fetchall()]
+    assert len(names) == len(flagged) > 0  # no review in the demo: every one of them is unreviewed
+    named_in = 0
+    for run in runs:
+        run_manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+        worklists = {(run / entry[fmt]).resolve() if not Path(entry[fmt]).is_absolute() else Path(entry[fmt])
+                     for entry in run_manifest["outputs"].get("uu_worklists", []) for fmt in ("xlsx", "pdf", "csv")}
+        for path in sorted(p for p in run.rglob("*") if p.is_file()):
+            text = _any_file_text(path)
+            assert LIST_TITLE_DA["netvaerk"] not in text, path  # no network-facing list at all
+            if any(name in text for name in names):
+                named_in += 1
+                assert path.resolve() in worklists, f"{path} names an unreviewed pupil"
+                assert path.stem.endswith(WORKLIST_SUFFIX) and LIST_AUDIENCE_NOTE_DA["uu"] in text, path
+    assert named_in >= 3  # the grep finds the names where they are (the UU lists)
+
+
+def test_after_one_review_through_the_app_the_networks_files_name_that_pupil_alone(demo, tmp_path):
+    """The demo's state, served by the app: nobody named before a review, then the reviewed pupil alone."""
+    import httpx
+
+    from dashboards.app import create_app
+    from dashboards.settings import DashboardSettings
+    from dashboards.store import AppStore
+    from ews.settings import Settings
+    from tests.dashboards.dashboard_helpers import FAST_HASHER, LiveServer, csrf_of, login
+
+    state, manifest = demo
+    with open_readonly(state) as con:
+        flagged = con.execute(
+            "SELECT pupil_id, network_id, school_code, term FROM flags_pupil_term WHERE run_id = $r "
+            "AND status <> 'ikke_laengere' ORDER BY network_id, list_rank", {"r": manifest["run_id"]}).df()
+    pupil, network, school, term = flagged.iloc[0][["pupil_id", "network_id", "school_code", "term"]]
+    own = flagged.loc[flagged["network_id"] == network, "pupil_id"].tolist()
+    with open_readonly(state, identity=True) as identity:
+        names = dict(identity.execute(
+            "SELECT pupil_id, first_name || ' ' || last_name FROM identity_pupils WHERE list_contains($p, pupil_id)",
+            {"p": own}).fetchall())
+    others = {n for p, n in names.items() if p != pupil and n != names[pupil]}
+    assert len(own) > 1 and others
+    store = AppStore(state / "app.sqlite", hasher=FAST_HASHER)
+    store.add_user("uu", "UU Vejleder", "consultant", "korrekt-hest-batteri-42")
+    store.assign("uu", "school", school)
+    store.add_user("net", "Netværk Medlem", "network_member", "korrekt-hest-batteri-42")
+    store.assign("net", "network", network)
+    app = create_app(Settings(state_dir=state), DashboardSettings(), store)
+
+    def download(client: httpx.Client) -> dict[str, str]:
+        texts = {}
+        for fmt in ("pdf", "xlsx", "csv"):
+            response = client.get(f"/netvaerk/{network}/eksport.{fmt}")
+            assert response.status_code == 200, fmt
+            path = tmp_path / f"list.{fmt}"
+            path.write_bytes(response.content)
+            texts[fmt] = _any_file_text(path)
+        return texts
+
+    with LiveServer(app) as live, httpx.Client(base_url=live.url) as net, httpx.Client(base_url=live.url) as uu:
+        assert login(net, "net", "korrekt-hest-batteri-42").status_code == 303
+        for fmt, text in download(net).items():
+            assert DISCLAIMER_DA in text and not any(name in text for name in names.values()), fmt
+        assert login(uu, "uu", "korrekt-hest-batteri-42").status_code == 303
+        page = uu.get(f"/elev/{pupil}")
+        assert page.status_code == 200
+        saved = uu.post(f"/elev/{pupil}/vurdering",
+                        data={"csrf_token": csrf_of(page.text), "term": term, "decision": "bekraeftet"})
+        assert saved.status_code == 303
+        for fmt, text in download(net).items():
+            assert DISCLAIMER_DA in text and names[pupil] in text, fmt
+            assert not any(name in text for name in others), fmt
+            assert "Bekræftet: drøftes i netværket" in text, fmt
+    exports = [e for e in store.read_audit(limit=100, username="net") if e["action"] == "export"]
+    assert len(exports) == 6 and {e["object_id"] for e in exports} == {network}

@@ -5,17 +5,42 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 
 import openpyxl
 import pandas as pd
 import pytest
 
+from ews.cells import spreadsheet_cell
 from flags.excel import HEADER_ROW
-from flags.export import LIST_HEADERS, UNKNOWN_NAME, export_flag_lists, safe_file_stem
-from flags.labels import DISCLAIMER_DA
-from flags.selection import build_flag_lists, store_flag_lists
+from flags.export import (
+    LIST_HEADERS,
+    NETWORK_LIST_HEADERS,
+    UNKNOWN_NAME,
+    WORKLIST_SUFFIX,
+    ReviewShown,
+    build_network_list,
+    csv_bytes,
+    export_flag_lists,
+    read_identities,
+    safe_file_stem,
+    write_files,
+)
+from flags.labels import (
+    DISCLAIMER_DA,
+    LIST_AUDIENCE_NOTE_DA,
+    LIST_BEFORE_CONTACT_DA,
+    LIST_PURPOSE_DA,
+    LIST_PURPOSE_UNREVIEWED_DA,
+    LIST_TITLE_DA,
+    NOT_REVIEWED_DA,
+    list_basis_da,
+)
+from flags.selection import build_flag_lists, read_flag_lists, store_flag_lists
 from tests.flags.flag_fixtures import CUR_RUN, CUR_TERM, clone_warehouse, pdf_text
 
+#: Row 1 of the UU working list (Excel) and line 1 of its CSV: the sentence and who it is for.
+WORKLIST_FIRST_LINE = f"{DISCLAIMER_DA} {LIST_AUDIENCE_NOTE_DA['uu']}."
 NAME = re.compile(r"Fornavn(\d+) Testesen")
 LINEAGE = {"model_id": "model-test-1", "config_hash": "cfg123", "data_snapshot": "snap456",
            "code_version": "0.1.0+abc", "as_of_date": "2025-11-15"}
@@ -53,8 +78,9 @@ def test_one_entry_per_network_with_files_and_counts(exported, two_runs):
         flagged, _ = _expected(two_runs, entry["network"])
         assert entry["flagged"] == len(flagged) == 6
         for ext in ("xlsx", "pdf", "csv"):
-            assert entry[ext] == f"lister/{entry['network']}.{ext}"
+            assert entry[ext] == f"lister/{entry['network']}_uu-arbejdsliste.{ext}"
             assert (out.parent / entry[ext]).stat().st_size > 0
+        assert entry["audience"] == "uu"
 
 
 def test_workbook_has_danish_headers_and_only_its_own_pupils(exported, two_runs):
@@ -64,7 +90,7 @@ def test_workbook_has_danish_headers_and_only_its_own_pupils(exported, two_runs)
         workbook = openpyxl.load_workbook(out.parent / entry["xlsx"])
         assert workbook.sheetnames == ["Resumé", "Flagliste", "Ikke længere", "Sporbarhed"]
         sheet = workbook["Flagliste"]
-        assert sheet.cell(row=1, column=1).value == DISCLAIMER_DA
+        assert sheet.cell(row=1, column=1).value == WORKLIST_FIRST_LINE
         headers = [c.value for c in sheet[HEADER_ROW]]
         assert headers == list(LIST_HEADERS)
         frame = pd.DataFrame(list(sheet.iter_rows(min_row=HEADER_ROW + 1, values_only=True)), columns=headers)
@@ -100,7 +126,7 @@ def test_csv_is_for_danish_excel_and_has_the_same_pupils(exported, two_runs):
         raw = (out.parent / entry["csv"]).read_bytes()
         assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
         lines = raw.decode("utf-8-sig").splitlines()
-        assert lines[0] == DISCLAIMER_DA
+        assert lines[0] == WORKLIST_FIRST_LINE
         assert lines[1].split(";") == list(LIST_HEADERS)
         rows = list(csv.DictReader(io.StringIO("\n".join(lines[1:])), delimiter=";"))
         flagged, staying = _expected(two_runs, entry["network"])
@@ -115,7 +141,7 @@ def test_pdf_has_the_summary_first_the_disclaimer_and_only_its_own_pupils(export
     for entry in entries:
         text = pdf_text(out.parent / entry["pdf"])
         summary_page = text.split(" side 2 ")[0]
-        for phrase in ("Flagliste til netværket", network_names[entry["network"]], CUR_TERM,
+        for phrase in ("Arbejdsliste til UU-vejlederen", network_names[entry["network"]], CUR_TERM,
                        f"Elever på listen {entry['flagged']}", "Nye på listen", "Fortsat på listen",
                        "Ikke længere på listen", "Netværkets kapacitet pr. termin 6", DISCLAIMER_DA,
                        CUR_RUN, "cfg123", "snap456"):
@@ -173,7 +199,8 @@ def test_a_network_without_pupils_still_gets_its_files(two_runs, tmp_path):
     entries = export_flag_lists(con, two_runs.identity, config, CUR_TERM, CUR_RUN, tmp_path, LINEAGE)
     empty = entries[-1]
     assert empty["network"] == "N4 Vest/Ø" and empty["flagged"] == 0
-    assert empty["pdf"].endswith(f"{safe_file_stem('N4 Vest/Ø')}.pdf") and "/" not in safe_file_stem("N4 Vest/Ø")
+    assert empty["pdf"].endswith(f"{safe_file_stem('N4 Vest/Ø')}_uu-arbejdsliste.pdf")
+    assert "/" not in safe_file_stem("N4 Vest/Ø")
     assert "Ingen elever på listen denne termin" in pdf_text(empty["pdf"])
     workbook = openpyxl.load_workbook(empty["xlsx"])
     assert workbook["Flagliste"].max_row == HEADER_ROW
@@ -187,6 +214,142 @@ def test_publish_builds_stores_and_exports_in_one_call(two_runs, tmp_path):
     entries = publish_flag_lists(con, two_runs.identity, two_runs.config, CUR_TERM, CUR_RUN, tmp_path / "lister",
                                  LINEAGE, relative_to=tmp_path)
     assert [(e["network"], e["flagged"], e["pdf"]) for e in entries] == [
-        ("N1", 6, "lister/N1.pdf"), ("N2", 6, "lister/N2.pdf"), ("N3", 6, "lister/N3.pdf")]
+        ("N1", 6, "lister/N1_uu-arbejdsliste.pdf"), ("N2", 6, "lister/N2_uu-arbejdsliste.pdf"),
+        ("N3", 6, "lister/N3_uu-arbejdsliste.pdf")]
     stored = con.execute("SELECT count(*) FROM flags_pupil_term WHERE run_id = $r", {"r": CUR_RUN}).fetchone()[0]
     assert stored == len(two_runs.flags[CUR_RUN])
+
+
+def _file_text(path) -> str:
+    path = Path(path)
+    if path.suffix == ".pdf":
+        return pdf_text(path)
+    if path.suffix == ".xlsx":
+        workbook = openpyxl.load_workbook(path)
+        return " ".join(str(v) for ws in workbook for row in ws.iter_rows(values_only=True) for v in row if v)
+    return path.read_text(encoding="utf-8-sig")
+
+
+def test_the_run_writes_only_uu_working_lists_framed_as_review_before_contact(exported, two_runs):
+    out, entries = exported
+    flags = two_runs.flags[CUR_RUN]
+    flagged_names = _names_of(set(flags.loc[flags["status"] != "ikke_laengere", "pupil_id"]))
+    written = sorted(p for p in out.rglob("*") if p.is_file())
+    assert len(written) == 3 * len(entries)
+    for path in written:
+        text = _file_text(path)
+        assert path.stem.endswith(WORKLIST_SUFFIX), path
+        assert LIST_TITLE_DA["netvaerk"] not in text  # nothing framed for the network
+        assert "vurderes fagligt af netværket, før der tages kontakt" not in text
+        assert LIST_AUDIENCE_NOTE_DA["uu"] in text, path
+        if path.suffix != ".csv":
+            assert LIST_TITLE_DA["uu"] in text and LIST_PURPOSE_DA["uu"] in text, path
+            assert LIST_BEFORE_CONTACT_DA["uu"] in text, path
+        # the working lists are where the unreviewed names are (control for the grep above)
+        assert any(name in text for name in flagged_names), path
+
+
+def _network_list(two_runs, network: str, reviewed: dict[str, ReviewShown], awaiting: int,
+                  require_review: bool = True, identity=None):
+    flags = two_runs.flags[CUR_RUN]
+    shown = flags[flags["pupil_id"].isin(reviewed)]
+    identities = read_identities(identity or two_runs.identity, sorted(reviewed))
+    return build_network_list(shown, identities, two_runs.config, network, CUR_TERM, LINEAGE,
+                              audience="netvaerk", reviews=reviewed, awaiting=awaiting,
+                              require_review=require_review)
+
+
+def _flagged_of(two_runs, network: str) -> list[str]:
+    flags = two_runs.flags[CUR_RUN]
+    own = flags[(flags["network_id"] == network) & (flags["status"] != "ikke_laengere")]
+    return own["pupil_id"].tolist()
+
+
+def test_the_networks_list_names_only_the_reviewed_pupils_with_the_decision_in_every_format(two_runs, tmp_path):
+    pupils = _flagged_of(two_runs, "N2")
+    confirmed, stepped = pupils[0], pupils[1]
+    reviewed = {confirmed: ReviewShown("Bekræftet: drøftes i netværket", "01-12-2025"),
+                stepped: ReviewShown("Trin på indsatstrappen", "02-12-2025", step="Trin 2: netværksmøde",
+                                     carried_from="2025/26-H0")}
+    network_list = _network_list(two_runs, "N2", reviewed, awaiting=len(pupils) - 2)
+    paths = {fmt: tmp_path / f"N2.{fmt}" for fmt in ("xlsx", "pdf", "csv")}
+    write_files(network_list, dict(paths))
+    texts = {fmt: _file_text(p) for fmt, p in paths.items()}
+    names = _names_of(set(pupils))
+    for fmt, text in texts.items():
+        assert DISCLAIMER_DA in text, fmt
+        assert {n for n in names if n in text} == _names_of({confirmed, stepped}), fmt
+        assert "Bekræftet: drøftes i netværket" in text and "Trin 2: netværksmøde" in text, fmt
+        assert LIST_TITLE_DA["uu"] not in text, fmt
+    assert "Afventer UU-vurdering (ikke navngivet) 4" in texts["pdf"]
+    sheet = openpyxl.load_workbook(paths["xlsx"])["Flagliste"]
+    assert sheet.cell(row=1, column=1).value == DISCLAIMER_DA
+    frame = pd.DataFrame(list(sheet.iter_rows(min_row=HEADER_ROW + 1, values_only=True)),
+                         columns=[c.value for c in sheet[HEADER_ROW]])
+    assert list(frame.columns) == list(NETWORK_LIST_HEADERS)
+    by_pupil = frame.set_index("Elev-id (pseudonym)")
+    assert by_pupil.loc[confirmed, "UU-vurdering"] == "Bekræftet: drøftes i netværket"
+    assert by_pupil.loc[confirmed, "Vurderet"] == "01-12-2025"
+    assert by_pupil.loc[confirmed, "Trin på indsatstrappen"].endswith("(forslag ud fra risikoniveau)")
+    assert by_pupil.loc[stepped, "UU-vurdering"] == "Trin på indsatstrappen (overført fra 2025/26-H0)"
+    assert by_pupil.loc[stepped, "Trin på indsatstrappen"] == "Trin 2: netværksmøde"
+    rows = list(csv.reader(io.StringIO(texts["csv"]), delimiter=";"))
+    assert rows[0] == [DISCLAIMER_DA] and rows[1] == list(NETWORK_LIST_HEADERS) and len(rows) == 4
+
+
+def test_a_list_shown_before_review_says_so_and_marks_the_unreviewed(two_runs, tmp_path):
+    pupils = _flagged_of(two_runs, "N1")
+    flags = two_runs.flags[CUR_RUN]
+    network_list = build_network_list(
+        flags[flags["pupil_id"].isin(pupils)], read_identities(two_runs.identity, pupils), two_runs.config, "N1",
+        CUR_TERM, LINEAGE, audience="netvaerk", reviews={}, require_review=False)
+    assert network_list.purpose_da == LIST_PURPOSE_UNREVIEWED_DA
+    assert {row["UU-vurdering"] for row in network_list.rows} == {NOT_REVIEWED_DA}
+
+
+def test_spreadsheet_cells_never_start_a_formula():
+    for text in ("=1+1", "+45 12 34 56 78", "-2+3", "@SUM(A1)", "\t=1", "\r=1"):
+        assert spreadsheet_cell(text) == "'" + text
+    assert spreadsheet_cell("Anna") == "Anna" and spreadsheet_cell(-3) == -3 and spreadsheet_cell(None) is None
+
+
+def test_formulas_in_names_are_escaped_in_csv_and_excel(two_runs, tmp_path):
+    identity = clone_warehouse(two_runs.identity)
+    victim = _flagged_of(two_runs, "N3")[0]
+    identity.execute("UPDATE identity_pupils SET first_name = '=HYPERLINK(\"http://x\",\"klik\")', "
+                     "last_name = 'X', class_label = '@7A' WHERE pupil_id = $p", {"p": victim})
+    entries = export_flag_lists(two_runs.con, identity, two_runs.config, CUR_TERM, CUR_RUN, tmp_path, LINEAGE)
+    entry = next(e for e in entries if e["network"] == "N3")
+    rows = list(csv.reader(io.StringIO(Path(entry["csv"]).read_text(encoding="utf-8-sig")), delimiter=";"))
+    row = next(r for r in rows[2:] if r[-1] == victim)
+    assert row[2] == "'=HYPERLINK(\"http://x\",\"klik\") X" and row[3] == "'@7A"
+    assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r)
+    sheet = openpyxl.load_workbook(entry["xlsx"])["Flagliste"]
+    cell = next(r[2] for r in sheet.iter_rows(min_row=HEADER_ROW + 1) if r[-1].value == victim)
+    assert cell.value.startswith("'=") and cell.data_type == "s"
+    network_list = _network_list(two_runs, "N3", {victim: ReviewShown("Afvist? nej: =1+1", "01-12-2025")}, 0,
+                                 identity=identity)
+    network_csv = csv_bytes(network_list).decode("utf-8-sig")
+    assert "'=HYPERLINK" in network_csv and "'@7A" in network_csv
+
+
+def test_a_rule_list_says_so_in_every_format(two_runs, tmp_path):
+    con = clone_warehouse(two_runs.con)
+    con.execute("ALTER TABLE flags_pupil_term ADD COLUMN IF NOT EXISTS list_basis VARCHAR")
+    con.execute("UPDATE flags_pupil_term SET list_basis = 'regel:fravaer_over_10pct'")
+    line = list_basis_da("regel:fravaer_over_10pct")
+    assert line.startswith("REGELLISTE") and "fraværsreglen" in line and list_basis_da("model") is None
+    entries = export_flag_lists(con, two_runs.identity, two_runs.config, CUR_TERM, CUR_RUN, tmp_path, LINEAGE)
+    for entry in entries:
+        for fmt in ("xlsx", "pdf", "csv"):
+            text = _file_text(entry[fmt])
+            assert "REGELLISTE" in text and "fraværsreglen" in text, (entry["network"], fmt)
+    assert Path(entries[0]["csv"]).read_text(encoding="utf-8-sig").splitlines()[0].endswith(line)
+    flags = read_flag_lists(con, CUR_RUN)
+    pupils = _flagged_of(two_runs, "N1")[:1]
+    network_list = build_network_list(flags[flags["pupil_id"].isin(pupils)],
+                                      read_identities(two_runs.identity, pupils), two_runs.config, "N1", CUR_TERM,
+                                      LINEAGE, audience="netvaerk",
+                                      reviews={pupils[0]: ReviewShown("Bekræftet: drøftes i netværket", "")})
+    assert network_list.basis_da == line
+    assert csv_bytes(network_list).decode("utf-8-sig").splitlines()[0] == f"{DISCLAIMER_DA} {line}"

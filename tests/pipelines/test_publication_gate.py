@@ -102,7 +102,7 @@ def test_every_file_of_a_rule_list_says_it_is_a_rule_list(shuffled_run):
 
     _state, manifest = shuffled_run
     run_dir = Path(manifest["outputs"]["manifest"]).parent
-    entries = manifest["outputs"]["flag_lists"]
+    entries = manifest["outputs"]["uu_worklists"]
     assert entries
     for entry in entries:
         files = {ext: Path(entry[ext]) if Path(entry[ext]).is_absolute() else run_dir / entry[ext]
@@ -134,9 +134,9 @@ def test_no_list_writes_no_list(one_school, tmp_path, monkeypatch):
     config.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     manifest = run_state(monkeypatch, tmp_path / "state", synthetic)
     assert manifest["gate"]["passed"] is False and manifest["gate"]["published"] == "no_list"
-    assert manifest["outputs"]["flag_lists"] == []
+    assert manifest["outputs"]["uu_worklists"] == []
     assert any("no flag list was written" in w for w in manifest["warnings"])
-    assert not (Path(manifest["outputs"]["manifest"]).parent / "flag_lists").exists()
+    assert not (Path(manifest["outputs"]["manifest"]).parent / "uu_worklists").exists()
     with open_readonly(tmp_path / "state") as con:
         count = con.execute("SELECT count(*) FROM flags_pupil_term WHERE term = $t", {"t": TERM}).fetchone()[0]
     assert count == 0

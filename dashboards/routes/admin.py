@@ -1,0 +1,62 @@
+"""User administration for admins: accounts, roles, assignments (every change is audited)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from dashboards.deps import Admin, Ctx
+from dashboards.store import StoreError
+from dashboards.web import audit, check_csrf, render
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.get("/brugere", response_class=HTMLResponse)
+def admin_users(request: Request, ctx: Ctx, _principal: Admin, besked: str | None = None) -> Response:
+    """Accounts with their roles and assignments, and the forms to change them."""
+    config = ctx.config()
+    return render(ctx, request, "admin_users.html", {
+        "users": ctx.store.list_users(), "message": besked,
+        "networks": [(n.id, n.name) for n in config.networks] if config else [],
+        "schools": [(s.code, s.name) for s in config.schools] if config else []})
+
+
+@router.post("/brugere")
+def admin_action(request: Request, ctx: Ctx, principal: Admin, csrf_token: str = Form(""),
+                 action: str = Form(""), username: str = Form(""), display_name: str = Form(""),
+                 role: str = Form(""), password: str = Form(""), target: str = Form("")) -> Response:
+    """Add a user, change assignments, lock or unlock, or set a password."""
+    check_csrf(principal, csrf_token)
+    store = ctx.store
+    try:
+        if action == "add":
+            store.add_user(username, display_name, role, password or None)
+            message = f"Brugeren {username} er oprettet."
+        elif action in ("assign", "unassign"):
+            kind, _, value = target.partition(":")
+            if action == "assign":
+                store.assign(username, kind, value)
+            else:
+                store.unassign(username, kind, value)
+            message = f"Tildelingen for {username} er ændret."
+        elif action in ("disable", "enable"):
+            if username == principal.username:
+                raise StoreError("you cannot disable your own account")
+            store.set_active(username, action == "enable")
+            message = f"Brugeren {username} er {'genåbnet' if action == 'enable' else 'spærret'}."
+        elif action == "password":
+            store.set_password(username, password)
+            message = f"Adgangskoden for {username} er skiftet."
+        else:
+            raise StoreError(f"unknown action '{action}'")
+    except StoreError as exc:
+        message = f"Ikke udført: {exc}"
+        audit(ctx, request, principal, "admin", False, object_type="user", object_id=username or None,
+              purpose=f"{action} {target}".strip(), status=303)
+    else:
+        audit(ctx, request, principal, "admin", True, object_type="user", object_id=username or None,
+              purpose=f"{action} {target}".strip(), status=303)
+    return RedirectResponse(f"/admin/brugere?besked={quote(message)}", status_code=303)

@@ -1,0 +1,93 @@
+"""Login, logout, the health check and the start page (which sends each role to its own page)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import timedelta
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from dashboards.deps import Ctx, CurrentUser
+from dashboards.web import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Forbidden,
+    audit,
+    check_csrf,
+    render,
+    safe_next,
+    set_cookie,
+)
+
+router = APIRouter(tags=["auth"])
+
+
+@router.get("/healthz", response_class=PlainTextResponse)
+def healthz() -> str:
+    """Liveness check (no login)."""
+    return "ok"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, ctx: Ctx, next: str | None = None) -> Response:
+    """The login form, with a double-submit CSRF token."""
+    if request.state.principal is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    token = secrets.token_urlsafe(24)
+    response = render(ctx, request, "login.html", {"login_csrf": token, "next": safe_next(next), "error": None})
+    set_cookie(ctx, response, LOGIN_CSRF_COOKIE, token)
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, ctx: Ctx, username: str = Form(""), password: str = Form(""),
+          login_csrf: str = Form(""), next: str = Form("/")) -> Response:
+    """Check the password (with a lockout after repeated failures) and start a session."""
+    if ctx.dashboard.auth_mode == "sso":
+        raise Forbidden("Appen bruger kommunens single sign-on; der er ingen lokal adgangskode.")
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not login_csrf or not hmac.compare_digest(cookie, login_csrf):
+        raise Forbidden("Loginformularen er udløbet. Genindlæs siden, og prøv igen.")
+    since = ctx.store.clock() - timedelta(minutes=15)
+    user = None
+    if ctx.store.failed_logins_since(username, since) < ctx.dashboard.login_max_failures:
+        user = ctx.store.verify_login(username, password)
+    if user is None:
+        ctx.store.record_audit(action="login", outcome="denied", username=username[:100] or None,
+                               http_status=401, path="/login")
+        token = secrets.token_urlsafe(24)
+        response = render(ctx, request, "login.html", {
+            "login_csrf": token, "next": safe_next(next),
+            "error": "Forkert brugernavn eller adgangskode, eller kontoen er spærret."}, status=401)
+        set_cookie(ctx, response, LOGIN_CSRF_COOKIE, token)
+        return response
+    session_token, _session = ctx.store.create_session(user.user_id, "local")
+    ctx.store.record_audit(action="login", outcome="allowed", username=user.username, role=user.role,
+                           http_status=303, path="/login")
+    response = RedirectResponse(safe_next(next), status_code=303)
+    set_cookie(ctx, response, SESSION_COOKIE, session_token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, ctx: Ctx, principal: CurrentUser, csrf_token: str = Form("")) -> Response:
+    """End the session."""
+    check_csrf(principal, csrf_token)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        ctx.store.end_session(token)
+    audit(ctx, request, principal, "logout", True, status=303)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def home(principal: CurrentUser) -> Response:
+    """Send each role to its own start page."""
+    target = {"network_member": "/netvaerk", "consultant": "/vejleder", "steward": "/drift",
+              "admin": "/admin/brugere"}[principal.role]
+    return RedirectResponse(target, status_code=303)

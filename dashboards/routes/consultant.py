@@ -1,0 +1,36 @@
+"""The UU consultant's list: every flag at the schools assigned to them, with review state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from dashboards import reads, views
+from dashboards.deps import Consultant, Ctx, Warehouse
+from dashboards.web import audit, names, render, term_run
+
+router = APIRouter(tags=["consultant"])
+
+
+@router.get("/vejleder", response_class=HTMLResponse)
+def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Warehouse, termin: str | None = None,
+                    vis: str = "alle") -> Response:
+    """The flags of the consultant's schools (``vis=afventer``: those awaiting review)."""
+    chosen, terms = term_run(con, termin)
+    flags = (reads.school_flags(con, chosen.run_id, sorted(principal.schools))
+             if chosen and principal.schools else pd.DataFrame())
+    rows: list[dict[str, Any]] = []
+    if chosen is not None and not flags.empty:
+        latest = ctx.store.latest_reviews(chosen.term)
+        identities = names(ctx, flags["pupil_id"].tolist())
+        rows = views.list_rows(flags, latest, identities, ctx.require_review())
+        if vis == "afventer":
+            rows = [r for r in rows if r["review"] is None and r["status"] != "ikke_laengere"]
+    audit(ctx, request, principal, "view_list", True, object_type="school",
+          object_id=",".join(sorted(principal.schools)), run_id=chosen.run_id if chosen else None,
+          purpose="UU-vejleders flag for tildelte skoler")
+    return render(ctx, request, "consultant_list.html", {
+        "term_run": chosen, "terms": terms, "rows": rows, "vis": vis, "schools": sorted(principal.schools)})

@@ -1,0 +1,117 @@
+"""The pupil page (network members and UU consultants, per flag) and the review form."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import duckdb
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from dashboards import reads, views
+from dashboards.access import Principal, effective_review, may_review, may_view_pupil
+from dashboards.deps import Ctx, PupilViewer, Reviewer, Warehouse
+from dashboards.labels import DECISIONS
+from dashboards.store import StoreError
+from dashboards.web import AppContext, Forbidden, audit, check_csrf, names, render, term_run
+
+router = APIRouter(prefix="/elev", tags=["pupil"])
+
+REVIEW_ERRORS = {
+    "reason": "Vælg en begrundelse, når du afviser et flag (og kun da).",
+    "step": "Vælg et trin på indsatstrappen, når beslutningen er et trin (og kun da).",
+    "decision": "Vælg en beslutning.",
+}
+
+
+@router.get("/{pupil_id}", response_class=HTMLResponse)
+def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehouse, pupil_id: str,
+               termin: str | None = None, gemt: int = 0, fejl: str | None = None) -> Response:
+    """A pupil's flag, reasons, trajectory, (for consultants) the explanation, and the reviews."""
+    if con is None:
+        audit(ctx, request, principal, "view_pupil", False, object_type="pupil", object_id=pupil_id,
+              purpose="Ingen data")
+        raise Forbidden("Du har ikke adgang til denne elev.")
+    chosen, terms = term_run(con, termin)
+    flag = reads.pupil_flag(con, chosen.run_id, pupil_id) if chosen else None
+    latest = ctx.store.latest_reviews(chosen.term).get(pupil_id) if chosen else None
+    review = effective_review(flag, latest) if flag else None
+    decision = may_view_pupil(principal, flag, review, ctx.require_review())
+    if not decision.allowed:
+        audit(ctx, request, principal, "view_pupil", False, object_type="pupil", object_id=pupil_id,
+              run_id=chosen.run_id if chosen else None, purpose=decision.purpose)
+        raise Forbidden("Du har ikke adgang til denne elev.")
+    page = _pupil_context(ctx, con, principal, flag, chosen, review)
+    audit(ctx, request, principal, "view_pupil", True, object_type="pupil", object_id=pupil_id,
+          run_id=chosen.run_id, purpose=decision.purpose)
+    identity = names(ctx, [pupil_id]).get(pupil_id, {})
+    history = [views.review_view(r) for r in ctx.store.reviews_of_pupil(pupil_id)]
+    users = {u["username"]: u["display_name"] for u in ctx.store.list_users()}
+    config = ctx.config()
+    return render(ctx, request, "pupil.html", {
+        **page, "pupil_id": pupil_id, "identity": identity, "term_run": chosen, "terms": terms,
+        "history": history, "users": users, "saved": bool(gemt), "error": REVIEW_ERRORS.get(fejl or ""),
+        "steps": [t.step for t in config.tiers] if config else [],
+        "can_review": may_review(principal, flag).allowed, "purpose": decision.purpose})
+
+
+def _pupil_context(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: Principal, flag: dict[str, Any],
+                   chosen: reads.TermRun, review: dict[str, Any] | None) -> dict[str, Any]:
+    config = ctx.config()
+    full = principal.role == "consultant"
+    history = reads.pupil_trajectory(con, flag["pupil_id"], chosen.term)
+    trajectory_chart, trajectory_rows = views.trajectory(history, config)
+    context: dict[str, Any] = {
+        "flag": flag, "full": full, "review": views.review_view(review, review is not None
+                                                               and review["term"] != flag["term"]),
+        "tier_step": flag.get("tier_step") or views.tier_step(config, flag.get("tier")),
+        "trajectory_label": views.trajectory_label(flag.get("trajectory")),
+        "path_label": views.path_pattern_label(flag.get("path_pattern")),
+        "disciplines": views.discipline_labels(flag.get("discipline_list") or []),
+        "trajectory_chart": trajectory_chart, "trajectory_rows": trajectory_rows,
+        "model": reads.model_record(con, flag.get("model_id")),
+        "waterfall_chart": None, "waterfall_rows": [], "comparison": [],
+    }
+    if full:
+        explanation = reads.pupil_explanation(con, chosen.run_id, flag["pupil_id"])
+        chart, rows = views.waterfall(explanation)
+        context.update(waterfall_chart=chart, waterfall_rows=rows,
+                       comparison=views.comparison(con, flag, rows))
+    try:
+        runs, _sources = reads.read_run(ctx.state_dir, chosen.run_id)
+        context["run"] = reads._records(runs)[0] if len(runs) else None
+        context["runlog_busy"] = False
+    except reads.RunLogBusyError:
+        context["run"], context["runlog_busy"] = None, True
+    return context
+
+
+@router.post("/{pupil_id}/vurdering")
+def record_review(request: Request, ctx: Ctx, principal: Reviewer, con: Warehouse, pupil_id: str,
+                  csrf_token: str = Form(""), term: str = Form(""), decision: str = Form(""),
+                  dismiss_reason: str = Form(""), step: str = Form("")) -> Response:
+    """Store a consultant's decision on a flag (append-only) and go back to the pupil page."""
+    check_csrf(principal, csrf_token)
+    chosen, _terms = term_run(con, term or None)
+    flag = reads.pupil_flag(con, chosen.run_id, pupil_id) if chosen else None
+    allowed = may_review(principal, flag)
+    if not allowed.allowed or chosen is None or flag is None:
+        audit(ctx, request, principal, "review", False, object_type="pupil", object_id=pupil_id,
+              purpose=allowed.purpose)
+        raise Forbidden("Du kan ikke vurdere denne elevs flag.")
+    config = ctx.config()
+    target = f"/elev/{quote(pupil_id)}?termin={quote(chosen.term, safe='')}"
+    try:
+        ctx.store.add_review(
+            pupil_id=pupil_id, term=chosen.term, run_id=chosen.run_id, network_id=flag.get("network_id"),
+            school_code=flag.get("school_code"), decision=decision, reviewer=principal.username,
+            reviewer_role=principal.role, dismiss_reason=dismiss_reason or None, step=step or None,
+            allowed_steps=[t.step for t in config.tiers] if config else None)
+    except StoreError as exc:
+        code = ("reason" if "reason" in str(exc) or "dismissal" in str(exc)
+                else "step" if "step" in str(exc) else "decision")
+        return RedirectResponse(f"{target}&fejl={code}#vurdering", status_code=303)
+    audit(ctx, request, principal, "review", True, object_type="pupil", object_id=pupil_id,
+          run_id=chosen.run_id, purpose=f"{allowed.purpose}: {DECISIONS[decision]}", status=303)
+    return RedirectResponse(f"{target}&gemt=1#historik", status_code=303)
