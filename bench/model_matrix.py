@@ -29,14 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 COLUMNS = ("world", "rows", "pupils", "positive_share", "auc_model", "auc_oracle", "gap",
            "best_rule", "auc_best_rule", "p_at_cap_model", "p_at_cap_oracle", "p_at_cap_best_rule",
-           "calibration_error", "auc_logistic", "data_allow", "within_0.02", "seconds")
+           "calibration_error", "auc_logistic", "data_allow", "within_0.02", "seconds", "cpu_seconds")
 
 
 def _row(figures: dict) -> str:
     cells = []
     for column in COLUMNS:
         value = figures.get(column)
-        cells.append(f"{value:.3f}" if isinstance(value, float) and column != "seconds" else str(value))
+        cells.append(f"{value:.3f}" if isinstance(value, float) and not column.endswith("seconds") else str(value))
     return "| " + " | ".join(cells) + " |"
 
 

@@ -104,6 +104,7 @@ class WorldResult:
     evaluation: dict[str, Any]
     state_dir: Path
     seconds: float
+    cpu_seconds: float = 0.0
     figures: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -152,6 +153,7 @@ def summarise(result: WorldResult) -> dict[str, Any]:
         "data_allow": result.data_allow,
         "gate_passed": None if gate is None else bool(gate.get("passed")),
         "seconds": round(result.seconds, 1),
+        "cpu_seconds": round(result.cpu_seconds, 1),
     }
 
 
@@ -204,7 +206,7 @@ def run_world(world: World, root: Path, *, full_pipeline: bool = False) -> World
     from pipelines.commands.evaluate import run_evaluation
     from pipelines.flows import run_term
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     synthetic, state = root / "synthetic", root / "state"
     generate_municipality(synthetic, world.params)
     if world.drop_sources:
@@ -215,7 +217,8 @@ def run_world(world: World, root: Path, *, full_pipeline: bool = False) -> World
         manifest = run_term(TERM)
         evaluation = run_evaluation(synthetic / "ground_truth", None, state_dir=state, bootstrap=0)
     result = WorldResult(world=world, manifest=manifest, evaluation=evaluation, state_dir=state,
-                         seconds=time.perf_counter() - started)
+                         seconds=time.perf_counter() - started,
+                         cpu_seconds=time.process_time() - cpu_started)
     result.figures = summarise(result)
     return result
 
