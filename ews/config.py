@@ -103,6 +103,9 @@ class SourceConfig(_Strict):
     required: bool = True
     severity: dict[str, Literal["row", "file"]] = {}
     volume_change_max: float = Field(0.5, gt=0)
+    grades: list[int] | None = Field(
+        None, description="[first, last] grade the source's rows may carry (default 0-10): e.g. "
+                          "[6, 10] for a marks export that includes marks from grade 6")
 
     @model_validator(mode="after")
     def _columns_cover_kind(self) -> SourceConfig:
@@ -118,7 +121,17 @@ class SourceConfig(_Strict):
             raise ValueError(f"values: {bad_values} are not columns of kind '{self.kind}'")
         if self.format == "xlsx" and not self.sheet:
             raise ValueError("sheet: an Excel source needs the sheet name")
+        if self.grades is not None:
+            if "grade" not in canonical:
+                raise ValueError(f"grades: kind '{self.kind}' has no grade column")
+            if len(self.grades) != 2 or not 0 <= self.grades[0] <= self.grades[1] <= 10:
+                raise ValueError(f"grades: expected [first, last] within 0-10, got {self.grades}")
         return self
+
+    @property
+    def grade_range(self) -> tuple[int, int]:
+        """The grades this source's rows may carry: the config's ``grades``, else 0-10."""
+        return (self.grades[0], self.grades[1]) if self.grades is not None else (0, 10)
 
 
 class Tier(_Strict):

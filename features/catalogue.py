@@ -14,7 +14,7 @@ Windows are counted back from the as-of date and use only data dated strictly be
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Family = Literal["fravaer", "laering", "trivsel_stoette", "mobilitet", "kontekst"]
@@ -28,6 +28,9 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "mobilitet": ("Mobilitet", "Mobility"),
     "kontekst": ("Kontekst og datagrundlag", "Context and data availability"),
 }
+
+#: Source kinds (``ews.schema.SOURCE_KINDS``) that features are computed from.
+FEATURE_SOURCE_KINDS = ("pupils", "absence", "tests", "marks", "contacts", "support")
 
 #: Attributes that may only be used to audit fairness, never as model inputs.
 PROTECTED_ATTRIBUTES = ("sex", "origin")
@@ -61,6 +64,9 @@ class FeatureSpec:
         monotone: +1 when a higher value never lowers the risk, -1 when it never raises it,
             0 when the direction is not known in advance. Used as the gradient-boosted
             model's monotonic constraint.
+        sources: The source kinds the value is computed from: without any of them the
+            feature is missing (or constant) for every pupil. Set from the name by
+            :data:`SOURCE_RULES`.
     """
 
     name: str
@@ -70,6 +76,7 @@ class FeatureSpec:
     unit: Unit
     actionable: bool
     monotone: Literal[-1, 0, 1]
+    sources: tuple[str, ...] = ()
 
 
 def _absence() -> list[FeatureSpec]:
@@ -223,6 +230,25 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "Number of subjects whose latest standing mark is below 02",
         "antal", True, 1,
     ),
+    FeatureSpec(
+        "marks_mean_first", "laering",
+        "Gennemsnit af første standpunktskarakterer",
+        "Mean of each subject's first standing mark on record (Danish, mathematics, English)",
+        "karakter", True, -1,
+    ),
+    FeatureSpec(
+        "marks_change", "laering",
+        "Ændring i standpunktskarakterer fra første til seneste",
+        "Change from the first to the latest standing mark, averaged over the subjects with at"
+        " least two marks (empty: no subject has two)",
+        "karakter", True, -1,
+    ),
+    FeatureSpec(
+        "marks_mean_12m", "laering",
+        "Gennemsnit af standpunktskarakterer det seneste år",
+        "Mean of all standing marks given over the last year (all subjects)",
+        "karakter", True, -1,
+    ),
     *_contacts(),
     FeatureSpec(
         "notifications_12m", "trivsel_stoette",
@@ -322,6 +348,33 @@ FEATURES: tuple[FeatureSpec, ...] = (
     ),
 )
 
+#: Name prefix (or exact name) -> the source kinds a feature is computed from. Features per
+#: year on record also need the pupils source (the years on record).
+SOURCE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("absence_", ("absence",)),
+    ("late_arrivals_", ("absence",)),
+    ("school_absence_", ("absence",)),
+    ("test_", ("tests",)),
+    ("marks_", ("marks",)),
+    ("contacts_", ("contacts",)),
+    ("notifications_", ("contacts",)),
+    ("support_", ("support",)),
+    ("school_moves_", ("pupils",)),
+    ("days_at_current_school", ("pupils",)),
+    ("arrived_from_outside", ("pupils",)),
+    ("grade", ("pupils",)),
+    ("years_on_record", ("pupils",)),
+)
+
+
+def _sources_of(name: str) -> tuple[str, ...]:
+    for prefix, kinds in SOURCE_RULES:
+        if name == prefix or (prefix.endswith("_") and name.startswith(prefix)):
+            return (*kinds, "pupils") if name.endswith("_per_year") else kinds
+    raise RuntimeError(f"features/catalogue.py: no source rule for feature '{name}'")
+
+
+FEATURES = tuple(replace(spec, sources=_sources_of(spec.name)) for spec in FEATURES)
 FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in FEATURES)
 _BY_NAME: dict[str, FeatureSpec] = {spec.name: spec for spec in FEATURES}
 
@@ -347,6 +400,16 @@ def feature_spec(name: str) -> FeatureSpec:
         return _BY_NAME[name]
     except KeyError:
         raise KeyError(f"'{name}' is not in the feature catalogue (features/catalogue.py)") from None
+
+
+def features_by_source() -> dict[str, tuple[str, ...]]:
+    """Source kind -> the features computed from it (in catalogue order).
+
+    Returns:
+        One entry per kind of :data:`FEATURE_SOURCE_KINDS`.
+    """
+    return {kind: tuple(s.name for s in FEATURES if kind in s.sources)
+            for kind in FEATURE_SOURCE_KINDS}
 
 
 def monotone_constraints(names: tuple[str, ...] | list[str] = FEATURE_NAMES) -> list[int]:
@@ -378,7 +441,14 @@ def render_markdown() -> str:
         "",
         "Monotone: `+1` a higher value never lowers the risk, `-1` never raises it, `0` no"
         " constraint. Actionable: a network can act on it, so it may be named as a reason;"
-        " `kontekst` features never are.",
+        " `kontekst` features never are. Sources: the source kinds (`docs/sources.md`) the"
+        " value is computed from; a run names the features that a municipality's missing"
+        " sources leave empty (the manifest's `source_coverage`).",
+        "",
+        "Standing marks are used from whatever grade the municipality exports them (by law"
+        " from grade 8; some systems export earlier marks, declared with the marks source's"
+        " `grades` in the config). The mark history: the first mark of each subject, the"
+        " latest, the change between them and the mean over the last year.",
         "",
     ]
     for family, (label_da, label_en) in FAMILIES.items():
@@ -386,14 +456,14 @@ def render_markdown() -> str:
         lines += [
             f"## {label_en} (`{family}`, *{label_da}*)",
             "",
-            "| feature | unit | monotone | actionable | Danish | English |",
-            "|---|---|---|---|---|---|",
+            "| feature | unit | monotone | actionable | sources | Danish | English |",
+            "|---|---|---|---|---|---|---|",
         ]
         for s in specs:
             sign = {1: "+1", -1: "-1", 0: "0"}[s.monotone]
             lines.append(
                 f"| `{s.name}` | {s.unit} | {sign} | {'yes' if s.actionable else 'no'} | "
-                f"{s.description_da} | {s.description_en} |"
+                f"{', '.join(s.sources)} | {s.description_da} | {s.description_en} |"
             )
         lines.append("")
     lines += [
@@ -403,7 +473,7 @@ def render_markdown() -> str:
         "|---|---|",
         "| fravær (sygdom, lovligt, ulovligt) | absence (illness, authorised, unauthorised) |",
         "| bekymrende fravær | concerning absence (above 10 % of school days) |",
-        "| standpunktskarakter | standing mark (teacher's mark, grades 8-9) |",
+        "| standpunktskarakter | standing mark (teacher's mark, from grade 8 by law) |",
         "| underretning | notification of concern to the municipality |",
         "| specialpædagogisk støtte | special-needs support |",
         "| skæringsdato | as-of date |",

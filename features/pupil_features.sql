@@ -304,23 +304,46 @@ test_features AS (
     GROUP BY as_of_date, pupil_id
 ),
 -- standing marks (never the leaving exam, which is an outcome) --------------------------
+-- The history per subject: first and latest mark on record, how many; and the mean of all
+-- standing marks over the last year. Marks of any grade count (the config says which
+-- grades a municipality exports).
 pupil_marks AS (
-    SELECT b.as_of_date, b.pupil_id, m.subject, m.mark,
+    SELECT b.as_of_date, b.pupil_id, b.cut_12m, m.subject, m.mark, m.mark_date,
         row_number() OVER (
             PARTITION BY b.as_of_date, b.pupil_id, m.subject ORDER BY m.mark_date DESC, m.mark
-        ) AS recent
+        ) AS recent,
+        row_number() OVER (
+            PARTITION BY b.as_of_date, b.pupil_id, m.subject ORDER BY m.mark_date, m.mark
+        ) AS earliest
     FROM base AS b
     JOIN clean_marks AS m
         ON m.pupil_id = b.pupil_id AND m.mark_date < b.as_of_date AND m.mark_kind = 'standpunkt'
 ),
-mark_features AS (
-    SELECT as_of_date, pupil_id,
-        avg(mark) AS marks_mean_latest,
-        count(*) FILTER (WHERE mark < 2) AS marks_below_02_count,
-        1 AS marks_data_available
+subject_marks AS (
+    SELECT as_of_date, pupil_id, subject,
+        max(mark) FILTER (WHERE recent = 1) AS latest_mark,
+        max(mark) FILTER (WHERE earliest = 1) AS first_mark,
+        count(*) AS marks_given
     FROM pupil_marks
-    WHERE recent = 1
+    GROUP BY as_of_date, pupil_id, subject
+),
+mark_year AS (
+    SELECT as_of_date, pupil_id, avg(mark) AS marks_mean_12m
+    FROM pupil_marks
+    WHERE mark_date >= cut_12m
     GROUP BY as_of_date, pupil_id
+),
+mark_features AS (
+    SELECT s.as_of_date, s.pupil_id,
+        avg(s.latest_mark) AS marks_mean_latest,
+        count(*) FILTER (WHERE s.latest_mark < 2) AS marks_below_02_count,
+        avg(s.first_mark) AS marks_mean_first,
+        avg(s.latest_mark - s.first_mark) FILTER (WHERE s.marks_given >= 2) AS marks_change,
+        any_value(y.marks_mean_12m) AS marks_mean_12m,
+        1 AS marks_data_available
+    FROM subject_marks AS s
+    LEFT JOIN mark_year AS y USING (as_of_date, pupil_id)
+    GROUP BY s.as_of_date, s.pupil_id
 ),
 -- service contacts and notifications --------------------------------------------------
 pupil_contacts AS (
@@ -445,7 +468,8 @@ SELECT
     100.0 * w.late_12m / nullif(w.school_12m, 0) AS late_arrivals_per_100_days_12m,
     t.test_reading_latest_z, t.test_reading_change_z, t.test_math_latest_z, t.test_math_change_z,
     t.test_mean_z,
-    m.marks_mean_latest, m.marks_below_02_count,
+    m.marks_mean_latest, m.marks_below_02_count, m.marks_mean_first, m.marks_change,
+    m.marks_mean_12m,
     coalesce(c.contacts_ppr_12m, 0) AS contacts_ppr_12m,
     coalesce(c.contacts_ppr_ever, 0) AS contacts_ppr_ever,
     c.contacts_ppr_days_since,

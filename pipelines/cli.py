@@ -139,26 +139,43 @@ def parse_term(text: str) -> str:
 @app.command()
 def synth(
     out: Annotated[Path | None, typer.Option(help="Folder to write (default EWS_STATE_DIR/synthetic)")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files")] = 7,
-    schools: Annotated[int, typer.Option(help="Number of schools")] = 20,
-    pupils_per_grade: Annotated[int, typer.Option(help="Pupils per grade, municipality-wide")] = 1000,
-    first_school_year: Annotated[str, typer.Option(help="First school year, e.g. 2014/15")] = "2014/15",
-    last_term: Annotated[str, typer.Option(help="Data up to the end of this term")] = "2025/26-H1",
+    seed: Annotated[int | None, typer.Option(
+        help="Random seed: the same seed gives the same files [default: 7]")] = None,
+    schools: Annotated[int | None, typer.Option(help="Number of schools [default: 20]")] = None,
+    pupils_per_grade: Annotated[int | None, typer.Option(
+        help="Pupils per grade, municipality-wide [default: 1000]")] = None,
+    first_school_year: Annotated[str | None, typer.Option(
+        help="First school year, e.g. 2014/15 [default: 2014/15]")] = None,
+    last_term: Annotated[str | None, typer.Option(
+        help="Data up to the end of this term [default: 2025/26-H1]")] = None,
+    params: Annotated[Path | None, typer.Option(
+        help="YAML of parameters, in the form of a world's ground_truth/generator.yaml (options "
+             "given here override it)")] = None,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", help="A generating-model parameter as NAME=VALUE, repeatable: effect_laering, "
+                        "effect_fravaer, effect_trivsel, effect_mobilitet, upv_share, "
+                        "late_starter_share, late_drift_mean, early_starter_scale, upv_noise_sd, "
+                        "observation_noise (docs/synthetic-municipality.md)")] = None,
+    marks_from_grade: Annotated[int | None, typer.Option(
+        help="First grade with standing marks in the exports [default: 8]")] = None,
     describe: Annotated[bool, typer.Option(
         "--describe", help="Print the base rates of the written files next to DOMAIN figures")] = False,
 ) -> None:
     """Write a synthetic municipality: the exports a municipality would send, with their quirks.
 
     Herning-sized by default (20 schools, about 1,000 pupils a grade, 2014/15 onward). Also
-    writes a ground-truth folder (never read by the pipeline) and a matching municipality config.
+    writes a ground-truth folder (never read by the pipeline; generator.yaml records every
+    parameter) and a matching municipality config. The defaults give the default world.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipelines.synth import SynthParams, describe_municipality, generate_municipality
+    from pipelines.synth import describe_municipality, generate_municipality
 
     target = out or get_settings().synthetic_dir
-    params = SynthParams(seed=seed, schools=schools, pupils_per_grade=pupils_per_grade,
-                         first_school_year=first_school_year, last_term=last_term)
+    synth_params = _synth_params(params, model or [], {
+        "seed": seed, "schools": schools, "pupils_per_grade": pupils_per_grade,
+        "first_school_year": first_school_year, "last_term": last_term,
+        "marks_from_grade": marks_from_grade})
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as bar:
         job = bar.add_task("synthetic municipality", total=1.0)
@@ -166,12 +183,45 @@ def synth(
         def report(step: str, fraction: float) -> None:
             bar.update(job, description=step, completed=fraction)
 
-        summary = run_guarded(lambda: generate_municipality(target, params, progress=report))
+        summary = run_guarded(lambda: generate_municipality(target, synth_params, progress=report))
     err.print(f"wrote the synthetic municipality to [bold]{target}[/]")
     if summary is not None and hasattr(summary, "describe"):
         err.print(summary.describe())
     if describe:
         _print_frame(describe_municipality(target), "Base rates of the synthetic municipality")
+
+
+def _synth_params(path: Path | None, model_settings: list[str], options: dict[str, Any]) -> Any:
+    """The synth parameters: defaults, then the YAML file, then the options given.
+
+    Raises:
+        typer.Exit: With exit code 2 and what is wrong (unreadable file, unknown or bad value).
+    """
+    import yaml
+
+    from pipelines.synth import SynthParams
+
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise _fail(EXIT_USAGE, f"{path}: cannot read the parameters: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise _fail(EXIT_USAGE, f"{path}: expected a mapping of parameters")
+        document = loaded
+    document.update({k: v for k, v in options.items() if v is not None})
+    gen = dict(document.get("model") or {})
+    for setting in model_settings:
+        name, sep, value = setting.partition("=")
+        if not sep:
+            raise _fail(EXIT_USAGE, f"--model {setting}: expected NAME=VALUE, e.g. upv_share=0.15")
+        gen[name.strip()] = yaml.safe_load(value)
+    document["model"] = gen
+    try:
+        return SynthParams.from_document(document)
+    except (TypeError, ValueError) as exc:
+        raise _fail(EXIT_USAGE, str(exc)) from None
 
 
 def _print_frame(frame: Any, title: str) -> None:

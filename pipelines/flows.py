@@ -39,6 +39,7 @@ from ews.warehouse import (
     record_run_start,
     staged_write,
 )
+from pipelines.coverage import rows_loaded_by_source, source_coverage
 from pipelines.ingest import IngestResult, SourceFiles, data_snapshot, discover_sources, ingest_sources
 from pipelines.manifest import source_entries, write_manifest
 from pipelines.readers import file_sha256
@@ -213,6 +214,8 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
                      attempt=attempt, config_hash=cfg_hash, code_version=version,
                      data_snapshot=snapshot, run_dir=run_dir, started_at=started,
                      extra={"previous_rows": previous, "file_hashes": hashes})
+    found_files = {entry.source.name: entry.files for entry in sources}
+    ctx.extra["coverage"] = source_coverage(config, found_files)
     logger = _logger(publish)
     logger.info("run %s (attempt %s) for %s, as of %s", run_id, attempt, term, as_of)
     manifest_path = run_dir / "manifest.json"
@@ -223,6 +226,8 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
             ingest = ingest_task(session, ctx, sources, say) if publish else ingest_task.fn(
                 session, ctx, sources, say)
             ctx.extra["ingest"] = ingest
+            ctx.extra["coverage"] = source_coverage(config, found_files,
+                                                    rows_loaded_by_source(ingest.files))
             for name, stage in stages():
                 say(name)
                 ctx.outputs.update(stage(session, ctx) or {})
@@ -285,6 +290,7 @@ def _manifest(ctx: RunContext, status: str, message: str | None,
     paths = WarehousePaths(ctx.settings.state_dir)
     ended = _now()
     validation: dict[str, Any] = {}
+    coverage = ctx.extra.get("coverage", {})
     if ingest is not None:
         validation = manifest_section(ingest.validation, ingest.quarantine)
     return {
@@ -304,7 +310,9 @@ def _manifest(ctx: RunContext, status: str, message: str | None,
         "identity_store": str(paths.identity.resolve()),
         "run_log": str(paths.runlog.resolve()),
         "sources": source_entries(ingest.files) if ingest is not None else [],
-        "warnings": (ingest.warnings if ingest is not None else []) + ctx.extra.get("warnings", []),
+        "warnings": [*(ingest.warnings if ingest is not None else []), *coverage.get("notes", []),
+                     *ctx.extra.get("warnings", [])],
+        "source_coverage": coverage,
         "ingest_seconds": ingest.seconds if ingest is not None else {},
         "validation": validation,
         **ctx.extra.get("manifest", {}),

@@ -205,13 +205,16 @@ def _allowed_values(kind: str) -> list[RowCheck]:
     return checks
 
 
-def row_checks(kind: str, today: date, school_codes: frozenset[str] | None) -> list[RowCheck]:
+def row_checks(kind: str, today: date, school_codes: frozenset[str] | None,
+               grades: tuple[int, int] = GRADES) -> list[RowCheck]:
     """The row-level checks of a source kind, in the order reasons are reported.
 
     Args:
         kind: The source kind (``pupils``, ``absence``, ...).
         today: Dates after this are in the future.
         school_codes: The municipality's school codes; None skips the school check.
+        grades: First and last grade the source's rows may carry (the source config's
+            ``grades``; default the whole folkeskole, 0-10).
 
     Returns:
         The checks; names are unique within the kind.
@@ -225,10 +228,13 @@ def row_checks(kind: str, today: date, school_codes: frozenset[str] | None) -> l
             "The school code is one of the municipality's schools in the config.",
             _in_set("school_code", sorted(school_codes))))
     if "grade" in columns:
+        configured = "" if tuple(grades) == GRADES else " this source is configured for"
         checks.append(RowCheck(
             "grade_in_range", "grade_out_of_range", "grade",
-            "grade {grade} is not a grade of the folkeskole (0-10)",
-            "Grades are 0 (børnehaveklasse) to 10.", _between("grade", *GRADES)))
+            f"grade {{grade}} is not a grade{configured or ' of the folkeskole'} "
+            f"({grades[0]}-{grades[1]})",
+            "Grades are 0 (børnehaveklasse) to 10, or the source config's grades.",
+            _between("grade", grades[0], grades[1])))
     checks.extend(_allowed_values(kind))
     if kind == "designation":
         checks.append(RowCheck(

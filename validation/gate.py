@@ -315,7 +315,7 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
         FileLevelError: A failing check whose severity is ``file``.
     """
     prepared = prepare_frame(frame, source.kind, context.known_pupils, duplicates=duplicates)
-    checks = row_checks(source.kind, context.today, context.school_codes)
+    checks = row_checks(source.kind, context.today, context.school_codes, source.grade_range)
     outcomes = run_checks(prepared, checks, source.name)
     results: list[dict] = []
     quarantined: list[pd.DataFrame] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import yaml
 from ews.terms import Term, parse_school_year
 from pipelines.synth import model
 from pipelines.synth.calendar import build_school_year, school_year_label
-from pipelines.synth.observations import write_year
+from pipelines.synth.observations import FIRST_MARK_GRADE, write_year
 from pipelines.synth.population import (
     ABSENCE_NONE,
     AREAS,
@@ -39,11 +39,12 @@ EXPORT_PATTERNS = ("elever_*.csv", "fravaer_*.csv", "nationale_test_*.csv", "kar
                    "maalrettet_indsats_*.csv")
 PUPILS_HEADER = ["cpr", "grade8_school_year", "path", "causes", "p_upv", "p_exam"]
 ASOF_HEADER = ["cpr", "term", "as_of_date", "grade", "p_upv"]
+GENERATOR_FILE = "generator.yaml"
 
 
 @dataclass(frozen=True)
 class SynthParams:
-    """Size and time span of the synthetic municipality.
+    """Size, time span and generating model of the synthetic municipality.
 
     Attributes:
         seed: Seed of every random draw.
@@ -52,6 +53,11 @@ class SynthParams:
         first_school_year: First school year written, e.g. ``'2014/15'``.
         last_term: Data are written up to the end of this term (H1: August-January, H2:
             February-June), e.g. ``'2025/26-H1'``.
+        model: The generating model's parameters (effect sizes, base rate, late starters,
+            noise); the defaults give the default world.
+        marks_from_grade: First grade with standing marks in the exports (8 by law; lower
+            for a municipality whose system exports earlier marks). Below 8, the config's
+            marks source says so (``grades``).
     """
 
     seed: int = 7
@@ -59,6 +65,41 @@ class SynthParams:
     pupils_per_grade: int = 1000
     first_school_year: str = "2014/15"
     last_term: str = "2025/26-H1"
+    model: model.GeneratingModel = model.DEFAULT_MODEL
+    marks_from_grade: int = FIRST_MARK_GRADE
+
+    def to_document(self) -> dict:
+        """The parameters as a plain mapping (``ground_truth/generator.yaml``)."""
+        document = asdict(self)
+        document["model"] = asdict(self.model)
+        return document
+
+    @classmethod
+    def from_document(cls, document: dict) -> SynthParams:
+        """Parameters from a mapping such as ``generator.yaml`` (missing keys: defaults).
+
+        Args:
+            document: Top-level keys are the fields of this class; ``model`` holds the
+                fields of :class:`pipelines.synth.model.GeneratingModel`.
+
+        Returns:
+            The parameters.
+
+        Raises:
+            ValueError: When a key is unknown or a value is out of range, naming it.
+        """
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(document) - known)
+        if unknown:
+            raise ValueError(f"unknown synth parameter(s) {unknown}; known: {sorted(known)}")
+        gen_document = dict(document.get("model") or {})
+        gen_known = set(model.GeneratingModel.__dataclass_fields__)
+        gen_unknown = sorted(set(gen_document) - gen_known)
+        if gen_unknown:
+            raise ValueError(f"unknown generating-model parameter(s) {gen_unknown}; known: "
+                             f"{sorted(gen_known)}")
+        values = {k: v for k, v in document.items() if k != "model"}
+        return cls(**values, model=model.GeneratingModel(**gen_document))
 
 
 @dataclass
@@ -100,6 +141,8 @@ def _validate(params: SynthParams) -> tuple[int, Term]:
         raise ValueError("schools must be between 1 and 5000")
     if params.pupils_per_grade < 1:
         raise ValueError("pupils_per_grade must be at least 1")
+    if not 1 <= params.marks_from_grade <= FIRST_MARK_GRADE:
+        raise ValueError(f"marks_from_grade must be between 1 and {FIRST_MARK_GRADE}")
     return first, last
 
 
@@ -111,7 +154,7 @@ def _clear(out_dir: Path) -> tuple[Path, Path]:
     for pattern in EXPORT_PATTERNS:
         for path in exports.glob(pattern):
             path.unlink()
-    for name in ("pupils.csv", "asof.csv"):
+    for name in ("pupils.csv", "asof.csv", GENERATOR_FILE):
         (truth / name).unlink(missing_ok=True)
     return exports, truth
 
@@ -158,7 +201,7 @@ def generate_municipality(
     out_dir = Path(out_dir)
     exports, truth = _clear(out_dir)
     report = progress or (lambda message, fraction: None)
-    ref = model.reference()
+    ref = model.reference(params.model)
     schools = build_schools(params.schools, params.pupils_per_grade,
                             np.random.default_rng([params.seed, 0]))
     years = list(range(first, last.start_year + 1))
@@ -188,7 +231,8 @@ def generate_municipality(
             cut_date, last_half = date(y + 1, 7, 31), 2
         cut = (cut_date - date(1970, 1, 1)).days
         active = [cohorts[c] for c in sorted(cohorts)]
-        result = write_year(exports, active, year, cut, last_half, schools, ref, params.seed)
+        result = write_year(exports, active, year, cut, last_half, schools, ref, params.seed,
+                            params.marks_from_grade)
         for source, path in result.files.items():
             summary.export_files.append(path)
             summary.rows[source] = summary.rows.get(source, 0) + result.rows[source]
@@ -211,21 +255,27 @@ def generate_municipality(
 
     summary.rows["ground_truth_pupils"] = pupils_file.rows
     summary.rows["ground_truth_asof"] = asof_file.rows
-    summary.ground_truth_files = [pupils_file.path, asof_file.path]
+    generator_path = truth / GENERATOR_FILE
+    generator_path.write_text(yaml.safe_dump(params.to_document(), sort_keys=False),
+                              encoding="utf-8")
+    summary.ground_truth_files = [pupils_file.path, asof_file.path, generator_path]
     report("Kommunens konfiguration", 0.99)
-    write_config(summary.config_path, schools, grade59)
+    write_config(summary.config_path, schools, grade59, params.marks_from_grade)
     summary.export_files.sort()
     summary.seconds = time.perf_counter() - started
     report("Færdig", 1.0)
     return summary
 
 
-def municipality_config(schools: SchoolTable, grade59_by_school: np.ndarray) -> dict:
+def municipality_config(schools: SchoolTable, grade59_by_school: np.ndarray,
+                        marks_from_grade: int = FIRST_MARK_GRADE) -> dict:
     """The config document of the synthetic municipality (via ``ews.config``).
 
     Args:
         schools: The schools.
         grade59_by_school: Pupils in grades 5-9 per school (sets network capacities).
+        marks_from_grade: First grade with standing marks; below 8 the marks source declares
+            its grades (``grades: [first, 10]``), as a municipality exporting them would.
 
     Returns:
         The validated config document.
@@ -253,11 +303,20 @@ def municipality_config(schools: SchoolTable, grade59_by_school: np.ndarray) -> 
         }
         for i in range(schools.count)
     ]
-    return build_config_document(MUNICIPALITY_NAME, list(AREAS), networks, school_list)
+    document = build_config_document(MUNICIPALITY_NAME, list(AREAS), networks, school_list)
+    if marks_from_grade < FIRST_MARK_GRADE:
+        from ews.config import MunicipalityConfig
+
+        for source in document["sources"]:
+            if source["kind"] == "marks":
+                source["grades"] = [marks_from_grade, 10]
+        MunicipalityConfig.model_validate(document)
+    return document
 
 
-def write_config(path: Path, schools: SchoolTable, grade59_by_school: np.ndarray) -> None:
+def write_config(path: Path, schools: SchoolTable, grade59_by_school: np.ndarray,
+                 marks_from_grade: int = FIRST_MARK_GRADE) -> None:
     """Write ``municipality.yaml`` for the synthetic municipality."""
-    document = municipality_config(schools, grade59_by_school)
+    document = municipality_config(schools, grade59_by_school, marks_from_grade)
     path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False),
                     encoding="utf-8")

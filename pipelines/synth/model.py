@@ -110,6 +110,84 @@ REFERENCE_SIZE = 100_000
 REFERENCE_SEED = 20_160_101
 
 
+@dataclass(frozen=True)
+class GeneratingModel:
+    """The parameters of the generating model that a test world may change.
+
+    The defaults are the constants above and give the default world byte for byte. Every
+    field is recorded with the ground truth (``ground_truth/generator.yaml``).
+
+    Attributes:
+        effect_laering: Weight of the learning component E in the UPV liability.
+        effect_fravaer: Weight of the absence component A in the UPV liability.
+        effect_trivsel: Weight of the wellbeing component W in the UPV liability.
+        effect_mobilitet: Liability per school change (at most ``MOVE_CAP`` changes count).
+        upv_share: Share assessed not education-ready in every year; None: the published
+            shares by year (``UPV_TARGETS``).
+        late_starter_share: Share of pupils whose *sen starter* drift begins in grades 6-7.
+        late_drift_mean: Mean liability added by each of the drift's four terms.
+        early_starter_scale: Multiplies the shares of *tidlig startere* (8 % of girls, 12 %
+            of boys by default).
+        upv_noise_sd: The assessor's noise: how far the outcome is from the pupil's state.
+        observation_noise: Multiplies the noise of national tests and standing marks.
+    """
+
+    effect_laering: float = 1.0
+    effect_fravaer: float = 1.0
+    effect_trivsel: float = 1.0
+    effect_mobilitet: float = MOVE_EFFECT
+    upv_share: float | None = None
+    late_starter_share: float = P_SWITCH_PER_TERM * len(SWITCH_TERMS)
+    late_drift_mean: float = DRIFT_MEAN
+    early_starter_scale: float = 1.0
+    upv_noise_sd: float = UPV_NOISE_SD
+    observation_noise: float = 1.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("effect_laering", "effect_fravaer", "effect_trivsel", "effect_mobilitet",
+                     "late_drift_mean"):
+            if not 0.0 <= getattr(self, name) <= 5.0:
+                problems.append(f"{name} must be within 0-5")
+        if self.upv_share is not None and not 0.01 <= self.upv_share <= 0.9:
+            problems.append("upv_share must be within 0.01-0.9 (or empty for the published shares)")
+        if not 0.0 <= self.late_starter_share <= 0.9:
+            problems.append("late_starter_share must be within 0-0.9")
+        if not 0.0 <= self.early_starter_scale * P_EARLY_BOY <= 0.9:
+            problems.append("early_starter_scale must be within 0-7.5")
+        if not 0.05 <= self.upv_noise_sd <= 10.0:
+            problems.append("upv_noise_sd must be within 0.05-10")
+        if not 0.0 <= self.observation_noise <= 10.0:
+            problems.append("observation_noise must be within 0-10")
+        if problems:
+            raise ValueError("generating model: " + "; ".join(problems))
+
+    @property
+    def family_effects(self) -> tuple[float, float, float]:
+        """Weights of E, A and W in the liability."""
+        return (self.effect_laering, self.effect_fravaer, self.effect_trivsel)
+
+    @property
+    def switch_per_term(self) -> float:
+        """Probability that the drift begins in each onset term."""
+        return self.late_starter_share / len(SWITCH_TERMS)
+
+    @property
+    def drift_effect(self) -> float:
+        """Liability per unit of drift: the family weights averaged over the drift's shares."""
+        shares = [p.drift_share for p in FAMILY_PARAMS]
+        return sum(w * s for w, s in zip(self.family_effects, shares, strict=True)) / sum(shares)
+
+    def upv_targets(self) -> dict[int, float]:
+        """Grade-8 start year -> the share the thresholds are solved for."""
+        if self.upv_share is None:
+            return dict(UPV_TARGETS)
+        return {year: self.upv_share for year in UPV_TARGETS}
+
+
+DEFAULT_MODEL = GeneratingModel()
+
+
 def upv_target(grade8_start_year: int) -> float:
     """Share assessed not education-ready for the cohort whose grade 8 starts in this year."""
     if grade8_start_year <= min(UPV_TARGETS):
@@ -135,6 +213,7 @@ class Latent:
         switch_term: Term at which the sen-starter drift starts (-1: never).
         early: Whether the pupil is a tidlig starter.
         static_risk: Persistent A + W level (drives moves and leaving).
+        gen: The generating model the trajectories were drawn from (its effects make ``L``).
     """
 
     E: np.ndarray
@@ -147,6 +226,7 @@ class Latent:
     switch_term: np.ndarray
     early: np.ndarray
     static_risk: np.ndarray
+    gen: GeneratingModel = DEFAULT_MODEL
 
     def subset(self, rows: np.ndarray) -> Latent:
         """The trajectories of some pupils only."""
@@ -154,14 +234,15 @@ class Latent:
             E=self.E[rows], A=self.A[rows], W=self.W[rows], moves=self.moves[rows],
             move_event=self.move_event[rows], move_hazard=self.move_hazard[rows],
             drift=self.drift[rows], switch_term=self.switch_term[rows], early=self.early[rows],
-            static_risk=self.static_risk[rows],
+            static_risk=self.static_risk[rows], gen=self.gen,
         )
 
     def liability(self, k: int | slice = slice(None)) -> np.ndarray:
         """``L_k`` (all terms by default)."""
         capped = np.minimum(self.moves[:, k], MOVE_CAP).astype(np.float64)
-        return (self.E[:, k].astype(np.float64) + self.A[:, k] + self.W[:, k]
-                + MOVE_EFFECT * capped)
+        w_e, w_a, w_w = self.gen.family_effects
+        return (w_e * self.E[:, k].astype(np.float64) + w_a * self.A[:, k] + w_w * self.W[:, k]
+                + self.gen.effect_mobilitet * capped)
 
     def composite(self, weights: tuple[float, float, float], k: int | slice) -> np.ndarray:
         """Weighted sum of E, A and W."""
@@ -176,6 +257,7 @@ def simulate_latent(
     school_shift: np.ndarray,
     entry_term: np.ndarray,
     moves_possible: bool = True,
+    gen: GeneratingModel = DEFAULT_MODEL,
 ) -> Latent:
     """Draw latent trajectories for pupils of one cohort.
 
@@ -186,23 +268,25 @@ def simulate_latent(
         school_shift: Shape (n, 3): the first school's shift of E, A and W.
         entry_term: Term the pupil enters the municipality (0: at school start).
         moves_possible: False when the municipality has one school (no internal moves).
+        gen: The generating model's parameters.
 
     Returns:
         The trajectories.
     """
     n = sex_boy.shape[0]
     boy = sex_boy.astype(bool)
-    early = rng.random(n) < np.where(boy, P_EARLY_BOY, P_EARLY_GIRL)
+    early = rng.random(n) < gen.early_starter_scale * np.where(boy, P_EARLY_BOY, P_EARLY_GIRL)
     boost_mult = rng.gamma(EARLY_BOOST_SHAPE, 1.0 / EARLY_BOOST_SHAPE, size=(n, 3))
     levels = rng.standard_normal((n, 3))
     steps = rng.standard_normal((n, N_TERMS, 3))
     u_switch = rng.random(n)
-    drift_steps = rng.normal(DRIFT_MEAN, DRIFT_SD, size=(n, DRIFT_STEPS))
+    drift_steps = rng.normal(gen.late_drift_mean, DRIFT_SD, size=(n, DRIFT_STEPS))
     u_move = rng.random((n, N_TERMS))
 
     switch_term = np.full(n, -1, dtype=np.int8)
+    p_switch = gen.switch_per_term
     for j, term in enumerate(SWITCH_TERMS):
-        hit = (u_switch >= j * P_SWITCH_PER_TERM) & (u_switch < (j + 1) * P_SWITCH_PER_TERM)
+        hit = (u_switch >= j * p_switch) & (u_switch < (j + 1) * p_switch)
         switch_term[hit] = term
     k_index = np.arange(N_TERMS)
     drift = np.zeros((n, N_TERMS))
@@ -236,6 +320,7 @@ def simulate_latent(
         E=E.astype(np.float32), A=A.astype(np.float32), W=W.astype(np.float32),
         moves=moves, move_event=move_event, move_hazard=hazard.astype(np.float32),
         drift=drift.astype(np.float32), switch_term=switch_term, early=early, static_risk=static,
+        gen=gen,
     )
 
 
@@ -257,12 +342,17 @@ def upv_probability_asof(latent: Latent, k: int, threshold: np.ndarray) -> np.nd
     Returns:
         Probabilities in (0, 1).
     """
+    gen = latent.gen
     if k >= K_UPV:
-        return ndtr((latent.liability(K_UPV) - threshold) / UPV_NOISE_SD)
+        return ndtr((latent.liability(K_UPV) - threshold) / gen.upv_noise_sd)
     n = latent.E.shape[0]
     level = latent.liability(k)
     future = K_UPV - k
-    rw_var = future * sum(p.rw_sd**2 for p in FAMILY_PARAMS)
+    rw_var = future * sum((w * p.rw_sd)**2
+                          for w, p in zip(gen.family_effects, FAMILY_PARAMS, strict=True))
+    p_switch = gen.switch_per_term
+    drift_mean = gen.late_drift_mean * gen.drift_effect
+    drift_var = (DRIFT_SD * gen.drift_effect)**2
 
     # drift scenarios: (weight, mean, variance) per pupil
     scenarios: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -271,15 +361,15 @@ def upv_probability_asof(latent: Latent, k: int, threshold: np.ndarray) -> np.nd
     done = np.clip(k - sw + 1, 0, DRIFT_STEPS)
     remaining = np.where(known, np.minimum(DRIFT_STEPS - done, future), 0)
     past_window = sum(1 for t in SWITCH_TERMS if t <= k)
-    stay = 1.0 - P_SWITCH_PER_TERM * past_window
+    stay = 1.0 - p_switch * past_window
     future_terms = [t for t in SWITCH_TERMS if k < t <= K_UPV]
-    p_none = 1.0 - P_SWITCH_PER_TERM * len(future_terms) / stay
+    p_none = 1.0 - p_switch * len(future_terms) / stay
     weight_known = np.where(known, 1.0, p_none)
-    scenarios.append((weight_known, remaining * DRIFT_MEAN, remaining * DRIFT_SD**2))
+    scenarios.append((weight_known, remaining * drift_mean, remaining * drift_var))
     for t in future_terms:
         steps = min(DRIFT_STEPS, K_UPV - t + 1)
-        w = np.where(known, 0.0, P_SWITCH_PER_TERM / stay)
-        scenarios.append((w, np.full(n, steps * DRIFT_MEAN), np.full(n, steps * DRIFT_SD**2)))
+        w = np.where(known, 0.0, p_switch / stay)
+        scenarios.append((w, np.full(n, steps * drift_mean), np.full(n, steps * drift_var)))
 
     # future school changes: Poisson-binomial over terms k+1..K_UPV
     q = latent.move_hazard[:, k + 1:K_UPV + 1].astype(np.float64)
@@ -293,12 +383,12 @@ def upv_probability_asof(latent: Latent, k: int, threshold: np.ndarray) -> np.nd
 
     prob = np.zeros(n)
     for weight, mean, var in scenarios:
-        scale = np.sqrt(UPV_NOISE_SD**2 + rw_var + var)
+        scale = np.sqrt(gen.upv_noise_sd**2 + rw_var + var)
         for extra in range(future + 1):
             mass = dist[:, extra]
             if not mass.any():
                 continue
-            bump = MOVE_EFFECT * (np.minimum(latent.moves[:, k] + extra, MOVE_CAP) - now)
+            bump = gen.effect_mobilitet * (np.minimum(latent.moves[:, k] + extra, MOVE_CAP) - now)
             prob += weight * mass * ndtr((level + mean + bump - threshold) / scale)
     return np.clip(prob, 1e-9, 1 - 1e-9)
 
@@ -323,6 +413,7 @@ class Reference:
         exam_threshold: Threshold of the exam latent.
         exam_sd: Spread of the exam latent plus its noise.
         designation_threshold: Threshold of the designation (same latent as the UPV).
+        gen: The generating model the statistics were computed for.
     """
 
     mean: np.ndarray
@@ -338,6 +429,7 @@ class Reference:
     exam_threshold: float
     exam_sd: float
     designation_threshold: float
+    gen: GeneratingModel = DEFAULT_MODEL
 
     def upv_threshold(self, grade8_start_year: int) -> float:
         """Threshold for a cohort by the start year of its grade 8."""
@@ -355,9 +447,12 @@ def _solve_threshold(values: np.ndarray, noise_sd: float, target: float) -> floa
                         xtol=1e-7))
 
 
-@lru_cache(maxsize=1)
-def reference() -> Reference:
-    """The national reference population (computed once per process, fixed seed).
+@lru_cache(maxsize=4)
+def reference(gen: GeneratingModel = DEFAULT_MODEL) -> Reference:
+    """The national reference population (computed once per process and model, fixed seed).
+
+    Args:
+        gen: The generating model's parameters (the thresholds are solved for its base rate).
 
     Returns:
         Means, spreads and thresholds used to centre observations and to hit the published
@@ -368,15 +463,15 @@ def reference() -> Reference:
     boy = (rng.random(n) < 0.51).astype(np.int8)
     origin = rng.choice(3, size=n, p=[0.90, 0.04, 0.06]).astype(np.int8)
     shift = rng.standard_normal((n, 3)) * np.array([p.school_sd for p in FAMILY_PARAMS])
-    latent = simulate_latent(rng, boy, origin, shift, np.zeros(n, dtype=np.int64))
+    latent = simulate_latent(rng, boy, origin, shift, np.zeros(n, dtype=np.int64), gen=gen)
     comps = np.stack([latent.E, latent.A, latent.W]).astype(np.float64)
     test = latent.composite(TEST_WEIGHTS, slice(None))
     mark = latent.composite(MARK_WEIGHTS, slice(None))
     support = latent.composite(SUPPORT_WEIGHTS, slice(None))
     support = support + SUPPORT_NOISE_SD * rng.standard_normal((n, 1))
     l16 = latent.liability(K_UPV)
-    thresholds = {year: _solve_threshold(l16, UPV_NOISE_SD, target)
-                  for year, target in UPV_TARGETS.items()}
+    thresholds = {year: _solve_threshold(l16, gen.upv_noise_sd, target)
+                  for year, target in gen.upv_targets().items()}
     exam_latent = exam_liability(latent)
     exam = _solve_threshold(exam_latent, EXAM_NOISE_SD, EXAM_FAIL_TARGET)
     designation = _solve_threshold(l16, DESIGNATION_NOISE_SD, DESIGNATION_TARGET)
@@ -388,7 +483,7 @@ def reference() -> Reference:
         liability_mean=latent.liability().mean(0),
         upv_thresholds=thresholds, exam_threshold=exam,
         exam_sd=float(np.sqrt(exam_latent.var() + EXAM_NOISE_SD**2)),
-        designation_threshold=designation,
+        designation_threshold=designation, gen=gen,
     )
 
 

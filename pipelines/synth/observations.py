@@ -66,6 +66,7 @@ STANDPUNKT_SHARES = np.array([0.01, 0.03, 0.08, 0.18, 0.30, 0.27, 0.13])
 STANDPUNKT_CUTS = ndtri(np.cumsum(STANDPUNKT_SHARES)[:-1])
 EXAM_CUTS = np.array([-0.9, 0.0, 0.5, 1.1, 1.9, 2.6])  # exam_z < 0 <=> below 02
 MARK_NOISE_SD = 0.5
+FIRST_MARK_GRADE = 8  # standing marks are given from grade 8 (folkeskoleloven)
 
 # --- contacts -----------------------------------------------------------------------------
 DISCIPLINES = ("PPR", "Socialrådgiver", "Sundhedsplejerske", "Talehørelærer", "Ergoterapeut",
@@ -452,8 +453,9 @@ def _test_rows(roster: Roster, year: SchoolYear, n_days: int, state: np.ndarray,
         composite = raw @ np.array(model.TEST_WEIGHTS)
         ability = -(composite - ref.test_mean[k2]) / ref.test_sd[k2]
         tilt = roster.propensity[rows, 4] * SUBJECT_TILT_SD * (1 if subject == "Matematik" else -1)
-        noise = TEST_NOISE_SD * rng.standard_normal(rows.size)
-        t = (ability + tilt + noise) / np.sqrt(1 + TEST_NOISE_SD**2 + SUBJECT_TILT_SD**2)
+        noise_sd = TEST_NOISE_SD * ref.gen.observation_noise
+        noise = noise_sd * rng.standard_normal(rows.size)
+        t = (ability + tilt + noise) / np.sqrt(1 + noise_sd**2 + SUBJECT_TILT_SD**2)
         out["row"].append(rows)
         out["day"].append(days[final_day])
         out["subject"].append(np.full(rows.size, subject, dtype=object))
@@ -506,9 +508,13 @@ def _expand(values: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
 
 
 def _mark_rows(roster: Roster, cohorts: list[Cohort], year: SchoolYear, n_days: int,
-               schools: SchoolTable, ref: model.Reference, rng: np.random.Generator
-               ) -> dict[str, np.ndarray]:
-    """Standing marks (grades 8-9, January and June/May) and leaving-exam marks (grade 9)."""
+               schools: SchoolTable, ref: model.Reference, rng: np.random.Generator,
+               marks_from_grade: int = FIRST_MARK_GRADE) -> dict[str, np.ndarray]:
+    """Standing marks (grades 8-9, January and June/May) and leaving-exam marks (grade 9).
+
+    With ``marks_from_grade`` below 8, standing marks are also given in January and June of
+    the grades from that one to 7 (as some municipalities' systems export them).
+    """
     days = year.days[:n_days].astype("int64")
     y = year.start_year
     m = roster.size
@@ -519,6 +525,11 @@ def _mark_rows(roster: Roster, cohorts: list[Cohort], year: SchoolYear, n_days: 
         (9, "Standpunkt", day_number(y + 1, 5, 1), day_number(y + 1, 5, 10), 1),
         (9, "Afgangsprøve", day_number(y + 1, 6, 16), day_number(y + 1, 6, 26), 1),
     ]
+    for early in range(marks_from_grade, FIRST_MARK_GRADE):  # after the default sittings, so
+        sittings += [                                       # the default draws do not move
+            (early, "Standpunkt", day_number(y + 1, 1, 10), day_number(y + 1, 1, 25), 0),
+            (early, "Standpunkt", day_number(y + 1, 6, 10), day_number(y + 1, 6, 20), 1),
+        ]
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("row", "school", "subject", "kind",
                                                          "day", "mark")}
     for grade, kind, first, last, term in sittings:
@@ -538,10 +549,11 @@ def _mark_rows(roster: Roster, cohorts: list[Cohort], year: SchoolYear, n_days: 
             composite = roster.raw_comps[rows, :, term] @ np.array(model.MARK_WEIGHTS)
             ability = -(composite - ref.mark_mean[k]) / ref.mark_sd[k]
             marks = []
+            noise_sd = MARK_NOISE_SD * ref.gen.observation_noise
             for sign in (-1, 1, 0):  # Danish leans to reading, maths to maths, English neither
                 tilt = sign * SUBJECT_TILT_SD * roster.propensity[rows, 4]
-                z = (ability + tilt + MARK_NOISE_SD * rng.standard_normal(rows.size)) / np.sqrt(
-                    1 + MARK_NOISE_SD**2 + SUBJECT_TILT_SD**2 * abs(sign))
+                z = (ability + tilt + noise_sd * rng.standard_normal(rows.size)) / np.sqrt(
+                    1 + noise_sd**2 + SUBJECT_TILT_SD**2 * abs(sign))
                 marks.append(MARK_VALUES[np.searchsorted(STANDPUNKT_CUTS, z)])
         else:
             z_weak = np.empty(rows.size)
@@ -756,6 +768,7 @@ def write_year(
     schools: SchoolTable,
     ref: model.Reference,
     seed: int,
+    marks_from_grade: int = FIRST_MARK_GRADE,
 ) -> YearResult:
     """Write every export file of one school year.
 
@@ -768,6 +781,7 @@ def write_year(
         schools: The schools.
         ref: National reference statistics.
         seed: The municipality's seed.
+        marks_from_grade: First grade with standing marks (8 unless a world says otherwise).
 
     Returns:
         Files, row counts and the ground-truth as-of rows.
@@ -816,7 +830,7 @@ def write_year(
 
     # marks
     marks = _mark_rows(roster, cohorts, year, n_days, schools, ref,
-                       np.random.default_rng([seed, 5, y]))
+                       np.random.default_rng([seed, 5, y]), marks_from_grade)
     if marks and len(marks["CPR"]):
         path = exports / f"karakterer_{tag}.xlsx"
         result.rows["marks"] = write_xlsx(

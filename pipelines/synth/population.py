@@ -312,7 +312,7 @@ def build_cohort(start_year: int, pupils_per_grade: int, schools: SchoolTable, s
         pupils_per_grade: Pupils per grade in the municipality.
         schools: The schools.
         seed: The municipality's seed.
-        ref: National reference statistics.
+        ref: National reference statistics (and the generating model they belong to).
 
     Returns:
         The cohort.
@@ -330,7 +330,7 @@ def build_cohort(start_year: int, pupils_per_grade: int, schools: SchoolTable, s
                       rng.choice(3, size=n, p=ORIGIN_ENTRANT)).astype(np.int8)
     first_school = rng.choice(schools.count, size=n, p=schools.weights)
     latent = model.simulate_latent(rng, boy, origin, schools.shift[first_school], entry_term,
-                                   moves_possible=schools.count > 1)
+                                   moves_possible=schools.count > 1, gen=ref.gen)
     n_terms = model.N_TERMS
     k_index = np.arange(n_terms)
 
@@ -423,8 +423,8 @@ def build_cohort(start_year: int, pupils_per_grade: int, schools: SchoolTable, s
     # outcomes
     threshold = ref.upv_threshold(start_year + 8)
     l16 = latent.liability(model.K_UPV)
-    p_upv = ndtr((l16 - threshold) / model.UPV_NOISE_SD)
-    y_upv = l16 + model.UPV_NOISE_SD * rng.standard_normal(n) > threshold
+    p_upv = ndtr((l16 - threshold) / ref.gen.upv_noise_sd)
+    y_upv = l16 + ref.gen.upv_noise_sd * rng.standard_normal(n) > threshold
     exam_latent = model.exam_liability(latent)
     p_exam = ndtr((exam_latent - ref.exam_threshold) / model.EXAM_NOISE_SD)
     exam_total = exam_latent + model.EXAM_NOISE_SD * rng.standard_normal(n)
