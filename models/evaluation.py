@@ -25,6 +25,10 @@ from models.risk_model import ModelBundle
 MAX_AUC_GAP_TO_ORACLE = 0.02
 MAX_CALIBRATION_ERROR = 0.03
 MIN_PRECISION_SHARE_OF_ORACLE = 0.9
+#: A model has learnt something only when most pupils' risks differ from the median risk by
+#: more than :data:`RISK_VARIES_BY` (a constant risk fills lists by the tie-break alone).
+RISK_VARIES_BY = 0.01
+MIN_SHARE_OF_VARYING_RISK = 0.5
 FAIRNESS_BOOTSTRAP = 50
 
 
@@ -139,9 +143,30 @@ def evaluate_model(
         "per_grade": per_grade,
         "fairness": fairness,
         "calibration_curve": calibration_curve_points(y, risk).round(6).to_dict("records"),
+        "risk_spread": risk_spread(risk),
+        "selection": dict(getattr(bundle, "selection", {}) or {}),
     }
     result["checks"] = yardstick_checks(result)
     return result
+
+
+def risk_spread(risk: np.ndarray) -> dict[str, float | None]:
+    """How much the risk varies across the evaluated rows.
+
+    Args:
+        risk: The model's risk per held-out row.
+
+    Returns:
+        ``share_varying`` (share of rows whose risk differs from the median risk by more than
+        :data:`RISK_VARIES_BY`), ``std``, ``distinct_share`` (distinct risks, rounded to 4
+        decimals, per row); None without rows.
+    """
+    values = np.asarray(risk, dtype="float64")
+    if len(values) == 0:
+        return {"share_varying": None, "std": None, "distinct_share": None}
+    varying = np.abs(values - np.median(values)) > RISK_VARIES_BY
+    return {"share_varying": round(float(varying.mean()), 6), "std": round(float(values.std()), 6),
+            "distinct_share": round(len(np.unique(values.round(4))) / len(values), 6)}
 
 
 def yardstick_checks(result: dict[str, Any]) -> dict[str, Any]:
@@ -152,9 +177,14 @@ def yardstick_checks(result: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         Check name -> ``{"value", "limit", "passed"}``; oracle checks only with an oracle.
+        ``risk_varies`` fails when the model learnt nothing: most held-out pupils get (nearly)
+        the median risk.
     """
     model = result["model"]
     checks: dict[str, Any] = {}
+    spread = (result.get("risk_spread") or {}).get("share_varying")
+    checks["risk_varies"] = {"value": spread, "limit": MIN_SHARE_OF_VARYING_RISK,
+                             "passed": spread is not None and spread >= MIN_SHARE_OF_VARYING_RISK}
     cal = model.get("calibration_error")
     checks["calibration_error"] = {"value": cal, "limit": MAX_CALIBRATION_ERROR,
                                    "passed": cal is not None and cal <= MAX_CALIBRATION_ERROR}

@@ -14,8 +14,10 @@ from models.training import (
     assemble_model_data,
     load_bundle,
     model_identity,
+    plan_training,
     sample_training_rows,
     train_or_load_model,
+    training_fingerprint,
 )
 
 TERM = "2025/26-H1"
@@ -79,10 +81,11 @@ def test_a_registered_model_is_reused_not_retrained(trained, copy_of, sim_config
     import models.training as training
 
     monkeypatch.setattr(training, "fit_bundle", lambda *a, **k: pytest.fail("retrained a registered model"))
+    monkeypatch.setattr(training, "build_features", lambda *a, **k: pytest.fail("built training features"))
     again = train_or_load_model(con, sim_config, TERM, models_dir, "test-version")
     assert again.model_id == bundle.model_id
-    data = assemble_model_data(con, sim_config, TERM)
-    assert model_identity(data, sim_config, "another-version")[0] != bundle.model_id
+    fingerprint = training_fingerprint(con, plan_training(con, sim_config, TERM))
+    assert model_identity(fingerprint, sim_config, "another-version") != bundle.model_id
 
 
 def test_retraining_with_the_same_data_config_and_seed_gives_the_same_model_and_scores(
@@ -98,8 +101,8 @@ def test_retraining_with_the_same_data_config_and_seed_gives_the_same_model_and_
     assert first["risk"].tolist() == second["risk"].tolist()
     assert first["pupil_id"].tolist() == second["pupil_id"].tolist()
     changed = sim_config.model_copy(update={"model": sim_config.model.model_copy(update={"seed": 5})})
-    data = assemble_model_data(con, sim_config, TERM)
-    assert model_identity(data, changed, "test-version")[0] != bundle.model_id
+    fingerprint = training_fingerprint(con, plan_training(con, sim_config, TERM))
+    assert model_identity(fingerprint, changed, "test-version") != bundle.model_id
 
 
 def test_scoring_gives_every_pupil_in_grades_5_to_9_a_risk_and_a_tier(trained, copy_of, sim_config):
