@@ -146,10 +146,11 @@ def fairness_findings(evaluation: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``checked`` (attributes with shown groups), ``skewed`` (``attribute``, ``group``,
-        ``flag_rate``, ``overall``), ``suppressed`` (groups too small to show) and
+        ``flag_rate``, ``overall``), ``uncertain`` (outside the band but without an interval
+        to tell, e.g. no bootstrap), ``suppressed`` (groups too small to show) and
         ``unavailable`` (attributes the sources lack).
     """
-    findings: dict[str, Any] = {"checked": [], "skewed": [], "suppressed": 0, "unavailable": []}
+    findings: dict[str, Any] = {"checked": [], "skewed": [], "uncertain": [], "suppressed": 0, "unavailable": []}
     for attribute in PROTECTED_ATTRIBUTES:
         report = evaluation.get("fairness", {}).get(attribute)
         if not report or not report.get("available"):
@@ -167,10 +168,13 @@ def fairness_findings(evaluation: dict[str, Any]) -> dict[str, Any]:
             rate, interval = group["flag_rate"], group.get("flag_rate_ci") or [None, None]
             outside = rate < FLAG_RATE_BAND[0] * overall or rate > FLAG_RATE_BAND[1] * overall
             low, high = interval
-            excludes = low is None or high is None or overall < low or overall > high
-            if overall > 0 and outside and excludes:
-                findings["skewed"].append({"attribute": attribute, "group": name, "flag_rate": rate,
-                                           "overall": round(overall, 4)})
+            if overall <= 0 or not outside:
+                continue
+            finding = {"attribute": attribute, "group": name, "flag_rate": rate, "overall": round(overall, 4)}
+            if low is None or high is None:
+                findings["uncertain"].append(finding)
+            elif overall < low or overall > high:
+                findings["skewed"].append(finding)
     return findings
 
 
@@ -194,6 +198,11 @@ def _selection_sentence(bundle: ModelBundle) -> str | None:
             "eller lå så tæt på, at den enklere model blev valgt.")
 
 
+def _learnt_something(checks: dict[str, Any]) -> bool:
+    """False when ``risk_varies`` or ``better_than_chance`` failed: then no other figure is a quality."""
+    return all(checks.get(name, {}).get("passed", True) for name in ("risk_varies", "better_than_chance"))
+
+
 def _rule_sentences(evaluation: dict[str, Any], checks: dict[str, Any]) -> list[str]:
     model = evaluation["model"]
     rules = {k: v for k, v in evaluation["baselines"].items() if k in RULE_BASELINES}
@@ -202,6 +211,9 @@ def _rule_sentences(evaluation: dict[str, Any], checks: dict[str, Any]) -> list[
         return []
     mine = _pct(model.get("precision_at_capacity"))
     failed = [name for name, check in rule_checks.items() if not check.get("passed")]
+    if not failed and not _learnt_something(checks):
+        return ["Modellens liste er kun fyldt efter en fast tilfældig rækkefølge blandt ens risici; at den "
+                "ved samme listelængde rammer mindst lige så godt som de enkle regler, er held, ikke kvalitet."]
     if not failed:
         best = max(rule_checks, key=lambda n: rules[n].get("precision_at_capacity") or 0)
         label = BASELINE_LABELS.get(best, (best,))[0].lower()
@@ -244,6 +256,12 @@ def _fairness_sentence(evaluation: dict[str, Any]) -> str:
                 "(uden for 0,8-1,25 gange gennemsnittet). Det skal følges af dataansvarlig og netværk.")
     checked = " og ".join(PROTECTED_ATTRIBUTES[a] for a in findings["checked"])
     note = (f" {findings['suppressed']} små grupper kunne ikke vurderes." if findings["suppressed"] else "")
+    if findings["uncertain"]:
+        parts = [f"{f['group']} ({PROTECTED_ATTRIBUTES[f['attribute']]}) {_pct(f['flag_rate'], 1)} %"
+                 for f in findings["uncertain"]]
+        overall = _pct(findings["uncertain"][0]["overall"], 1)
+        return ("Om listerne rammer skævt, kan ikke afgøres: " + ", ".join(parts) + f" kommer på listen mod "
+                f"{overall} % samlet, men uden usikkerhedsmål (bootstrap) kan forskellen ikke vurderes." + note)
     return (f"Ingen gruppe efter {checked} kommer på listen markant oftere eller sjældnere end gennemsnittet "
             f"(inden for 0,8-1,25 gange, målt med usikkerhed).{note}")
 
@@ -263,12 +281,17 @@ def _danish_summary(bundle: ModelBundle, evaluation: dict[str, Any]) -> list[str
     chosen = _selection_sentence(bundle)
     if chosen:
         lines.append(chosen)
-    varies = checks.get("risk_varies")
+    varies, chance = checks.get("risk_varies"), checks.get("better_than_chance")
     if varies is not None and not varies.get("passed"):
         lines.append(
             "Advarsel: modellen har ikke lært noget brugbart: risikoen er næsten den samme for alle elever "
-            f"(kun {_pct(varies.get('value'))} % afviger mere end 1 procentpoint fra midten). En liste efter "
-            "denne model er ikke bedre end en tilfældig rækkefølge.")
+            f"(spredning {_pct(varies.get('value'))} % af den størst mulige, grænse "
+            f"{_pct(varies.get('limit'))} %). En liste efter denne model er ikke bedre end en tilfældig rækkefølge.")
+    elif chance is not None and not chance.get("passed"):
+        lines.append(
+            "Advarsel: modellen har ikke lært noget brugbart: på de afprøvede årgange rangerer den ikke "
+            "sikkert bedre end tilfældigt (ROC AUC's nedre grænse "
+            f"{_da(chance.get('value'))}, skal være over 0,50).")
     lines.append(
         f"På de afprøvede årgange er ROC AUC {_da(model.get('roc_auc'))}, og af de elever, netværkene "
         f"har plads til at drøfte, har {_pct(model.get('precision_at_capacity'))} % senere fået udfaldet.")
@@ -282,7 +305,10 @@ def _danish_summary(bundle: ModelBundle, evaluation: dict[str, Any]) -> list[str
     if calibration is not None:
         gap = _da((model.get("calibration_error") or 0) * 100, 1)
         limit = _da((calibration.get("limit") or 0) * 100, 0)
-        if calibration.get("passed"):
+        if calibration.get("passed") and not _learnt_something(checks):
+            lines.append(f"Den gennemsnitlige afvigelse mellem forudsagt og observeret andel er {gap} procentpoint, "
+                         "men når risikoen er den samme for alle, siger det intet om den enkelte elev.")
+        elif calibration.get("passed"):
             lines.append(f"Risikoen er kalibreret: den gennemsnitlige afvigelse mellem forudsagt og observeret "
                          f"andel er {gap} procentpoint (grænse {limit}).")
         else:

@@ -44,7 +44,7 @@ TIE_TOLERANCE = 0.001
 #: Figures kept per origin and averaged.
 VALIDATION_METRICS = ("roc_auc", "average_precision", "precision_at_capacity")
 CRITERION = (
-    "highest mean validation ROC AUC over the rolling origins; candidates within "
+    "Highest mean validation ROC AUC over the rolling origins; candidates within "
     f"{TIE_TOLERANCE} of the best are tied and the simplest of them wins; rules are compared "
     "on mean validation precision at capacity"
 )

@@ -141,3 +141,58 @@ def test_large_training_sets_are_sampled_by_whole_pupils_the_same_way_every_time
     assert sample.equals(sample_training_rows(train.sample(frac=1, random_state=1), max_rows=1000)
                          .sort_values("pupil_id", key=lambda s: s.str[1:].astype(int), kind="stable")
                          .reset_index(drop=True))
+
+
+def test_the_reuse_key_ignores_current_year_data_and_follows_training_cohorts_data(sim_con, sim_config):
+    before = training_fingerprint(sim_con, plan_training(sim_con, sim_config, TERM))
+    # this school year's absence (after every training as-of date), and a re-export under
+    # another file name, change nothing the model learns from
+    sim_con.execute("""INSERT INTO clean_absence SELECT * REPLACE (DATE '2025-10-01' AS period_start,
+                       DATE '2025-10-31' AS period_end, 9.0 AS unauthorised_days) FROM clean_absence LIMIT 5""")
+    sim_con.execute("UPDATE clean_absence SET source_file = 'reexport.csv'")
+    assert training_fingerprint(sim_con, plan_training(sim_con, sim_config, TERM)) == before
+    # one absence row of a training cohort's year changes the key
+    changed = sim_con.execute("""UPDATE clean_absence SET unauthorised_days = unauthorised_days + 1
+                       WHERE rowid = (SELECT min(rowid) FROM clean_absence WHERE period_end < DATE '2019-01-01')
+                       RETURNING pupil_id""").fetchall()
+    assert len(changed) == 1
+    assert training_fingerprint(sim_con, plan_training(sim_con, sim_config, TERM)) != before
+
+
+def test_the_reuse_key_follows_the_labels_of_the_cohorts_used(sim_con, sim_config):
+    before = training_fingerprint(sim_con, plan_training(sim_con, sim_config, TERM))
+    sim_con.execute("""UPDATE clean_outcomes SET outcome = NOT outcome
+                       WHERE pupil_id = (SELECT min(pupil_id) FROM clean_outcomes WHERE school_year = '2016/17')""")
+    assert training_fingerprint(sim_con, plan_training(sim_con, sim_config, TERM)) != before
+
+
+def test_the_fingerprint_sees_exactly_what_the_look_ahead_cut_keeps(sim_con):
+    from datetime import date
+
+    from features.leakage import CLEAN_TABLES, warehouse_cut_at
+    from models.training import clean_table_hashes
+
+    cut = date(2020, 11, 15)
+    full = clean_table_hashes(sim_con, cut)
+    assert sorted(full["table_name"]) == sorted(CLEAN_TABLES)
+    with warehouse_cut_at(sim_con, cut):
+        copy = clean_table_hashes(sim_con, cut)
+    pd.testing.assert_frame_equal(full, copy)
+    later = clean_table_hashes(sim_con, date(2022, 11, 15))
+    assert (later["row_count"] > full["row_count"]).any()
+
+
+def test_the_bundle_records_the_selection_and_the_registry_keeps_it(trained, copy_of):
+    path, _, bundle = trained
+    selection = bundle.selection
+    assert selection["winner"] == bundle.candidate
+    assert selection["origins"] and all(o["validation_cohort"] in bundle.split.training_cohorts
+                                        for o in selection["origins"])
+    assert not set(bundle.split.evaluation_cohorts) & {c for o in selection["origins"] for c in o["fit_cohorts"]}
+    assert set(selection["candidates"]) == {"logistic_c0.1", "logistic_c1", "boosting_4_leaves_1pct",
+                                            "boosting_8_leaves_0.3pct"}
+    row = read_registered(copy_of(path), bundle.model_id)
+    assert row["selection"] == json.loads(json.dumps(selection))
+    assert row["candidate"] == bundle.candidate and row["calibration"] == bundle.calibration
+    assert bundle.metrics["selection"]["winner"] == bundle.candidate
+    assert bundle.metrics["checks"]["risk_varies"]["passed"]
