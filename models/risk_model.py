@@ -285,6 +285,13 @@ class ModelBundle:
     metrics: dict[str, Any] = field(default_factory=dict)
     card_paths: dict[str, str] = field(default_factory=dict)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Load a bundle saved before model selection (its model was always ``boosted``)."""
+        if "estimator" not in state and "boosted" in state:
+            state = {**state, "estimator": state.pop("boosted"), "candidate": "boosting_4_leaves_500_rows"}
+        defaults = {"candidate": "", "calibration": PLATT_CV, "selection": {}, "row_counts": {}}
+        self.__dict__.update({**defaults, **state})
+
     def design_matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The exact matrix the models take, from a features frame.
 

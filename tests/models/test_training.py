@@ -196,3 +196,16 @@ def test_the_bundle_records_the_selection_and_the_registry_keeps_it(trained, cop
     assert row["candidate"] == bundle.candidate and row["calibration"] == bundle.calibration
     assert bundle.metrics["selection"]["winner"] == bundle.candidate
     assert bundle.metrics["checks"]["risk_varies"]["passed"]
+
+
+def test_a_bundle_saved_before_model_selection_still_loads(trained):
+    import copy
+
+    bundle = trained[2]
+    old_state = {k: v for k, v in copy.copy(bundle.__dict__).items()
+                 if k not in ("estimator", "candidate", "calibration", "selection", "row_counts")}
+    old_state["boosted"] = bundle.estimator
+    revived = object.__new__(type(bundle))
+    revived.__setstate__(old_state)
+    assert revived.explained_model is bundle.estimator and revived.selection == {}
+    assert revived.calibration == "platt_cv" and revived.candidate
