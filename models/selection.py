@@ -50,6 +50,29 @@ CRITERION = (
 )
 #: Fewest known values a feature needs among the rows a model is fitted on.
 MIN_KNOWN_VALUES = 20
+#: Above this many rows an origin's fit rows are a fixed sample of whole pupils: ranking
+#: candidates needs far fewer rows than the final fit (national size has 400,000), and the
+#: boosted leaf sizes are shares of the rows, so they scale with the sample.
+SELECTION_MAX_ROWS = 150_000
+
+
+def sample_pupils(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """All rows of a fixed pseudo-random share of pupils, when there are more than ``max_rows``.
+
+    Args:
+        frame: Rows with ``pupil_id``.
+        max_rows: Most rows wanted (about).
+
+    Returns:
+        ``frame`` itself when small enough; else the rows of the pupils whose id hash falls in
+        the share, so the same data give the same sample.
+    """
+    if len(frame) <= max_rows:
+        return frame
+    share = max_rows / len(frame)
+    key = pd.util.hash_pandas_object(frame["pupil_id"].astype(str), index=False).to_numpy()
+    keep = (key % 1_000_000) < int(share * 1_000_000)
+    return frame[keep].reset_index(drop=True)
 
 
 def usable_features(train: pd.DataFrame, folds: list[tuple[np.ndarray, np.ndarray]] | None = None) -> list[str]:
@@ -133,7 +156,8 @@ def select_candidate(
     per_candidate: dict[str, list[dict[str, Any]]] = {c.name: [] for c in pool}
     per_rule: dict[str, list[dict[str, Any]]] = {}
     for fit_cohorts, validation_cohort in plan:
-        fit = train[train["cohort"].isin(list(fit_cohorts))].reset_index(drop=True)
+        fit = sample_pupils(train[train["cohort"].isin(list(fit_cohorts))].reset_index(drop=True),
+                            SELECTION_MAX_ROWS)
         valid = train[train["cohort"] == validation_cohort].reset_index(drop=True)
         y_fit = fit["outcome"].to_numpy(dtype=int)
         y_valid = valid["outcome"].to_numpy(dtype=int)

@@ -60,7 +60,14 @@ from models.risk_model import (
     fit_risk_model,
     pupil_folds,
 )
-from models.selection import MIN_KNOWN_VALUES, TIE_TOLERANCE, select_candidate, usable_features
+from models.selection import (
+    MIN_KNOWN_VALUES,
+    SELECTION_MAX_ROWS,
+    TIE_TOLERANCE,
+    sample_pupils,
+    select_candidate,
+    usable_features,
+)
 
 log = logging.getLogger(__name__)
 ARTIFACT_FILE = "model.joblib"
@@ -184,6 +191,7 @@ def model_configuration(config: MunicipalityConfig) -> dict[str, Any]:
         "boosting": BOOSTING_BASE,
         "min_leaf_rows": MIN_LEAF_ROWS,
         "selection_tie_tolerance": TIE_TOLERANCE,
+        "selection_max_rows": SELECTION_MAX_ROWS,
         "max_training_rows": MAX_TRAINING_ROWS,
         "min_known_values": MIN_KNOWN_VALUES,
         "calibration": {"method": CALIBRATION_METHOD, "folds": CALIBRATION_FOLDS,
@@ -273,14 +281,10 @@ MAX_TRAINING_ROWS = 400_000
 def sample_training_rows(train: pd.DataFrame, max_rows: int = MAX_TRAINING_ROWS) -> pd.DataFrame:
     """All rows of a fixed pseudo-random share of pupils, when there are more than ``max_rows``.
 
-    The share is chosen by a hash of the pupil id, so the same data give the same sample.
+    The share is chosen by a hash of the pupil id, so the same data give the same sample
+    (``models.selection.sample_pupils``).
     """
-    if len(train) <= max_rows:
-        return train
-    share = max_rows / len(train)
-    key = pd.util.hash_pandas_object(train["pupil_id"].astype(str), index=False).to_numpy()
-    keep = (key % 1_000_000) < int(share * 1_000_000)
-    return train[keep].reset_index(drop=True)
+    return sample_pupils(train, max_rows)
 
 
 def pinned_candidate(config: MunicipalityConfig) -> Candidate | None:
