@@ -192,10 +192,14 @@ def _selection_sentence(bundle: ModelBundle) -> str | None:
         return (f"Modeltypen ({label}) er valgt uden afprøvning på tidligere årgange, fordi der var for få "
                 "årgange med kendt udfald; den enkleste model er brugt.")
     cohorts = ", ".join(o["validation_cohort"] for o in origins)
+    aucs = [(e.get("mean") or {}).get("roc_auc") for e in selection.get("candidates", {}).values()]
+    best = max(a for a in aucs if a is not None)
+    why = (f"gav den højeste gennemsnitlige ROC AUC ({_da(auc, 3)})" if auc >= best else
+           f"lå med en gennemsnitlig ROC AUC på {_da(auc, 3)} så tæt på den bedste ({_da(best, 3)}), "
+           "at den enklere model er valgt")
     return (f"Modeltypen er valgt blandt {len(selection.get('candidates', {}))} kandidater ved at træne på "
             f"ældre årgange og afprøve på de næste ({cohorts}), kun inden for træningsårgangene: "
-            f"{label} (`{bundle.candidate}`) gav den højeste gennemsnitlige ROC AUC ({_da(auc)}), "
-            "eller lå så tæt på, at den enklere model blev valgt.")
+            f"{label} (`{bundle.candidate}`) {why}.")
 
 
 def _learnt_something(checks: dict[str, Any]) -> bool:
