@@ -39,6 +39,11 @@ def test_a_passing_model_says_it_is_calibrated_and_beats_the_rules(trained):
     beats = all(c["passed"] for name, c in checks.items() if name.startswith("beats_"))
     assert (BEATS_RULES in text) == beats
     assert "Modeltypen er valgt blandt 4 kandidater" in text
+    html = Path(bundle.card_paths["html"]).read_text(encoding="utf-8")
+    markdown = Path(bundle.card_paths["markdown"]).read_text(encoding="utf-8")
+    for written in (html, markdown):
+        assert "Model selection" in written and f"{bundle.candidate} (chosen)" in written
+        assert "ABC-regel / ABC-style rule" in written
 
 
 def test_no_sentence_of_a_failing_model_claims_calibration_or_beating_the_rules(trained, tmp_path):
