@@ -471,3 +471,24 @@ def write_model_card(bundle: ModelBundle, evaluation: dict[str, Any], out_dir: P
     paths["markdown"].write_text(markdown, encoding="utf-8")
     paths["html"].write_text(html, encoding="utf-8")
     return paths
+
+
+def restate_gate(bundle: ModelBundle, gate: dict[str, Any]) -> dict[str, Path]:
+    """Record the publication gate's decision in the model's metrics and rewrite its card.
+
+    The card is first written when the model is trained, before any gate has looked at it;
+    the publication gate (``models.gate``) calls this with its decision so that the card states
+    what was published and why.
+
+    Args:
+        bundle: The model (with ``metrics`` and ``card_paths``).
+        gate: ``passed``, ``published`` (``model``, ``rule`` or ``none``) and ``reasons``.
+
+    Returns:
+        The rewritten ``markdown`` and ``html`` paths (beside the existing card).
+    """
+    bundle.metrics["gate"] = dict(gate)
+    folder = Path(bundle.card_paths["markdown"]).parent
+    paths = write_model_card(bundle, bundle.metrics, folder)
+    bundle.card_paths = {k: str(v) for k, v in paths.items()}
+    return paths

@@ -234,8 +234,10 @@ def training_fingerprint(con: duckdb.DuckDBPyConnection, plan: TrainingPlan) -> 
     The rows' features use only data dated before their as-of date, all of which are at most
     the plan's latest as-of date; their labels are the split's cohorts'. So the fingerprint is
     the clean tables cut at that date (:func:`clean_table_hashes`), the labels of the split's
-    cohorts and the split itself. Data of the current school year (dated after the cut) and
-    labels of later cohorts do not change it.
+    cohorts and the split's cohorts and cutoff. Data of the current school year (dated after
+    the cut) and labels of later cohorts do not change it, nor does the term: every term with
+    the same known cohorts reuses one model (in practice one model a school year, trained when
+    new outcomes arrive); the model's ``split.term`` is the first term it was trained for.
 
     Args:
         con: A connection with the ``clean_*`` tables.
@@ -250,7 +252,7 @@ def training_fingerprint(con: duckdb.DuckDBPyConnection, plan: TrainingPlan) -> 
     labels = plan.labels[plan.labels["cohort"].isin(cohorts)][["pupil_id", "cohort", "assessed_date", "outcome"]]
     labels = labels.astype({"assessed_date": str, "outcome": int})
     parts = [
-        tables.to_csv(index=False), frame_digest(labels), split.term, str(split.as_of_date),
+        tables.to_csv(index=False), frame_digest(labels),
         ",".join(split.training_cohorts), ",".join(split.evaluation_cohorts), str(split.label_cutoff),
         ",".join(str(d) for d in plan.as_of_dates),
     ]

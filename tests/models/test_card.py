@@ -72,6 +72,19 @@ def test_the_gate_is_stated_when_present_and_passing(trained):
     assert card_context(bundle, evaluation)["gate"]["published"] == "model"
 
 
+def test_the_gate_decision_is_written_into_an_existing_card(trained, tmp_path):
+    from models.card import restate_gate
+
+    bundle = copy.deepcopy(trained[2])
+    folder = tmp_path / bundle.model_id
+    write_model_card(bundle, bundle.metrics, folder)
+    bundle.card_paths = {"markdown": str(folder / "card.md"), "html": str(folder / "card.html")}
+    paths = restate_gate(bundle, {"passed": False, "published": "none", "reasons": ["calibration 0.05 > 0.03"]})
+    text = Path(paths["markdown"]).read_text(encoding="utf-8")
+    assert "der offentliggøres ingen liste" in text and "calibration 0.05 > 0.03" in text
+    assert bundle.metrics["gate"]["published"] == "none"
+
+
 def test_fairness_sentence_follows_the_fairness_report(trained):
     bundle = trained[2]
     evaluation = copy.deepcopy(bundle.metrics)

@@ -209,3 +209,12 @@ def test_a_bundle_saved_before_model_selection_still_loads(trained):
     revived.__setstate__(old_state)
     assert revived.explained_model is bundle.estimator and revived.selection == {}
     assert revived.calibration == "platt_cv" and revived.candidate
+
+
+def test_every_term_with_the_same_known_cohorts_reuses_one_model(sim_con, sim_config):
+    spring = plan_training(sim_con, sim_config, "2024/25-H2")
+    autumn = plan_training(sim_con, sim_config, TERM)
+    assert spring.split.training_cohorts == autumn.split.training_cohorts
+    assert training_fingerprint(sim_con, spring) == training_fingerprint(sim_con, autumn)
+    earlier = plan_training(sim_con, sim_config, "2023/24-H1")  # before the 2023/24 outcomes (1 Dec)
+    assert training_fingerprint(sim_con, earlier) != training_fingerprint(sim_con, autumn)
