@@ -163,12 +163,50 @@ class Flagging(_Strict):
     grades: list[int] = [5, 6, 7, 8, 9]
 
 
+#: The candidates of model selection (``models.risk_model.DEFAULT_CANDIDATES``, same order) and
+#: the parameters each kind takes; ``model.candidate`` pins one of them.
+MODEL_CANDIDATES = ("logistic_c0.1", "logistic_c1", "boosting_4_leaves_1pct", "boosting_8_leaves_0.3pct")
+CANDIDATE_PARAMETERS = {"logistic": ("C",), "boosting": ("max_leaf_nodes", "min_samples_leaf_share")}
+
+
 class ModelSettings(_Strict):
-    """Training choices that change the model (and so its id)."""
+    """Training choices that change the model (and so its id).
+
+    ``candidate`` is ``auto`` (model selection on the training cohorts' history chooses) or the
+    name of one candidate, which is then used whatever the validation says;
+    ``candidate_params`` overrides the pinned candidate's parameters (``C`` for a logistic
+    candidate; ``max_leaf_nodes`` and ``min_samples_leaf_share`` for a boosted one).
+    """
 
     seed: int = 20160101
     training_grades: list[int] = [5, 6, 7, 8]
     evaluation_cohorts: int = Field(2, ge=1, description="Latest outcome cohorts held out")
+    candidate: Literal["auto", "logistic_c0.1", "logistic_c1", "boosting_4_leaves_1pct",
+                       "boosting_8_leaves_0.3pct"] = "auto"
+    candidate_params: dict[str, float] = {}
+    selection_origins: int = Field(3, ge=1, le=6, description="Training cohorts validated on, latest first")
+
+    @model_validator(mode="after")
+    def _pinned_parameters(self) -> ModelSettings:
+        if not self.candidate_params:
+            return self
+        if self.candidate == "auto":
+            raise ValueError("candidate_params: set model.candidate to the candidate whose parameters they are")
+        kind = self.candidate.split("_")[0]
+        allowed = CANDIDATE_PARAMETERS[kind]
+        unknown = sorted(set(self.candidate_params) - set(allowed))
+        if unknown:
+            raise ValueError(f"candidate_params: {unknown} are not parameters of a {kind} candidate "
+                             f"(allowed: {list(allowed)})")
+        params = self.candidate_params
+        if "C" in params and not params["C"] > 0:
+            raise ValueError("candidate_params: C must be above 0")
+        if "max_leaf_nodes" in params and (params["max_leaf_nodes"] < 2 or params["max_leaf_nodes"] != int(
+                params["max_leaf_nodes"])):
+            raise ValueError("candidate_params: max_leaf_nodes must be a whole number of at least 2")
+        if "min_samples_leaf_share" in params and not 0 < params["min_samples_leaf_share"] < 0.5:
+            raise ValueError("candidate_params: min_samples_leaf_share must be between 0 and 0.5")
+        return self
 
 
 class MunicipalityConfig(_Strict):

@@ -101,20 +101,37 @@ class SchoolOnly:
         return frame["school_code"].map(self.rates_).fillna(self.overall_).astype(float).to_numpy()
 
 
+def logistic_pipeline(C: float = 1.0, random_state: int = 0) -> Pipeline:
+    """The unfitted logistic regression: median imputation with missing indicators, scaling.
+
+    Shared by the baseline and the logistic candidates of model selection
+    (``models.risk_model``), so both are the same model.
+
+    Args:
+        C: Inverse strength of the L2 penalty (smaller = more regularised).
+        random_state: Random seed.
+
+    Returns:
+        A ``Pipeline`` with steps ``impute``, ``scale`` and ``model``.
+    """
+    return Pipeline([
+        ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+        ("scale", StandardScaler()),
+        ("model", LogisticRegression(C=C, max_iter=2000, random_state=random_state)),
+    ])
+
+
 class LogisticBaseline:
     """Logistic regression on the catalogue's features."""
 
     name = "logistisk_regression"
     is_probability = True
 
-    def __init__(self, feature_names: list[str], random_state: int = 0) -> None:
+    def __init__(self, feature_names: list[str], random_state: int = 0, C: float = 1.0) -> None:
         self.feature_names = feature_names
         self.random_state = random_state
-        self.pipeline_ = Pipeline([
-            ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
-            ("scale", StandardScaler()),
-            ("model", LogisticRegression(C=1.0, max_iter=2000, random_state=random_state)),
-        ])
+        self.C = C
+        self.pipeline_ = logistic_pipeline(C, random_state)
 
     def fit(self, frame: pd.DataFrame, y: np.ndarray) -> LogisticBaseline:
         """Fit on training rows."""
@@ -124,6 +141,19 @@ class LogisticBaseline:
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted probability."""
         return self.pipeline_.predict_proba(design_matrix(frame, self.feature_names))[:, 1]
+
+
+def fit_rules(frame: pd.DataFrame, y: np.ndarray) -> list[Baseline]:
+    """The rule baselines (:data:`RULE_BASELINES`), fitted where they learn (school rates).
+
+    Args:
+        frame: Training rows (features frame).
+        y: Outcomes.
+
+    Returns:
+        The rules, in the order of :data:`RULE_BASELINES`.
+    """
+    return [AbsenceRule(), AbcRule(), SchoolOnly().fit(frame, y)]
 
 
 def fit_baselines(frame: pd.DataFrame, y: np.ndarray, feature_names: list[str], seed: int) -> list[Baseline]:
@@ -138,9 +168,4 @@ def fit_baselines(frame: pd.DataFrame, y: np.ndarray, feature_names: list[str], 
     Returns:
         The baselines, in the order of :data:`ALL_BASELINES`.
     """
-    return [
-        AbsenceRule(),
-        AbcRule(),
-        SchoolOnly().fit(frame, y),
-        LogisticBaseline(feature_names, random_state=seed).fit(frame, y),
-    ]
+    return [*fit_rules(frame, y), LogisticBaseline(feature_names, random_state=seed).fit(frame, y)]

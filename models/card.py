@@ -22,8 +22,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 
 from features.catalogue import FAMILIES, feature_spec  # noqa: E402
+from models.baselines import RULE_BASELINES  # noqa: E402
 from models.outcomes import outcome_definition  # noqa: E402
-from models.risk_model import ModelBundle  # noqa: E402
+from models.risk_model import OWN_PROBABILITY, ModelBundle  # noqa: E402
 
 BASELINE_LABELS = {
     "fravaer_over_10pct": ("Fravær over 10 %", "Absence above 10 %"),
@@ -122,39 +123,262 @@ def fairness_plot(evaluation: dict[str, Any], attribute: str) -> bytes | None:
     return _png(figure)
 
 
+CANDIDATE_LABELS_DA = {"logistic": "logistisk regression", "boosting": "gradient boosting (beslutningstræer)"}
+#: A group's flag rate outside this band around the overall flag rate (the four-fifths rule and
+#: its inverse) counts as skewed when its bootstrap interval also lies outside the overall rate.
+FLAG_RATE_BAND = (0.8, 1.25)
+PROTECTED_ATTRIBUTES = {"sex": "køn", "origin": "oprindelse"}
+
+
+def _pct(value: float | None, digits: int = 0) -> str:
+    return _da((value or 0) * 100, digits)
+
+
+def fairness_findings(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """Which groups of sex and origin the lists reach markedly more or less often than average.
+
+    Measured on the fairness report (``models.fairness``): a group is skewed when its flag
+    rate is outside :data:`FLAG_RATE_BAND` times the overall flag rate (rows-weighted over the
+    shown groups) and its 95 % bootstrap interval does not include the overall rate.
+
+    Args:
+        evaluation: From ``models.evaluation.evaluate_model``.
+
+    Returns:
+        ``checked`` (attributes with shown groups), ``skewed`` (``attribute``, ``group``,
+        ``flag_rate``, ``overall``), ``uncertain`` (outside the band but without an interval
+        to tell, e.g. no bootstrap), ``suppressed`` (groups too small to show) and
+        ``unavailable`` (attributes the sources lack).
+    """
+    findings: dict[str, Any] = {"checked": [], "skewed": [], "uncertain": [], "suppressed": 0, "unavailable": []}
+    for attribute in PROTECTED_ATTRIBUTES:
+        report = evaluation.get("fairness", {}).get(attribute)
+        if not report or not report.get("available"):
+            findings["unavailable"].append(attribute)
+            continue
+        groups = report.get("groups", {})
+        findings["suppressed"] += sum(1 for g in groups.values() if g.get("suppressed"))
+        shown = {name: g for name, g in groups.items() if not g.get("suppressed") and g.get("flag_rate") is not None}
+        if not shown:
+            continue
+        findings["checked"].append(attribute)
+        rows = sum(g["rows"] for g in shown.values())
+        overall = sum(g["flag_rate"] * g["rows"] for g in shown.values()) / rows if rows else 0.0
+        for name, group in shown.items():
+            rate, interval = group["flag_rate"], group.get("flag_rate_ci") or [None, None]
+            outside = rate < FLAG_RATE_BAND[0] * overall or rate > FLAG_RATE_BAND[1] * overall
+            low, high = interval
+            if overall <= 0 or not outside:
+                continue
+            finding = {"attribute": attribute, "group": name, "flag_rate": rate, "overall": round(overall, 4)}
+            if low is None or high is None:
+                findings["uncertain"].append(finding)
+            elif overall < low or overall > high:
+                findings["skewed"].append(finding)
+    return findings
+
+
+def _selection_sentence(bundle: ModelBundle) -> str | None:
+    selection = bundle.selection or {}
+    if not selection:
+        return None
+    winner = selection.get("candidates", {}).get(bundle.candidate, {})
+    label = CANDIDATE_LABELS_DA.get(winner.get("kind", ""), bundle.candidate)
+    if selection.get("pinned"):
+        return f"Modeltypen ({label}, `{bundle.candidate}`) er fastlagt i konfigurationen."
+    origins = [o for o in selection.get("origins", []) if "skipped" not in o]
+    auc = (winner.get("mean") or {}).get("roc_auc")
+    if not origins or auc is None:
+        return (f"Modeltypen ({label}) er valgt uden afprøvning på tidligere årgange, fordi der var for få "
+                "årgange med kendt udfald; den enkleste model er brugt.")
+    cohorts = ", ".join(o["validation_cohort"] for o in origins)
+    aucs = [(e.get("mean") or {}).get("roc_auc") for e in selection.get("candidates", {}).values()]
+    best = max(a for a in aucs if a is not None)
+    why = (f"gav den højeste gennemsnitlige ROC AUC ({_da(auc, 3)})" if auc >= best else
+           f"lå med en gennemsnitlig ROC AUC på {_da(auc, 3)} så tæt på den bedste ({_da(best, 3)}), "
+           "at den enklere model er valgt")
+    return (f"Modeltypen er valgt blandt {len(selection.get('candidates', {}))} kandidater ved at træne på "
+            f"ældre årgange og afprøve på de næste ({cohorts}), kun inden for træningsårgangene: "
+            f"{label} (`{bundle.candidate}`) {why}.")
+
+
+def _learnt_something(checks: dict[str, Any]) -> bool:
+    """False when ``risk_varies`` or ``better_than_chance`` failed: then no other figure is a quality."""
+    return all(checks.get(name, {}).get("passed", True) for name in ("risk_varies", "better_than_chance"))
+
+
+def _rule_sentences(evaluation: dict[str, Any], checks: dict[str, Any]) -> list[str]:
+    model = evaluation["model"]
+    rules = {k: v for k, v in evaluation["baselines"].items() if k in RULE_BASELINES}
+    rule_checks = {name: checks[f"beats_{name}"] for name in rules if f"beats_{name}" in checks}
+    if not rule_checks:
+        return []
+    mine = _pct(model.get("precision_at_capacity"))
+    failed = [name for name, check in rule_checks.items() if not check.get("passed")]
+    if not failed and not _learnt_something(checks):
+        return ["Modellens liste er kun fyldt efter en fast tilfældig rækkefølge blandt ens risici; at den "
+                "ved samme listelængde rammer mindst lige så godt som de enkle regler, er held, ikke kvalitet."]
+    if not failed:
+        best = max(rule_checks, key=lambda n: rules[n].get("precision_at_capacity") or 0)
+        label = BASELINE_LABELS.get(best, (best,))[0].lower()
+        return [f"Ved samme listelængde rammer modellen bedre end hver af de enkle regler: {mine} % mod "
+                f"{_pct(rules[best].get('precision_at_capacity'))} % for den bedste regel ({label})."]
+    parts = [f"{BASELINE_LABELS.get(n, (n,))[0].lower()} {_pct(rules[n].get('precision_at_capacity'))} %"
+             for n in failed]
+    return [f"Modellen rammer ikke bedre end alle enkle regler ved samme listelængde: modellen {mine} %, "
+            f"{', '.join(parts)}. Modellen er ikke bedre end den regel, den skulle erstatte."]
+
+
+def _gate_sentence(gate: dict[str, Any] | None) -> str | None:
+    if not gate:
+        return None
+    published = gate.get("published")
+    reasons = "; ".join(str(r) for r in gate.get("reasons") or [])
+    because = f" ({reasons})" if reasons else ""
+    if gate.get("passed") and published == "model":
+        return "Kontrollen før offentliggørelse er bestået, og listerne bygger på modellen."
+    if published == "rule":
+        return (f"Kontrollen før offentliggørelse er ikke bestået{because}; listerne bygger derfor på den "
+                "bedste enkle regel, ikke på modellen.")
+    if published == "none":
+        return f"Kontrollen før offentliggørelse er ikke bestået{because}; der offentliggøres ingen liste."
+    state = "bestået" if gate.get("passed") else "ikke bestået"
+    return f"Kontrollen før offentliggørelse er {state}{because}; offentliggjort: {published}."
+
+
+def _fairness_sentence(evaluation: dict[str, Any]) -> str:
+    findings = fairness_findings(evaluation)
+    names = " eller ".join(PROTECTED_ATTRIBUTES[a] for a in PROTECTED_ATTRIBUTES)
+    if not findings["checked"]:
+        return (f"Om listerne rammer skævt efter {names}, kunne ikke kontrolleres "
+                "(for få elever eller ingen oplysninger).")
+    if findings["skewed"]:
+        parts = [f"{f['group']} ({PROTECTED_ATTRIBUTES[f['attribute']]}) {_pct(f['flag_rate'], 1)} %"
+                 for f in findings["skewed"]]
+        overall = _pct(findings["skewed"][0]["overall"], 1)
+        return ("Listerne rammer skævt: " + ", ".join(parts) + f" kommer på listen mod {overall} % samlet "
+                "(uden for 0,8-1,25 gange gennemsnittet). Det skal følges af dataansvarlig og netværk.")
+    checked = " og ".join(PROTECTED_ATTRIBUTES[a] for a in findings["checked"])
+    note = (f" {findings['suppressed']} små grupper kunne ikke vurderes." if findings["suppressed"] else "")
+    if findings["uncertain"]:
+        parts = [f"{f['group']} ({PROTECTED_ATTRIBUTES[f['attribute']]}) {_pct(f['flag_rate'], 1)} %"
+                 for f in findings["uncertain"]]
+        overall = _pct(findings["uncertain"][0]["overall"], 1)
+        return ("Om listerne rammer skævt, kan ikke afgøres: " + ", ".join(parts) + f" kommer på listen mod "
+                f"{overall} % samlet, men uden usikkerhedsmål (bootstrap) kan forskellen ikke vurderes." + note)
+    return (f"Ingen gruppe efter {checked} kommer på listen markant oftere eller sjældnere end gennemsnittet "
+            f"(inden for 0,8-1,25 gange, målt med usikkerhed).{note}")
+
+
 def _danish_summary(bundle: ModelBundle, evaluation: dict[str, Any]) -> list[str]:
+    """The Danish summary: every sentence about quality follows the check that measures it."""
     spec = outcome_definition(bundle.outcome_definition.split("@")[0])
     model = evaluation["model"]
-    rules = {k: v for k, v in evaluation["baselines"].items() if k != "logistisk_regression"}
-    best_rule = max(rules.items(), key=lambda kv: kv[1].get("precision_at_capacity") or 0) if rules else None
+    checks = evaluation.get("checks", {})
     lines = [
         f"Modellen vurderer risikoen for udfaldet *{spec.description_da.lower()}* "
         f"(definition `{bundle.outcome_definition}`) for elever i 5.-9. klasse.",
         f"Den er trænet på årgangene {bundle.split.training_window[0]}–{bundle.split.training_window[1]} "
         f"og afprøvet på de senere årgange {', '.join(bundle.split.evaluation_cohorts)}, som modellen "
         "ikke har set. Alle oplysninger er fra før skæringsdatoen.",
-        f"På de afprøvede årgange er ROC AUC {_da(model.get('roc_auc'))}, og af de elever, netværkene "
-        f"har plads til at drøfte, har {_da((model.get('precision_at_capacity') or 0) * 100, 0)} % "
-        "senere fået udfaldet.",
     ]
-    if best_rule is not None:
-        label = BASELINE_LABELS.get(best_rule[0], (best_rule[0],))[0]
-        share = _da((best_rule[1].get("precision_at_capacity") or 0) * 100, 0)
-        lines.append(f"Den bedste enkle regel ({label.lower()}) rammer {share} % ved samme listelængde.")
+    chosen = _selection_sentence(bundle)
+    if chosen:
+        lines.append(chosen)
+    varies, chance = checks.get("risk_varies"), checks.get("better_than_chance")
+    if varies is not None and not varies.get("passed"):
+        lines.append(
+            "Advarsel: modellen har ikke lært noget brugbart: risikoen er næsten den samme for alle elever "
+            f"(spredning {_pct(varies.get('value'))} % af den størst mulige, grænse "
+            f"{_pct(varies.get('limit'))} %). En liste efter denne model er ikke bedre end en tilfældig rækkefølge.")
+    elif chance is not None and not chance.get("passed"):
+        lines.append(
+            "Advarsel: modellen har ikke lært noget brugbart: på de afprøvede årgange rangerer den ikke "
+            "sikkert bedre end tilfældigt (ROC AUC's nedre grænse "
+            f"{_da(chance.get('value'))}, skal være over 0,50).")
     lines.append(
-        f"Risikoen er kalibreret: den gennemsnitlige afvigelse mellem forudsagt og observeret andel er "
-        f"{_da((model.get('calibration_error') or 0) * 100, 1)} procentpoint.")
+        f"På de afprøvede årgange er ROC AUC {_da(model.get('roc_auc'))}, og af de elever, netværkene "
+        f"har plads til at drøfte, har {_pct(model.get('precision_at_capacity'))} % senere fået udfaldet.")
+    lines += _rule_sentences(evaluation, checks)
+    if (bundle.selection or {}).get("rule_beats_learned"):
+        rule = bundle.selection.get("best_rule")
+        label = BASELINE_LABELS.get(rule, (rule,))[0].lower()
+        lines.append(f"Allerede på træningsårgangene ramte en enkel regel ({label}) bedre end alle de "
+                     "afprøvede modeller ved samme listelængde.")
+    calibration = checks.get("calibration_error")
+    if calibration is not None:
+        gap = _da((model.get("calibration_error") or 0) * 100, 1)
+        limit = _da((calibration.get("limit") or 0) * 100, 0)
+        if calibration.get("passed") and not _learnt_something(checks):
+            lines.append(f"Den gennemsnitlige afvigelse mellem forudsagt og observeret andel er {gap} procentpoint, "
+                         "men når risikoen er den samme for alle, siger det intet om den enkelte elev.")
+        elif calibration.get("passed"):
+            lines.append(f"Risikoen er kalibreret: den gennemsnitlige afvigelse mellem forudsagt og observeret "
+                         f"andel er {gap} procentpoint (grænse {limit}).")
+        else:
+            lines.append(f"Risikoen er ikke kalibreret: den gennemsnitlige afvigelse mellem forudsagt og "
+                         f"observeret andel er {gap} procentpoint, over grænsen på {limit}. Læs risikoen som en "
+                         "rækkefølge, ikke som en sandsynlighed.")
+    if bundle.calibration == OWN_PROBABILITY:
+        lines.append("Der var for få elever med (eller uden) udfaldet til den sædvanlige kalibrering "
+                     "(Platt-skalering på krydsvalidering); risikoen er modellens egen sandsynlighed.")
+    gate = _gate_sentence(evaluation.get("gate"))
+    if gate:
+        lines.append(gate)
+    lines.append(_fairness_sentence(evaluation))
     lines.append(
-        "Køn og oprindelse indgår ikke i modellen; de bruges kun til at kontrollere, at listerne ikke "
-        "rammer skævt. En markering er et signal til faglig drøftelse, aldrig en afgørelse om et barn.")
+        "Køn og oprindelse indgår ikke i modellen; de bruges kun til at kontrollere, om listerne rammer "
+        "skævt. En markering er et signal til faglig drøftelse, aldrig en afgørelse om et barn.")
     return lines
+
+
+def model_description(bundle: ModelBundle) -> str:
+    """One English paragraph on what the model is and how its risk is calibrated."""
+    params = json.dumps((bundle.selection or {}).get("candidates", {}).get(bundle.candidate, {}).get("params", {}),
+                        sort_keys=True)
+    if bundle.candidate.startswith("logistic"):
+        what = (f"Regularised logistic regression (`{bundle.candidate}`, parameters `{params}`): median "
+                "imputation with a missing indicator per feature, standardised inputs, L2 penalty.")
+    else:
+        what = (f"Gradient-boosted trees (`{bundle.candidate or 'boosting'}`, `HistGradientBoostingClassifier`, "
+                f"parameters `{params}` with a leaf's least share of the fitted rows, fixed settings "
+                f"`{json.dumps(bundle.model_config.get('boosting', {}), sort_keys=True)}`), monotone where the "
+                "direction is known, missing values kept as missing.")
+    if bundle.calibration == OWN_PROBABILITY:
+        how = ("The training rows had too few outcomes (or non-outcomes) per fold for cross-validated Platt "
+               "scaling, so the risk is the model's own probability (its logistic loss fit), not recalibrated.")
+    else:
+        how = ("Probabilities calibrated with Platt scaling (`CalibratedClassifierCV`, sigmoid, 3 folds that "
+               "keep a pupil's rows together): the sigmoid is fitted on predictions for pupils the model was "
+               "not fitted on.")
+    return f"{what} {how}"
+
+
+def selection_rows(bundle: ModelBundle) -> list[dict[str, str]]:
+    """One row per candidate and rule: mean validation figures and AUC per origin."""
+    selection = bundle.selection or {}
+    origins = [o["validation_cohort"] for o in selection.get("origins", []) if "skipped" not in o]
+    rows = []
+    entries = [(name, e, False) for name, e in selection.get("candidates", {}).items()]
+    entries += [(name, e, True) for name, e in selection.get("rules", {}).items()]
+    for name, entry, is_rule in entries:
+        per_origin = {o["validation_cohort"]: o.get("roc_auc") for o in entry.get("per_origin", [])}
+        mean = entry.get("mean", {})
+        label = " / ".join(BASELINE_LABELS[name]) if is_rule and name in BASELINE_LABELS else name
+        rows.append({
+            "name": label + (" (chosen)" if name == selection.get("winner") else ""),
+            "roc_auc": _number(mean.get("roc_auc")), "average_precision": _number(mean.get("average_precision")),
+            "precision_at_capacity": _number(mean.get("precision_at_capacity")),
+            "per_origin": ", ".join(f"{c}: {_number(per_origin.get(c))}" for c in origins),
+        })
+    return rows
 
 
 def _metric_rows(entry: dict[str, Any]) -> list[dict[str, str]]:
     def cells(metrics: dict[str, Any]) -> dict[str, str]:
         return {m: _number(metrics.get(m)) for m in METRIC_LABELS}
 
-    rows = [{"name": "Model (kalibreret / calibrated)", **cells(entry["model"])}]
+    rows = [{"name": "Model", **cells(entry["model"])}]
     if "oracle" in entry:
         rows.append({"name": "Oracle (true probability)", **cells(entry["oracle"])})
     for name, metrics in entry["baselines"].items():
@@ -203,8 +427,10 @@ def card_context(bundle: ModelBundle, evaluation: dict[str, Any]) -> dict[str, A
         "positives": evaluation.get("positives"),
         "checks": evaluation.get("checks", {}),
         "fairness_rows": fairness_rows,
-        "boosting": json.dumps(bundle.model_config.get("boosting", {}), sort_keys=True),
-        "calibration": json.dumps(bundle.model_config.get("calibration", {}), sort_keys=True),
+        "model_description": model_description(bundle),
+        "selection": bundle.selection or {},
+        "selection_rows": selection_rows(bundle),
+        "gate": evaluation.get("gate"),
     }
 
 
@@ -244,4 +470,25 @@ def write_model_card(bundle: ModelBundle, evaluation: dict[str, Any], out_dir: P
     paths = {"markdown": out_dir / "card.md", "html": out_dir / "card.html"}
     paths["markdown"].write_text(markdown, encoding="utf-8")
     paths["html"].write_text(html, encoding="utf-8")
+    return paths
+
+
+def restate_gate(bundle: ModelBundle, gate: dict[str, Any]) -> dict[str, Path]:
+    """Record the publication gate's decision in the model's metrics and rewrite its card.
+
+    The card is first written when the model is trained, before any gate has looked at it;
+    the publication gate (``models.gate``) calls this with its decision so that the card states
+    what was published and why.
+
+    Args:
+        bundle: The model (with ``metrics`` and ``card_paths``).
+        gate: ``passed``, ``published`` (``model``, ``rule`` or ``none``) and ``reasons``.
+
+    Returns:
+        The rewritten ``markdown`` and ``html`` paths (beside the existing card).
+    """
+    bundle.metrics["gate"] = dict(gate)
+    folder = Path(bundle.card_paths["markdown"]).parent
+    paths = write_model_card(bundle, bundle.metrics, folder)
+    bundle.card_paths = {k: str(v) for k, v in paths.items()}
     return paths

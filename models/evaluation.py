@@ -26,6 +26,13 @@ from models.risk_model import ModelBundle
 MAX_AUC_GAP_TO_ORACLE = 0.02
 MAX_CALIBRATION_ERROR = 0.03
 MIN_PRECISION_SHARE_OF_ORACLE = 0.9
+#: A model has learnt something only when its risk spreads over the pupils: the standard
+#: deviation of the held-out risks must be at least this share of the largest possible at the
+#: same mean risk, ``sqrt(m * (1 - m))`` (a risk of 0 or 1 for every pupil). A constant risk
+#: fills lists by the tie-break alone.
+MIN_RELATIVE_RISK_SPREAD = 0.1
+#: z of the one-sided 97.5 % bound on the held-out AUC that must lie above 0.5 (chance).
+CHANCE_Z = 1.96
 FAIRNESS_BOOTSTRAP = 50
 
 
@@ -143,6 +150,8 @@ def evaluate_model(
         "per_grade": per_grade,
         "fairness": fairness,
         "calibration_curve": calibration_curve_points(y, risk).round(6).to_dict("records"),
+        "risk_spread": risk_spread(risk),
+        "selection": dict(getattr(bundle, "selection", {}) or {}),
     }
     result["checks"] = yardstick_checks(result)
     rules = {b.name: scores[b.name][0] for b in bundle.baselines if b.name in RULE_BASELINES}
@@ -150,6 +159,56 @@ def evaluate_model(
                            n_boot=gate_boot, seed=config.model.seed)
     result["gate"] = {**gate, **published(gate, config.publication.on_gate_failure)}
     return result
+
+
+def risk_spread(risk: np.ndarray) -> dict[str, float | None]:
+    """How much the risk varies across the evaluated rows.
+
+    Args:
+        risk: The model's risk per held-out row.
+
+    Returns:
+        ``relative_std`` (standard deviation of the risk divided by ``sqrt(m * (1 - m))`` at
+        the mean risk ``m``), ``std``, ``share_varying`` (rows more than 1 percentage point from
+        the median risk) and ``distinct_share`` (distinct risks, rounded to 4 decimals, per
+        row); None without rows.
+    """
+    values = np.asarray(risk, dtype="float64")
+    if len(values) == 0:
+        return {"relative_std": None, "std": None, "share_varying": None, "distinct_share": None}
+    mean = float(values.mean())
+    largest = float(np.sqrt(mean * (1 - mean)))
+    return {
+        "relative_std": round(float(values.std()) / largest, 6) if largest > 0 else 0.0,
+        "std": round(float(values.std()), 6),
+        "share_varying": round(float((np.abs(values - np.median(values)) > 0.01).mean()), 6),
+        "distinct_share": round(len(np.unique(values.round(4))) / len(values), 6),
+    }
+
+
+def auc_lower_bound(auc: float | None, positives: int, negatives: int, rows: int, pupils: int) -> float | None:
+    """A conservative lower bound of a ROC AUC (Hanley and McNeil's standard error).
+
+    A pupil has several as-of rows, which are not independent: the counts are scaled down to
+    the number of pupils before the standard error is taken.
+
+    Args:
+        auc: The AUC.
+        positives: Rows with the outcome.
+        negatives: Rows without it.
+        rows: All rows.
+        pupils: Distinct pupils among them.
+
+    Returns:
+        ``auc - CHANCE_Z * se``, or None without an AUC.
+    """
+    if auc is None or positives == 0 or negatives == 0:
+        return None
+    scale = pupils / rows if rows else 1.0
+    n1, n2 = max(positives * scale, 1.0), max(negatives * scale, 1.0)
+    q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)
+    variance = (auc * (1 - auc) + (n1 - 1) * (q1 - auc ** 2) + (n2 - 1) * (q2 - auc ** 2)) / (n1 * n2)
+    return round(auc - CHANCE_Z * float(np.sqrt(max(variance, 0.0))), 6)
 
 
 def yardstick_checks(result: dict[str, Any]) -> dict[str, Any]:
@@ -160,9 +219,17 @@ def yardstick_checks(result: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         Check name -> ``{"value", "limit", "passed"}``; oracle checks only with an oracle.
+        ``risk_varies`` and ``better_than_chance`` fail when the model learnt nothing: its risk
+        is (nearly) the same for every pupil, or its held-out AUC is not surely above 0.5.
     """
     model = result["model"]
     checks: dict[str, Any] = {}
+    spread = (result.get("risk_spread") or {}).get("relative_std")
+    checks["risk_varies"] = {"value": spread, "limit": MIN_RELATIVE_RISK_SPREAD,
+                             "passed": spread is not None and spread >= MIN_RELATIVE_RISK_SPREAD}
+    positives, rows = int(result.get("positives") or 0), int(result.get("rows") or 0)
+    bound = auc_lower_bound(model.get("roc_auc"), positives, rows - positives, rows, int(result.get("pupils") or 0))
+    checks["better_than_chance"] = {"value": bound, "limit": 0.5, "passed": bound is not None and bound > 0.5}
     cal = model.get("calibration_error")
     checks["calibration_error"] = {"value": cal, "limit": MAX_CALIBRATION_ERROR,
                                    "passed": cal is not None and cal <= MAX_CALIBRATION_ERROR}

@@ -1,7 +1,9 @@
 """SHAP explanations of every scored pupil, kept with the run that scored them.
 
-The explained model is the bundle's gradient-boosted classifier; SHAP's TreeExplainer gives
-exact (tree-path-dependent) contributions on its raw output, the log-odds. For each pupil the
+The explained model is the bundle's chosen model (``models.selection``). For gradient-boosted
+trees SHAP's TreeExplainer gives exact (tree-path-dependent) contributions on its raw output,
+the log-odds; for the logistic regression the contributions are its exact linear terms, with
+the imputer's missing indicators credited to their feature (:func:`linear_contributions`). For each pupil the
 stored contributions plus the base value add up to that raw output: :func:`check_additivity`
 and :func:`check_stored_additivity` check it for every pupil of a run. The calibrated risk that
 lists show is a monotone transform of this raw output, so the order of reasons is the same.
@@ -147,11 +149,51 @@ def _shap_chunk(model: Any, values: np.ndarray) -> tuple[np.ndarray, float]:
     return contributions, float(base)
 
 
-def shap_values(model: Any, values: np.ndarray, n_jobs: int = 1) -> tuple[np.ndarray, float]:
-    """SHAP contributions (log-odds) of a tree model for a matrix of inputs.
+def is_linear(model: Any) -> bool:
+    """Whether a model is the logistic pipeline (``models.baselines.logistic_pipeline``)."""
+    steps = getattr(model, "named_steps", None)
+    return steps is not None and set(steps) == {"impute", "scale", "model"}
+
+
+def linear_contributions(model: Any, values: np.ndarray) -> tuple[np.ndarray, float]:
+    """Exact log-odds contributions of the logistic pipeline, per input feature.
+
+    The pipeline's log-odds are ``intercept + sum_j w_j * z_j``, where ``z`` are the scaled
+    columns: each feature's imputed value and, for features that had missing values in
+    training, its missing indicator. The scaler centres every column on its training mean, so
+    with the training rows as background this is SHAP's linear explanation exactly: a
+    feature's contribution is ``w_j * z_j`` of its value column plus that of its indicator
+    column (``z`` minus the background mean, which is 0), and the base value is the intercept.
+    Contributions plus the base value equal the log-odds for every row.
 
     Args:
-        model: A fitted tree model TreeExplainer supports (HistGradientBoostingClassifier).
+        model: A fitted ``logistic_pipeline``.
+        values: Inputs, one row per pupil, NaN for missing.
+
+    Returns:
+        The contributions (rows x input features) and the base value.
+    """
+    imputer, scaler, logistic = (model.named_steps[k] for k in ("impute", "scale", "model"))
+    scaled = scaler.transform(imputer.transform(values))
+    weighted = scaled * logistic.coef_[0]
+    n_features = values.shape[1]
+    contributions = weighted[:, :n_features].copy()
+    indicator = getattr(imputer, "indicator_", None)
+    if indicator is not None:
+        for column, feature in enumerate(indicator.features_):
+            contributions[:, feature] += weighted[:, n_features + column]
+    return contributions, float(logistic.intercept_[0])
+
+
+def shap_values(model: Any, values: np.ndarray, n_jobs: int = 1) -> tuple[np.ndarray, float]:
+    """Exact contributions (log-odds) of the explained model for a matrix of inputs.
+
+    A tree model gets SHAP's TreeExplainer; the logistic pipeline its exact linear
+    contributions (:func:`linear_contributions`).
+
+    Args:
+        model: A fitted tree model TreeExplainer supports (HistGradientBoostingClassifier), or
+            the logistic pipeline.
         values: Inputs, one row per pupil, NaN for missing.
         n_jobs: Processes to spread the rows over (SHAP's tree code holds the GIL, so threads
             do not help); ``-1`` uses every core.
@@ -159,6 +201,8 @@ def shap_values(model: Any, values: np.ndarray, n_jobs: int = 1) -> tuple[np.nda
     Returns:
         The contributions (rows x features) and the base value.
     """
+    if is_linear(model):
+        return linear_contributions(model, values)
     workers = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
     if workers == 1 or len(values) < 2 * _CHUNK_ROWS:
         return _shap_chunk(model, values)

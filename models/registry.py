@@ -14,7 +14,6 @@ from ews.warehouse import replace_rows, table_exists
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.risk_model import ModelBundle
-    from models.training import ModelData
 
 REGISTRY_TABLE = "models"
 
@@ -28,13 +27,12 @@ def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_sql("registry.sql"))
 
 
-def register_model(con: duckdb.DuckDBPyConnection, bundle: ModelBundle, data: ModelData) -> None:
+def register_model(con: duckdb.DuckDBPyConnection, bundle: ModelBundle) -> None:
     """Write (or rewrite) the registry row of a model.
 
     Args:
         con: A connection from ``ews.warehouse.staged_write``.
-        bundle: The trained bundle, with metrics and card paths.
-        data: The rows it was trained and evaluated on.
+        bundle: The trained bundle, with metrics, card paths, row counts and its selection.
     """
     ensure_registry(con)
     split = bundle.split
@@ -49,9 +47,9 @@ def register_model(con: duckdb.DuckDBPyConnection, bundle: ModelBundle, data: Mo
         "training_cohorts": json.dumps(list(split.training_cohorts)),
         "evaluation_cohorts": json.dumps(list(split.evaluation_cohorts)),
         "label_cutoff": split.label_cutoff,
-        "training_rows": len(data.train),
-        "training_pupils": int(data.train["pupil_id"].nunique()),
-        "evaluation_rows": len(data.evaluation),
+        "training_rows": int(bundle.row_counts.get("training_rows", 0)),
+        "training_pupils": int(bundle.row_counts.get("training_pupils", 0)),
+        "evaluation_rows": int(bundle.row_counts.get("evaluation_rows", 0)),
         "model_config_hash": hashlib.sha256(config_text.encode()).hexdigest()[:16],
         "code_version": bundle.code_version,
         "data_snapshot": bundle.training_digest[:16],
@@ -60,6 +58,9 @@ def register_model(con: duckdb.DuckDBPyConnection, bundle: ModelBundle, data: Mo
         "metrics_json": json.dumps(bundle.metrics, sort_keys=True, ensure_ascii=False),
         "card_markdown": bundle.card_paths.get("markdown"),
         "card_html": bundle.card_paths.get("html"),
+        "candidate": bundle.candidate,
+        "calibration": bundle.calibration,
+        "selection_json": json.dumps(bundle.selection, sort_keys=True, ensure_ascii=False),
     }])
     replace_rows(con, REGISTRY_TABLE, row, where={"model_id": bundle.model_id})
 
@@ -73,6 +74,8 @@ def read_registered(con: duckdb.DuckDBPyConnection, model_id: str) -> dict[str, 
         return None
     row = frame.iloc[0].to_dict()
     row["metrics"] = json.loads(row.pop("metrics_json"))
+    selection = row.pop("selection_json", None)
+    row["selection"] = json.loads(selection) if isinstance(selection, str) else {}
     return row
 
 

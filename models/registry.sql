@@ -20,5 +20,10 @@ CREATE TABLE IF NOT EXISTS models (
     feature_names VARCHAR NOT NULL,
     metrics_json VARCHAR NOT NULL,
     card_markdown VARCHAR,
-    card_html VARCHAR
+    card_html VARCHAR,
+    -- the winning candidate of model selection, its calibration, and every candidate's
+    -- validation figures per rolling origin (models/selection.py)
+    candidate VARCHAR,
+    calibration VARCHAR,
+    selection_json VARCHAR
 );

@@ -128,6 +128,8 @@ def manifest_entry(bundle: ModelBundle, scores: pd.DataFrame) -> dict[str, Any]:
     return {
         "model": {
             "model_id": bundle.model_id,
+            "candidate": bundle.candidate,
+            "calibration": bundle.calibration,
             "outcome_definition": bundle.outcome_definition,
             "training_cohorts": list(bundle.split.training_cohorts),
             "evaluation_cohorts": list(bundle.split.evaluation_cohorts),

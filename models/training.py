@@ -1,10 +1,16 @@
-"""Training data, the model id, and train-or-load with the registry.
+"""Training data, the model id, model selection, and train-or-load with the registry.
 
 The model for a term learns from the cohorts whose outcomes were known before the term's
 as-of date, except the latest ``model.evaluation_cohorts`` of them, which are held out to
-measure it (``features.timechop``). Its id is a content hash of the training and evaluation
-rows, the model configuration and the code version: the same data, config and code give the
-same id, and a registered id is loaded instead of retrained.
+measure it (``features.timechop``). Which model it is (a logistic regression or boosted trees
+of a given size) is chosen on the training cohorts alone (``models.selection``).
+
+Its id is a content hash of what the training and evaluation rows can depend on (the clean
+tables as known on the latest as-of date the rows use, the labels of the cohorts used), the
+model configuration and the code version: the same data, config and code give the same id,
+and a registered id is loaded instead of retrained. The fingerprint is computed in DuckDB
+(:func:`training_fingerprint`) without building any feature, so a term whose training data
+did not change builds only its own as-of date's features (for scoring).
 """
 
 from __future__ import annotations
@@ -15,12 +21,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import joblib
-import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig
@@ -30,6 +36,7 @@ from features.catalogue import FEATURE_NAMES, feature_spec
 from features.leakage import check_no_lookahead
 from features.timechop import (
     AsOf,
+    NotEnoughHistoryError,
     Split,
     assert_split_is_causal,
     label_rows,
@@ -41,14 +48,25 @@ from models.baselines import fit_baselines
 from models.outcomes import load_labels, outcome_definition
 from models.registry import read_registered, register_model
 from models.risk_model import (
-    BOOSTING_PARAMS,
-    CALIBRATION_COHORTS,
+    BOOSTING_BASE,
     CALIBRATION_FOLDS,
     CALIBRATION_METHOD,
+    DEFAULT_CANDIDATES,
+    MIN_CLASS_ROWS_PER_FOLD,
+    MIN_LEAF_ROWS,
+    Candidate,
     ModelBundle,
     boosting_threads,
     fit_risk_model,
     pupil_folds,
+)
+from models.selection import (
+    MIN_KNOWN_VALUES,
+    SELECTION_MAX_ROWS,
+    TIE_TOLERANCE,
+    sample_pupils,
+    select_candidate,
+    usable_features,
 )
 
 log = logging.getLogger(__name__)
@@ -82,9 +100,54 @@ def all_as_of_dates(config: MunicipalityConfig, term: Term) -> list[AsOf]:
     return term_as_of_dates(first, term, config.terms.as_of_date)
 
 
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What a term's model is trained on, known before any feature is built.
+
+    Attributes:
+        split: Training and evaluation cohorts.
+        outcome_definition: ``name@vN``.
+        labels: Outcome labels of the definition (``pupil_id``, ``cohort``, ``assessed_date``,
+            ``outcome``).
+        as_of_dates: The as-of dates whose rows the model uses (oldest first).
+    """
+
+    split: Split
+    outcome_definition: str
+    labels: pd.DataFrame
+    as_of_dates: tuple[date, ...]
+
+
+def plan_training(con: duckdb.DuckDBPyConnection, config: MunicipalityConfig, term: str) -> TrainingPlan:
+    """Labels, split and as-of dates of the model for one term (no features).
+
+    Args:
+        con: A connection with the ``clean_*`` tables.
+        config: The municipality config (its ``outcome`` names the one definition used).
+        term: The term the model is for.
+
+    Returns:
+        The plan.
+
+    Raises:
+        features.timechop.NotEnoughHistoryError: Too few cohorts with known outcomes.
+        models.outcomes.OutcomeError: The labels mix definitions.
+    """
+    parsed = Term.parse(term)
+    as_of = config.terms.as_of_date(parsed)
+    spec = outcome_definition(config.outcome)
+    labels = load_labels(con, spec.name)
+    split = plan_split(labels, str(parsed), as_of, config.model.evaluation_cohorts)
+    assert_split_is_causal(split, labels)
+    dates = tuple(a.as_of_date for a in required_as_of_dates(all_as_of_dates(config, parsed), split))
+    if not dates:
+        raise NotEnoughHistoryError(f"term {term}: no as-of date before the label cutoff {split.label_cutoff}")
+    return TrainingPlan(split, spec.versioned_name, labels, dates)
+
+
 def assemble_model_data(
     con: duckdb.DuckDBPyConnection, config: MunicipalityConfig, term: str,
-    progress: Progress | None = None,
+    progress: Progress | None = None, plan: TrainingPlan | None = None,
 ) -> ModelData:
     """Labels, split and feature rows for the model of one term.
 
@@ -93,6 +156,7 @@ def assemble_model_data(
         config: The municipality config (its ``outcome`` names the one definition used).
         term: The term the model is for.
         progress: Called with short status lines.
+        plan: The plan from :func:`plan_training` (made here when None).
 
     Returns:
         The model data.
@@ -102,21 +166,16 @@ def assemble_model_data(
         models.outcomes.OutcomeError: The labels mix definitions.
     """
     say = progress or (lambda _m: None)
-    parsed = Term.parse(term)
-    as_of = config.terms.as_of_date(parsed)
-    spec = outcome_definition(config.outcome)
-    labels = load_labels(con, spec.name)
-    split = plan_split(labels, str(parsed), as_of, config.model.evaluation_cohorts)
-    assert_split_is_causal(split, labels)
-    dates = [a.as_of_date for a in required_as_of_dates(all_as_of_dates(config, parsed), split)]
-    say(f"building features for {len(dates)} as-of dates")
-    features = build_features(con, config, dates, SCORING_GRADES)
+    plan = plan or plan_training(con, config, term)
+    split, labels = plan.split, plan.labels
+    say(f"building features for {len(plan.as_of_dates)} as-of dates")
+    features = build_features(con, config, list(plan.as_of_dates), SCORING_GRADES)
     population = (features.groupby(["as_of_date", "network_id"], dropna=False).size()
                   .rename("pupils").reset_index())
     grades = list(config.model.training_grades)
     train = label_rows(features, labels, split.training_cohorts, grades)
     evaluation = label_rows(features, labels, split.evaluation_cohorts, grades)
-    return ModelData(split, spec.versioned_name, train, evaluation, population)
+    return ModelData(split, plan.outcome_definition, train, evaluation, population)
 
 
 def model_configuration(config: MunicipalityConfig) -> dict[str, Any]:
@@ -127,10 +186,16 @@ def model_configuration(config: MunicipalityConfig) -> dict[str, Any]:
         "model": config.model.model_dump(mode="json"),
         "terms": config.terms.model_dump(mode="json"),
         "capacities": {n.id: n.capacity_per_term for n in config.networks},
-        "boosting": BOOSTING_PARAMS,
+        "schools": sorted([s.code, s.network, s.area, s.reports_absence] for s in config.schools),
+        "candidates": [c.describe() for c in DEFAULT_CANDIDATES],
+        "boosting": BOOSTING_BASE,
+        "min_leaf_rows": MIN_LEAF_ROWS,
+        "selection_tie_tolerance": TIE_TOLERANCE,
+        "selection_max_rows": SELECTION_MAX_ROWS,
         "max_training_rows": MAX_TRAINING_ROWS,
-        "calibration": {"method": CALIBRATION_METHOD, "temporal_cohorts": CALIBRATION_COHORTS,
-                        "folds_when_one_cohort": CALIBRATION_FOLDS},
+        "min_known_values": MIN_KNOWN_VALUES,
+        "calibration": {"method": CALIBRATION_METHOD, "folds": CALIBRATION_FOLDS,
+                        "min_class_rows_per_fold": MIN_CLASS_ROWS_PER_FOLD},
         "features": [[name, feature_spec(name).monotone] for name in FEATURE_NAMES],
     }
 
@@ -146,31 +211,70 @@ def frame_digest(frame: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.tobytes() + ",".join(ordered.columns).encode()).hexdigest()
 
 
-def model_identity(data: ModelData, config: MunicipalityConfig, code_version: str) -> tuple[str, str]:
-    """The model id and the training-data digest.
+def _fingerprint_sql() -> str:
+    return resources.files("models").joinpath("training_fingerprint.sql").read_text(encoding="utf-8")
+
+
+def clean_table_hashes(con: duckdb.DuckDBPyConnection, cut: date) -> pd.DataFrame:
+    """Row count and row-hash sum of every clean table as known on ``cut`` (DuckDB SQL).
 
     Args:
-        data: The model data.
+        con: A connection with the ``clean_*`` tables.
+        cut: Rows dated on or after it are left out (the look-ahead check's cut).
+
+    Returns:
+        ``table_name``, ``row_count``, ``row_hash`` (one row per clean table).
+    """
+    return con.execute(_fingerprint_sql(), {"cut": cut}).df()
+
+
+def training_fingerprint(con: duckdb.DuckDBPyConnection, plan: TrainingPlan) -> str:
+    """A content hash of everything the training and held-out rows of a plan depend on.
+
+    The rows' features use only data dated before their as-of date, all of which are at most
+    the plan's latest as-of date; their labels are the split's cohorts'. So the fingerprint is
+    the clean tables cut at that date (:func:`clean_table_hashes`), the labels of the split's
+    cohorts and the split's cohorts and cutoff. Data of the current school year (dated after
+    the cut) and labels of later cohorts do not change it, nor does the term: every term with
+    the same known cohorts reuses one model (in practice one model a school year, trained when
+    new outcomes arrive); the model's ``split.term`` is the first term it was trained for.
+
+    Args:
+        con: A connection with the ``clean_*`` tables.
+        plan: From :func:`plan_training`.
+
+    Returns:
+        64 hex characters.
+    """
+    split = plan.split
+    tables = clean_table_hashes(con, max(plan.as_of_dates))
+    cohorts = list(split.training_cohorts + split.evaluation_cohorts)
+    labels = plan.labels[plan.labels["cohort"].isin(cohorts)][["pupil_id", "cohort", "assessed_date", "outcome"]]
+    labels = labels.astype({"assessed_date": str, "outcome": int})
+    parts = [
+        tables.to_csv(index=False), frame_digest(labels),
+        ",".join(split.training_cohorts), ",".join(split.evaluation_cohorts), str(split.label_cutoff),
+        ",".join(str(d) for d in plan.as_of_dates),
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def model_identity(fingerprint: str, config: MunicipalityConfig, code_version: str) -> str:
+    """The model id from the training fingerprint, the model configuration and the code.
+
+    Args:
+        fingerprint: From :func:`training_fingerprint`.
         config: The municipality config.
         code_version: The code version.
 
     Returns:
-        ``(model_id, training_digest)``; the id is ``m`` and 15 hex characters.
+        ``m`` and 15 hex characters.
     """
-    columns = ["pupil_id", "as_of_date", "network_id", "school_code", "grade", "cohort", "outcome",
-               *[f for f in FEATURE_NAMES if f != "grade"]]
-    digest = hashlib.sha256("|".join([
-        frame_digest(data.train[columns]), frame_digest(data.evaluation[columns]),
-        frame_digest(data.population), data.split.term, ",".join(data.split.training_cohorts),
-        ",".join(data.split.evaluation_cohorts),
-    ]).encode()).hexdigest()
     configuration = json.dumps(model_configuration(config), sort_keys=True, ensure_ascii=False)
-    model_id = hashlib.sha256(f"{digest}|{configuration}|{code_version}".encode()).hexdigest()
-    return "m" + model_id[:15], digest
+    model_id = hashlib.sha256(f"{fingerprint}|{configuration}|{code_version}".encode()).hexdigest()
+    return "m" + model_id[:15]
 
 
-#: Fewest known values a feature needs among the rows the boosted model is fitted on.
-MIN_KNOWN_VALUES = 20
 #: Above this many training rows (national size) the model learns from a fixed sample of
 #: pupils (all their rows): accuracy has levelled off long before, and fitting time has not.
 MAX_TRAINING_ROWS = 400_000
@@ -179,49 +283,44 @@ MAX_TRAINING_ROWS = 400_000
 def sample_training_rows(train: pd.DataFrame, max_rows: int = MAX_TRAINING_ROWS) -> pd.DataFrame:
     """All rows of a fixed pseudo-random share of pupils, when there are more than ``max_rows``.
 
-    The share is chosen by a hash of the pupil id, so the same data give the same sample.
+    The share is chosen by a hash of the pupil id, so the same data give the same sample
+    (``models.selection.sample_pupils``).
     """
-    if len(train) <= max_rows:
-        return train
-    share = max_rows / len(train)
-    key = pd.util.hash_pandas_object(train["pupil_id"].astype(str), index=False).to_numpy()
-    keep = (key % 1_000_000) < int(share * 1_000_000)
-    return train[keep].reset_index(drop=True)
+    return sample_pupils(train, max_rows)
 
 
-def usable_features(train: pd.DataFrame, folds: list[tuple[np.ndarray, np.ndarray]] | None = None) -> list[str]:
-    """Catalogue features with enough known values in every set of rows a model is fitted on.
-
-    A feature that is missing for (nearly) every fitted row carries nothing to learn from, e.g.
-    standing marks, which start in grade 8 after the last training as-of date, or a test that a
-    small municipality's older cohorts never sat.
-
-    Args:
-        train: The rows the boosted model is fitted on.
-        folds: Cross-validation folds over those rows (each fold's training part must qualify).
-
-    Returns:
-        Feature names, in catalogue order.
-    """
-    parts = [train] if folds is None else [train.iloc[fit] for fit, _ in folds]
-    return [name for name in FEATURE_NAMES
-            if all(int(part[name].notna().sum()) >= MIN_KNOWN_VALUES for part in parts)]
+def pinned_candidate(config: MunicipalityConfig) -> Candidate | None:
+    """The candidate the config pins (``model.candidate``, with ``candidate_params``), or None for ``auto``."""
+    name = config.model.candidate
+    if name == "auto":
+        return None
+    base = next(c for c in DEFAULT_CANDIDATES if c.name == name)
+    if not config.model.candidate_params:
+        return base
+    return Candidate(base.name, base.kind, {**base.params, **config.model.candidate_params}, base.complexity)
 
 
-def fit_bundle(data: ModelData, config: MunicipalityConfig, code_version: str) -> ModelBundle:
-    """Fit the risk model and the baselines on the training rows.
+def fit_bundle(
+    data: ModelData, config: MunicipalityConfig, code_version: str, model_id: str, fingerprint: str,
+    progress: Progress | None = None,
+) -> ModelBundle:
+    """Choose the model on the training cohorts, fit it and its calibration, and the baselines.
 
     Args:
         data: The model data.
         config: The municipality config.
         code_version: The code version.
+        model_id: From :func:`model_identity`.
+        fingerprint: From :func:`training_fingerprint`.
+        progress: Called with short status lines.
 
     Returns:
-        An unregistered bundle (no metrics or card yet).
+        An unregistered bundle (no metrics or card yet) with its ``selection`` record.
 
     Raises:
         ValueError: When the training rows hold only one outcome class.
     """
+    say = progress or (lambda _m: None)
     train = sample_training_rows(data.train)
     y = train["outcome"].to_numpy()
     if len(set(y)) < 2:
@@ -230,25 +329,27 @@ def fit_bundle(data: ModelData, config: MunicipalityConfig, code_version: str) -
             f"{len(y)} rows with only one outcome value; check the outcome export"
         )
     seed = config.model.seed
-    cohorts = sorted(train["cohort"].unique())
-    calibration_rows = None
-    if CALIBRATION_COHORTS and len(cohorts) > CALIBRATION_COHORTS:
-        calibration_rows = train["cohort"].isin(cohorts[-CALIBRATION_COHORTS:]).to_numpy()
-        if len(set(y[calibration_rows])) < 2 or len(set(y[~calibration_rows])) < 2:
-            calibration_rows = None
-    if calibration_rows is None:
-        names = usable_features(train, pupil_folds(train["pupil_id"].tolist()))
-    else:
-        names = usable_features(train[~calibration_rows])
-    boosted, calibrated = fit_risk_model(design_matrix(train, names), y, train["pupil_id"].tolist(),
-                                         names, seed, calibration_rows)
+    capacity = {n.id: n.capacity_per_term for n in config.networks}
+    pinned = pinned_candidate(config)
+    say("choosing the model on the training cohorts (rolling origins)" if pinned is None
+        else f"validating the pinned candidate {pinned.name}")
+    selection = select_candidate(train, data.population, capacity, seed, origins=config.model.selection_origins,
+                                 pinned=pinned)
+    winner = pinned or next(c for c in DEFAULT_CANDIDATES if c.name == selection["winner"])
+    say(f"model: {winner.name} ({selection['reason']})")
+    groups = train["pupil_id"].tolist()
+    names = usable_features(train, pupil_folds(groups))
+    estimator, calibrated, calibration = fit_risk_model(winner, design_matrix(train, names), y, groups, names, seed)
+    selection["calibration"] = calibration
     with boosting_threads():
         baselines = fit_baselines(train, y, names, seed)
-    model_id, digest = model_identity(data, config, code_version)
     return ModelBundle(
-        model_id=model_id, feature_names=names, boosted=boosted, calibrated=calibrated, baselines=baselines,
+        model_id=model_id, feature_names=names, estimator=estimator, calibrated=calibrated, baselines=baselines,
         outcome_definition=data.outcome_definition, split=data.split,
-        model_config=model_configuration(config), training_digest=digest, code_version=code_version,
+        model_config=model_configuration(config), training_digest=fingerprint, code_version=code_version,
+        candidate=winner.name, calibration=calibration, selection=selection,
+        row_counts={"training_rows": int(len(data.train)), "training_pupils": int(data.train["pupil_id"].nunique()),
+                    "evaluation_rows": int(len(data.evaluation))},
     )
 
 
@@ -313,25 +414,27 @@ def train_or_load_model(
     from models.evaluation import FAIRNESS_BOOTSTRAP, evaluate_model
 
     say = progress or (lambda _m: None)
-    data = assemble_model_data(con, config, term, progress)
-    model_id, _ = model_identity(data, config, code_version)
+    plan = plan_training(con, config, term)
+    fingerprint = training_fingerprint(con, plan)
+    model_id = model_identity(fingerprint, config, code_version)
     if (models_dir / model_id / ARTIFACT_FILE).exists():
-        say(f"model {model_id} exists (same data, config and code); reusing it")
+        say(f"model {model_id} exists (same training data, config and code); reusing it")
         bundle = load_bundle(models_dir, model_id)
         if read_registered(con, model_id) is None:
-            register_model(con, bundle, data)
+            register_model(con, bundle)
         return bundle
     if check_as_of is not None:
         say(f"checking features for look-ahead as of {check_as_of}")
         check_no_lookahead(con, config, [check_as_of])
+    data = assemble_model_data(con, config, term, progress, plan=plan)
     say(f"training model on {len(data.train)} rows (cohorts {data.split.training_window[0]}"
         f"-{data.split.training_window[1]})")
-    bundle = fit_bundle(data, config, code_version)
+    bundle = fit_bundle(data, config, code_version, model_id, fingerprint, progress)
     say(f"evaluating on {len(data.evaluation)} held-out rows")
     n_boot = FAIRNESS_BOOTSTRAP if fairness_bootstrap is None else fairness_bootstrap
     bundle.metrics = evaluate_model(con, config, bundle, data=data, n_boot=n_boot)
     bundle.card_paths = {k: str(v) for k, v in write_model_card(bundle, bundle.metrics, models_dir / model_id).items()}
     save_bundle(bundle, models_dir)
-    register_model(con, bundle, data)
-    log.info("model %s trained and registered", model_id)
+    register_model(con, bundle)
+    log.info("model %s (%s) trained and registered", model_id, bundle.candidate)
     return bundle

@@ -57,6 +57,12 @@ def test_json_has_model_oracle_and_every_baseline_on_the_same_pupils(app, state)
         assert metrics <= set(entry) and entry["rows"] == report["rows"]
     assert report["oracle"]["roc_auc"] > report["baselines"]["fravaer_over_10pct"]["roc_auc"]
     assert "cpr" not in result.stdout.lower()
+    selection = report["selection"]
+    assert selection["winner"] in selection["candidates"] and selection["criterion"]
+    for entry in selection["candidates"].values():
+        assert {"roc_auc", "average_precision", "precision_at_capacity"} <= set(entry["mean"])
+        assert [o["validation_cohort"] for o in entry["per_origin"]] == ["2019/20", "2020/21", "2021/22"]
+    assert {"risk_varies", "better_than_chance"} <= set(report["checks"])
 
 
 def test_table_output_and_no_oracle_without_ground_truth(app, state):

@@ -215,3 +215,38 @@ def test_explain_run_stores_checks_and_reports(bundle, scored):
     assert entry["model_id"] == "model-x" and entry["additivity_max_error"] < 1e-6
     assert con.execute("SELECT count(DISTINCT pupil_id) FROM explanations_family_term WHERE run_id = 'run-9'"
                        ).fetchone()[0] == len(scored)
+
+
+def test_a_logistic_winner_gets_exact_linear_contributions_with_indicators_credited_to_their_feature():
+    from sklearn.linear_model import LogisticRegression
+
+    from models.baselines import logistic_pipeline
+    from models.explain import is_linear, linear_contributions
+
+    frame, y = _frame(1200, seed=3)
+    pipeline = logistic_pipeline(C=0.5).fit(frame[list(FEATURES)].to_numpy(float), y)
+    assert is_linear(pipeline) and not is_linear(HistGradientBoostingClassifier())
+    linear = Bundle("model-lr", FEATURES, pipeline)
+    scored = _frame(200, seed=4)[0]
+    explanations = explain_pupils(linear, scored, "run-lr", term="2025/26-H1")
+    report = check_additivity(linear, scored, explanations)
+    assert report.ok and report.pupils == len(scored) and report.max_abs_error < 1e-9
+    assert len(explanations) == len(scored) * len(FEATURES)
+    # the base value is the intercept (scaled columns are centred on the training rows)
+    assert explanations["base_value"].iloc[0] == pytest.approx(pipeline.named_steps["model"].intercept_[0])
+    # a missing absence value is explained through its indicator, credited to the feature itself
+    values = scored[list(FEATURES)].to_numpy(float)
+    contributions, _ = linear_contributions(pipeline, values)
+    missing = np.flatnonzero(np.isnan(values[:, 1]))[0]
+    imputer, scaler = pipeline.named_steps["impute"], pipeline.named_steps["scale"]
+    z = scaler.transform(imputer.transform(values[[missing]]))[0]
+    coef = pipeline.named_steps["model"].coef_[0]
+    indicator = len(FEATURES) + list(imputer.indicator_.features_).index(1)
+    assert contributions[missing, 1] == pytest.approx(coef[1] * z[1] + coef[indicator] * z[indicator])
+    assert isinstance(pipeline.named_steps["model"], LogisticRegression)
+    # an explanation stored and read back reproduces
+    con = duckdb.connect()
+    ensure_schema(con)
+    families = summarise_families(explanations)
+    store_explanations(con, explanations, families, "run-lr")
+    assert check_stored_additivity(con, "run-lr").ok

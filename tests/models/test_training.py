@@ -14,8 +14,10 @@ from models.training import (
     assemble_model_data,
     load_bundle,
     model_identity,
+    plan_training,
     sample_training_rows,
     train_or_load_model,
+    training_fingerprint,
 )
 
 TERM = "2025/26-H1"
@@ -79,10 +81,11 @@ def test_a_registered_model_is_reused_not_retrained(trained, copy_of, sim_config
     import models.training as training
 
     monkeypatch.setattr(training, "fit_bundle", lambda *a, **k: pytest.fail("retrained a registered model"))
+    monkeypatch.setattr(training, "build_features", lambda *a, **k: pytest.fail("built training features"))
     again = train_or_load_model(con, sim_config, TERM, models_dir, "test-version")
     assert again.model_id == bundle.model_id
-    data = assemble_model_data(con, sim_config, TERM)
-    assert model_identity(data, sim_config, "another-version")[0] != bundle.model_id
+    fingerprint = training_fingerprint(con, plan_training(con, sim_config, TERM))
+    assert model_identity(fingerprint, sim_config, "another-version") != bundle.model_id
 
 
 def test_retraining_with_the_same_data_config_and_seed_gives_the_same_model_and_scores(
@@ -98,8 +101,8 @@ def test_retraining_with_the_same_data_config_and_seed_gives_the_same_model_and_
     assert first["risk"].tolist() == second["risk"].tolist()
     assert first["pupil_id"].tolist() == second["pupil_id"].tolist()
     changed = sim_config.model_copy(update={"model": sim_config.model.model_copy(update={"seed": 5})})
-    data = assemble_model_data(con, sim_config, TERM)
-    assert model_identity(data, changed, "test-version")[0] != bundle.model_id
+    fingerprint = training_fingerprint(con, plan_training(con, sim_config, TERM))
+    assert model_identity(fingerprint, changed, "test-version") != bundle.model_id
 
 
 def test_scoring_gives_every_pupil_in_grades_5_to_9_a_risk_and_a_tier(trained, copy_of, sim_config):
@@ -138,3 +141,80 @@ def test_large_training_sets_are_sampled_by_whole_pupils_the_same_way_every_time
     assert sample.equals(sample_training_rows(train.sample(frac=1, random_state=1), max_rows=1000)
                          .sort_values("pupil_id", key=lambda s: s.str[1:].astype(int), kind="stable")
                          .reset_index(drop=True))
+
+
+def test_the_reuse_key_ignores_current_year_data_and_follows_training_cohorts_data(sim_con, sim_config):
+    before = training_fingerprint(sim_con, plan_training(sim_con, sim_config, TERM))
+    # this school year's absence (after every training as-of date), and a re-export under
+    # another file name, change nothing the model learns from
+    sim_con.execute("""INSERT INTO clean_absence SELECT * REPLACE (DATE '2025-10-01' AS period_start,
+                       DATE '2025-10-31' AS period_end, 9.0 AS unauthorised_days) FROM clean_absence LIMIT 5""")
+    sim_con.execute("UPDATE clean_absence SET source_file = 'reexport.csv'")
+    assert training_fingerprint(sim_con, plan_training(sim_con, sim_config, TERM)) == before
+    # one absence row of a training cohort's year changes the key
+    changed = sim_con.execute("""UPDATE clean_absence SET unauthorised_days = unauthorised_days + 1
+                       WHERE rowid = (SELECT min(rowid) FROM clean_absence WHERE period_end < DATE '2019-01-01')
+                       RETURNING pupil_id""").fetchall()
+    assert len(changed) == 1
+    assert training_fingerprint(sim_con, plan_training(sim_con, sim_config, TERM)) != before
+
+
+def test_the_reuse_key_follows_the_labels_of_the_cohorts_used(sim_con, sim_config):
+    before = training_fingerprint(sim_con, plan_training(sim_con, sim_config, TERM))
+    sim_con.execute("""UPDATE clean_outcomes SET outcome = NOT outcome
+                       WHERE pupil_id = (SELECT min(pupil_id) FROM clean_outcomes WHERE school_year = '2016/17')""")
+    assert training_fingerprint(sim_con, plan_training(sim_con, sim_config, TERM)) != before
+
+
+def test_the_fingerprint_sees_exactly_what_the_look_ahead_cut_keeps(sim_con):
+    from datetime import date
+
+    from features.leakage import CLEAN_TABLES, warehouse_cut_at
+    from models.training import clean_table_hashes
+
+    cut = date(2020, 11, 15)
+    full = clean_table_hashes(sim_con, cut)
+    assert sorted(full["table_name"]) == sorted(CLEAN_TABLES)
+    with warehouse_cut_at(sim_con, cut):
+        copy = clean_table_hashes(sim_con, cut)
+    pd.testing.assert_frame_equal(full, copy)
+    later = clean_table_hashes(sim_con, date(2022, 11, 15))
+    assert (later["row_count"] > full["row_count"]).any()
+
+
+def test_the_bundle_records_the_selection_and_the_registry_keeps_it(trained, copy_of):
+    path, _, bundle = trained
+    selection = bundle.selection
+    assert selection["winner"] == bundle.candidate
+    assert selection["origins"] and all(o["validation_cohort"] in bundle.split.training_cohorts
+                                        for o in selection["origins"])
+    assert not set(bundle.split.evaluation_cohorts) & {c for o in selection["origins"] for c in o["fit_cohorts"]}
+    assert set(selection["candidates"]) == {"logistic_c0.1", "logistic_c1", "boosting_4_leaves_1pct",
+                                            "boosting_8_leaves_0.3pct"}
+    row = read_registered(copy_of(path), bundle.model_id)
+    assert row["selection"] == json.loads(json.dumps(selection))
+    assert row["candidate"] == bundle.candidate and row["calibration"] == bundle.calibration
+    assert bundle.metrics["selection"]["winner"] == bundle.candidate
+    assert bundle.metrics["checks"]["risk_varies"]["passed"]
+
+
+def test_a_bundle_saved_before_model_selection_still_loads(trained):
+    import copy
+
+    bundle = trained[2]
+    old_state = {k: v for k, v in copy.copy(bundle.__dict__).items()
+                 if k not in ("estimator", "candidate", "calibration", "selection", "row_counts")}
+    old_state["boosted"] = bundle.estimator
+    revived = object.__new__(type(bundle))
+    revived.__setstate__(old_state)
+    assert revived.explained_model is bundle.estimator and revived.selection == {}
+    assert revived.calibration == "platt_cv" and revived.candidate
+
+
+def test_every_term_with_the_same_known_cohorts_reuses_one_model(sim_con, sim_config):
+    spring = plan_training(sim_con, sim_config, "2024/25-H2")
+    autumn = plan_training(sim_con, sim_config, TERM)
+    assert spring.split.training_cohorts == autumn.split.training_cohorts
+    assert training_fingerprint(sim_con, spring) == training_fingerprint(sim_con, autumn)
+    earlier = plan_training(sim_con, sim_config, "2023/24-H1")  # before the 2023/24 outcomes (1 Dec)
+    assert training_fingerprint(sim_con, earlier) != training_fingerprint(sim_con, autumn)
