@@ -155,8 +155,9 @@ def evaluate_model(
     }
     result["checks"] = yardstick_checks(result)
     rules = {b.name: scores[b.name][0] for b in bundle.baselines if b.name in RULE_BASELINES}
+    learnt = {name: result["checks"][name] for name in ("risk_varies", "better_than_chance")}
     gate = gate_evaluation(rows, y, risk, rules, lengths, overall, MAX_CALIBRATION_ERROR,
-                           n_boot=gate_boot, seed=config.model.seed)
+                           n_boot=gate_boot, seed=config.model.seed, learnt_checks=learnt)
     result["gate"] = {**gate, **published(gate, config.publication.on_gate_failure)}
     return result
 

@@ -183,6 +183,7 @@ def gate_evaluation(
     max_calibration_error: float,
     n_boot: int = GATE_BOOTSTRAP,
     seed: int = 0,
+    learnt_checks: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The gate's figures on the held-out rows, and its decision.
 
@@ -196,6 +197,9 @@ def gate_evaluation(
         max_calibration_error: The calibration limit.
         n_boot: Bootstrap replicates.
         seed: Random seed.
+        learnt_checks: The evaluation's checks of whether the model learnt anything
+            (``risk_varies``, ``better_than_chance``: ``value``, ``limit``, ``passed``), so that the
+            gate and the model card never disagree on it.
 
     Returns:
         See :func:`gate_decision`; ``figures`` holds ``precision_at_capacity`` (model, every
@@ -236,6 +240,8 @@ def gate_evaluation(
         "rows": int(len(rows)),
         "pupils": int(rows["pupil_id"].nunique()),
     }
+    if learnt_checks:
+        figures["learnt"] = {name: dict(check) for name, check in learnt_checks.items()}
     return gate_decision(figures)
 
 
@@ -309,6 +315,21 @@ def gate_decision(figures: Mapping[str, Any]) -> dict[str, Any]:
         reasons_da.append(
             f"modellen har ikke lært noget: {round(constant['largest_share'] * 100)} % af de tilbageholdte "
             f"rækker har samme risiko (inden for {round(constant['window'] * 100)} procentpoint)")
+    learnt = figures.get("learnt") or {}
+    spread = learnt.get("risk_varies")
+    if spread is not None and not spread.get("passed"):
+        varied = False
+        reasons.append(f"the model learnt nothing: its risk hardly varies (relative spread "
+                       f"{_fmt(spread.get('value'), False)}, limit {spread.get('limit')})")
+        reasons_da.append(f"modellen har ikke lært noget: risikoen varierer næsten ikke (relativ spredning "
+                          f"{_da(spread.get('value'))}, grænse {_da(spread.get('limit'))})")
+    chance = learnt.get("better_than_chance")
+    if chance is not None and not chance.get("passed"):
+        varied = False
+        reasons.append(f"the model learnt nothing: the lower bound of its held-out ROC AUC "
+                       f"{_fmt(chance.get('value'), False)} is not above 0.5 (chance)")
+        reasons_da.append(f"modellen har ikke lært noget: den nedre grænse for dens ROC AUC "
+                          f"{_da(chance.get('value'))} er ikke over 0,5 (tilfældighed)")
     return {
         "passed": bool(beats and calibrated and varied),
         "learnt_nothing": not varied,

@@ -159,3 +159,23 @@ def test_the_calibration_noise_floor_shrinks_with_the_held_out_size():
     noise_large = calibration_noise(large, pd.Series([f"p{i}" for i in range(30000)]), n_draws=100)
     assert noise_small > 0.03 > noise_large > 0
     assert calibration_noise(np.array([]), pd.Series([], dtype=str)) is None
+
+
+def test_the_gate_and_the_card_agree_on_a_model_that_learnt_nothing():
+    """The evaluation's own checks (risk spread, AUC above chance) stop the gate too."""
+    rows, y, scores = _world()
+    population = rows.groupby(["as_of_date", "network_id"]).size().rename("pupils").reset_index()
+    lengths = list_lengths(rows, population, {"N1": 150, "N2": 150})
+    rules = {"abc_regel": scores["rule"]}
+    overall = {"model": score_metrics(rows, y, scores["good"], lengths, True),
+               "baselines": {"abc_regel": score_metrics(rows, y, scores["rule"], lengths, False)}}
+    fine = {"risk_varies": {"value": 0.5, "limit": 0.1, "passed": True},
+            "better_than_chance": {"value": 0.8, "limit": 0.5, "passed": True}}
+    assert gate_evaluation(rows, y, scores["good"], rules, lengths, overall, LIMIT, n_boot=50, seed=5,
+                           learnt_checks=fine)["passed"]
+    chance = {**fine, "better_than_chance": {"value": 0.48, "limit": 0.5, "passed": False}}
+    gate = gate_evaluation(rows, y, scores["good"], rules, lengths, overall, LIMIT, n_boot=50, seed=5,
+                           learnt_checks=chance)
+    assert not gate["passed"] and gate["learnt_nothing"] and not gate["checks"]["varied_risk"]
+    assert any("not above 0.5" in reason for reason in gate["reasons"])
+    assert any("ikke lært noget" in reason for reason in gate["reasons_da"])
