@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -295,7 +295,7 @@ def check_volume(counts: Mapping[str, int], source: SourceConfig, previous: Mapp
 
 def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationContext,
                duplicates: tuple[pd.Series, pd.Series] | None = None,
-               more_rows: bool = False) -> ValidationOutcome:
+               more_rows: bool = False, skip: frozenset[str] = frozenset()) -> ValidationOutcome:
     """The source kind's row contracts through Great Expectations, for all rows or a chunk.
 
     Args:
@@ -307,6 +307,8 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
             None finds duplicates within ``frame``.
         more_rows: Whether rows of the source follow this chunk (a stop message then counts
             the failing rows checked so far, not all of them).
+        skip: Names of checks not to evaluate here (the ingest evaluates
+            :data:`CROSS_FILE_CHECKS` in SQL over every file, see :func:`check_across_files`).
 
     Returns:
         Valid rows, quarantined rows, one result per check and the mask of rows kept.
@@ -314,8 +316,13 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
     Raises:
         FileLevelError: A failing check whose severity is ``file``.
     """
+    if duplicates is None and "key_unique" in skip:
+        # not evaluated here: no need to look for them
+        duplicates = (pd.Series(np.nan, index=range(len(frame))),
+                      pd.Series(None, index=range(len(frame)), dtype=object))
     prepared = prepare_frame(frame, source.kind, context.known_pupils, duplicates=duplicates)
-    checks = row_checks(source.kind, context.today, context.school_codes)
+    checks = [c for c in row_checks(source.kind, context.today, context.school_codes)
+              if c.name not in skip]
     outcomes = run_checks(prepared, checks, source.name)
     results: list[dict] = []
     quarantined: list[pd.DataFrame] = []
@@ -378,3 +385,101 @@ def combine_results(parts: list[pd.DataFrame]) -> pd.DataFrame:
     combined["column_name"] = names.where(names.notna(), None)  # grouping made None NaN
     return combined[RESULT_COLUMNS].astype({"success": bool, "unexpected_count": "int64",
                                             "element_count": "int64"})
+
+
+#: Row checks whose outcome for a row depends on rows of other files: the ingest evaluates
+#: them in SQL over every loaded file of a source (duplicate keys) or over the pupils source
+#: (unknown pupils), so that an unchanged file need not be read again. They are the last
+#: checks of every kind, so a row's reasons keep their order.
+CROSS_FILE_CHECKS = frozenset({"pupil_known", "key_unique"})
+
+
+@dataclass
+class CrossFileOutcome:
+    """The verdict on a source's rows once the checks across files are made.
+
+    Attributes:
+        quarantine: Every row that failed a check of its file or across files
+            (``QUARANTINE_COLUMNS``), by file and line, with all its reasons in check order.
+        results: One result per cross-file check (dicts of ``RESULT_COLUMNS``).
+    """
+
+    quarantine: pd.DataFrame
+    results: list[dict]
+
+
+def check_across_files(
+    source: SourceConfig,
+    context: ValidationContext,
+    total_rows: int,
+    local: pd.DataFrame,
+    unknown: pd.DataFrame,
+    duplicates: pd.DataFrame,
+    typed_rows: Callable[[pd.DataFrame], pd.DataFrame],
+) -> CrossFileOutcome:
+    """Combine the per-file verdicts with the checks across files of one source.
+
+    Args:
+        source: The source's config.
+        context: The run's context (today, school codes).
+        total_rows: Typed rows of the source (every current file).
+        local: Rows that failed a check of their file: ``source_file``, ``source_line``,
+            ``_local_reason``, ``_local_column``.
+        unknown: Rows whose pupil is not in the pupils source: ``source_file``, ``source_line``.
+        duplicates: Rows repeating an earlier row's key: ``source_file``, ``source_line``,
+            ``duplicate_of``, ``duplicate_file``.
+        typed_rows: Gives the typed rows (the source kind's typed columns) of a frame of
+            ``source_file``, ``source_line``, in its order (for the quarantine's raw values).
+
+    Returns:
+        The source's contract quarantine and the cross-file checks' results.
+
+    Raises:
+        FileLevelError: A failing cross-file check whose severity is ``file``.
+    """
+    checks = {c.name: c for c in row_checks(source.kind, context.today, context.school_codes)}
+    lineage = ["source_file", "source_line"]
+    found = {"pupil_known": unknown.assign(_duplicate_of=np.nan, _duplicate_file=None),
+             "key_unique": duplicates.rename(columns={"duplicate_of": "_duplicate_of",
+                                                      "duplicate_file": "_duplicate_file"})}
+    results: list[dict] = []
+    parts = [local.rename(columns={"_local_reason": "reason", "_local_column": "column_name"})[
+        [*lineage, "column_name", "reason"]].assign(_order=0)]
+    for order, name in enumerate(("pupil_known", "key_unique"), start=1):
+        if name not in checks:
+            continue
+        check = checks[name]
+        failing = found[name].sort_values(lineage, kind="stable").reset_index(drop=True)
+        failing["_duplicate_of"] = failing["_duplicate_of"].astype("float64")
+        severity = severity_of(source.severity, check.name, check.reason, check.severity)
+        results.append(_result(source, check.name, check.column, not len(failing), len(failing),
+                               total_rows, severity))
+        if not len(failing):
+            continue
+        if severity == "file":
+            outcome = CheckResult(check=check, success=False, element_count=total_rows,
+                                  unexpected_count=len(failing), rows=np.arange(len(failing)))
+            raise _stop(source, outcome, failing)
+        parts.append(pd.DataFrame({
+            "source_file": failing["source_file"].to_numpy(),
+            "source_line": failing["source_line"].to_numpy(),
+            "column_name": check.column, "reason": _messages(check, failing), "_order": order}))
+    reasons = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
+        len(p) for p in parts) else pd.DataFrame(columns=[*lineage, "column_name", "reason", "_order"])
+    if not len(reasons):
+        return CrossFileOutcome(quarantine=pd.DataFrame(columns=QUARANTINE_COLUMNS), results=results)
+    reasons = reasons.sort_values([*lineage, "_order"], kind="stable")
+    merged = reasons.groupby(lineage, sort=True).agg(
+        column_name=("column_name", lambda s: ",".join(dict.fromkeys(s))),
+        reason=("reason", REASON_SEPARATOR.join)).reset_index()
+    typed = typed_rows(merged[lineage])
+    prepared = prepare_frame(typed, source.kind, None, duplicates=(
+        pd.Series(np.nan, index=range(len(typed))), pd.Series(None, index=range(len(typed)), dtype=object)))
+    quarantine = pd.DataFrame({
+        "source_file": merged["source_file"].to_numpy(),
+        "source_line": merged["source_line"].to_numpy().astype("int64"),
+        "column_name": merged["column_name"].to_numpy(),
+        "reason": [mask_cpr(text) for text in merged["reason"]],
+        "raw_values": [mask_cpr(text) for text in _raw_values(prepared, list(typed.columns))],
+    })
+    return CrossFileOutcome(quarantine=quarantine, results=results)
