@@ -77,11 +77,11 @@ config = load_config(settings.resolved_config_path)
 sources = discover_sources(config, settings.resolved_inbox)
 with staged_write(settings.state_dir) as session:
     result = ingest_sources(session, config, sources, key=settings.key_bytes(), term=Term.parse("2025/26-H1"),
-                            today=settings.today_date(), run_id="bench", previous_rows={{}},
+                            today=settings.today_date(), run_id="bench", previous_rows={},
                             chunk_rows=settings.ingest_chunk_rows)
 read, held = int(result.files["rows_read"].sum()), int(result.files["rows_quarantined"].sum())
-print(f"{{len(result.files_read)}} of {{len(result.files)}} files read; {{read:,}} rows in the files, "
-      f"{{held:,}} quarantined; seconds {{result.seconds}}")
+print(f"{len(result.files_read)} of {len(result.files)} files read; {read:,} rows in the files, "
+      f"{held:,} quarantined; seconds {result.seconds}")
 """
 PEAK = """
 import resource
@@ -96,7 +96,7 @@ def run_step(name: str, code: str, env: dict[str, str]) -> tuple[float, float, s
                           check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{name} failed:\n{done.stderr[-6000:]}")
     lines = done.stdout.strip().splitlines()
     return seconds, int(lines[-1].split()[1]) / 1024, (lines[:-1] or [""])[-1]
 

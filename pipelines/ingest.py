@@ -45,6 +45,7 @@ from validation.gate import (
     check_structure,
     check_volume,
     combine_results,
+    results_by_file,
 )
 from validation.parsing import QUARANTINE_COLUMNS, parse_source_frame
 
@@ -467,43 +468,45 @@ def _ingest_source(
     empty = _empty_typed(source, key)
     structure = check_structure(empty, source)
     positions = {c.name: i for i, c in enumerate(row_checks(kind, context.today, context.school_codes))}
-    # the checks of one file, on the new rows only
-    for path in plan.to_read:
-        name = path.name
-        first, count = staged.ranges[name]
-        file_results = []
-        for start in range(first, first + count, chunk_rows):
-            rows = min(chunk_rows, first + count - start)
-            typed = scratch.typed_chunk(start, rows, empty.dtypes, dates_as_objects=False)
-            extra = {c: typed.pop(c).to_numpy() for c in ("_seq", "_key_a", "_key_b") if c in typed}
-            outcome = check_rows(typed, source, context, skip=CROSS_FILE_CHECKS,
-                                 more_rows=start + rows < staged.rows)
-            clock = _lap(state, "contracts", clock)
-            file_results.append(outcome.results)
-            reason = np.full(len(typed), None, dtype=object)
-            column = np.full(len(typed), None, dtype=object)
-            bad = ~outcome.kept
-            reason[bad] = outcome.quarantine["reason"].to_numpy()
-            column[bad] = outcome.quarantine["column_name"].to_numpy()
-            stored = typed.assign(source=source.name, _local_reason=reason, _local_column=column)
-            school_year = _clean_school_year(kind, typed)
-            if school_year is not None:
-                stored["_clean_school_year"] = school_year.to_numpy()
-            if "_key_a" in extra:
-                stored["_key_a"], stored["_key_b"] = extra["_key_a"], extra["_key_b"]
-            store.add_rows(stored)
-            clock = _lap(state, "write", clock)
-        if file_results:
-            checks = combine_results(file_results)
+    # the checks of one file, on the new rows only (chunks may span files: the results are
+    # split by file, so that each file's counts can be kept while the file is)
+    file_results: list[pd.DataFrame] = []
+    for start in range(0, staged.rows, chunk_rows):
+        rows = min(chunk_rows, staged.rows - start)
+        typed = scratch.typed_chunk(start, rows, empty.dtypes, dates_as_objects=False)
+        extra = {c: typed.pop(c).to_numpy() for c in ("_seq", "_key_a", "_key_b") if c in typed}
+        outcome = check_rows(typed, source, context, skip=CROSS_FILE_CHECKS,
+                             more_rows=start + rows < staged.rows)
+        file_results.append(results_by_file(outcome, typed, source, context))
+        clock = _lap(state, "contracts", clock)
+        reason = np.full(len(typed), None, dtype=object)
+        column = np.full(len(typed), None, dtype=object)
+        bad = ~outcome.kept
+        reason[bad] = outcome.quarantine["reason"].to_numpy()
+        column[bad] = outcome.quarantine["column_name"].to_numpy()
+        stored = typed.assign(source=source.name, _local_reason=reason, _local_column=column)
+        school_year = _clean_school_year(kind, typed)
+        if school_year is not None:
+            stored["_clean_school_year"] = school_year.to_numpy()
+        if "_key_a" in extra:
+            stored["_key_a"], stored["_key_b"] = extra["_key_a"], extra["_key_b"]
+        store.add_rows(stored)
+        clock = _lap(state, "write", clock)
+    if file_results:
+        by_file = pd.concat(file_results, ignore_index=True)
+        for name, group in by_file.groupby("source_file", sort=True):
+            checks = combine_results([group[RESULT_COLUMNS]])
             store.add_checks(checks.assign(source_file=name, position=checks["expectation"].map(
                 positions).astype("int32")))
+    for path in plan.to_read:
+        name = path.name
         stream = staged.streams[name]
         latest = staged.max_event[name]
         store.add_file({
             "source": source.name, "source_file": name, "file_sha256": state.file_hashes[path],
             "fingerprint": fingerprint, "checked_today": context.today,
             "max_event_date": pd.Timestamp(latest).date() if latest is not None else None,
-            "rows_read": stream.rows_read, "rows_typed": count,
+            "rows_read": stream.rows_read, "rows_typed": staged.ranges[name][1],
             "extra_columns": ", ".join(stream.extra_columns)})
     # the checks across files, in SQL over every loaded row of the source
     known = state.known_fingerprint if kind != "pupils" else "-"

@@ -205,6 +205,7 @@ class ExportStream:
         spill = tempfile.mkdtemp(prefix="ews-csv-")
         con.execute("SET temp_directory = $dir", {"dir": spill})
         con.execute("SET memory_limit = '1GB'")
+        con.execute("SET enable_progress_bar = false")
         positions = {canonical: self.header.index(name) for canonical, name in self.source.columns.items()}
         options = {"path": str(self.path), "delim": self.source.delimiter, "encoding": encoding,
                    "columns": {f"c{i}": "VARCHAR" for i in range(len(self.header))}}

@@ -86,12 +86,15 @@ class ValidationOutcome:
         results: One row per check: ``source``, ``expectation``, ``column_name``, ``success``,
             ``unexpected_count``, ``element_count``, ``severity``.
         kept: Per input row, whether it is in ``valid``.
+        failing: Per check name, the positions of the rows that failed it (checks without
+            failures are left out).
     """
 
     valid: pd.DataFrame
     quarantine: pd.DataFrame
     results: pd.DataFrame
     kept: np.ndarray | None = None
+    failing: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def severity_problems(config: MunicipalityConfig) -> list[str]:
@@ -326,6 +329,7 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
     outcomes = run_checks(prepared, checks, source.name)
     results: list[dict] = []
     quarantined: list[pd.DataFrame] = []
+    failing_rows = {o.check.name: o.rows for o in outcomes if len(o.rows)}
     for outcome in outcomes:
         check = outcome.check
         severity = severity_of(source.severity, check.name, check.reason, check.severity)
@@ -342,7 +346,8 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
     if not quarantined:
         return ValidationOutcome(valid=frame.reset_index(drop=True),
                                  quarantine=pd.DataFrame(columns=QUARANTINE_COLUMNS),
-                                 results=results_frame, kept=np.ones(len(frame), dtype=bool))
+                                 results=results_frame, kept=np.ones(len(frame), dtype=bool),
+                                 failing=failing_rows)
     reasons = pd.concat(quarantined, ignore_index=True)
     merged = reasons.groupby("_row", sort=True).agg(
         column_name=("column_name", lambda s: ",".join(dict.fromkeys(s))),
@@ -359,7 +364,8 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
     keep = np.ones(len(frame), dtype=bool)
     keep[bad_rows] = False
     valid = frame.reset_index(drop=True)[keep].reset_index(drop=True)
-    return ValidationOutcome(valid=valid, quarantine=quarantine, results=results_frame, kept=keep)
+    return ValidationOutcome(valid=valid, quarantine=quarantine, results=results_frame, kept=keep,
+                             failing=failing_rows)
 
 
 def combine_results(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -483,3 +489,45 @@ def check_across_files(
         "raw_values": [mask_cpr(text) for text in _raw_values(prepared, list(typed.columns))],
     })
     return CrossFileOutcome(quarantine=quarantine, results=results)
+
+
+def results_by_file(outcome: ValidationOutcome, frame: pd.DataFrame, source: SourceConfig,
+                    context: ValidationContext) -> pd.DataFrame:
+    """The results of :func:`check_rows` over rows of several files, split by file.
+
+    Counted the way Great Expectations counts: a check's ``element_count`` is the rows it
+    looked at (all of them, or those its ``where`` condition selects), its
+    ``unexpected_count`` the rows that failed it. Summing a file's results over chunks, and
+    the files' results over a source, gives the source's results.
+
+    Args:
+        outcome: From :func:`check_rows` over ``frame``.
+        frame: The rows checked (with ``source_file``).
+        source: The source's config.
+        context: The run's context (the checks it builds).
+
+    Returns:
+        ``RESULT_COLUMNS`` plus ``source_file``, one row per file and check.
+    """
+    checks = {c.name: c for c in row_checks(source.kind, context.today, context.school_codes)}
+    codes, files = pd.factorize(frame["source_file"].reset_index(drop=True))
+    rows_per_file = np.bincount(codes, minlength=len(files))
+    parts = []
+    for result in outcome.results.to_dict("records"):
+        check = checks[result["expectation"]]
+        if check.where is None:
+            elements = rows_per_file
+        else:
+            column, value = check.where
+            chosen = (frame[column].reset_index(drop=True) == value).fillna(False).to_numpy(dtype=bool)
+            elements = np.bincount(codes[chosen], minlength=len(files))
+        failed = np.bincount(codes[outcome.failing.get(check.name, np.array([], dtype="int64"))],
+                             minlength=len(files))
+        parts.append(pd.DataFrame({
+            "source": result["source"], "expectation": result["expectation"],
+            "column_name": result["column_name"], "success": failed == 0,
+            "unexpected_count": failed.astype("int64"), "element_count": elements.astype("int64"),
+            "severity": result["severity"], "source_file": np.asarray(files, dtype=object)}))
+    if not parts:
+        return pd.DataFrame(columns=[*RESULT_COLUMNS, "source_file"])
+    return pd.concat(parts, ignore_index=True)

@@ -217,3 +217,17 @@ def test_a_failed_run_keeps_the_memory_of_the_last_good_one(inbox: Path, tmp_pat
     # the next run reads the changed file again (its earlier attempt was never committed)
     _, opened = run(inbox, state)
     assert opened == ["fravaer_2024-25.csv"]
+
+
+def test_check_counts_follow_the_files_kept_and_read(inbox: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    run(inbox, state)
+    _add_a_bad_row(inbox)
+    result, opened = run(inbox, state)
+    assert opened == ["fravaer_2024-25.csv"]
+    counts = result.validation.set_index(["source", "expectation"])
+    negative = counts.loc[("absence", "illness_days_not_negative")]
+    # the bad row of the file read now; every row of both absence files looked at
+    assert (bool(negative["success"]), int(negative["unexpected_count"])) == (False, 1)
+    assert int(negative["element_count"]) == 10 + len(LAST_YEAR) + 1
+    assert int(counts.loc[("absence", "key_unique"), "element_count"]) == 10 + len(LAST_YEAR) + 1
