@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -242,7 +241,7 @@ class ExportStream:
                 for start in range(0, len(fetched), rows):
                     part = fetched.iloc[start:start + rows]
                     frame = pd.DataFrame({name: part[f"m{i}"].fillna("").to_numpy(dtype=object)
-                                          for i, name in enumerate(canonical)})
+                                          for i, name in enumerate(canonical)}, dtype="object")
                     frame[FILE_COLUMN] = self.path.name
                     frame[LINE_COLUMN] = np.arange(line, line + len(part), dtype="int64")
                     frame["_field_count_ok"] = True
@@ -362,35 +361,40 @@ class ExportStream:
 
     # Excel ----------------------------------------------------------------------------------
 
-    def _open_workbook(self) -> Any:
-        from openpyxl import load_workbook
-        from openpyxl.utils.exceptions import InvalidFileException
+    def _sheet_rows(self) -> tuple[int, list[list[object]]]:
+        """The configured sheet's cells (python-calamine) and the sheet row of the first one."""
+        from python_calamine import CalamineError, CalamineWorkbook
 
         path, source = self.path, self.source
         try:
-            workbook = load_workbook(path, read_only=True, data_only=True)
-        except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+            workbook = CalamineWorkbook.from_path(str(path))
+        except (CalamineError, OSError, ValueError) as exc:
             raise FileLevelError(
                 f"{path.name}: not a readable Excel workbook ({type(exc).__name__}). Export it again "
                 "as .xlsx.", file=path.name, check="format",
             ) from exc
-        if source.sheet not in workbook.sheetnames:
-            names = ", ".join(workbook.sheetnames)
-            workbook.close()
-            raise FileLevelError(
-                f"{path.name}: no sheet '{source.sheet}' (sheets: {names}). "
-                f"Rename the sheet or set 'sheet' for source '{source.name}'.",
-                file=path.name, check="sheet",
-            )
-        return workbook
-
-    def _xlsx_header(self) -> list[str]:
-        workbook = self._open_workbook()
         try:
-            first = next(workbook[self.source.sheet].iter_rows(values_only=True, max_row=1), ())
-            header = [_cell_text(v).strip() for v in first]
+            if source.sheet not in workbook.sheet_names:
+                names = ", ".join(workbook.sheet_names)
+                raise FileLevelError(
+                    f"{path.name}: no sheet '{source.sheet}' (sheets: {names}). "
+                    f"Rename the sheet or set 'sheet' for source '{source.name}'.",
+                    file=path.name, check="sheet",
+                )
+            # from cell A1 (not from the first cell with a value): list positions are sheet rows
+            cells = workbook.get_sheet_by_name(source.sheet).to_python(skip_empty_area=False)
+        except CalamineError as exc:
+            raise FileLevelError(
+                f"{path.name}: not a readable Excel workbook ({type(exc).__name__}). Export it again "
+                "as .xlsx.", file=path.name, check="format",
+            ) from exc
         finally:
             workbook.close()
+        return 1, cells
+
+    def _xlsx_header(self) -> list[str]:
+        first, cells = self._sheet_rows()
+        header = [_cell_text(v).strip() for v in cells[0]] if cells and first == 1 else []
         while header and not header[-1]:
             header.pop()
         if not header:
@@ -401,24 +405,20 @@ class ExportStream:
     def _xlsx_rows(self) -> Iterator[tuple[int, list[str]]]:
         width = len(self.header)
         found = False
-        workbook = self._open_workbook()
-        try:
-            sheet = workbook[self.source.sheet]
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                cells = [_cell_text(v) for v in values]
-                if number == 1:
-                    header = [c.strip() for c in cells]
-                    while header and not header[-1]:
-                        header.pop()
-                    if header != self.header:
-                        raise self._changed()
-                    continue
-                if not any(c.strip() for c in cells):
-                    continue
-                found = True
-                yield number, cells[:width] + [""] * (width - len(cells))
-        finally:
-            workbook.close()
+        first, cells = self._sheet_rows()
+        for number, values in enumerate(cells, start=first):
+            cells_text = [_cell_text(v) for v in values]
+            if number == 1:
+                header = [c.strip() for c in cells_text]
+                while header and not header[-1]:
+                    header.pop()
+                if header != self.header:
+                    raise self._changed()
+                continue
+            if not any(c.strip() for c in cells_text):
+                continue
+            found = True
+            yield number, cells_text[:width] + [""] * (width - len(cells_text))
         if not found:
             raise FileLevelError(f"{self.path.name}: sheet '{self.source.sheet}' has a header but no rows.",
                                  file=self.path.name, check="empty_file")
