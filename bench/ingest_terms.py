@@ -57,12 +57,14 @@ for source in config.sources:
     canonical = {{v: k for k, v in source.columns.items()}}
     columns = {{n: types.get(kinds.get(canonical.get(n), ""), "VARCHAR") for n in names}}
     encoding = "utf-8" if "utf" in source.encoding else "latin-1"
-    rows += con.execute(
-        "SELECT count(*) FROM read_csv($files, delim = $delim, decimal_separator = $decimal, "
-        "dateformat = $fmt, header = true, columns = $columns, encoding = $encoding, "
-        "auto_detect = false)",
+    # materialised, so that every value is typed (a bare count(*) may skip the typing)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE typed AS SELECT * FROM read_csv($files, delim = $delim, "
+        "decimal_separator = $decimal, dateformat = $fmt, header = true, columns = $columns, "
+        "encoding = $encoding, auto_detect = false)",
         {{"files": files, "delim": source.delimiter, "decimal": source.decimal,
-          "fmt": source.date_formats[0], "columns": columns, "encoding": encoding}}).fetchall()[0][0]
+          "fmt": source.date_formats[0], "columns": columns, "encoding": encoding}})
+    rows += con.execute("SELECT count(*) FROM typed").fetchall()[0][0]
 print(f"{{rows:,}} rows typed")
 """
 INGEST = """
