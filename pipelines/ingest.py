@@ -139,20 +139,23 @@ def data_snapshot(sources: list[SourceFiles], hashes: dict[Path, str]) -> str:
 
 
 
-#: Modules whose code decides what a file's rows become: when any of them changes, every
-#: file is read again.
-INGEST_MODULES = ("ews.schema", "ews.pseudonym", "ews.terms", "pipelines.readers", "pipelines.ingest",
-                  "validation.parsing", "validation.contracts", "validation.gate",
-                  "validation.engine")
+#: Modules whose code decides what a file's rows become and how they are checked: when any
+#: of them (or an ``ews/ingest_*.sql`` file) changes, every file is read again.
+INGEST_MODULES = ("ews.schema", "ews.pseudonym", "ews.terms", "ews.warehouse", "pipelines.readers",
+                  "pipelines.ingest", "validation.parsing", "validation.contracts",
+                  "validation.gate", "validation.engine")
 
 
 @functools.cache
 def ingest_code_version() -> str:
-    """A hash of the source of the modules that read, type and check rows."""
+    """A hash of the source of the modules and SQL files that read, type and check rows."""
     digest = hashlib.sha256()
     for name in INGEST_MODULES:
         module = importlib.import_module(name)
         digest.update(Path(str(module.__file__)).read_bytes())
+    folder = Path(str(importlib.import_module("ews").__file__)).parent
+    for path in sorted(folder.glob("ingest_*.sql")):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -134,8 +134,9 @@ def _type_ok(values: pd.Series, kind: str) -> bool:
     if kind == "date":
         if types.is_datetime64_any_dtype(values):
             return True
-        present = values.dropna()
-        return bool(values.dtype == object and all(isinstance(v, date) for v in present))
+        # date objects (datetime is a date too), in one C pass rather than one isinstance a row
+        return bool(values.dtype == object and types.infer_dtype(values, skipna=True) in (
+            "date", "datetime", "empty"))
     present = values.dropna()
     return bool(types.is_string_dtype(values) or values.dtype == object) and all(
         isinstance(v, str) for v in present.head(1000))
