@@ -4,6 +4,7 @@ the same exports into an empty warehouse."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -36,7 +37,7 @@ def write_last_year(inbox: Path, lines: list[str]) -> Path:
 
 
 def run(inbox: Path, state: Path, config: MunicipalityConfig | None = None,
-        key: bytes = KEY) -> tuple[IngestResult, list[str]]:
+        key: bytes = KEY, today: date = TODAY) -> tuple[IngestResult, list[str]]:
     """Ingest the inbox into the state folder; returns the result and the files opened."""
     config = config or make_config(kinds=set())  # pupils and absence: enough, and quick
     opened: list[str] = []
@@ -51,7 +52,7 @@ def run(inbox: Path, state: Path, config: MunicipalityConfig | None = None,
         patch.setattr(ingest_module, "ExportStream", RecordingStream)
         with staged_write(state) as session:
             result = ingest_sources(session, config, discover_sources(config, inbox), key=key,
-                                    term=TERM, today=TODAY, run_id="run", previous_rows={})
+                                    term=TERM, today=today, run_id="run", previous_rows={})
     assert sorted(opened) == sorted(result.files_read)
     return result, opened
 
@@ -231,3 +232,18 @@ def test_check_counts_follow_the_files_kept_and_read(inbox: Path, tmp_path: Path
     assert (bool(negative["success"]), int(negative["unexpected_count"])) == (False, 1)
     assert int(negative["element_count"]) == 10 + len(LAST_YEAR) + 1
     assert int(counts.loc[("absence", "key_unique"), "element_count"]) == 10 + len(LAST_YEAR) + 1
+
+
+def test_a_file_with_a_date_after_the_day_is_checked_again_on_a_later_day(inbox: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    # a week of absence that starts after the day of the first run (20-11-2025)
+    lines = (inbox / "fravaer_2025-26.csv").read_text(encoding="utf-8").splitlines()
+    lines.append("150314-4001;101;24-11-2025;28-11-2025;5;0;0;0;0")
+    (inbox / "fravaer_2025-26.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    first, _ = run(inbox, state)
+    assert list(first.quarantine["reason"].str.split(":").str[0]) == ["date_in_future"]
+    _, opened = run(inbox, state)
+    assert opened == []  # the same day: the same verdict
+    later, opened = run(inbox, state, today=date(2025, 12, 1))
+    assert opened == ["fravaer_2025-26.csv"]  # only the file with the date after the first day
+    assert later.quarantine.empty
