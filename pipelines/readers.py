@@ -240,8 +240,10 @@ class ExportStream:
                 fetched = batch.to_pandas()
                 for start in range(0, len(fetched), rows):
                     part = fetched.iloc[start:start + rows]
-                    frame = pd.DataFrame({name: part[f"m{i}"].fillna("").to_numpy(dtype=object)
-                                          for i, name in enumerate(canonical)}, dtype="object")
+                    # Arrow-backed text, as DuckDB gives it (the typing would convert object
+                    # columns to it anyway)
+                    frame = pd.DataFrame({name: part[f"m{i}"].astype("string[pyarrow]").fillna("")
+                                          .reset_index(drop=True) for i, name in enumerate(canonical)})
                     frame[FILE_COLUMN] = self.path.name
                     frame[LINE_COLUMN] = np.arange(line, line + len(part), dtype="int64")
                     frame["_field_count_ok"] = True
