@@ -1,6 +1,6 @@
--- Temporary tables of the staged identity store for one ingest (dropped when it ends):
--- the names of the pupils source's typed rows, and which of those rows passed validation.
-CREATE OR REPLACE TEMP TABLE ingest_names (_seq BIGINT, first_name VARCHAR, last_name VARCHAR);
+-- Temporary table of the staged identity store for one ingest (dropped when it ends): the
+-- register rows that passed validation, whose names may reach identity_pupils.
 CREATE OR REPLACE TEMP TABLE ingest_valid_pupils (
-    _seq BIGINT, pupil_id VARCHAR, school_code VARCHAR, class_label VARCHAR, enrolled_from DATE
+    source VARCHAR, source_rank INTEGER, source_file VARCHAR, source_line BIGINT,
+    pupil_id VARCHAR, school_code VARCHAR, class_label VARCHAR, enrolled_from DATE
 );

@@ -87,11 +87,17 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def ensure_identity_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the identity table, if missing."""
+    """Create the identity tables, if missing."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS identity_pupils (pupil_id VARCHAR PRIMARY KEY, "
         "first_name VARCHAR, last_name VARCHAR, school_code VARCHAR, class_label VARCHAR, "
         "school_year VARCHAR)"
+    )
+    # the names of every typed register row of the loaded files, so that an unchanged file
+    # need not be read again when another one changes (kept apart from the warehouse)
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS identity_rows (source VARCHAR NOT NULL, source_file VARCHAR "
+        "NOT NULL, source_line BIGINT NOT NULL, first_name VARCHAR, last_name VARCHAR)"
     )
 
 
@@ -156,15 +162,14 @@ def _sql(name: str) -> str:
 
 
 class IngestScratch:
-    """Where the ingest holds one source's typed rows between reading them and checking them.
+    """Where the ingest holds the typed rows of a source's new files between typing and checks.
 
-    A source's files are read in chunks; their typed rows (pseudonymised: no CPR numbers, no
-    names) go to a scratch DuckDB file with ``_seq`` (their order: file name, then line) and
-    two hashes of their unique key. Duplicate keys across all files are then found in SQL,
-    and the rows are handed back in chunks for the contracts. The names of the pupils source
-    go to temporary tables of the staged identity store only. The scratch file lives in a
-    temporary folder of the state folder and is deleted when the ingest ends, whatever way it
-    ends.
+    The files of a source that the ingest reads (new or changed ones) are typed in chunks;
+    their rows (pseudonymised: no CPR numbers, no names) go to a scratch DuckDB file with
+    ``_seq`` (their order: file name, then line) and two hashes of their unique key, and come
+    back in chunks for the contracts. The scratch file lives in a temporary folder of the
+    state folder and is deleted when the ingest ends, whatever way it ends (or by the next
+    run, if this one was killed).
 
     Args:
         session: The run's staged warehouse and identity store.
@@ -176,11 +181,10 @@ class IngestScratch:
     def __init__(self, session: WriteSession, memory_limit: str = "4GB") -> None:
         self._folder = tempfile.TemporaryDirectory(prefix=".ingest-", dir=session.state_dir)
         folder = Path(self._folder.name)
+        self.folder = folder
         self.con = duckdb.connect(str(folder / "scratch.duckdb"))
         self.con.execute("SET memory_limit = $limit", {"limit": memory_limit})
         self.con.execute("SET temp_directory = $dir", {"dir": str(folder / "spill")})
-        self.identity = session.identity
-        self.identity.execute(_sql("ingest_identity.sql"))
         self._columns: list[str] = []
 
     def __enter__(self) -> IngestScratch:
@@ -190,14 +194,13 @@ class IngestScratch:
         self.close()
 
     def close(self) -> None:
-        """Drop the scratch file and the identity store's temporary tables."""
+        """Drop the scratch file."""
         self.con.close()
-        self.identity.execute("DROP TABLE IF EXISTS ingest_names; DROP TABLE IF EXISTS ingest_valid_pupils")
         self._folder.cleanup()
 
     def start_source(self) -> None:
         """Forget the previous source's rows."""
-        self.con.execute("DROP TABLE IF EXISTS ingest_typed; DROP TABLE IF EXISTS ingest_duplicates")
+        self.con.execute("DROP TABLE IF EXISTS ingest_typed")
         self._columns = []
 
     def add_typed(self, frame: pd.DataFrame, keys: pd.DataFrame | None, first_seq: int,
@@ -233,85 +236,257 @@ class IngestScratch:
         finally:
             self.con.unregister("_chunk")
 
-    def find_duplicates(self) -> int:
-        """Rows repeating an earlier row's key (by ``_seq``), across all files of the source.
-
-        Returns:
-            How many rows repeat an earlier key.
-        """
-        if "_key_a" not in self._columns:
-            return 0
-        self.con.execute(_sql("ingest_duplicates.sql"))
-        return int(self.con.execute("SELECT count(*) FROM ingest_duplicates").fetchall()[0][0])
-
-    def typed_chunk(self, first_seq: int, rows: int, dtypes: pd.Series) -> pd.DataFrame:
+    def typed_chunk(self, first_seq: int, rows: int, dtypes: pd.Series,
+                    dates_as_objects: bool = True) -> pd.DataFrame:
         """Typed rows ``first_seq`` .. ``first_seq + rows - 1``, with the dtypes they had.
 
         Args:
             first_seq: ``_seq`` of the first row.
             rows: Rows at most.
-            dtypes: The dtypes of the typed frame (dates are given back as date objects).
+            dtypes: The dtypes of the typed frame.
+            dates_as_objects: Give dates back as ``datetime.date`` objects, as typed; False
+                keeps them ``datetime64`` (faster to check and to store).
 
         Returns:
-            The rows in ``_seq`` order with their ``_seq``.
+            The rows in ``_seq`` order with their ``_seq`` (and ``_key_a``, ``_key_b`` when
+            the kind has a key).
         """
         frame = self.con.execute(
-            "SELECT * EXCLUDE (_key_a, _key_b) FROM ingest_typed WHERE _seq >= $lo AND _seq < $hi "
-            "ORDER BY _seq" if "_key_a" in self._columns else
             "SELECT * FROM ingest_typed WHERE _seq >= $lo AND _seq < $hi ORDER BY _seq",
             {"lo": first_seq, "hi": first_seq + rows}).df()
         restored = {}
         for name, dtype in dtypes.items():
             values = frame[name]
             if pd.api.types.is_datetime64_any_dtype(values) and not pd.api.types.is_datetime64_any_dtype(dtype):
-                restored[name] = values.dt.date.astype(object)
+                restored[name] = values.dt.date.astype(object) if dates_as_objects else values
             else:
                 restored[name] = values.astype(dtype)
-        return pd.DataFrame(restored).assign(_seq=frame["_seq"].to_numpy())
+        extra = {name: frame[name].to_numpy() for name in ("_seq", "_key_a", "_key_b")
+                 if name in frame.columns}
+        return pd.DataFrame(restored).assign(**extra)
 
-    def duplicates_of(self, seqs: np.ndarray) -> tuple[pd.Series, pd.Series]:
-        """For rows by ``_seq``: the line and file of the earlier row with the same key."""
-        line = pd.Series(np.nan, index=range(len(seqs)), dtype="float64")
-        file = pd.Series(None, index=range(len(seqs)), dtype=object)
-        if "_key_a" not in self._columns or not len(seqs):
-            return line, file
-        found = self.con.execute(
-            "SELECT _seq, duplicate_of, duplicate_file FROM ingest_duplicates "
-            "WHERE _seq >= $lo AND _seq <= $hi",
-            {"lo": int(seqs.min()), "hi": int(seqs.max())}).df()
-        if len(found):
-            position = pd.Series(np.arange(len(seqs)), index=seqs)
-            where = position.reindex(found["_seq"].to_numpy()).dropna().astype("int64")
-            found = found.set_index("_seq").loc[where.index]
-            line.iloc[where.to_numpy()] = found["duplicate_of"].astype("float64").to_numpy()
-            file.iloc[where.to_numpy()] = found["duplicate_file"].astype(object).to_numpy()
-        return line, file
 
-    def add_names(self, names: pd.DataFrame) -> None:
-        """Names of the pupils source's typed rows (``_seq``, ``first_name``, ``last_name``)."""
-        self._append_identity("ingest_names", names[["_seq", "first_name", "last_name"]])
+class IngestStore:
+    """The ingest's memory in the staged warehouse: what was loaded, from which file bytes.
 
-    def add_valid_pupils(self, rows: pd.DataFrame) -> None:
-        """Valid pupil rows: the rows whose names may reach the identity store.
+    Owns the ``raw_*`` tables (see ``warehouse.sql``) and the identity store's
+    ``identity_rows``. The ingest asks it which files it loaded before, forgets changed and
+    removed files, adds the rows of new ones, evaluates the checks that span files in SQL and
+    rebuilds the ``clean_*`` tables from the rows that passed.
+
+    Args:
+        session: The run's staged warehouse and identity store.
+    """
+
+    def __init__(self, session: WriteSession) -> None:
+        self.con = session.con
+        self.identity = session.identity
+        self.identity.execute(_sql("ingest_identity.sql"))
+
+    def close(self) -> None:
+        """Drop the identity store's temporary table."""
+        self.identity.execute("DROP TABLE IF EXISTS ingest_valid_pupils")
+
+    def loaded_files(self, source: str) -> pd.DataFrame:
+        """The files of a source that earlier runs loaded, one row each (``raw_files``)."""
+        return self.con.execute("SELECT * FROM raw_files WHERE source = $source ORDER BY source_file",
+                                {"source": source}).df()
+
+    def forget_files(self, source: str, files: Sequence[str]) -> None:
+        """Remove every trace of some files of a source (changed or removed files).
 
         Args:
-            rows: ``_seq``, ``pupil_id``, ``school_code``, ``class_label``, ``enrolled_from``.
+            source: The source's name.
+            files: File names.
         """
-        self._append_identity("ingest_valid_pupils", rows[
-            ["_seq", "pupil_id", "school_code", "class_label", "enrolled_from"]])
+        if not files:
+            return
+        params = {"source": source, "files": list(files)}
+        for table in ("raw_files", "raw_rows", "raw_pupil_ids", "raw_checks"):
+            self.con.execute(f'DELETE FROM "{table}" WHERE source = $source AND source_file IN '
+                             "(SELECT unnest($files::VARCHAR[]))", params)
+        self.con.execute("DELETE FROM raw_quarantine WHERE source = $source AND step = 'typing' "
+                         "AND source_file IN (SELECT unnest($files::VARCHAR[]))", params)
+        self.identity.execute("DELETE FROM identity_rows WHERE source = $source AND source_file IN "
+                              "(SELECT unnest($files::VARCHAR[]))", params)
 
-    def _append_identity(self, table: str, frame: pd.DataFrame) -> None:
+    def forget_outcome(self, source: str) -> None:
+        """Forget a source's cross-file verdicts (its contract quarantine and their counts)."""
+        params = {"source": source}
+        self.con.execute("DELETE FROM raw_quarantine WHERE source = $source AND step = 'contracts'",
+                         params)
+        self.con.execute("DELETE FROM raw_checks WHERE source = $source AND source_file IS NULL", params)
+        self.con.execute("DELETE FROM raw_sources WHERE source = $source", params)
+
+    def add_file(self, record: dict[str, object]) -> None:
+        """Record a file as loaded (the columns of ``raw_files``)."""
+        self._append("raw_files", pd.DataFrame([record]))
+
+    def add_rows(self, frame: pd.DataFrame) -> None:
+        """Append typed rows (the columns of ``raw_rows`` they have)."""
+        self._append("raw_rows", frame)
+
+    def add_quarantine(self, frame: pd.DataFrame) -> None:
+        """Append quarantined rows (the columns of ``raw_quarantine``)."""
+        self._append("raw_quarantine", frame)
+
+    def add_pupil_ids(self, frame: pd.DataFrame) -> None:
+        """Append ``source``, ``source_file``, ``pupil_id`` rows."""
+        self._append("raw_pupil_ids", frame)
+
+    def add_checks(self, frame: pd.DataFrame) -> None:
+        """Append check counts (the columns of ``raw_checks``)."""
+        self._append("raw_checks", frame)
+
+    def add_names(self, frame: pd.DataFrame) -> None:
+        """Store names of typed register rows, in the identity store only.
+
+        Args:
+            frame: ``source``, ``source_file``, ``source_line``, ``first_name``, ``last_name``.
+        """
         self.identity.register("_names_chunk", frame)
         try:
-            self.identity.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _names_chunk')
+            self.identity.execute("INSERT INTO identity_rows BY NAME SELECT * FROM _names_chunk")
         finally:
             self.identity.unregister("_names_chunk")
 
-    def latest_identity(self) -> pd.DataFrame:
-        """Per pupil, the name and class of the latest valid register row.
+    def _append(self, table: str, frame: pd.DataFrame) -> None:
+        if not len(frame):
+            return
+        self.con.register("_ingest_frame", frame)
+        try:
+            self.con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _ingest_frame')
+        finally:
+            self.con.unregister("_ingest_frame")
 
-        Latest by enrolment date, then file order (see ``identity_latest.sql``).
+    def known_fingerprint(self, source: str) -> str | None:
+        """The known pupils a source's cross-file checks were last evaluated against."""
+        row = self.con.execute("SELECT known_fingerprint FROM raw_sources WHERE source = $source",
+                               {"source": source}).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_known_fingerprint(self, source: str, fingerprint: str) -> None:
+        """Record the known pupils a source's cross-file checks were evaluated against."""
+        self.con.execute("DELETE FROM raw_sources WHERE source = $source", {"source": source})
+        self.con.execute("INSERT INTO raw_sources VALUES ($source, $fingerprint)",
+                         {"source": source, "fingerprint": fingerprint})
+
+    def build_known(self, pupils_sources: Sequence[str]) -> str:
+        """Gather the known pupils of the current pupils files (temporary ``ingest_known``).
+
+        Args:
+            pupils_sources: The configured pupils sources.
+
+        Returns:
+            A fingerprint of the set (count and an order-free hash).
         """
+        self.con.execute(_sql("ingest_known.sql"), {"sources": list(pupils_sources)})
+        count, digest = self.con.execute(
+            "SELECT count(*), coalesce(bit_xor(hash(pupil_id)), 0) FROM ingest_known").fetchone()
+        return f"{count}:{digest}"
+
+    def row_count(self, source: str) -> int:
+        """Typed rows of a source's current files."""
+        return int(self.con.execute("SELECT count(*) FROM raw_rows WHERE source = $source",
+                                    {"source": source}).fetchone()[0])
+
+    def local_failures(self, source: str) -> pd.DataFrame:
+        """Rows that failed a check of one file: file, line, ``_local_reason``, ``_local_column``."""
+        return self.con.execute(
+            "SELECT source_file, source_line, _local_reason, _local_column FROM raw_rows "
+            "WHERE source = $source AND _local_reason IS NOT NULL ORDER BY source_file, source_line",
+            {"source": source}).df()
+
+    def duplicate_rows(self, source: str) -> pd.DataFrame:
+        """Rows repeating an earlier row's key: file, line, ``duplicate_of``, ``duplicate_file``."""
+        return self.con.execute(_sql("ingest_duplicates.sql"), {"source": source}).df()
+
+    def unknown_pupil_rows(self, source: str) -> pd.DataFrame:
+        """Rows whose pupil is not known (after :meth:`build_known`): file, line."""
+        return self.con.execute(_sql("ingest_unknown_pupils.sql"), {"source": source}).df()
+
+    def typed_rows(self, source: str, where: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+        """Typed values of some rows of a source, in the order of ``where``.
+
+        Args:
+            source: The source's name.
+            where: ``source_file`` and ``source_line`` of the rows.
+            columns: The columns to read (those of the source kind's typed rows).
+
+        Returns:
+            One row per row of ``where``.
+        """
+        for column in columns:
+            _check_name_column(column)
+        selected = ", ".join(f'r."{c}"' for c in columns)
+        keys = where[["source_file", "source_line"]].reset_index(drop=True).assign(
+            _order=np.arange(len(where), dtype="int64"))
+        self.con.register("_wanted_rows", keys)
+        try:
+            return self.con.execute(
+                f"SELECT {selected} FROM raw_rows AS r JOIN _wanted_rows AS w "
+                "USING (source_file, source_line) WHERE r.source = $source ORDER BY w._order",
+                {"source": source}).df()
+        finally:
+            self.con.unregister("_wanted_rows")
+
+    def file_checks(self, source: str) -> pd.DataFrame:
+        """Per-file check counts of a source's current files, by file then check position."""
+        return self.con.execute(
+            "SELECT * FROM raw_checks WHERE source = $source AND source_file IS NOT NULL "
+            "ORDER BY source_file, position", {"source": source}).df()
+
+    def source_checks(self, source: str) -> pd.DataFrame:
+        """The counts of a source's cross-file checks, by check position."""
+        return self.con.execute(
+            "SELECT * FROM raw_checks WHERE source = $source AND source_file IS NULL ORDER BY position",
+            {"source": source}).df()
+
+    def quarantine(self, source: str) -> pd.DataFrame:
+        """A source's quarantined rows (with their ``step``): typing first, then contracts, by file and line."""
+        return self.con.execute(
+            "SELECT step, source_file, source_line, column_name, reason, raw_values FROM raw_quarantine "
+            "WHERE source = $source ORDER BY step = 'contracts', source_file, source_line",
+            {"source": source}).df()
+
+    def rebuild_clean(self, table: str, select: str, sources: Sequence[str],
+                      where: dict[str, object] | None) -> None:
+        """Replace a slice of a clean table with the passing rows of some sources.
+
+        Args:
+            table: The clean table.
+            select: The select list mapping ``raw_rows`` columns to the table's (built by the
+                ingest from its column lists, never from input data).
+            sources: The configured sources whose rows make the slice.
+            where: The slice (None: the whole table).
+        """
+        delete_rows(self.con, table, where)
+        _check_name(table)
+        self.con.execute(
+            f'INSERT INTO "{table}" BY NAME SELECT {select} FROM raw_rows AS rows '
+            "WHERE rows.source IN (SELECT unnest($sources::VARCHAR[])) AND NOT EXISTS ("
+            "SELECT 1 FROM raw_quarantine AS q WHERE q.step = 'contracts' AND q.source = rows.source "
+            "AND q.source_file = rows.source_file AND q.source_line = rows.source_line) "
+            "ORDER BY rows.source_file, rows.source_line", {"sources": list(sources)})
+
+    def latest_identity(self, sources: Sequence[str]) -> pd.DataFrame:
+        """Per pupil, the name and class of the latest valid register row of the sources.
+
+        Latest by enrolment date, then source (in the order given), file and line (see
+        ``identity_latest.sql``).
+
+        Args:
+            sources: The configured pupils sources, in load order.
+        """
+        valid = self.con.execute(_sql("ingest_valid_pupils.sql"), {"sources": list(sources)}).df()
+        rank = {name: position for position, name in enumerate(sources)}
+        valid["source_rank"] = valid["source"].map(rank).astype("int32")
+        self.identity.execute("DELETE FROM ingest_valid_pupils")
+        self.identity.register("_valid_pupils", valid)
+        try:
+            self.identity.execute("INSERT INTO ingest_valid_pupils BY NAME SELECT * FROM _valid_pupils")
+        finally:
+            self.identity.unregister("_valid_pupils")
         return self.identity.execute(_sql("identity_latest.sql")).df()
 
 

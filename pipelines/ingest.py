@@ -1,15 +1,25 @@
-"""Ingest: every configured source from the inbox into the staged warehouse.
+"""Ingest: every configured source from the inbox into the staged warehouse, incrementally.
 
-Plain functions (no Prefect here; ``pipelines.flows`` wraps them). Order per source: read
-(file-level checks) -> type and pseudonymise -> validate (row quarantine) -> write, in chunks
-so that memory does not grow with the exports. The head of every file is checked before any
-file is read in full, and everything is written to the run's staged copy of the warehouse, so
-a file-level problem stops the run with the live warehouse untouched.
+Plain functions (no Prefect here; ``pipelines.flows`` wraps them). A file is read only when
+its bytes, its source's config or the ingest code changed since the run that loaded it (the
+warehouse's ``raw_*`` tables remember each loaded file's SHA-256, typed rows, typing
+quarantine and check counts); a removed file's rows go. For the files it reads, the order per
+source is: read (file-level checks) -> type and pseudonymise -> volume -> the checks of one
+file (Great Expectations) -> store, in chunks so that memory does not grow with the exports.
+Then the checks that span files (duplicate keys, unknown pupils) run in SQL over every loaded
+row of the source, and the ``clean_*`` tables are rebuilt from the rows that passed. The head
+of every file to read is checked before any file is read in full, and everything is written
+to the run's staged copy of the warehouse, so a file-level problem stops the run with the
+live warehouse untouched.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
+import importlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,17 +32,20 @@ import pandas as pd
 from ews.config import MunicipalityConfig, SourceConfig
 from ews.schema import SOURCE_KINDS
 from ews.terms import Term, school_year_label, school_year_of
-from ews.warehouse import IngestScratch, WriteSession, append_rows, delete_rows, replace_rows
-from pipelines.readers import ExportStream, file_sha256
-from validation.contracts import key_hashes, school_year_of_file
+from ews.warehouse import IngestScratch, IngestStore, WriteSession, replace_rows
+from pipelines.readers import FILE_COLUMN, LINE_COLUMN, ExportStream, file_sha256
+from validation.contracts import EVENT_DATES, key_hashes, row_checks, school_year_of_file
 from validation.errors import FileLevelError
 from validation.gate import (
+    CROSS_FILE_CHECKS,
     RESULT_COLUMNS,
     ValidationContext,
+    check_across_files,
     check_rows,
     check_structure,
     check_volume,
     combine_results,
+    results_by_file,
 )
 from validation.parsing import QUARANTINE_COLUMNS, parse_source_frame
 
@@ -72,8 +85,10 @@ class IngestResult:
         quarantine: Quarantined rows (with ``source``).
         validation: One row per expectation and source.
         warnings: Unknown columns and the like: reported, not fatal.
-        seconds: Wall time by step (``read_and_type``, ``duplicates``, ``contracts``,
-            ``write``), summed over sources.
+        seconds: Wall time by step (``read_and_type``, ``duplicates`` (the checks across
+            files), ``contracts``, ``write``), summed over sources.
+        files_read: Names of the files this run read (new or changed since they were loaded);
+            the others were kept from an earlier run.
     """
 
     files: pd.DataFrame
@@ -81,6 +96,7 @@ class IngestResult:
     validation: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    files_read: list[str] = field(default_factory=list)
 
 
 def discover_sources(config: MunicipalityConfig, inbox: Path) -> list[SourceFiles]:
@@ -121,32 +137,130 @@ def data_snapshot(sources: list[SourceFiles], hashes: dict[Path, str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _clean_frame(kind: str, typed: pd.DataFrame) -> pd.DataFrame:
-    """Canonical typed rows -> the rows of the kind's clean table (see :func:`_target`)."""
+
+
+#: Modules whose code decides what a file's rows become and how they are checked: when any
+#: of them (or an ``ews/ingest_*.sql`` file) changes, every file is read again.
+INGEST_MODULES = ("ews.schema", "ews.pseudonym", "ews.terms", "ews.warehouse", "pipelines.readers",
+                  "pipelines.ingest", "validation.parsing", "validation.contracts",
+                  "validation.gate", "validation.engine")
+
+
+@functools.cache
+def ingest_code_version() -> str:
+    """A hash of the source of the modules and SQL files that read, type and check rows."""
+    digest = hashlib.sha256()
+    for name in INGEST_MODULES:
+        module = importlib.import_module(name)
+        digest.update(Path(str(module.__file__)).read_bytes())
+    folder = Path(str(importlib.import_module("ews").__file__)).parent
+    for path in sorted(folder.glob("ingest_*.sql")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def source_fingerprint(source: SourceConfig, config: MunicipalityConfig, key: bytes) -> str:
+    """What, besides a file's bytes, decides its typed rows and the checks of one file.
+
+    The source's config, the municipality's school codes and term calendar, the ingest code
+    and the pseudonymisation key (through a keyed hash of a constant: the key itself is never
+    stored). A file loaded under another fingerprint is read again.
+
+    Args:
+        source: The source's config.
+        config: The municipality config.
+        key: The pseudonymisation key.
+
+    Returns:
+        Sixteen hex digits.
+    """
+    document = {
+        "source": source.model_dump(mode="json"),
+        "schools": sorted(s.code for s in config.schools),
+        "terms": config.terms.model_dump(mode="json"),
+        "code": ingest_code_version(),
+        "key": hmac.new(key, b"ews-ingest-fingerprint", hashlib.sha256).hexdigest()[:16],
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _SourcePlan:
+    """Which files of a source are read, kept from an earlier run, or gone."""
+
+    source: SourceConfig
+    files: list[Path]
+    to_read: list[Path]
+    kept: list[str]
+    removed: list[str]
+    stored: pd.DataFrame
+
+
+def _plan_source(store: IngestStore, entry: SourceFiles, fingerprint: str, hashes: dict[Path, str],
+                 today: date) -> _SourcePlan:
+    """Compare a source's files with what earlier runs loaded.
+
+    A loaded file is kept when its SHA-256 and fingerprint are the same and the run's day
+    cannot change a check of it (no event date of the file lies after the earlier or this
+    run's day, unless the day is the same).
+    """
+    stored = store.loaded_files(entry.source.name)
+    known = {row["source_file"]: row for row in stored.to_dict("records")}
+    to_read, kept = [], []
+    for path in entry.files:
+        row = known.get(path.name)
+        if row is None or row["file_sha256"] != hashes[path] or row["fingerprint"] != fingerprint:
+            to_read.append(path)
+            continue
+        checked = pd.Timestamp(row["checked_today"]).date()
+        latest = row["max_event_date"]
+        same_verdict = checked == today or pd.isna(latest) or pd.Timestamp(latest).date() <= min(checked, today)
+        (kept if same_verdict else to_read).append(path.name if same_verdict else path)
+    current = {path.name for path in entry.files}
+    removed = [name for name in known if name not in current]
+    return _SourcePlan(source=entry.source, files=list(entry.files), to_read=to_read, kept=kept,
+                       removed=removed, stored=stored)
+
+
+def _clean_school_year(kind: str, typed: pd.DataFrame) -> pd.Series | None:
+    """The school year a row of the clean table carries (pupils, outcomes), else None."""
     if kind == "pupils":
         # the school year of the register export the row came from (a pupil enrolled before
         # August is listed again in each year's register)
-        years = typed["source_file"].map(lambda name: school_year_label(school_year_of_file(name)))
-        frame = typed.assign(school_year=years)[[
-            "pupil_id", "school_year", "school_code", "grade", "class_label", "sex", "origin",
-            "birth_year", "enrolled_from", "enrolled_to", *LINEAGE]]
-        return frame
-    if kind in OUTCOME_OF_KIND:
+        return typed["source_file"].map(lambda name: school_year_label(school_year_of_file(name)))
+    if kind == "upv":
+        dates = pd.to_datetime(typed["assessed_date"])
+        years = dates.dt.year.where(dates.dt.month >= 8, dates.dt.year - 1)
+        return years.map(lambda y: school_year_label(int(y)) if pd.notna(y) else None).astype(object)
+    if kind == "designation":
+        return typed["school_year"].astype(object)
+    return None
+
+
+def _clean_select(kind: str) -> str:
+    """How a kind's rows of ``raw_rows`` become rows of its clean table (a SQL select list).
+
+    Built from the column lists of this module, never from input data.
+    """
+    if kind == "pupils":
+        columns = ["pupil_id", "_clean_school_year AS school_year", "school_code", "grade",
+                   "class_label", "sex", "origin", "birth_year", "enrolled_from", "enrolled_to"]
+    elif kind in OUTCOME_OF_KIND:
         positive = "ikke_parat" if kind == "upv" else "ja"
-        school_year = (typed["school_year"] if kind == "designation" else pd.Series(
-            [school_year_label(school_year_of(d)) for d in typed["assessed_date"]],
-            index=typed.index, dtype="object"))
-        frame = pd.DataFrame({
-            "pupil_id": typed["pupil_id"],
-            "outcome_definition": OUTCOME_OF_KIND[kind],
-            "school_year": school_year,
-            "assessed_date": typed["assessed_date"],
-            "outcome": typed["outcome"] == positive,
-            "source_file": typed["source_file"],
-            "source_line": typed["source_line"],
-        })
-        return frame
-    return typed[[*CLEAN_COLUMNS[TABLE_OF_KIND[kind]], *LINEAGE]]
+        columns = ["pupil_id", f"'{OUTCOME_OF_KIND[kind]}' AS outcome_definition",
+                   "_clean_school_year AS school_year", "assessed_date",
+                   f"coalesce(outcome = '{positive}', false) AS outcome"]
+    else:
+        columns = list(CLEAN_COLUMNS[TABLE_OF_KIND[kind]])
+    return ", ".join([*columns, *LINEAGE])
+
+
+def _empty_typed(source: SourceConfig, key: bytes) -> pd.DataFrame:
+    """A source kind's typed frame with no rows (its columns and dtypes)."""
+    raw = pd.DataFrame({name: pd.Series([], dtype=object) for name in source.columns})
+    raw[FILE_COLUMN] = pd.Series([], dtype=object)
+    raw[LINE_COLUMN] = pd.Series([], dtype="int64")
+    return parse_source_frame(raw, source, key).typed
 
 
 def ingest_sources(
@@ -164,15 +278,19 @@ def ingest_sources(
     scratch_memory: str = "4GB",
     file_hashes: dict[Path, str] | None = None,
 ) -> IngestResult:
-    """Read, type, validate and load every source into the staged warehouse, chunk by chunk.
+    """Bring the staged warehouse up to date with the exports, reading only what changed.
 
-    The head of every file (encoding, separator, header, mapped columns) is checked before
-    any file is read in full. Then, source by source: the files are read and typed in chunks
-    of ``chunk_rows`` rows into a scratch store; the volume is compared with the last run's;
-    duplicate keys are found across all the source's files; and the rows go through the
-    contracts chunk by chunk, valid rows to the clean table and the others to quarantine. So
-    memory depends on the chunk size, not on the size of the exports. Writes go to the staged
-    copy only: a file-level problem anywhere leaves the live warehouse untouched.
+    A file whose bytes were loaded by an earlier successful run under the same source config
+    and ingest code is not read again: its typed rows stay. A changed file replaces exactly
+    its own rows and a removed file's rows go. The head of every file to read (encoding,
+    separator, header, mapped columns) is checked before any file is read in full. Then,
+    source by source: the files to read are typed in chunks of ``chunk_rows`` rows into a
+    scratch store; the volume (every current file) is compared with the last run's; the
+    checks of one file run through Great Expectations on the new rows only; the checks across
+    files (duplicate keys, unknown pupils) run in SQL over every loaded row of the source.
+    Finally the ``clean_*`` slices whose sources changed are rebuilt from the rows that
+    passed. Writes go to the staged copy only: a file-level problem anywhere leaves the live
+    warehouse untouched.
 
     Args:
         session: Connections to the staged warehouse and identity store.
@@ -190,35 +308,54 @@ def ingest_sources(
             files not in it are hashed here.
 
     Returns:
-        Counts per file, the quarantined rows and the validation results.
+        Counts per file (every current file, read or kept), the quarantined rows and the
+        validation results of every current file.
 
     Raises:
         FileLevelError: On the first whole-file problem; the staged copy is then discarded.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
-    streams = {entry.source.name: [ExportStream(path, entry.source) for path in entry.files]
-               for entry in sources}
-    state = _IngestState(file_hashes=dict(file_hashes or {}))
-    with IngestScratch(session, memory_limit=scratch_memory) as scratch:
-        for entry in sources:
-            if not streams[entry.source.name]:
-                continue
-            context = ValidationContext(
-                term=term, today=today, known_pupils=state.known_pupils,
-                previous_rows=previous_rows, calendar=config.terms,
-                school_codes=frozenset(s.code for s in config.schools))
-            _ingest_source(session, scratch, entry.source, streams[entry.source.name], context,
-                           key, chunk_rows, state, progress)
-        identity = scratch.latest_identity()
-    identity["school_year"] = [school_year_label(school_year_of(d)) for d in identity.pop("enrolled_from")]
-    files = pd.DataFrame(state.file_rows)
+    hashes = {path: (file_hashes or {}).get(path) or file_sha256(path)
+              for entry in sources for path in entry.files}
+    store = IngestStore(session)
+    try:
+        plans = [_plan_source(store, entry, source_fingerprint(entry.source, config, key), hashes, today)
+                 for entry in sources]
+        # the head of every file to read, before any is read in full
+        streams = {plan.source.name: [ExportStream(path, plan.source) for path in plan.to_read]
+                   for plan in plans}
+        state = _IngestState(file_hashes=hashes)
+        pupils_sources = [plan.source.name for plan in plans if plan.source.kind == "pupils"]
+        with IngestScratch(session, memory_limit=scratch_memory) as scratch:
+            for plan in plans:
+                if plan.source.kind != "pupils" and state.known_fingerprint is None:
+                    state.known_fingerprint = store.build_known(pupils_sources)
+                context = ValidationContext(
+                    term=term, today=today, previous_rows=previous_rows, calendar=config.terms,
+                    school_codes=frozenset(s.code for s in config.schools))
+                _ingest_source(store, scratch, plan, streams[plan.source.name], context, key,
+                               source_fingerprint(plan.source, config, key), chunk_rows, state,
+                               progress)
+        clock = time.perf_counter()
+        _rebuild_clean(store, plans, state)
+        identity = pd.DataFrame()
+        if state.dirty & set(pupils_sources):
+            identity = store.latest_identity(pupils_sources)
+            identity["school_year"] = [school_year_label(school_year_of(d))
+                                       for d in identity.pop("enrolled_from")]
+        _lap(state, "write", clock)
+    finally:
+        store.close()
+    files = pd.DataFrame(state.file_rows, columns=[
+        "source", "file", "file_sha256", "rows_read", "rows_loaded", "rows_quarantined",
+        "extra_columns"])
     quarantine_all = (pd.concat(state.quarantines, ignore_index=True) if state.quarantines
                       else pd.DataFrame(columns=[*QUARANTINE_COLUMNS, "source"]))
     validation = pd.concat(state.results, ignore_index=True) if state.results else pd.DataFrame()
     _write_bookkeeping(session, identity, quarantine_all, validation, term, run_id)
     return IngestResult(files=files, quarantine=quarantine_all, validation=validation,
-                        warnings=state.warnings,
+                        warnings=state.warnings, files_read=state.files_read,
                         seconds={k: round(v, 1) for k, v in state.seconds.items()})
 
 
@@ -226,149 +363,225 @@ def ingest_sources(
 class _IngestState:
     """What the ingest gathers across sources."""
 
-    known_pupils: pd.Index = field(default_factory=lambda: pd.Index([], dtype="object"))
     file_rows: list[dict] = field(default_factory=list)
     quarantines: list[pd.DataFrame] = field(default_factory=list)
     results: list[pd.DataFrame] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    cleared: set[tuple] = field(default_factory=set)
-    #: Where the next source's rows start in the identity store's temporary tables: those
-    #: tables hold the rows of every pupils source, so their ``_seq`` runs across sources.
-    identity_seq: int = 0
     file_hashes: dict[Path, str] = field(default_factory=dict)
+    #: Sources whose verdicts changed in this run (their clean slice is rebuilt).
+    dirty: set[str] = field(default_factory=set)
+    files_read: list[str] = field(default_factory=list)
+    known_fingerprint: str | None = None
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("read_and_type", "duplicates", "contracts", "write"), 0.0))
 
 
 @dataclass
 class _Staged:
-    """One source's rows as typed into the scratch store."""
+    """The typed rows of the files a source reads in this run, as staged in the scratch store."""
 
     rows: int = 0
-    per_file: dict[str, int] = field(default_factory=dict)
-    structure: list[dict] = field(default_factory=list)
-    quarantines: list[pd.DataFrame] = field(default_factory=list)
-    empty: pd.DataFrame | None = None
+    #: File name -> (first ``_seq``, typed rows).
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    streams: dict[str, ExportStream] = field(default_factory=dict)
+    max_event: dict[str, object] = field(default_factory=dict)
 
 
-def _stage_source(scratch: IngestScratch, source: SourceConfig, streams: list[ExportStream],
-                  key: bytes, chunk_rows: int, state: _IngestState,
+def _stage_source(scratch: IngestScratch, store: IngestStore, source: SourceConfig,
+                  streams: list[ExportStream], key: bytes, chunk_rows: int, state: _IngestState,
                   progress: Callable[[str], None] | None) -> _Staged:
-    """Read and type a source's files chunk by chunk into the scratch store."""
+    """Read and type the files to read chunk by chunk into the scratch store.
+
+    Their typing quarantine, pupil ids (pupils) and names (to the identity store) are stored
+    per file as they come.
+    """
     kind = source.kind
     dates = [c.name for c in SOURCE_KINDS[kind] if c.type == "date"]
+    events = EVENT_DATES.get(kind, ())
     scratch.start_source()
     staged = _Staged()
-    pupil_ids: list[pd.Index] = []
     for stream in streams:
         name = stream.path.name
-        if stream.extra_columns:
-            state.warnings.append(f"{name}: unknown column(s) {stream.extra_columns} were not read; "
-                                  "add them to the config's ignore_columns or columns")
+        state.files_read.append(name)
+        staged.streams[name] = stream
         if progress:
             progress(f"reading {name}")
-        staged.per_file[name] = 0
+        first = staged.rows
+        ids: list[np.ndarray] = []
+        latest = None
         for raw in stream.chunks(chunk_rows):
             parsed = parse_source_frame(raw, source, key)
-            checked = check_structure(parsed.typed, source)
-            staged.structure = staged.structure or checked
+            check_structure(parsed.typed, source)
             if len(parsed.quarantine):
-                staged.quarantines.append(parsed.quarantine)
-            if staged.empty is None:
-                staged.empty = parsed.typed.iloc[:0]
+                store.add_quarantine(parsed.quarantine.assign(source=source.name, step="typing"))
             if kind == "pupils":
-                pupil_ids.append(parsed.pupil_ids)
-                first = state.identity_seq + staged.rows
-                scratch.add_names(parsed.identity.assign(
-                    _seq=np.arange(first, first + len(parsed.typed), dtype="int64")))
+                ids.append(parsed.pupil_ids.to_numpy(dtype=object))
+                store.add_names(parsed.identity[["first_name", "last_name"]].assign(
+                    source=source.name, source_file=parsed.typed["source_file"].to_numpy(),
+                    source_line=parsed.typed["source_line"].to_numpy()))
+            for column in events:
+                values = parsed.typed[column].dropna()
+                if len(values):
+                    top = max(values)
+                    latest = top if latest is None else max(latest, top)
             scratch.add_typed(parsed.typed, key_hashes(parsed.typed, kind), staged.rows, dates)
             staged.rows += len(parsed.typed)
-            staged.per_file[name] += len(parsed.typed)
             if progress:
                 progress(f"reading {name}: {stream.rows_read:,} rows")
-    if staged.empty is None:
-        # no file had a row (empty exports accepted by the config): check an empty frame
-        parsed = parse_source_frame(streams[0].empty_frame(), source, key)
-        staged.empty = parsed.typed
-        staged.structure = check_structure(parsed.typed, source)
-    if kind == "pupils":
-        # every pupil with a valid CPR in the register, also when their own row was
-        # quarantined: their other rows are not "unknown pupil", only their register row is bad
-        ids = (np.concatenate([i.to_numpy(dtype=object) for i in pupil_ids]) if pupil_ids
-               else np.array([], dtype=object))
-        state.known_pupils = state.known_pupils.append(pd.Index(ids, dtype="object")).unique()
+        staged.ranges[name] = (first, staged.rows - first)
+        staged.max_event[name] = latest
+        if ids:
+            unique = pd.unique(np.concatenate(ids))
+            store.add_pupil_ids(pd.DataFrame({"source": source.name, "source_file": name,
+                                              "pupil_id": unique}).sort_values("pupil_id"))
     return staged
 
 
 def _ingest_source(
-    session: WriteSession,
+    store: IngestStore,
     scratch: IngestScratch,
-    source: SourceConfig,
+    plan: _SourcePlan,
     streams: list[ExportStream],
     context: ValidationContext,
     key: bytes,
+    fingerprint: str,
     chunk_rows: int,
     state: _IngestState,
     progress: Callable[[str], None] | None,
 ) -> None:
-    """One source: stage its typed rows, then check and load them chunk by chunk."""
-    kind = source.kind
+    """One source: forget changed and removed files, load the new ones, check across files."""
+    source, kind = plan.source, plan.source.kind
     clock = time.perf_counter()
-    staged = _stage_source(scratch, source, streams, key, chunk_rows, state, progress)
+    store.forget_files(source.name, [*plan.removed, *(p.name for p in plan.to_read)])
+    if not plan.files:
+        # no export of this (optional) source: nothing of it stays
+        store.forget_outcome(source.name)
+        if plan.removed:
+            state.dirty.add(source.name)
+        return
+    if progress and plan.kept:
+        progress(f"source {source.name}: {len(plan.kept)} file(s) unchanged since they were loaded")
+    staged = _stage_source(scratch, store, source, streams, key, chunk_rows, state, progress)
     clock = _lap(state, "read_and_type", clock)
-    volume = check_volume({source.name: staged.rows, **staged.per_file}, source, context.previous_rows)
-    if progress:
-        progress(f"checking source {source.name} ({staged.rows:,} rows)")
-    scratch.find_duplicates()
-    clock = _lap(state, "duplicates", clock)
-    table, where = _target(kind)
-    slice_key = (table, tuple(sorted((where or {}).items())))
-    if slice_key not in state.cleared:
-        # the slice is rebuilt in full from the files present: same files, same table
-        delete_rows(session.con, table, where)
-        state.cleared.add(slice_key)
-    dtypes = staged.empty.dtypes
-    quarantines = list(staged.quarantines)
-    loaded: dict[str, int] = {}
-    row_results: list[pd.DataFrame] = []
-    for first in range(0, max(staged.rows, 1), chunk_rows):
-        typed = (scratch.typed_chunk(first, chunk_rows, dtypes) if staged.rows
-                 else staged.empty.assign(_seq=np.array([], dtype="int64")))
-        seqs = typed.pop("_seq").to_numpy(dtype="int64")
-        outcome = check_rows(typed, source, context, duplicates=scratch.duplicates_of(seqs),
-                             more_rows=first + chunk_rows < staged.rows)
+    typed_rows = {row["source_file"]: int(row["rows_typed"]) for row in plan.stored.to_dict("records")
+                  if row["source_file"] in plan.kept}
+    typed_rows.update({name: count for name, (_first, count) in staged.ranges.items()})
+    total = sum(typed_rows.values())
+    volume = check_volume({source.name: total, **typed_rows}, source, context.previous_rows)
+    empty = _empty_typed(source, key)
+    structure = check_structure(empty, source)
+    positions = {c.name: i for i, c in enumerate(row_checks(kind, context.today, context.school_codes))}
+    # the checks of one file, on the new rows only (chunks may span files: the results are
+    # split by file, so that each file's counts can be kept while the file is)
+    file_results: list[pd.DataFrame] = []
+    for start in range(0, staged.rows, chunk_rows):
+        rows = min(chunk_rows, staged.rows - start)
+        typed = scratch.typed_chunk(start, rows, empty.dtypes, dates_as_objects=False)
+        extra = {c: typed.pop(c).to_numpy() for c in ("_seq", "_key_a", "_key_b") if c in typed}
+        outcome = check_rows(typed, source, context, skip=CROSS_FILE_CHECKS,
+                             more_rows=start + rows < staged.rows)
+        file_results.append(results_by_file(outcome, typed, source, context))
         clock = _lap(state, "contracts", clock)
-        row_results.append(outcome.results)
-        if len(outcome.quarantine):
-            quarantines.append(outcome.quarantine)
-        valid = outcome.valid
-        if kind == "pupils" and len(valid):
-            scratch.add_valid_pupils(valid.assign(_seq=state.identity_seq + seqs[outcome.kept]))
-        for name, count in valid["source_file"].value_counts().items():
-            loaded[name] = loaded.get(name, 0) + int(count)
-        append_rows(session.con, table, _clean_frame(kind, valid))
+        reason = np.full(len(typed), None, dtype=object)
+        column = np.full(len(typed), None, dtype=object)
+        bad = ~outcome.kept
+        reason[bad] = outcome.quarantine["reason"].to_numpy()
+        column[bad] = outcome.quarantine["column_name"].to_numpy()
+        stored = typed.assign(source=source.name, _local_reason=reason, _local_column=column)
+        school_year = _clean_school_year(kind, typed)
+        if school_year is not None:
+            stored["_clean_school_year"] = school_year.to_numpy()
+        if "_key_a" in extra:
+            stored["_key_a"], stored["_key_b"] = extra["_key_a"], extra["_key_b"]
+        store.add_rows(stored)
         clock = _lap(state, "write", clock)
-        if progress and staged.rows > chunk_rows:
-            progress(f"checking source {source.name}: {min(first + chunk_rows, staged.rows):,} of "
-                     f"{staged.rows:,} rows")
-    if kind == "pupils":
-        state.identity_seq += staged.rows
-    results = [pd.DataFrame(staged.structure, columns=RESULT_COLUMNS),
-               pd.DataFrame(volume, columns=RESULT_COLUMNS), combine_results(row_results)]
+    if file_results:
+        by_file = pd.concat(file_results, ignore_index=True)
+        for name, group in by_file.groupby("source_file", sort=True):
+            checks = combine_results([group[RESULT_COLUMNS]])
+            store.add_checks(checks.assign(source_file=name, position=checks["expectation"].map(
+                positions).astype("int32")))
+    for path in plan.to_read:
+        name = path.name
+        stream = staged.streams[name]
+        latest = staged.max_event[name]
+        store.add_file({
+            "source": source.name, "source_file": name, "file_sha256": state.file_hashes[path],
+            "fingerprint": fingerprint, "checked_today": context.today,
+            "max_event_date": pd.Timestamp(latest).date() if latest is not None else None,
+            "rows_read": stream.rows_read, "rows_typed": staged.ranges[name][1],
+            "extra_columns": ", ".join(stream.extra_columns)})
+    # the checks across files, in SQL over every loaded row of the source
+    known = state.known_fingerprint if kind != "pupils" else "-"
+    if plan.to_read or plan.removed or store.known_fingerprint(source.name) != known:
+        state.dirty.add(source.name)
+        store.forget_outcome(source.name)
+        if total:
+            if progress:
+                progress(f"checking source {source.name} across files ({total:,} rows)")
+            columns = list(empty.columns)
+            outcome = check_across_files(
+                source, context, total, store.local_failures(source.name),
+                store.unknown_pupil_rows(source.name) if kind != "pupils" else
+                pd.DataFrame(columns=["source_file", "source_line"]),
+                store.duplicate_rows(source.name),
+                lambda where: store.typed_rows(source.name, where, columns))
+            store.add_quarantine(outcome.quarantine.assign(source=source.name, step="contracts"))
+            cross = pd.DataFrame(outcome.results, columns=RESULT_COLUMNS)
+            store.add_checks(cross.assign(source_file=None, position=cross["expectation"].map(
+                positions).astype("int32")))
+        store.set_known_fingerprint(source.name, known)
+        clock = _lap(state, "duplicates", clock)
+    _report_source(store, plan, structure, volume, empty, context, state)
+
+
+def _report_source(store: IngestStore, plan: _SourcePlan, structure: list[dict], volume: list[dict],
+                   empty: pd.DataFrame, context: ValidationContext, state: _IngestState) -> None:
+    """The source's results, quarantine and per-file counts, over every current file."""
+    source = plan.source
+    file_checks = store.file_checks(source.name)
+    parts = [group[RESULT_COLUMNS] for _name, group in file_checks.groupby("source_file", sort=True)]
+    parts.append(store.source_checks(source.name)[RESULT_COLUMNS])
+    rows = combine_results(parts)
+    if not len(rows):
+        # no file had a typed row (empty exports accepted by the config): check an empty frame
+        rows = check_rows(empty, source, context).results
+    results = [pd.DataFrame(structure, columns=RESULT_COLUMNS),
+               pd.DataFrame(volume, columns=RESULT_COLUMNS), rows]
     state.results.append(pd.concat([r for r in results if len(r)], ignore_index=True))
-    quarantine = (pd.concat(quarantines, ignore_index=True) if quarantines
-                  else pd.DataFrame(columns=QUARANTINE_COLUMNS))
-    state.quarantines.append(quarantine.assign(source=source.name))
-    held = quarantine.groupby("source_file").size() if len(quarantine) else pd.Series(dtype=int)
-    for stream in streams:
-        name = stream.path.name
+    quarantine = store.quarantine(source.name)
+    quarantine["source_line"] = quarantine["source_line"].astype("int64")
+    state.quarantines.append(quarantine.drop(columns="step").assign(source=source.name))
+    held = quarantine.groupby(["source_file", "step"]).size()
+    loaded_files = store.loaded_files(source.name).set_index("source_file")
+    for path in plan.files:
+        name = path.name
+        record = loaded_files.loc[name]
+        extra = str(record["extra_columns"])
+        if extra:
+            state.warnings.append(f"{name}: unknown column(s) {extra.split(', ')} were not read; "
+                                  "add them to the config's ignore_columns or columns")
+        typing, contracts = (int(held.get((name, step), 0)) for step in ("typing", "contracts"))
         state.file_rows.append({
-            "source": source.name, "file": name,
-            "file_sha256": state.file_hashes.get(stream.path) or file_sha256(stream.path),
-            "rows_read": stream.rows_read, "rows_loaded": loaded.get(name, 0),
-            "rows_quarantined": int(held.get(name, 0)),
-            "extra_columns": ", ".join(stream.extra_columns),
+            "source": source.name, "file": name, "file_sha256": str(record["file_sha256"]),
+            "rows_read": int(record["rows_read"]), "rows_quarantined": typing + contracts,
+            "rows_loaded": int(record["rows_typed"]) - contracts,
+            "extra_columns": extra,
         })
+
+
+def _rebuild_clean(store: IngestStore, plans: list[_SourcePlan], state: _IngestState) -> None:
+    """Rebuild every clean slice one of whose sources changed, from the rows that passed."""
+    slices: dict[tuple, tuple[str, dict | None, str, list[str]]] = {}
+    for plan in plans:
+        kind = plan.source.kind
+        table, where = _target(kind)
+        slice_key = (table, tuple(sorted((where or {}).items())))
+        entry = slices.setdefault(slice_key, (table, where, kind, []))
+        entry[3].append(plan.source.name)
+    for table, where, kind, names in slices.values():
+        if state.dirty & set(names):
+            store.rebuild_clean(table, _clean_select(kind), names, where)
 
 
 def _lap(state: _IngestState, step: str, since: float) -> float:

@@ -3,6 +3,15 @@
 Readers know encodings, separators and Excel; they do not type values (``validation.parsing``
 does). Whatever makes a whole file unusable raises :class:`FileLevelError` naming the file and
 what to do; nothing is written before that.
+
+CSV files are read by DuckDB's own CSV reader when the result is certain to be the same as
+Python's ``csv`` module's, row for row and line for line: an encoding DuckDB decodes itself
+(UTF-8; Windows-1252 through Latin-1 when the file has no byte 0x80-0x9F, the only bytes where
+the two differ), no quote character, no NUL byte, no line end but LF or CRLF, and exactly one
+row per physical line after the header (no blank line), checked by a first pass that counts
+DuckDB's rows against the file's line ends and fails on any malformed line. Every other file,
+and any file DuckDB's reader rejects, is read by the ``csv`` module, which finds the problem
+and names its line (see :class:`ExportStream`).
 """
 
 from __future__ import annotations
@@ -13,13 +22,16 @@ import difflib
 import hashlib
 import io
 import os
-import zipfile
+import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ews.config import SourceConfig
@@ -150,6 +162,11 @@ class ExportStream:
         """
         if self._empty_ok:
             return
+        if self.source.format == "csv":
+            fast = self._duckdb_chunks(rows)
+            if fast is not None:
+                yield from fast
+                return
         batch: list[list[str]] = []
         lines: list[int] = []
         rows_iter = self._xlsx_rows() if self.source.format == "xlsx" else self._csv_rows()
@@ -170,6 +187,76 @@ class ExportStream:
             yield _map_columns(self.path, self.source, self.header, batch, lines)
 
     # CSV ------------------------------------------------------------------------------------
+
+    def _duckdb_chunks(self, rows: int) -> Iterator[pd.DataFrame] | None:
+        """The file's rows through DuckDB's CSV reader, or None when the ``csv`` module must read it.
+
+        A first pass counts the rows DuckDB reads (failing on any malformed line); only when
+        they are one per physical line after the header does the second pass stream them.
+        """
+        plan = _duckdb_plan(self.path, self.source.encoding)
+        if plan is None:
+            return None
+        encoding, expected_rows = plan
+        import duckdb
+
+        con = duckdb.connect(":memory:")
+        spill = tempfile.mkdtemp(prefix="ews-csv-")
+        con.execute("SET temp_directory = $dir", {"dir": spill})
+        con.execute("SET memory_limit = '1GB'")
+        con.execute("SET enable_progress_bar = false")
+        positions = {canonical: self.header.index(name) for canonical, name in self.source.columns.items()}
+        options = {"path": str(self.path), "delim": self.source.delimiter, "encoding": encoding,
+                   "columns": {f"c{i}": "VARCHAR" for i in range(len(self.header))}}
+        scan = ("read_csv($path, delim = $delim, encoding = $encoding, columns = $columns, "
+                "header = false, skip = 1, auto_detect = false, strict_mode = true, "
+                "quote = '\"', escape = '\"', null_padding = false)")
+        # every column is counted, so that every value is decoded and checked in this pass;
+        # the mapped ones are kept, in file order (rowid), unmapped ones are never kept
+        counts = ", ".join(f"count(c{i})" for i in range(len(self.header)))
+        selected = ", ".join(f"c{position} AS m{i}" for i, position in enumerate(positions.values()))
+        try:
+            con.execute(f"CREATE TEMP TABLE export_rows AS SELECT {selected} FROM {scan}", options)
+            counted = con.execute(f"SELECT count(*), {counts} FROM {scan}", options).fetchall()[0][0]
+        except duckdb.Error:
+            _close(con, spill)
+            return None
+        if counted != expected_rows or counted == 0 or con.execute(
+                "SELECT count(*) FROM export_rows").fetchall()[0][0] != counted:
+            _close(con, spill)
+            return None
+        if self._first_row() != self.header:
+            _close(con, spill)
+            raise self._changed()
+        return self._stream_duckdb(con, spill, list(positions), rows)
+
+    def _stream_duckdb(self, con: Any, spill: str, canonical: list[str], rows: int
+                       ) -> Iterator[pd.DataFrame]:
+        try:
+            reader = con.sql("SELECT * FROM export_rows ORDER BY rowid").to_arrow_reader(
+                max(2048, min(rows, 1 << 20)))
+            line = 2
+            for batch in reader:
+                fetched = batch.to_pandas()
+                for start in range(0, len(fetched), rows):
+                    part = fetched.iloc[start:start + rows]
+                    # Arrow-backed text, as DuckDB gives it (the typing would convert object
+                    # columns to it anyway)
+                    frame = pd.DataFrame({name: part[f"m{i}"].astype("string[pyarrow]").fillna("")
+                                          .reset_index(drop=True) for i, name in enumerate(canonical)})
+                    frame[FILE_COLUMN] = self.path.name
+                    frame[LINE_COLUMN] = np.arange(line, line + len(part), dtype="int64")
+                    frame["_field_count_ok"] = True
+                    line += len(part)
+                    self.rows_read += len(part)
+                    yield frame
+        finally:
+            _close(con, spill)
+
+    def _first_row(self) -> list[str]:
+        with self._open_text() as text:
+            first = next(csv.reader(text, delimiter=self.source.delimiter, strict=True), [])
+        return [h.lstrip("\ufeff").strip() for h in first]
 
     def _open_text(self) -> io.TextIOWrapper:
         encoding = self.source.encoding
@@ -276,35 +363,40 @@ class ExportStream:
 
     # Excel ----------------------------------------------------------------------------------
 
-    def _open_workbook(self) -> Any:
-        from openpyxl import load_workbook
-        from openpyxl.utils.exceptions import InvalidFileException
+    def _sheet_rows(self) -> tuple[int, list[list[object]]]:
+        """The configured sheet's cells (python-calamine) and the sheet row of the first one."""
+        from python_calamine import CalamineError, CalamineWorkbook
 
         path, source = self.path, self.source
         try:
-            workbook = load_workbook(path, read_only=True, data_only=True)
-        except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+            workbook = CalamineWorkbook.from_path(str(path))
+        except (CalamineError, OSError, ValueError) as exc:
             raise FileLevelError(
                 f"{path.name}: not a readable Excel workbook ({type(exc).__name__}). Export it again "
                 "as .xlsx.", file=path.name, check="format",
             ) from exc
-        if source.sheet not in workbook.sheetnames:
-            names = ", ".join(workbook.sheetnames)
-            workbook.close()
-            raise FileLevelError(
-                f"{path.name}: no sheet '{source.sheet}' (sheets: {names}). "
-                f"Rename the sheet or set 'sheet' for source '{source.name}'.",
-                file=path.name, check="sheet",
-            )
-        return workbook
-
-    def _xlsx_header(self) -> list[str]:
-        workbook = self._open_workbook()
         try:
-            first = next(workbook[self.source.sheet].iter_rows(values_only=True, max_row=1), ())
-            header = [_cell_text(v).strip() for v in first]
+            if source.sheet not in workbook.sheet_names:
+                names = ", ".join(workbook.sheet_names)
+                raise FileLevelError(
+                    f"{path.name}: no sheet '{source.sheet}' (sheets: {names}). "
+                    f"Rename the sheet or set 'sheet' for source '{source.name}'.",
+                    file=path.name, check="sheet",
+                )
+            # from cell A1 (not from the first cell with a value): list positions are sheet rows
+            cells = workbook.get_sheet_by_name(source.sheet).to_python(skip_empty_area=False)
+        except CalamineError as exc:
+            raise FileLevelError(
+                f"{path.name}: not a readable Excel workbook ({type(exc).__name__}). Export it again "
+                "as .xlsx.", file=path.name, check="format",
+            ) from exc
         finally:
             workbook.close()
+        return 1, cells
+
+    def _xlsx_header(self) -> list[str]:
+        first, cells = self._sheet_rows()
+        header = [_cell_text(v).strip() for v in cells[0]] if cells and first == 1 else []
         while header and not header[-1]:
             header.pop()
         if not header:
@@ -315,27 +407,64 @@ class ExportStream:
     def _xlsx_rows(self) -> Iterator[tuple[int, list[str]]]:
         width = len(self.header)
         found = False
-        workbook = self._open_workbook()
-        try:
-            sheet = workbook[self.source.sheet]
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                cells = [_cell_text(v) for v in values]
-                if number == 1:
-                    header = [c.strip() for c in cells]
-                    while header and not header[-1]:
-                        header.pop()
-                    if header != self.header:
-                        raise self._changed()
-                    continue
-                if not any(c.strip() for c in cells):
-                    continue
-                found = True
-                yield number, cells[:width] + [""] * (width - len(cells))
-        finally:
-            workbook.close()
+        first, cells = self._sheet_rows()
+        for number, values in enumerate(cells, start=first):
+            cells_text = [_cell_text(v) for v in values]
+            if number == 1:
+                header = [c.strip() for c in cells_text]
+                while header and not header[-1]:
+                    header.pop()
+                if header != self.header:
+                    raise self._changed()
+                continue
+            if not any(c.strip() for c in cells_text):
+                continue
+            found = True
+            yield number, cells_text[:width] + [""] * (width - len(cells_text))
         if not found:
             raise FileLevelError(f"{self.path.name}: sheet '{self.source.sheet}' has a header but no rows.",
                                  file=self.path.name, check="empty_file")
+
+
+#: Bytes where Windows-1252 and Latin-1 differ (DuckDB decodes Latin-1, not Windows-1252).
+_C1_BYTES = re.compile(rb"[\x80-\x9f]")
+_UTF8_NAMES = ("utf-8", "utf8", "utf-8-sig")
+_LATIN1_NAMES = ("latin-1", "latin1", "iso-8859-1")
+_CP1252_NAMES = ("cp1252", "windows-1252")
+
+
+def _duckdb_plan(path: Path, encoding: str) -> tuple[str, int] | None:
+    """DuckDB's name of the file's encoding and the data rows it must read, or None.
+
+    None when the file needs Python's ``csv`` module to be read the same way: an encoding
+    DuckDB does not decode, quote characters, NUL bytes, a lone CR.
+    """
+    name = encoding.lower().replace("_", "-")
+    if name in _UTF8_NAMES:
+        duck, check_c1 = "utf-8", False
+    elif name in _LATIN1_NAMES or name in _CP1252_NAMES:
+        duck, check_c1 = "latin-1", name in _CP1252_NAMES
+    else:
+        return None
+    newlines = returns = pairs = 0
+    previous = b""
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            if b'"' in block or b"\x00" in block or (check_c1 and _C1_BYTES.search(block)):
+                return None
+            newlines += block.count(b"\n")
+            returns += block.count(b"\r")
+            pairs += block.count(b"\r\n") + (previous.endswith(b"\r") and block.startswith(b"\n"))
+            previous = block
+    if returns != pairs or not previous:
+        return None
+    lines = newlines + (0 if previous.endswith(b"\n") else 1)
+    return duck, lines - 1
+
+
+def _close(con: Any, spill: str) -> None:
+    con.close()
+    shutil.rmtree(spill, ignore_errors=True)
 
 
 def _looks_utf8(path: Path) -> bool:

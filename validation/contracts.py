@@ -130,6 +130,9 @@ class RowCheck:
     description: str
     expectation: Callable[[], Expectation]
     severity: Severity = "row"
+    #: ``(column, value)`` when the check looks only at rows with column == value (its
+    #: ``element_count`` counts those rows).
+    where: tuple[str, Any] | None = None
 
 
 def _gxe() -> Any:
@@ -312,7 +315,7 @@ def row_checks(kind: str, today: date, school_codes: frozenset[str] | None,
                 f"score_in_scale_{scale}", "score_out_of_scale", "score",
                 f"score {{score}} is outside the {scale} scale ({low:g}-{high:g})",
                 f"Scores on the {scale} scale are {low:g}-{high:g}.",
-                _between("score", low, high, where=("scale", scale))))
+                _between("score", low, high, where=("scale", scale)), where=("scale", scale)))
         checks.append(RowCheck(
             "scale_of_school_year", "scale_wrong_for_school_year", "scale",
             "scale {scale} was not used in school year {_event_school_year} (expected "

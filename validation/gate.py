@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -86,12 +86,15 @@ class ValidationOutcome:
         results: One row per check: ``source``, ``expectation``, ``column_name``, ``success``,
             ``unexpected_count``, ``element_count``, ``severity``.
         kept: Per input row, whether it is in ``valid``.
+        failing: Per check name, the positions of the rows that failed it (checks without
+            failures are left out).
     """
 
     valid: pd.DataFrame
     quarantine: pd.DataFrame
     results: pd.DataFrame
     kept: np.ndarray | None = None
+    failing: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def severity_problems(config: MunicipalityConfig) -> list[str]:
@@ -131,8 +134,9 @@ def _type_ok(values: pd.Series, kind: str) -> bool:
     if kind == "date":
         if types.is_datetime64_any_dtype(values):
             return True
-        present = values.dropna()
-        return bool(values.dtype == object and all(isinstance(v, date) for v in present))
+        # date objects (datetime is a date too), in one C pass rather than one isinstance a row
+        return bool(values.dtype == object and types.infer_dtype(values, skipna=True) in (
+            "date", "datetime", "empty"))
     present = values.dropna()
     return bool(types.is_string_dtype(values) or values.dtype == object) and all(
         isinstance(v, str) for v in present.head(1000))
@@ -295,7 +299,7 @@ def check_volume(counts: Mapping[str, int], source: SourceConfig, previous: Mapp
 
 def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationContext,
                duplicates: tuple[pd.Series, pd.Series] | None = None,
-               more_rows: bool = False) -> ValidationOutcome:
+               more_rows: bool = False, skip: frozenset[str] = frozenset()) -> ValidationOutcome:
     """The source kind's row contracts through Great Expectations, for all rows or a chunk.
 
     Args:
@@ -307,6 +311,8 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
             None finds duplicates within ``frame``.
         more_rows: Whether rows of the source follow this chunk (a stop message then counts
             the failing rows checked so far, not all of them).
+        skip: Names of checks not to evaluate here (the ingest evaluates
+            :data:`CROSS_FILE_CHECKS` in SQL over every file, see :func:`check_across_files`).
 
     Returns:
         Valid rows, quarantined rows, one result per check and the mask of rows kept.
@@ -314,11 +320,17 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
     Raises:
         FileLevelError: A failing check whose severity is ``file``.
     """
+    if duplicates is None and "key_unique" in skip:
+        # not evaluated here: no need to look for them
+        duplicates = (pd.Series(np.nan, index=range(len(frame))),
+                      pd.Series(None, index=range(len(frame)), dtype=object))
     prepared = prepare_frame(frame, source.kind, context.known_pupils, duplicates=duplicates)
-    checks = row_checks(source.kind, context.today, context.school_codes, source.grade_range)
+    checks = [c for c in row_checks(source.kind, context.today, context.school_codes, source.grade_range)
+              if c.name not in skip]
     outcomes = run_checks(prepared, checks, source.name)
     results: list[dict] = []
     quarantined: list[pd.DataFrame] = []
+    failing_rows = {o.check.name: o.rows for o in outcomes if len(o.rows)}
     for outcome in outcomes:
         check = outcome.check
         severity = severity_of(source.severity, check.name, check.reason, check.severity)
@@ -335,7 +347,8 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
     if not quarantined:
         return ValidationOutcome(valid=frame.reset_index(drop=True),
                                  quarantine=pd.DataFrame(columns=QUARANTINE_COLUMNS),
-                                 results=results_frame, kept=np.ones(len(frame), dtype=bool))
+                                 results=results_frame, kept=np.ones(len(frame), dtype=bool),
+                                 failing=failing_rows)
     reasons = pd.concat(quarantined, ignore_index=True)
     merged = reasons.groupby("_row", sort=True).agg(
         column_name=("column_name", lambda s: ",".join(dict.fromkeys(s))),
@@ -352,7 +365,8 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
     keep = np.ones(len(frame), dtype=bool)
     keep[bad_rows] = False
     valid = frame.reset_index(drop=True)[keep].reset_index(drop=True)
-    return ValidationOutcome(valid=valid, quarantine=quarantine, results=results_frame, kept=keep)
+    return ValidationOutcome(valid=valid, quarantine=quarantine, results=results_frame, kept=keep,
+                             failing=failing_rows)
 
 
 def combine_results(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -378,3 +392,143 @@ def combine_results(parts: list[pd.DataFrame]) -> pd.DataFrame:
     combined["column_name"] = names.where(names.notna(), None)  # grouping made None NaN
     return combined[RESULT_COLUMNS].astype({"success": bool, "unexpected_count": "int64",
                                             "element_count": "int64"})
+
+
+#: Row checks whose outcome for a row depends on rows of other files: the ingest evaluates
+#: them in SQL over every loaded file of a source (duplicate keys) or over the pupils source
+#: (unknown pupils), so that an unchanged file need not be read again. They are the last
+#: checks of every kind, so a row's reasons keep their order.
+CROSS_FILE_CHECKS = frozenset({"pupil_known", "key_unique"})
+
+
+@dataclass
+class CrossFileOutcome:
+    """The verdict on a source's rows once the checks across files are made.
+
+    Attributes:
+        quarantine: Every row that failed a check of its file or across files
+            (``QUARANTINE_COLUMNS``), by file and line, with all its reasons in check order.
+        results: One result per cross-file check (dicts of ``RESULT_COLUMNS``).
+    """
+
+    quarantine: pd.DataFrame
+    results: list[dict]
+
+
+def check_across_files(
+    source: SourceConfig,
+    context: ValidationContext,
+    total_rows: int,
+    local: pd.DataFrame,
+    unknown: pd.DataFrame,
+    duplicates: pd.DataFrame,
+    typed_rows: Callable[[pd.DataFrame], pd.DataFrame],
+) -> CrossFileOutcome:
+    """Combine the per-file verdicts with the checks across files of one source.
+
+    Args:
+        source: The source's config.
+        context: The run's context (today, school codes).
+        total_rows: Typed rows of the source (every current file).
+        local: Rows that failed a check of their file: ``source_file``, ``source_line``,
+            ``_local_reason``, ``_local_column``.
+        unknown: Rows whose pupil is not in the pupils source: ``source_file``, ``source_line``.
+        duplicates: Rows repeating an earlier row's key: ``source_file``, ``source_line``,
+            ``duplicate_of``, ``duplicate_file``.
+        typed_rows: Gives the typed rows (the source kind's typed columns) of a frame of
+            ``source_file``, ``source_line``, in its order (for the quarantine's raw values).
+
+    Returns:
+        The source's contract quarantine and the cross-file checks' results.
+
+    Raises:
+        FileLevelError: A failing cross-file check whose severity is ``file``.
+    """
+    checks = {c.name: c for c in row_checks(source.kind, context.today, context.school_codes, source.grade_range)}
+    lineage = ["source_file", "source_line"]
+    found = {"pupil_known": unknown.assign(_duplicate_of=np.nan, _duplicate_file=None),
+             "key_unique": duplicates.rename(columns={"duplicate_of": "_duplicate_of",
+                                                      "duplicate_file": "_duplicate_file"})}
+    results: list[dict] = []
+    parts = [local.rename(columns={"_local_reason": "reason", "_local_column": "column_name"})[
+        [*lineage, "column_name", "reason"]].assign(_order=0)]
+    for order, name in enumerate(("pupil_known", "key_unique"), start=1):
+        if name not in checks:
+            continue
+        check = checks[name]
+        failing = found[name].sort_values(lineage, kind="stable").reset_index(drop=True)
+        failing["_duplicate_of"] = failing["_duplicate_of"].astype("float64")
+        severity = severity_of(source.severity, check.name, check.reason, check.severity)
+        results.append(_result(source, check.name, check.column, not len(failing), len(failing),
+                               total_rows, severity))
+        if not len(failing):
+            continue
+        if severity == "file":
+            outcome = CheckResult(check=check, success=False, element_count=total_rows,
+                                  unexpected_count=len(failing), rows=np.arange(len(failing)))
+            raise _stop(source, outcome, failing)
+        parts.append(pd.DataFrame({
+            "source_file": failing["source_file"].to_numpy(),
+            "source_line": failing["source_line"].to_numpy(),
+            "column_name": check.column, "reason": _messages(check, failing), "_order": order}))
+    reasons = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
+        len(p) for p in parts) else pd.DataFrame(columns=[*lineage, "column_name", "reason", "_order"])
+    if not len(reasons):
+        return CrossFileOutcome(quarantine=pd.DataFrame(columns=QUARANTINE_COLUMNS), results=results)
+    reasons = reasons.sort_values([*lineage, "_order"], kind="stable")
+    merged = reasons.groupby(lineage, sort=True).agg(
+        column_name=("column_name", lambda s: ",".join(dict.fromkeys(s))),
+        reason=("reason", REASON_SEPARATOR.join)).reset_index()
+    typed = typed_rows(merged[lineage])
+    prepared = prepare_frame(typed, source.kind, None, duplicates=(
+        pd.Series(np.nan, index=range(len(typed))), pd.Series(None, index=range(len(typed)), dtype=object)))
+    quarantine = pd.DataFrame({
+        "source_file": merged["source_file"].to_numpy(),
+        "source_line": merged["source_line"].to_numpy().astype("int64"),
+        "column_name": merged["column_name"].to_numpy(),
+        "reason": [mask_cpr(text) for text in merged["reason"]],
+        "raw_values": [mask_cpr(text) for text in _raw_values(prepared, list(typed.columns))],
+    })
+    return CrossFileOutcome(quarantine=quarantine, results=results)
+
+
+def results_by_file(outcome: ValidationOutcome, frame: pd.DataFrame, source: SourceConfig,
+                    context: ValidationContext) -> pd.DataFrame:
+    """The results of :func:`check_rows` over rows of several files, split by file.
+
+    Counted the way Great Expectations counts: a check's ``element_count`` is the rows it
+    looked at (all of them, or those its ``where`` condition selects), its
+    ``unexpected_count`` the rows that failed it. Summing a file's results over chunks, and
+    the files' results over a source, gives the source's results.
+
+    Args:
+        outcome: From :func:`check_rows` over ``frame``.
+        frame: The rows checked (with ``source_file``).
+        source: The source's config.
+        context: The run's context (the checks it builds).
+
+    Returns:
+        ``RESULT_COLUMNS`` plus ``source_file``, one row per file and check.
+    """
+    checks = {c.name: c for c in row_checks(source.kind, context.today, context.school_codes, source.grade_range)}
+    codes, files = pd.factorize(frame["source_file"].reset_index(drop=True))
+    rows_per_file = np.bincount(codes, minlength=len(files))
+    parts = []
+    for result in outcome.results.to_dict("records"):
+        check = checks[result["expectation"]]
+        if check.where is None:
+            elements = rows_per_file
+        else:
+            column, value = check.where
+            chosen = (frame[column].reset_index(drop=True) == value).fillna(False).to_numpy(dtype=bool)
+            elements = np.bincount(codes[chosen], minlength=len(files))
+        failed = np.bincount(codes[outcome.failing.get(check.name, np.array([], dtype="int64"))],
+                             minlength=len(files))
+        parts.append(pd.DataFrame({
+            "source": result["source"], "expectation": result["expectation"],
+            "column_name": result["column_name"], "success": failed == 0,
+            "unexpected_count": failed.astype("int64"), "element_count": elements.astype("int64"),
+            "severity": result["severity"], "source_file": np.asarray(files, dtype=object)}))
+    if not parts:
+        return pd.DataFrame(columns=[*RESULT_COLUMNS, "source_file"])
+    return pd.concat(parts, ignore_index=True)

@@ -267,3 +267,45 @@ def test_pupil_ids_include_pupils_whose_row_was_quarantined() -> None:
     parsed = parse_source_frame(raw(rows), source("absence"), KEY)
     assert len(parsed.typed) == 1 and len(parsed.quarantine) == 2
     assert len(parsed.pupil_ids) == 2 and set(parsed.typed["pupil_id"]) < set(parsed.pupil_ids)
+
+
+def test_excel_rows_keep_their_sheet_row_and_text_marks_like_00(tmp_path: Path) -> None:
+    spec = tmp_path / "karakterer_2025-26.xlsx.yaml"
+    spec.write_text(
+        "sheets:\n  Karakterer:\n"
+        "  - [CPR, Skolekode, Klassetrin, Fag, Karaktertype, Dato, Karakter]\n"
+        "  - ['050511-4005', '101', 9, Dansk, Afgangsprøve, 2025-06-10, '00']\n"
+        "  - [null, null, null, null, null, null, null]\n"
+        "  - ['050511-4005', '101', 9, Engelsk, Afgangsprøve, 2025-06-12, '-3']\n", encoding="utf-8")
+    write_workbook(spec, tmp_path / "karakterer_2025-26.xlsx")
+    frame = read_export(tmp_path / "karakterer_2025-26.xlsx", source("marks")).frame
+    assert frame[["source_line", "grade", "mark_date", "mark"]].values.tolist() == [
+        [2, "9", "10-06-2025", "00"], [4, "9", "12-06-2025", "-3"]]
+
+
+@pytest.mark.parametrize("text", [
+    "plain", "with a blank line", "with quotes", "with CRLF", "without a final line end"])
+def test_duckdbs_reader_and_the_csv_module_give_the_same_rows(tmp_path: Path, text: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines import readers
+
+    lines = ["CPR;Skolekode;Periode fra;Periode til;Skoledage;Sygdom;Lovligt fravær;Ulovligt fravær;"
+             "For sent", *absence_lines(50)]
+    if text == "with a blank line":
+        lines.insert(20, "")
+    if text == "with quotes":
+        lines[5] = lines[5].replace(";101;", ';"101";')
+    newline = "\r\n" if text == "with CRLF" else "\n"
+    content = newline.join(lines) + ("" if text == "without a final line end" else newline)
+    path = write(tmp_path / "fravaer_2025-26.csv", content)
+    plan = readers._duckdb_plan(path, "utf-8")
+    # DuckDB reads the file only when it reads it exactly as the csv module does
+    assert (plan is not None) == (text not in ("with quotes",))
+    fast = pd.concat(list(ExportStream(path, source("absence")).chunks(7)), ignore_index=True)
+    monkeypatch.setattr(readers, "_duckdb_plan", lambda *_args: None)
+    slow = pd.concat(list(ExportStream(path, source("absence")).chunks(7)), ignore_index=True)
+    # the same values (DuckDB's text stays Arrow-backed, the csv module's is object)
+    pd.testing.assert_frame_equal(fast, slow, check_dtype=False)
+    assert fast["source_line"].iloc[-1] == len(lines)
+    pd.testing.assert_frame_equal(parse_source_frame(fast, source("absence"), KEY).typed,
+                                  parse_source_frame(slow, source("absence"), KEY).typed)
