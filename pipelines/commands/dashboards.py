@@ -167,6 +167,18 @@ def disable(
     out.print(f"user '{username}' {'enabled' if enable else 'disabled'}", highlight=False)
 
 
+@users_app.command("unlock")
+def unlock(username: Annotated[str, typer.Argument(help="The account")]) -> None:
+    """Lift the lockout after repeated failed logins: earlier failures of this name no longer count.
+
+    A client address refused for too many failed logins is released when its window ends
+    (EWS_DASHBOARD_LOGIN_WINDOW_MINUTES).
+    """
+    store = _store()
+    _guard(lambda: store.unlock(username, by=f"cli:{getpass.getuser()}"))
+    out.print(f"user '{username}' unlocked", highlight=False)
+
+
 @users_app.command("passwd")
 def passwd(
     username: Annotated[str, typer.Argument(help="The account")],
