@@ -87,7 +87,7 @@ CREATE TABLE IF NOT EXISTS chain_verifications (
 );
 
 -- name: migrate_chain
--- Files written before the keyed chain (issue 12) get its columns; their rows keep
+-- Files written before the keyed chain (issue 12) get its columns, and their rows keep
 -- chain_version 0 and are verified from the seal (dashboards/audit_chain.py).
 ALTER TABLE reviews ADD COLUMN prev_hash TEXT;
 ALTER TABLE reviews ADD COLUMN row_hash TEXT;
