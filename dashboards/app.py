@@ -108,7 +108,7 @@ def create_app(
     problem = dashboard.sso_problem()
     if problem:
         raise DashboardConfigError(problem)
-    store = store or AppStore(app_db_path(settings.state_dir))
+    store = store or AppStore(app_db_path(settings.state_dir), audit_key=settings.audit_key_bytes())
     templates = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     templates.env.globals.update(
         fmt_pct=fmt_pct, fmt_number=fmt_number, local_time=local_time, fmt_date=fmt_date, ROLES=ROLES,

@@ -35,7 +35,8 @@ def _store():  # noqa: ANN202 - AppStore, imported lazily to keep `ews --help` f
     from dashboards.store import AppStore, app_db_path
     from ews.settings import get_settings
 
-    return AppStore(app_db_path(get_settings().state_dir))
+    settings = get_settings()
+    return AppStore(app_db_path(settings.state_dir), audit_key=settings.audit_key_bytes())
 
 
 def _heads_json(heads: list) -> list[dict[str, object]]:  # noqa: ANN001 - ChainHead list
