@@ -504,6 +504,12 @@ class AppStore:
         with self._connect() as con:
             return verify_chains(con, self._audit_key, self.anchor_path)
 
+    def chained_rows(self) -> int:
+        """Rows of the audit log and the reviews together (what a verification reads)."""
+        with self._connect() as con:
+            return int(con.execute("SELECT (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM reviews)"
+                                   ).fetchone()[0])
+
     def verify_audit_chain(self) -> int | None:
         """The id of the first bad row of the audit log, or None when the audit log is intact.
 

@@ -195,3 +195,15 @@ def test_the_steward_page_shows_the_last_verification(env: AppEnv, cli: typer.Ty
         assert CliRunner().invoke(cli, ["audit", "verify"]).exit_code == 7
         page = stig.get("/revision").text
     assert "Kæden er brudt" in page and "brudt" in page and "deleted" in page
+
+
+def test_a_large_log_is_left_to_the_scheduled_verification(env: AppEnv, cli: typer.Typer, live: LiveServer,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboards.routes import audit as audit_route
+
+    monkeypatch.setattr(audit_route, "LIVE_CHECK_ROWS", 0)
+    assert CliRunner().invoke(cli, ["audit", "verify"]).exit_code == 0
+    with httpx.Client(base_url=live.url) as stig:
+        login(stig, "stig")
+        page = stig.get("/revision").text
+    assert "for mange til at kontrollere ved hver visning" in page and "Seneste kørsel af" in page
