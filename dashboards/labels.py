@@ -53,6 +53,10 @@ AUDIT_ACTIONS: dict[str, str] = {
     "view_steward": "Så driftsside",
     "view_audit": "Så adgangsloggen",
     "admin": "Brugeradministration",
+    "unlock": "Ophævede loginspærring",
+    "anonymous": "Forsøg uden login",
+    "csrf": "Formular uden gyldigt CSRF-token",
+    "invalid_request": "Ugyldig forespørgsel",
 }
 
 OUTCOMES: dict[str, str] = {"allowed": "Tilladt", "denied": "Afvist"}

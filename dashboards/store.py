@@ -2,15 +2,16 @@
 
 SQLite in WAL mode: readers never block the one writer, and the pipeline, which only reads
 reviews from this file, never locks it. Reviews and the audit log are append-only (triggers
-reject UPDATE and DELETE), and every audit row carries a hash of the row before it, so that a
-change made behind the app's back (with the sqlite3 shell, say) shows in
-:meth:`AppStore.verify_audit_chain`.
+reject UPDATE and DELETE), and every row of both carries a keyed hash (HMAC) of itself and the
+row before it, with the head of each chain appended to an anchor file outside the database
+(:mod:`dashboards.audit_chain`). A change made behind the app's back (with the sqlite3 shell,
+say), the newest rows deleted, or a log rewritten and re-chained without the key shows in
+:meth:`AppStore.verify_chains` (``ews audit verify``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -23,12 +24,23 @@ import pandas as pd
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from dashboards.audit_chain import (
+    ANCHOR_FILE,
+    ChainHead,
+    ChainReport,
+    append_anchor,
+    next_link,
+    row_mac,
+    verify_chains,
+)
 from dashboards.labels import DECISIONS, DISMISS_REASONS, ROLES
 from dashboards.queries import load_queries
 
 APP_DB_FILE = "app.sqlite"
 ASSIGNMENT_KINDS = ("network", "school")
-_GENESIS = "0" * 64
+#: The longest user name and display name accepted (the app's forms say so too).
+MAX_USERNAME = 100
+MAX_DISPLAY_NAME = 200
 
 
 class StoreError(ValueError):
@@ -84,19 +96,43 @@ class AppStore:
         clock: Returns the current time; tests pass a fake clock to expire sessions.
         hasher: The Argon2id password hasher (default parameters of argon2-cffi; tests pass
             a cheaper one). Hashes carry their parameters, so a change re-hashes at next login.
+        audit_key: The key of the chain over the audit log and the reviews (default: from the
+            settings of the state folder that holds ``path``, see
+            :meth:`ews.settings.Settings.audit_key_bytes`); never stored in the database.
+        anchor_path: The anchor file (default: ``audit-anchor.log`` beside ``path``).
     """
 
     def __init__(self, path: Path, clock: Callable[[], datetime] = utc_now,
-                 hasher: PasswordHasher | None = None) -> None:
+                 hasher: PasswordHasher | None = None, audit_key: bytes | None = None,
+                 anchor_path: Path | None = None) -> None:
         self.path = path
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
         self._sql = load_queries("store.sql")
         path.parent.mkdir(parents=True, exist_ok=True)
+        if audit_key is None:
+            from ews.settings import Settings
+
+            audit_key = Settings(state_dir=path.parent).audit_key_bytes()
+        self._audit_key = audit_key
+        self.anchor_path = anchor_path or path.parent / ANCHOR_FILE
         with self._connect() as con:
             con.execute("PRAGMA journal_mode = WAL")
             con.executescript(self._sql["schema"])
+            self._migrate(con)
+            con.executescript(self._sql["indexes"])
+
+    def _migrate(self, con: sqlite3.Connection) -> None:
+        """Add the keyed chain's columns to a file written before them (rows stay as they were)."""
+        for statement in self._sql["migrate_chain"].split(";"):
+            words = statement.split()
+            if "ALTER" not in words:
+                continue
+            table, column = words[words.index("TABLE") + 1], words[words.index("COLUMN") + 1]
+            existing = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+            if column not in existing:
+                con.execute(statement)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -145,6 +181,10 @@ class AppStore:
         username = username.strip()
         if not username:
             raise StoreError("the user name is empty")
+        if len(username) > MAX_USERNAME or any(not ch.isprintable() for ch in username):
+            raise StoreError(f"a user name has at most {MAX_USERNAME} printable characters")
+        if len(display_name) > MAX_DISPLAY_NAME:
+            raise StoreError(f"a display name has at most {MAX_DISPLAY_NAME} characters")
         password_hash = self._hash_password(password) if password is not None else None
         now = self._now()
         try:
@@ -369,13 +409,22 @@ class AppStore:
                 raise StoreError("choose a step of the municipality's indsatstrappe")
         elif step is not None:
             raise StoreError("only the decision 'indsatstrappe' carries a step")
+        entry = {
+            "pupil_id": pupil_id, "term": term, "run_id": run_id, "network_id": network_id,
+            "school_code": school_code, "decision": decision, "dismiss_reason": dismiss_reason,
+            "step": step, "reviewer": reviewer, "reviewer_role": reviewer_role, "reviewed_at": self._now(),
+        }
+        return self._append_chained("reviews", "review_id", "insert_review", entry)
+
+    def _append_chained(self, table: str, id_column: str, query: str, entry: dict[str, object]) -> int:
+        """Insert a row of a chained table with its keyed hash, then checkpoint it in the anchor file."""
         with self._transaction() as con:
-            row = con.execute(self._sql["insert_review"], {
-                "pupil_id": pupil_id, "term": term, "run_id": run_id, "network_id": network_id,
-                "school_code": school_code, "decision": decision, "dismiss_reason": dismiss_reason,
-                "step": step, "reviewer": reviewer, "reviewer_role": reviewer_role, "now": self._now(),
-            }).fetchone()
-        return int(row[0])
+            new_id, prev_hash = next_link(con, self._audit_key, table)
+            row = {id_column: new_id, **entry}
+            row_hash = row_mac(self._audit_key, table, prev_hash, row)
+            con.execute(self._sql[query], {**row, "prev_hash": prev_hash, "row_hash": row_hash}).fetchone()
+        append_anchor(self.anchor_path, self._audit_key, [(table, new_id, row_hash)])
+        return new_id
 
     def reviews_of_pupil(self, pupil_id: str) -> list[dict[str, object]]:
         """Every review of a pupil, newest first."""
@@ -402,8 +451,9 @@ class AppStore:
         purpose: str | None = None,
         http_status: int | None = None,
         path: str | None = None,
+        client: str | None = None,
     ) -> int:
-        """Append one entry to the audit log (chained to the entry before it).
+        """Append one entry to the audit log (chained to the entry before it, keyed).
 
         Args:
             action: What was done (``view_pupil``, ``export``, ``view_list``, ``review``,
@@ -417,21 +467,18 @@ class AppStore:
             purpose: Why, from the role and assignment (e.g. the consultant's school).
             http_status: The status code answered.
             path: The request path (pseudonyms only).
+            client: The client's address (per-client login throttling and forensics).
 
         Returns:
             The entry's id.
         """
         entry = {
-            "at": self._now(), "username": username, "role": role, "action": action,
-            "object_type": object_type, "object_id": object_id, "run_id": run_id,
-            "purpose": purpose, "outcome": outcome, "http_status": http_status, "path": path,
+            "at": self._now(), "username": _clip(username, MAX_USERNAME), "role": role, "action": action,
+            "object_type": object_type, "object_id": _clip(object_id, 200), "run_id": run_id,
+            "purpose": _clip(purpose, 500), "outcome": outcome, "http_status": http_status,
+            "path": _clip(path, 300), "client": _clip(client, 100),
         }
-        with self._transaction() as con:
-            last = con.execute(self._sql["last_audit_hash"]).fetchone()
-            prev_hash = last[0] if last else _GENESIS
-            row = con.execute(self._sql["insert_audit"], {
-                **entry, "prev_hash": prev_hash, "row_hash": _chain_hash(prev_hash, entry)}).fetchone()
-        return int(row[0])
+        return self._append_chained("audit_log", "audit_id", "insert_audit", entry)
 
     def read_audit(
         self,
@@ -447,32 +494,90 @@ class AppStore:
                 "limit": limit, "username": username or None, "object_id": object_id or None,
                 "outcome": outcome or None, "before_id": before_id})]
 
-    def verify_audit_chain(self) -> int | None:
-        """Check the hash chain of the audit log.
+    def verify_chains(self) -> ChainReport:
+        """Verify the keyed chains of the audit log and the reviews against the anchor file.
 
         Returns:
-            None when every entry is intact, else the id of the first entry that was changed,
-            inserted or whose predecessor was removed.
+            The report: every edited, removed, inserted or re-chained row, and checkpoints that
+            point at rows which are gone (see :func:`dashboards.audit_chain.verify_chains`).
         """
-        prev_hash = _GENESIS
         with self._connect() as con:
-            for row in con.execute(self._sql["audit_chain"]):
-                entry = {key: row[key] for key in row.keys() if key not in ("audit_id", "prev_hash", "row_hash")}
-                if row["prev_hash"] != prev_hash or row["row_hash"] != _chain_hash(prev_hash, entry):
-                    return int(row["audit_id"])
-                prev_hash = row["row_hash"]
+            return verify_chains(con, self._audit_key, self.anchor_path)
+
+    def chained_rows(self) -> int:
+        """Rows of the audit log and the reviews together (what a verification reads)."""
+        with self._connect() as con:
+            return int(con.execute("SELECT (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM reviews)"
+                                   ).fetchone()[0])
+
+    def verify_audit_chain(self) -> int | None:
+        """The id of the first bad row of the audit log, or None when the audit log is intact.
+
+        A missing anchor file is not counted here; :meth:`verify_chains` reports it.
+        """
+        for problem in self.verify_chains().problems:
+            if problem.table == "audit_log" and problem.row_id is not None:
+                return problem.row_id
         return None
 
+    def checkpoint(self) -> list[ChainHead]:
+        """Append the current head of each chain to the anchor file and return the heads.
+
+        ``ews audit checkpoint`` calls this (e.g. at the end of each termly run), and prints the
+        heads so that they can also be kept outside the machine.
+        """
+        report = self.verify_chains()
+        heads = [h for h in report.heads.values() if h.head_id is not None and h.keyed_rows]
+        append_anchor(self.anchor_path, self._audit_key,
+                      [(h.table, int(h.head_id), str(h.head_hash)) for h in heads], kind="checkpoint")
+        return list(report.heads.values())
+
+    def record_verification(self, report: ChainReport, by: str) -> None:
+        """Keep the result of a verification for the steward page (``/revision``)."""
+        with self._transaction() as con:
+            con.execute(self._sql["insert_verification"], {
+                "at": _iso(report.checked_at), "ok": int(report.ok), "summary": report.summary(),
+                "audit_rows": report.heads["audit_log"].rows, "review_rows": report.heads["reviews"].rows,
+                "checkpoints": report.anchor_lines, "by": by})
+
+    def last_verification(self) -> dict[str, object] | None:
+        """The latest recorded verification, or None."""
+        with self._connect() as con:
+            row = con.execute(self._sql["last_verification"]).fetchone()
+        return dict(row) if row else None
+
+    def unlock(self, username: str, by: str) -> None:
+        """Lift the lockout of a user name: failed logins before now no longer count.
+
+        The unlock is an audit row of its own (action ``unlock``), so the count of failures
+        starts again from it and the log shows who unlocked whom.
+
+        Raises:
+            StoreError: For an unknown user.
+        """
+        self._require_user(username)
+        self.record_audit(action="unlock", outcome="allowed", username=by, role="admin", object_type="user",
+                          object_id=username, purpose="Spærring efter fejlede login ophævet", path="ews users")
+
     def failed_logins_since(self, username: str, since: datetime) -> int:
-        """Failed logins of a user name since a moment."""
+        """Failed logins of a user name since a moment (and since its latest unlock)."""
         with self._connect() as con:
             row = con.execute(self._sql["failed_logins"], {"username": username, "since": _iso(since)}).fetchone()
         return int(row[0])
 
+    def failed_logins_of_client(self, client: str, since: datetime) -> int:
+        """Failed logins from one client address since a moment, whatever the user names."""
+        with self._connect() as con:
+            row = con.execute(self._sql["failed_logins_of_client"], {"client": client, "since": _iso(since)}
+                              ).fetchone()
+        return int(row[0])
 
-def _chain_hash(prev_hash: str, entry: dict[str, object]) -> str:
-    canonical = json.dumps(entry, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+def _clip(value: str | None, limit: int) -> str | None:
+    """A text value cut to ``limit`` characters (the audit log never stores unbounded input)."""
+    if value is None:
+        return None
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _user(row: sqlite3.Row) -> User:

@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS reviews (
     reviewer TEXT NOT NULL,
     reviewer_role TEXT NOT NULL,
     reviewed_at TEXT NOT NULL,
+    prev_hash TEXT,
+    row_hash TEXT,
+    chain_version INTEGER NOT NULL DEFAULT 0,
     CHECK ((decision = 'afvist') = (dismiss_reason IS NOT NULL)),
     CHECK ((decision = 'indsatstrappe') = (step IS NOT NULL))
 );
@@ -63,13 +66,37 @@ CREATE TABLE IF NOT EXISTS audit_log (
     http_status INTEGER,
     path TEXT,
     prev_hash TEXT NOT NULL,
-    row_hash TEXT NOT NULL
+    row_hash TEXT NOT NULL,
+    client TEXT,
+    chain_version INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS audit_by_user ON audit_log (username, action, at);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS chain_verifications (
+    verification_id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    ok INTEGER NOT NULL CHECK (ok IN (0, 1)),
+    summary TEXT NOT NULL,
+    audit_rows INTEGER NOT NULL,
+    review_rows INTEGER NOT NULL,
+    checkpoints INTEGER NOT NULL,
+    by TEXT NOT NULL
+);
+
+-- name: migrate_chain
+-- Files written before the keyed chain (issue 12) get its columns, and their rows keep
+-- chain_version 0 and are verified from the seal (dashboards/audit_chain.py).
+ALTER TABLE reviews ADD COLUMN prev_hash TEXT;
+ALTER TABLE reviews ADD COLUMN row_hash TEXT;
+ALTER TABLE reviews ADD COLUMN chain_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE audit_log ADD COLUMN client TEXT;
+ALTER TABLE audit_log ADD COLUMN chain_version INTEGER NOT NULL DEFAULT 0;
+
+-- name: indexes
+CREATE INDEX IF NOT EXISTS audit_by_client ON audit_log (client, action, at);
 
 -- name: insert_user
 INSERT INTO users (username, display_name, role, password_hash, active, created_at,
@@ -130,10 +157,10 @@ DELETE FROM sessions WHERE user_id = $user_id;
 DELETE FROM sessions WHERE last_seen < $idle_before OR created_at < $created_before;
 
 -- name: insert_review
-INSERT INTO reviews (pupil_id, term, run_id, network_id, school_code, decision,
-    dismiss_reason, step, reviewer, reviewer_role, reviewed_at)
-VALUES ($pupil_id, $term, $run_id, $network_id, $school_code, $decision, $dismiss_reason,
-    $step, $reviewer, $reviewer_role, $now)
+INSERT INTO reviews (review_id, pupil_id, term, run_id, network_id, school_code, decision,
+    dismiss_reason, step, reviewer, reviewer_role, reviewed_at, prev_hash, row_hash, chain_version)
+VALUES ($review_id, $pupil_id, $term, $run_id, $network_id, $school_code, $decision,
+    $dismiss_reason, $step, $reviewer, $reviewer_role, $reviewed_at, $prev_hash, $row_hash, 1)
 RETURNING review_id;
 
 -- name: reviews_of_pupil
@@ -153,19 +180,16 @@ SELECT review_id, pupil_id, term, run_id, network_id, school_code, decision, dis
     step, reviewer_role, reviewed_at
 FROM reviews ORDER BY review_id;
 
--- name: last_audit_hash
-SELECT row_hash FROM audit_log ORDER BY audit_id DESC LIMIT 1;
-
 -- name: insert_audit
-INSERT INTO audit_log (at, username, role, action, object_type, object_id, run_id, purpose,
-    outcome, http_status, path, prev_hash, row_hash)
-VALUES ($at, $username, $role, $action, $object_type, $object_id, $run_id, $purpose,
-    $outcome, $http_status, $path, $prev_hash, $row_hash)
+INSERT INTO audit_log (audit_id, at, username, role, action, object_type, object_id, run_id,
+    purpose, outcome, http_status, path, client, prev_hash, row_hash, chain_version)
+VALUES ($audit_id, $at, $username, $role, $action, $object_type, $object_id, $run_id, $purpose,
+    $outcome, $http_status, $path, $client, $prev_hash, $row_hash, 1)
 RETURNING audit_id;
 
 -- name: read_audit
 SELECT audit_id, at, username, role, action, object_type, object_id, run_id, purpose, outcome,
-    http_status, path
+    http_status, path, client
 FROM audit_log
 WHERE ($username IS NULL OR username = $username)
   AND ($object_id IS NULL OR object_id = $object_id)
@@ -173,11 +197,22 @@ WHERE ($username IS NULL OR username = $username)
   AND ($before_id IS NULL OR audit_id < $before_id)
 ORDER BY audit_id DESC LIMIT $limit;
 
--- name: audit_chain
-SELECT audit_id, at, username, role, action, object_type, object_id, run_id, purpose, outcome,
-    http_status, path, prev_hash, row_hash
-FROM audit_log ORDER BY audit_id;
-
 -- name: failed_logins
+-- Failed logins of a user name in the window, counted from its latest unlock ('ews users unlock').
 SELECT count(*) FROM audit_log
-WHERE username = $username AND action = 'login' AND outcome = 'denied' AND at >= $since;
+WHERE username = $username AND action = 'login' AND outcome = 'denied'
+  AND at >= max($since, coalesce((SELECT max(at) FROM audit_log
+                                  WHERE action = 'unlock' AND object_type = 'user'
+                                    AND object_id = $username AND outcome = 'allowed'), ''));
+
+-- name: failed_logins_of_client
+SELECT count(*) FROM audit_log
+WHERE client = $client AND action = 'login' AND outcome = 'denied' AND at >= $since;
+
+-- name: insert_verification
+INSERT INTO chain_verifications (at, ok, summary, audit_rows, review_rows, checkpoints, by)
+VALUES ($at, $ok, $summary, $audit_rows, $review_rows, $checkpoints, $by);
+
+-- name: last_verification
+SELECT at, ok, summary, audit_rows, review_rows, checkpoints, by FROM chain_verifications
+ORDER BY verification_id DESC LIMIT 1;

@@ -7,14 +7,15 @@ the routes, one router per area, are in :mod:`dashboards.routes`.
 from __future__ import annotations
 
 import hmac
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from fastapi import Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -32,6 +33,27 @@ LOGIN_CSRF_COOKIE = "ews_login_csrf"
 LOCAL_TZ = ZoneInfo("Europe/Copenhagen")
 PUBLIC_PATHS = ("/login", "/healthz", "/static/")
 
+#: A pupil's pseudonym (``ews.pseudonym``: "p" and fifteen letters; the sample data uses hex):
+#: sixteen lower-case letters or digits, so a CPR number (ten digits) can never match.
+PUPIL_ID_PATTERN = r"^[0-9a-z]{16}$"
+#: Network ids, school codes, run ids and model ids: short and without separators of paths.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
+
+# Bounded parameters shared by the routers: a longer or malformed value gets the Danish 400 page.
+TermQuery = Annotated[str | None, Query(max_length=20)]
+ChoiceQuery = Annotated[str | None, Query(max_length=40)]
+TextQuery = Annotated[str | None, Query(max_length=200)]
+NextQuery = Annotated[str | None, Query(max_length=2000)]
+IdQuery = Annotated[str | None, Query(max_length=100, pattern=ID_PATTERN)]
+PageId = Annotated[int | None, Query(ge=1, le=2**62)]
+CsrfForm = Annotated[str, Form(max_length=100)]
+ChoiceForm = Annotated[str, Form(max_length=40)]
+TextForm = Annotated[str, Form(max_length=200)]
+TermForm = Annotated[str, Form(max_length=20)]
+#: Argon2 hashes any length, so an unbounded password would be an easy way to burn CPU.
+PasswordForm = Annotated[str, Form(max_length=1024)]
+
+
 class LoginRequired(Exception):
     """The request needs a logged-in user."""
 
@@ -39,9 +61,30 @@ class LoginRequired(Exception):
 class Forbidden(Exception):
     """The user may not see this; the message is shown in Danish."""
 
+    code = "forbidden"
+
+
+class CsrfRefused(Forbidden):
+    """A form without the right CSRF token (the refusal is audited by the app's error page).
+
+    Args:
+        message: The Danish message.
+        action: The audit action (``csrf`` for forms of a session, ``login`` for the login form).
+        username: The user name typed into the login form, if any.
+    """
+
+    code = "csrf"
+
+    def __init__(self, message: str, action: str = "csrf", username: str | None = None) -> None:
+        super().__init__(message)
+        self.action = action
+        self.username = username
+
 
 class NotFound(Exception):
     """The page does not exist (e.g. an unknown term)."""
+
+    code = "not_found"
 
 
 @dataclass
@@ -124,21 +167,53 @@ def check_csrf(principal: Principal, token: str) -> None:
     """Refuse a form that does not carry the session's CSRF token.
 
     Raises:
-        Forbidden: When the token is missing or wrong.
+        CsrfRefused: When the token is missing or wrong (the error page audits it).
     """
     if not token or not hmac.compare_digest(token, principal.session.csrf_token):
-        raise Forbidden("Formularen er udløbet eller kom ikke fra denne side. Genindlæs siden, og prøv igen.")
+        raise CsrfRefused("Formularen er udløbet eller kom ikke fra denne side. Genindlæs siden, og prøv igen.")
+
+
+def client_of(request: Request) -> str | None:
+    """The client's address as the server saw it (behind a proxy: the proxy's, unless it forwards)."""
+    return request.client.host if request.client else None
+
+
+_PUPIL_ID = re.compile(PUPIL_ID_PATTERN)
+_ID = re.compile(ID_PATTERN)
+
+
+def route_template(request: Request) -> str:
+    """The matched route's template (``/elev/{pupil_id}``), or ``(ukendt sti)``."""
+    return getattr(request.scope.get("route"), "path", None) or "(ukendt sti)"
+
+
+def attempted_object(request: Request) -> tuple[str | None, str | None]:
+    """The pupil or network a request was about, from its path (only well-formed ids are named)."""
+    params = request.path_params
+    pupil = str(params.get("pupil_id", ""))
+    if pupil:
+        return "pupil", pupil if _PUPIL_ID.match(pupil) else "(ugyldigt id)"
+    network = str(params.get("network_id", ""))
+    if network:
+        return "network", network if _ID.match(network) else "(ugyldigt id)"
+    return None, None
 
 
 def audit(ctx: AppContext, request: Request, principal: Principal | None, action: str, allowed: bool, *,
           object_type: str | None = None, object_id: str | None = None, run_id: str | None = None,
-          purpose: str | None = None, status: int | None = None, username: str | None = None) -> None:
-    """Write one row to the audit log (allowed or denied, with purpose or reason)."""
+          purpose: str | None = None, status: int | None = None, username: str | None = None,
+          path: str | None = None) -> None:
+    """Write one row to the audit log (allowed or denied, with purpose or reason).
+
+    ``path`` overrides the request's path (error pages log the route's template, so that a
+    value typed into an address, e.g. a CPR number, never reaches the log).
+    """
     ctx.store.record_audit(
         action=action, outcome="allowed" if allowed else "denied",
         username=principal.username if principal else username, role=principal.role if principal else None,
         object_type=object_type, object_id=object_id, run_id=run_id, purpose=purpose,
-        http_status=status if status is not None else (200 if allowed else 403), path=request.url.path,
+        http_status=status if status is not None else (200 if allowed else 403), path=path or request.url.path,
+        client=client_of(request),
     )
 
 
@@ -174,6 +249,22 @@ def safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/"
+
+
+def audited_term_run(ctx: AppContext, request: Request, principal: Principal, con: Any, requested: str | None, *,
+                     action: str, object_type: str, object_id: str | None
+                     ) -> tuple[reads.TermRun | None, list[reads.TermRun]]:
+    """:func:`term_run`, with an unknown term audited as a refused attempt on the object.
+
+    Raises:
+        NotFound: For a term without a list (after writing the refusal to the audit log).
+    """
+    try:
+        return term_run(con, requested)
+    except NotFound:
+        audit(ctx, request, principal, action, False, object_type=object_type, object_id=object_id,
+              purpose=f"Ukendt termin {requested}", status=404)
+        raise
 
 
 def term_run(con: Any, requested: str | None) -> tuple[reads.TermRun | None, list[reads.TermRun]]:

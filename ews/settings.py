@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from datetime import date
@@ -9,6 +11,9 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The label that turns a secret into the audit chain's key (a key of its own, never the secret).
+AUDIT_KEY_LABEL = b"ews audit chain v1"
 
 
 class Settings(BaseSettings):
@@ -20,6 +25,10 @@ class Settings(BaseSettings):
         inbox: Folder with the municipality's export files; defaults to the synthetic ones.
         pseudonym_key: Key for the keyed hash that replaces CPR numbers. When unset, a random
             key is created once in ``state_dir/.pseudonym_key`` (mode 600) and reused.
+        audit_key: Secret of the keyed hash chain over the review app's audit log and reviews
+            (``EWS_AUDIT_KEY``). When unset, the chain key is derived from the pseudonymisation
+            key with a label of its own. Keep it outside the state folder in production, so that
+            someone who can edit ``app.sqlite`` cannot also re-sign it.
         today: Overrides today's date (tests and replays); dates after it are "in the future".
         ingest_chunk_rows: Rows the ingest reads, types and checks at a time; memory grows
             with it (about 0.7 GB at 500,000), not with the size of the exports.
@@ -34,6 +43,7 @@ class Settings(BaseSettings):
     config_path: Path | None = None
     inbox: Path | None = None
     pseudonym_key: SecretStr | None = None
+    audit_key: SecretStr | None = None
     today: date | None = None
     ingest_chunk_rows: int = Field(default=500_000, ge=1000)
     ingest_scratch_memory: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
@@ -78,6 +88,15 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
         return key_file.read_text().strip().encode()
+
+    def audit_key_bytes(self) -> bytes:
+        """The key of the audit chain: from ``EWS_AUDIT_KEY``, else derived from the pseudonym key.
+
+        Either way the secret is passed through an HMAC with the label ``ews audit chain v1``,
+        so the chain key is never the pseudonymisation key itself.
+        """
+        secret = self.audit_key.get_secret_value().encode() if self.audit_key is not None else self.key_bytes()
+        return hmac.new(secret, AUDIT_KEY_LABEL, hashlib.sha256).digest()
 
 
 def get_settings() -> Settings:

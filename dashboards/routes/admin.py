@@ -8,14 +8,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboards.deps import Admin, Ctx
-from dashboards.store import StoreError
-from dashboards.web import audit, check_csrf, render
+from dashboards.store import MAX_DISPLAY_NAME, MAX_USERNAME, StoreError
+from dashboards.web import ChoiceForm, CsrfForm, PasswordForm, TextForm, TextQuery, audit, check_csrf, render
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 @router.get("/brugere", response_class=HTMLResponse)
-def admin_users(request: Request, ctx: Ctx, _principal: Admin, besked: str | None = None) -> Response:
+def admin_users(request: Request, ctx: Ctx, _principal: Admin, besked: TextQuery = None) -> Response:
     """Accounts with their roles and assignments, and the forms to change them."""
     config = ctx.config()
     return render(ctx, request, "admin_users.html", {
@@ -25,10 +25,11 @@ def admin_users(request: Request, ctx: Ctx, _principal: Admin, besked: str | Non
 
 
 @router.post("/brugere")
-def admin_action(request: Request, ctx: Ctx, principal: Admin, csrf_token: str = Form(""),
-                 action: str = Form(""), username: str = Form(""), display_name: str = Form(""),
-                 role: str = Form(""), password: str = Form(""), target: str = Form("")) -> Response:
-    """Add a user, change assignments, lock or unlock, or set a password."""
+def admin_action(request: Request, ctx: Ctx, principal: Admin, csrf_token: CsrfForm = "",
+                 action: ChoiceForm = "", username: str = Form("", max_length=MAX_USERNAME),
+                 display_name: str = Form("", max_length=MAX_DISPLAY_NAME), role: ChoiceForm = "",
+                 password: PasswordForm = "", target: TextForm = "") -> Response:
+    """Add a user, change assignments, disable or enable, lift a login lockout, or set a password."""
     check_csrf(principal, csrf_token)
     store = ctx.store
     try:
@@ -47,6 +48,9 @@ def admin_action(request: Request, ctx: Ctx, principal: Admin, csrf_token: str =
                 raise StoreError("you cannot disable your own account")
             store.set_active(username, action == "enable")
             message = f"Brugeren {username} er {'genåbnet' if action == 'enable' else 'spærret'}."
+        elif action == "unlock":
+            store.unlock(username, by=principal.username)
+            message = f"Loginspærringen for {username} er ophævet."
         elif action == "password":
             store.set_password(username, password)
             message = f"Adgangskoden for {username} er skiftet."

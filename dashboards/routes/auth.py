@@ -10,12 +10,18 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from dashboards.deps import Ctx, CurrentUser
+from dashboards.store import MAX_USERNAME
 from dashboards.web import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
+    CsrfForm,
+    CsrfRefused,
     Forbidden,
+    NextQuery,
+    PasswordForm,
     audit,
     check_csrf,
+    client_of,
     render,
     safe_next,
     set_cookie,
@@ -31,7 +37,7 @@ def healthz() -> str:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, ctx: Ctx, next: str | None = None) -> Response:
+def login_form(request: Request, ctx: Ctx, next: NextQuery = None) -> Response:
     """The login form, with a double-submit CSRF token."""
     if request.state.principal is not None:
         return RedirectResponse(safe_next(next), status_code=303)
@@ -42,30 +48,41 @@ def login_form(request: Request, ctx: Ctx, next: str | None = None) -> Response:
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, ctx: Ctx, username: str = Form(""), password: str = Form(""),
-          login_csrf: str = Form(""), next: str = Form("/")) -> Response:
-    """Check the password (with a lockout after repeated failures) and start a session."""
+def login(request: Request, ctx: Ctx, username: str = Form("", max_length=MAX_USERNAME),
+          password: PasswordForm = "", login_csrf: CsrfForm = "", next: str = Form("/", max_length=2000)) -> Response:
+    """Check the password (with lockouts per user name and per client address) and start a session."""
     if ctx.dashboard.auth_mode == "sso":
         raise Forbidden("Appen bruger kommunens single sign-on; der er ingen lokal adgangskode.")
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not login_csrf or not hmac.compare_digest(cookie, login_csrf):
-        raise Forbidden("Loginformularen er udløbet. Genindlæs siden, og prøv igen.")
-    since = ctx.store.clock() - timedelta(minutes=15)
+        raise CsrfRefused("Loginformularen er udløbet. Genindlæs siden, og prøv igen.", action="login",
+                          username=username or None)
+    since = ctx.store.clock() - timedelta(minutes=ctx.dashboard.login_window_minutes)
+    client = client_of(request)
     user = None
-    if ctx.store.failed_logins_since(username, since) < ctx.dashboard.login_max_failures:
+    locked = ctx.store.failed_logins_since(username, since) >= ctx.dashboard.login_max_failures
+    throttled = client is not None and (ctx.store.failed_logins_of_client(client, since)
+                                        >= ctx.dashboard.login_max_failures_per_client)
+    if not locked and not throttled:
         user = ctx.store.verify_login(username, password)
     if user is None:
-        ctx.store.record_audit(action="login", outcome="denied", username=username[:100] or None,
-                               http_status=401, path="/login")
+        reason = ("For mange fejlede login fra denne adresse" if throttled
+                  else "Kontoen er spærret efter for mange fejlede login" if locked
+                  else "Forkert brugernavn eller adgangskode")
+        ctx.store.record_audit(action="login", outcome="denied", username=username or None, purpose=reason,
+                               http_status=429 if throttled else 401, path="/login", client=client)
         token = secrets.token_urlsafe(24)
         response = render(ctx, request, "login.html", {
             "login_csrf": token, "next": safe_next(next),
-            "error": "Forkert brugernavn eller adgangskode, eller kontoen er spærret."}, status=401)
+            "error": f"For mange fejlede forsøg herfra. Vent {ctx.dashboard.login_window_minutes} minutter, "
+                     "og prøv igen." if throttled
+                     else "Forkert brugernavn eller adgangskode, eller kontoen er spærret."},
+            status=429 if throttled else 401)
         set_cookie(ctx, response, LOGIN_CSRF_COOKIE, token)
         return response
     session_token, _session = ctx.store.create_session(user.user_id, "local")
     ctx.store.record_audit(action="login", outcome="allowed", username=user.username, role=user.role,
-                           http_status=303, path="/login")
+                           http_status=303, path="/login", client=client)
     response = RedirectResponse(safe_next(next), status_code=303)
     set_cookie(ctx, response, SESSION_COOKIE, session_token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
@@ -73,7 +90,7 @@ def login(request: Request, ctx: Ctx, username: str = Form(""), password: str = 
 
 
 @router.post("/logout")
-def logout(request: Request, ctx: Ctx, principal: CurrentUser, csrf_token: str = Form("")) -> Response:
+def logout(request: Request, ctx: Ctx, principal: CurrentUser, csrf_token: CsrfForm = "") -> Response:
     """End the session."""
     check_csrf(principal, csrf_token)
     token = request.cookies.get(SESSION_COOKIE)

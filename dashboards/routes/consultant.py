@@ -10,16 +10,17 @@ from fastapi.responses import HTMLResponse, Response
 
 from dashboards import reads, views
 from dashboards.deps import Consultant, Ctx, Warehouse
-from dashboards.web import audit, names, render, term_run
+from dashboards.web import ChoiceQuery, TermQuery, audit, audited_term_run, names, render
 
 router = APIRouter(tags=["consultant"])
 
 
 @router.get("/vejleder", response_class=HTMLResponse)
-def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Warehouse, termin: str | None = None,
-                    vis: str = "alle") -> Response:
+def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Warehouse, termin: TermQuery = None,
+                    vis: ChoiceQuery = "alle") -> Response:
     """The flags of the consultant's schools (``vis=afventer``: those awaiting review)."""
-    chosen, terms = term_run(con, termin)
+    chosen, terms = audited_term_run(ctx, request, principal, con, termin, action="view_list", object_type="school",
+                                     object_id=",".join(sorted(principal.schools)))
     flags = (reads.school_flags(con, chosen.run_id, sorted(principal.schools))
              if chosen and principal.schools else pd.DataFrame())
     rows: list[dict[str, Any]] = []

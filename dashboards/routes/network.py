@@ -8,22 +8,35 @@ of the page. Membership is checked per network, and every view and download is a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import duckdb
 import pandas as pd
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboards import reads, views
-from dashboards.access import Principal, may_view_network
+from dashboards.access import Decision, Principal, may_view_network
 from dashboards.deps import Ctx, NetworkExporter, NetworkMember, Warehouse
 from dashboards.labels import FLAG_STATUSES
 from dashboards.network_files import MEDIA_TYPES, network_file
-from dashboards.web import AppContext, Forbidden, NotFound, audit, local_time, names, render, term_run
+from dashboards.web import (
+    ID_PATTERN,
+    AppContext,
+    Forbidden,
+    NotFound,
+    TermQuery,
+    audit,
+    audited_term_run,
+    local_time,
+    names,
+    render,
+)
 
 router = APIRouter(prefix="/netvaerk", tags=["network"])
+
+NetworkId = Annotated[str, Path(max_length=100, pattern=ID_PATTERN)]
 
 
 @dataclass(frozen=True)
@@ -65,12 +78,9 @@ def network_rows(ctx: AppContext, con: duckdb.DuckDBPyConnection | None, request
     Raises:
         Forbidden: When the member is not in the network.
     """
-    decision = may_view_network(principal, network_id)
-    if not decision.allowed:
-        audit(ctx, request, principal, action, False, object_type="network", object_id=network_id,
-              purpose=decision.purpose + detail)
-        raise Forbidden("Du har kun adgang til listerne for dine egne netværk.")
-    chosen, terms = term_run(con, termin)
+    decision = require_member(ctx, request, principal, network_id, action, detail)
+    chosen, terms = audited_term_run(ctx, request, principal, con, termin, action=action, object_type="network",
+                                     object_id=network_id)
     flags = reads.network_flags(con, chosen.run_id, network_id) if chosen else pd.DataFrame()
     rows: list[dict[str, Any]] = []
     waiting = 0
@@ -94,6 +104,21 @@ def network_rows(ctx: AppContext, con: duckdb.DuckDBPyConnection | None, request
     return NetworkRows(chosen, terms, flags, rows, waiting)
 
 
+def require_member(ctx: AppContext, request: Request, principal: Principal, network_id: str, action: str,
+                   detail: str = "") -> Decision:
+    """The membership check of a network's pages, before anything is looked up; a refusal is audited.
+
+    Raises:
+        Forbidden: When the member is not in the network.
+    """
+    decision = may_view_network(principal, network_id)
+    if not decision.allowed:
+        audit(ctx, request, principal, action, False, object_type="network", object_id=network_id,
+              purpose=decision.purpose + detail)
+        raise Forbidden("Du har kun adgang til listerne for dine egne netværk.")
+    return decision
+
+
 @router.get("", response_class=HTMLResponse)
 def my_networks(request: Request, ctx: Ctx, principal: NetworkMember) -> Response:
     """The member's networks (straight to the list when there is one)."""
@@ -106,8 +131,8 @@ def my_networks(request: Request, ctx: Ctx, principal: NetworkMember) -> Respons
 
 
 @router.get("/{network_id}", response_class=HTMLResponse)
-def network_list(request: Request, ctx: Ctx, principal: NetworkMember, con: Warehouse, network_id: str,
-                 termin: str | None = None) -> Response:
+def network_list(request: Request, ctx: Ctx, principal: NetworkMember, con: Warehouse, network_id: NetworkId,
+                 termin: TermQuery = None) -> Response:
     """The network's list of a term: new, still and no longer flagged, with UU's decisions."""
     shown = network_rows(ctx, con, request, principal, network_id, termin, "view_list")
     config = ctx.config()
@@ -121,10 +146,13 @@ def network_list(request: Request, ctx: Ctx, principal: NetworkMember, con: Ware
 
 
 @router.get("/{network_id}/eksport.{fmt}")
-def network_export(request: Request, ctx: Ctx, principal: NetworkExporter, con: Warehouse, network_id: str,
-                   fmt: str, termin: str | None = None) -> Response:
+def network_export(request: Request, ctx: Ctx, principal: NetworkExporter, con: Warehouse, network_id: NetworkId,
+                   fmt: Annotated[str, Path(max_length=10)], termin: TermQuery = None) -> Response:
     """The network's list as PDF, Excel or CSV: only what the network's page shows, audited."""
+    require_member(ctx, request, principal, network_id, "export", f" ({fmt})")
     if fmt not in MEDIA_TYPES:
+        audit(ctx, request, principal, "export", False, object_type="network", object_id=network_id,
+              purpose="Ukendt filformat", status=404)
         raise NotFound("Listen findes som PDF, Excel (xlsx) og CSV.")
     shown = network_rows(ctx, con, request, principal, network_id, termin, "export", f" ({fmt})")
     config = ctx.config()

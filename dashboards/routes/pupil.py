@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import duckdb
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboards import reads, views
@@ -14,9 +14,26 @@ from dashboards.access import Principal, effective_review, may_review, may_view_
 from dashboards.deps import Ctx, PupilViewer, Reviewer, Warehouse
 from dashboards.labels import DECISIONS
 from dashboards.store import StoreError
-from dashboards.web import AppContext, Forbidden, audit, check_csrf, names, render, term_run
+from dashboards.web import (
+    PUPIL_ID_PATTERN,
+    AppContext,
+    ChoiceForm,
+    ChoiceQuery,
+    CsrfForm,
+    Forbidden,
+    TermForm,
+    TermQuery,
+    TextForm,
+    audit,
+    audited_term_run,
+    check_csrf,
+    names,
+    render,
+)
 
 router = APIRouter(prefix="/elev", tags=["pupil"])
+
+PupilId = Annotated[str, Path(pattern=PUPIL_ID_PATTERN)]
 
 REVIEW_ERRORS = {
     "reason": "Vælg en begrundelse, når du afviser et flag (og kun da).",
@@ -26,14 +43,16 @@ REVIEW_ERRORS = {
 
 
 @router.get("/{pupil_id}", response_class=HTMLResponse)
-def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehouse, pupil_id: str,
-               termin: str | None = None, gemt: int = 0, fejl: str | None = None) -> Response:
+def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehouse, pupil_id: PupilId,
+               termin: TermQuery = None, gemt: Annotated[int, Query(ge=0, le=1)] = 0,
+               fejl: ChoiceQuery = None) -> Response:
     """A pupil's flag, reasons, trajectory, (for consultants) the explanation, and the reviews."""
     if con is None:
         audit(ctx, request, principal, "view_pupil", False, object_type="pupil", object_id=pupil_id,
               purpose="Ingen data")
         raise Forbidden("Du har ikke adgang til denne elev.")
-    chosen, terms = term_run(con, termin)
+    chosen, terms = audited_term_run(ctx, request, principal, con, termin, action="view_pupil", object_type="pupil",
+                                     object_id=pupil_id)
     flag = reads.pupil_flag(con, chosen.run_id, pupil_id) if chosen else None
     latest = ctx.store.latest_reviews(chosen.term).get(pupil_id) if chosen else None
     review = effective_review(flag, latest) if flag else None
@@ -88,12 +107,13 @@ def _pupil_context(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: P
 
 
 @router.post("/{pupil_id}/vurdering")
-def record_review(request: Request, ctx: Ctx, principal: Reviewer, con: Warehouse, pupil_id: str,
-                  csrf_token: str = Form(""), term: str = Form(""), decision: str = Form(""),
-                  dismiss_reason: str = Form(""), step: str = Form("")) -> Response:
+def record_review(request: Request, ctx: Ctx, principal: Reviewer, con: Warehouse, pupil_id: PupilId,
+                  csrf_token: CsrfForm = "", term: TermForm = "", decision: ChoiceForm = "",
+                  dismiss_reason: ChoiceForm = "", step: TextForm = "") -> Response:
     """Store a consultant's decision on a flag (append-only) and go back to the pupil page."""
     check_csrf(principal, csrf_token)
-    chosen, _terms = term_run(con, term or None)
+    chosen, _terms = audited_term_run(ctx, request, principal, con, term or None, action="review",
+                                      object_type="pupil", object_id=pupil_id)
     flag = reads.pupil_flag(con, chosen.run_id, pupil_id) if chosen else None
     allowed = may_review(principal, flag)
     if not allowed.allowed or chosen is None or flag is None:

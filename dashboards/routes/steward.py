@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -20,9 +21,12 @@ from markupsafe import Markup
 from dashboards import reads, views
 from dashboards.charts import histogram_svg, lines_svg
 from dashboards.deps import Ctx, Warehouse, steward_page
-from dashboards.web import NotFound, render
+from dashboards.web import ID_PATTERN, IdQuery, NotFound, TermQuery, render
 
 router = APIRouter(prefix="/drift", tags=["steward"])
+
+RunId = Annotated[str, PathParam(max_length=100, pattern=ID_PATTERN)]
+ReportName = Annotated[str, PathParam(max_length=200)]
 
 
 @router.get("", response_class=HTMLResponse, dependencies=[Depends(steward_page("runs"))])
@@ -40,7 +44,7 @@ def steward_runs(request: Request, ctx: Ctx, con: Warehouse) -> Response:
 
 
 @router.get("/koersel/{run_id}", response_class=HTMLResponse, dependencies=[Depends(steward_page("run:{run_id}"))])
-def steward_run(request: Request, ctx: Ctx, run_id: str) -> Response:
+def steward_run(request: Request, ctx: Ctx, run_id: RunId) -> Response:
     """One run: its attempts, files, manifest and validation reports."""
     try:
         runs, sources = reads.read_run(ctx.state_dir, run_id)
@@ -58,7 +62,7 @@ def steward_run(request: Request, ctx: Ctx, run_id: str) -> Response:
 
 
 @router.get("/rapport/{run_id}/{name}", dependencies=[Depends(steward_page("report:{run_id}/{name}"))])
-def steward_report(ctx: Ctx, run_id: str, name: str) -> Response:
+def steward_report(ctx: Ctx, run_id: RunId, name: ReportName) -> Response:
     """A validation report of a run, sandboxed."""
     reports = dict(_run_reports(ctx.state_dir, run_id))
     if name not in reports:
@@ -70,7 +74,7 @@ def steward_report(ctx: Ctx, run_id: str, name: str) -> Response:
 
 
 @router.get("/kvalitet", response_class=HTMLResponse, dependencies=[Depends(steward_page("quality"))])
-def steward_quality(request: Request, ctx: Ctx, con: Warehouse, termin: str | None = None) -> Response:
+def steward_quality(request: Request, ctx: Ctx, con: Warehouse, termin: TermQuery = None) -> Response:
     """Failed expectations and quarantined rows per term and source."""
     if con is None:
         validation = quarantine = failures = reasons = pd.DataFrame()
@@ -89,7 +93,7 @@ def steward_quality(request: Request, ctx: Ctx, con: Warehouse, termin: str | No
 
 
 @router.get("/stabilitet", response_class=HTMLResponse, dependencies=[Depends(steward_page("stability"))])
-def steward_stability(request: Request, ctx: Ctx, con: Warehouse, termin: str | None = None) -> Response:
+def steward_stability(request: Request, ctx: Ctx, con: Warehouse, termin: TermQuery = None) -> Response:
     """Risk distribution over terms, tiers per term and feature drift (PSI)."""
     context: dict[str, Any] = {"summary": [], "histogram": None, "quantiles": None, "drift": [],
                                "term": None, "terms": [], "reference": [], "model_id": None, "tiers": []}
@@ -120,7 +124,7 @@ def steward_stability(request: Request, ctx: Ctx, con: Warehouse, termin: str | 
 
 
 @router.get("/model", response_class=HTMLResponse, dependencies=[Depends(steward_page("model"))])
-def steward_model(request: Request, ctx: Ctx, con: Warehouse, model: str | None = None) -> Response:
+def steward_model(request: Request, ctx: Ctx, con: Warehouse, model: IdQuery = None) -> Response:
     """A model's registry row and model card."""
     models = reads.all_models(con) if con is not None else []
     chosen = next((m for m in models if m.get("model_id") == model), None) if model else (

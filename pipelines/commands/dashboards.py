@@ -29,13 +29,16 @@ users_app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 EXIT_USAGE = 2
+#: Same meaning as in ``pipelines.cli``: the configuration is invalid (here: unsafe to start with).
+EXIT_CONFIG = 3
 
 
 def _store():  # noqa: ANN202 - AppStore, imported lazily to keep `ews --help` fast
     from dashboards.store import AppStore, app_db_path
     from ews.settings import get_settings
 
-    return AppStore(app_db_path(get_settings().state_dir))
+    settings = get_settings()
+    return AppStore(app_db_path(settings.state_dir), audit_key=settings.audit_key_bytes())
 
 
 def _read_password(password_env: str | None) -> str:
@@ -81,19 +84,38 @@ def serve(
 
     Reads the live warehouse read-only per request, so it keeps serving while a run writes.
     Authentication: EWS_DASHBOARD_AUTH_MODE=local (accounts from 'ews users') or sso (trust
-    the user header of the municipality's single sign-on proxy); see docs/dashboards.md.
+    the user header of the municipality's single sign-on proxy, which must also send
+    EWS_DASHBOARD_SSO_PROXY_SECRET; without it, or EWS_DASHBOARD_SSO_TRUSTED_PROXY=true on
+    loopback, the app refuses to start with exit 3); see docs/dashboards.md.
     """
     import uvicorn
 
     from dashboards.app import create_app
-    from dashboards.settings import DashboardSettings
+    from dashboards.settings import DashboardConfigError, DashboardSettings
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"[yellow]warning:[/] listening on {host}; put the app behind an HTTPS proxy and set "
-                  "EWS_DASHBOARD_COOKIE_SECURE=true", highlight=False)
     settings = DashboardSettings()
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    problem = settings.sso_problem()
+    if problem is None and settings.auth_mode == "sso" and settings.sso_trusted_proxy \
+            and settings.sso_proxy_secret is None and not loopback:
+        problem = (f"EWS_DASHBOARD_SSO_TRUSTED_PROXY=true trusts every client that reaches the app, so it "
+                   f"listens on loopback only, not on {host}; set EWS_DASHBOARD_SSO_PROXY_SECRET to listen "
+                   "elsewhere")
+    if problem:
+        err.print(f"[bold red]refusing to start:[/] {problem}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG)
+    if not loopback:
+        trust = ("local accounts with passwords" if settings.auth_mode == "local"
+                 else f"single sign-on: the user named in {settings.sso_header}, trusted only with the proxy secret")
+        err.print(f"[yellow]warning:[/] listening on {host} with authentication mode '{settings.auth_mode}' ({trust}); "
+                  "put the app behind an HTTPS proxy and set EWS_DASHBOARD_COOKIE_SECURE=true", highlight=False)
     out.print(f"Review app on http://{host}:{port}/ (authentication: {settings.auth_mode})", highlight=False)
-    uvicorn.run(create_app(dashboard=settings), host=host, port=port, log_level="warning",
+    try:
+        app = create_app(dashboard=settings)
+    except DashboardConfigError as exc:
+        err.print(f"[bold red]refusing to start:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    uvicorn.run(app, host=host, port=port, log_level="warning",
                 proxy_headers=settings.auth_mode == "sso", server_header=False)
 
 
@@ -165,6 +187,18 @@ def disable(
     _guard(lambda: store.set_active(username, enable))
     _audit(store, username, "enable" if enable else "disable")
     out.print(f"user '{username}' {'enabled' if enable else 'disabled'}", highlight=False)
+
+
+@users_app.command("unlock")
+def unlock(username: Annotated[str, typer.Argument(help="The account")]) -> None:
+    """Lift the lockout after repeated failed logins: earlier failures of this name no longer count.
+
+    A client address refused for too many failed logins is released when its window ends
+    (EWS_DASHBOARD_LOGIN_WINDOW_MINUTES).
+    """
+    store = _store()
+    _guard(lambda: store.unlock(username, by=f"cli:{getpass.getuser()}"))
+    out.print(f"user '{username}' unlocked", highlight=False)
 
 
 @users_app.command("passwd")

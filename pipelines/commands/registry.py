@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pipelines.commands.audit import audit_app
 from pipelines.commands.dashboards import serve, users_app
 from pipelines.commands.evaluate import evaluate
 from pipelines.commands.explain import explain
 
 COMMANDS: list[tuple[str, Callable[..., Any]]] = [("evaluate", evaluate), ("explain", explain), ("serve", serve)]
-GROUPS: list[tuple[str, Any]] = [("users", users_app)]
+GROUPS: list[tuple[str, Any]] = [("users", users_app), ("audit", audit_app)]

@@ -230,9 +230,13 @@ def test_times_are_shown_in_danish_local_time(value: object) -> None:
 
 
 def test_what_a_user_typed_is_escaped_in_the_audit_log(env: AppEnv, live: LiveServer) -> None:
+    # Issue 12: a malformed pupil id is refused before any lookup (400, audited without the
+    # value); the text a user types that does reach the log is a login name.
     with httpx.Client(base_url=live.url) as nina:
         login(nina, "nina")
-        assert nina.get("/elev/%3Csvg%20onload%3Dalert(1)%3E").status_code == 403
+        assert nina.get("/elev/%3Csvg%20onload%3Dalert(1)%3E").status_code == 400
+    with httpx.Client(base_url=live.url) as mallory:
+        assert login(mallory, "<svg onload=alert(1)>", "wrong-password-123").status_code == 401
     with httpx.Client(base_url=live.url) as stig:
         login(stig, "stig")
         page = stig.get("/revision").text
