@@ -3,7 +3,8 @@
 Exit codes: 0 done; 1 unexpected error; 2 wrong usage; 3 the config is invalid; 4 an input file
 or source is unusable (file-level validation); 5 another run holds the warehouse; 6 the run
 succeeded but the model did not pass the publication gate (the rule list, or no list, was
-published instead; the manifest's ``gate`` says why).
+published instead; the manifest's ``gate`` says why); 7 ``ews audit verify`` found the audit
+trail broken.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ app = typer.Typer(
         "Alle skal med: early-warning screening from grade 5.\n\n"
         "Loads a municipality's exports (attendance, assessments, service contacts) into a "
         "DuckDB warehouse, validates them, scores every pupil in grades 5-9 with a calibrated "
-        "model and writes a termly flag list per school network for professional review. "
+        "model and writes each school network's termly flag list as a working list for the UU "
+        "consultants, who review every flag before the network sees it (in 'ews serve'). "
         "A flag is a screening signal for people to weigh, never a decision about a child.\n\n"
         "State lives in EWS_STATE_DIR (default ./data). Exit codes: 0 ok, 1 unexpected error, "
         "2 usage, 3 invalid config, 4 unusable input file, 5 warehouse busy, 6 run succeeded but "
         "the model did not pass the publication gate (the best rule's list, or no list, was "
-        "published; see the manifest's 'gate')."
+        "published; see the manifest's 'gate'), 7 'ews audit verify' found the audit trail broken."
     ),
     no_args_is_help=True,
     add_completion=False,
