@@ -243,6 +243,12 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
         raise
     _validation_report(ctx, status, message, ingest)
     manifest = _manifest(ctx, status, message, ingest)
+    checkpoint = audit_checkpoint(settings)
+    if checkpoint is not None:
+        manifest["audit_checkpoint"] = checkpoint
+        if not checkpoint["intact"]:
+            manifest["warnings"].append("audit trail: the review app's audit log or reviews fail their "
+                                        "keyed chain; run 'ews audit verify' (" + checkpoint["summary"] + ")")
     write_manifest(manifest, manifest_path)
     record_run_end(settings.state_dir, run_id, attempt, status, _now(), message,
                    str(manifest_path), ingest.files)
@@ -254,6 +260,32 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
                                  description=f"Run {run_id} ({term})")
     logger.info("run %s succeeded", run_id)
     return manifest
+
+
+def audit_checkpoint(settings: Settings) -> dict[str, Any] | None:
+    """Checkpoint the review app's keyed audit chains at the end of a run (issue 12).
+
+    The heads of the audit log and the reviews are appended to the app's anchor file and kept in
+    the run's manifest, outside ``app.sqlite``, so that deleting the newest rows or rewriting the
+    log shows against a copy the app cannot change.
+
+    Args:
+        settings: The settings (state folder, audit key).
+
+    Returns:
+        ``intact``, ``summary`` and ``heads`` (table -> rows, head id, head hash); None when the
+        app has no store yet.
+    """
+    from dashboards.store import AppStore, app_db_path
+
+    path = app_db_path(settings.state_dir)
+    if not path.exists():
+        return None
+    store = AppStore(path, audit_key=settings.audit_key_bytes())
+    report = store.verify_chains()
+    heads = store.checkpoint()
+    return {"intact": bool(report.ok), "summary": report.summary(),
+            "heads": {h.table: {"rows": h.rows, "head_id": h.head_id, "head_hash": h.head_hash} for h in heads}}
 
 
 def _run_info(ctx: RunContext, status: str, message: str | None, ingest: IngestResult | None) -> dict[str, Any]:

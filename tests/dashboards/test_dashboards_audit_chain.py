@@ -207,3 +207,19 @@ def test_a_large_log_is_left_to_the_scheduled_verification(env: AppEnv, cli: typ
         login(stig, "stig")
         page = stig.get("/revision").text
     assert "for mange til at kontrollere ved hver visning" in page and "Seneste kørsel af" in page
+
+
+def test_the_termly_run_checkpoints_the_chains_and_warns_when_they_are_broken(tmp_path: Path) -> None:
+    from ews.settings import Settings
+    from pipelines.flows import audit_checkpoint
+
+    settings = Settings(state_dir=tmp_path, pseudonym_key="test-key-not-secret")
+    assert audit_checkpoint(settings) is None  # no app store yet: nothing to checkpoint
+    store = AppStore(tmp_path / "app.sqlite", hasher=FAST_HASHER, audit_key=settings.audit_key_bytes())
+    ids = _fill(store)
+    checkpoint = audit_checkpoint(settings)
+    assert checkpoint["intact"]
+    assert checkpoint["heads"]["audit_log"]["rows"] == 5 and checkpoint["heads"]["audit_log"]["head_id"] == ids[-1]
+    assert checkpoint["heads"]["reviews"]["rows"] == 2
+    _tamper(tmp_path, f"DELETE FROM audit_log WHERE audit_id = {ids[-1]}")
+    assert not audit_checkpoint(settings)["intact"]
