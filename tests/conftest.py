@@ -1,9 +1,24 @@
-"""Shared fixtures: an isolated state folder and Prefect home for every test session."""
+"""Shared fixtures: an isolated state folder and Prefect home, and one finished run per session.
+
+The finished run (``finished_run``) is ``ews demo`` over a small synthetic municipality: the
+previous and the current term through every stage (ingest, validation, features, model,
+publication gate, explanations, flag lists), as ``dssg/triage``'s ``finished_experiment``. The
+tests of every stage and of the app query it read-only; a test that must write (run again,
+break something) takes ``run_copy``, a private copy of its state folder.
+
+Which world gives which gate verdict: ``finished_run`` is the world whose model passes its
+publication gate (asserted in ``test_the_shared_run_passes_its_publication_gate``); the
+shuffled-label runs of ``tests/pipelines/test_publication_gate.py`` are the worlds where it
+fails.
+"""
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,11 +30,86 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
+#: The term of the shared finished run (the demo term) and the one before it.
+TERM = "2025/26-H1"
+PREVIOUS_TERM = "2024/25-H2"
+#: The pseudonymisation key of every test state folder (not a secret).
+TEST_KEY = "test-key-not-secret"
+
+
+def small_params():  # noqa: ANN201 - a SynthParams (imported late: conftest loads before any test)
+    """The small synthetic municipality of the shared run: 3 schools, 60 pupils a grade, from 2016/17."""
+    from pipelines.synth import SynthParams
+
+    return SynthParams(seed=11, schools=3, pupils_per_grade=60, first_school_year="2016/17", last_term=TERM)
+
+
+@dataclass
+class FinishedRun:
+    """A state folder after the demo's two successful termly runs, and the current term's manifest."""
+
+    state_dir: Path
+    synthetic_dir: Path
+    manifest: dict
+
+
+def use_state(monkeypatch: pytest.MonkeyPatch, state: Path, synthetic: Path) -> None:
+    """Point the settings at a state folder and a synthetic municipality."""
+    monkeypatch.setenv("EWS_STATE_DIR", str(state))
+    monkeypatch.setenv("EWS_CONFIG_PATH", str(synthetic / "municipality.yaml"))
+    monkeypatch.setenv("EWS_INBOX", str(synthetic / "exports"))
+    monkeypatch.setenv("EWS_PSEUDONYM_KEY", TEST_KEY)
+
 
 @pytest.fixture
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh EWS_STATE_DIR with a fixed pseudonymisation key."""
     state = tmp_path / "state"
     monkeypatch.setenv("EWS_STATE_DIR", str(state))
-    monkeypatch.setenv("EWS_PSEUDONYM_KEY", "test-key-not-secret")
+    monkeypatch.setenv("EWS_PSEUDONYM_KEY", TEST_KEY)
     return state
+
+
+@pytest.fixture(scope="session")
+def synthetic_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small synthetic municipality (exports, config, ground truth), written once per session.
+
+    Read-only: a test that changes it copies it first.
+    """
+    from rich.console import Console
+
+    from pipelines.demo import ensure_synthetic
+
+    out = tmp_path_factory.mktemp("synthetic") / "synthetic"
+    ensure_synthetic(out, small_params(), Console(file=io.StringIO()))  # marks the parameters
+    return out
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, synthetic_small: Path) -> FinishedRun:
+    """``ews demo`` over the small synthetic municipality (shared, read-only).
+
+    The synthetic files are copied into the state folder, where the demo keeps them; the demo
+    finds them written with its parameters and does not write them again.
+    """
+    from rich.console import Console
+
+    from pipelines.demo import run_demo
+
+    state = tmp_path_factory.mktemp("finished") / "state"
+    synthetic = state / "synthetic"
+    shutil.copytree(synthetic_small, synthetic)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_state(monkeypatch, state, synthetic)
+        manifest = run_demo(params=small_params(), console=Console(file=io.StringIO()))
+    return FinishedRun(state_dir=state, synthetic_dir=synthetic, manifest=manifest)
+
+
+@pytest.fixture
+def run_copy(finished_run: FinishedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FinishedRun:
+    """A private copy of the finished run's state (with its synthetic files), for tests that write."""
+    state = tmp_path / "state"
+    shutil.copytree(finished_run.state_dir, state, ignore=shutil.ignore_patterns("prefect"))
+    synthetic = state / finished_run.synthetic_dir.relative_to(finished_run.state_dir)
+    use_state(monkeypatch, state, synthetic)
+    return FinishedRun(state_dir=state, synthetic_dir=synthetic, manifest=finished_run.manifest)
