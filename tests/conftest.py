@@ -66,6 +66,21 @@ def use_state(monkeypatch: pytest.MonkeyPatch, state: Path, synthetic: Path) -> 
     monkeypatch.setenv("EWS_PSEUDONYM_KEY", TEST_KEY)
 
 
+@pytest.fixture(scope="session")
+def prefect_api_url() -> str:
+    """The session's Prefect server, for ``ews run`` in a subprocess (``PREFECT_API_URL``).
+
+    The same temporary server the in-process flows use (Prefect's ``SubprocessASGIServer``,
+    started once, stopped at exit), so a subprocess does not start one of its own (about
+    25 s on the loaded 2-core machine).
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=120)
+    return server.api_url
+
+
 @pytest.fixture
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh EWS_STATE_DIR with a fixed pseudonymisation key."""

@@ -90,13 +90,13 @@ def test_a_run_that_fails_part_way_leaves_the_warehouse_as_before(run_copy, monk
     assert json.loads(Path(failed[0][1]).read_text(encoding="utf-8"))["status"] == "failed"
 
 
-def test_a_killed_run_leaves_the_warehouse_as_before(run_copy):
+def test_a_killed_run_leaves_the_warehouse_as_before(run_copy, prefect_api_url):
     paths = WarehousePaths(run_copy.state_dir)
     before = content_digest(paths.warehouse)
     staging = paths.warehouse.with_name(paths.warehouse.name + ".staging")
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "run", "--term", "2024/25-H2"],
-        env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "PREFECT_API_URL": prefect_api_url}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 180
