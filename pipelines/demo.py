@@ -43,13 +43,16 @@ def ensure_synthetic(out: Path, params: Any, console: Console) -> None:
 
 
 def run_demo(*, pupils_per_grade: int = 1000, schools: int = 20,
-             console: Console | None = None) -> dict[str, Any]:
+             console: Console | None = None, params: Any | None = None) -> dict[str, Any]:
     """Synthesise, run the previous and the current term, and summarise.
 
     Args:
         pupils_per_grade: Pupils per grade.
         schools: Number of schools.
         console: Where to print progress and the summary.
+        params: The synthetic municipality's ``SynthParams`` in full (size, seed, span),
+            instead of ``pupils_per_grade`` and ``schools``; its ``last_term`` must be the demo
+            term. The tests' shared finished run uses it for a small municipality.
 
     Returns:
         The manifest of the current term's run.
@@ -59,7 +62,9 @@ def run_demo(*, pupils_per_grade: int = 1000, schools: int = 20,
 
     console = console or Console(stderr=True)
     settings = get_settings()
-    params = SynthParams(schools=schools, pupils_per_grade=pupils_per_grade, last_term=DEMO_TERM)
+    params = params or SynthParams(schools=schools, pupils_per_grade=pupils_per_grade, last_term=DEMO_TERM)
+    if params.last_term != DEMO_TERM:
+        raise ValueError(f"the demo runs {DEMO_TERM}; the synthetic data end in {params.last_term}")
     ensure_synthetic(settings.synthetic_dir, params, console)
     manifest: dict[str, Any] = {}
     for term in (str(Term.parse(DEMO_TERM).previous()), DEMO_TERM):

@@ -33,7 +33,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_app_answers_and_stores_a_review_while_a_run_writes(env: AppEnv, live: LiveServer, synthetic: Path,
-                                                            tmp_path: Path) -> None:
+                                                            tmp_path: Path, prefect_api_url: str) -> None:
     # The sample's made-up run log would trip the run's volume check against the real exports.
     (env.state_dir / "runs.duckdb").unlink()
     staging = env.state_dir / "warehouse.duckdb.staging"
@@ -41,7 +41,8 @@ def test_app_answers_and_stores_a_review_while_a_run_writes(env: AppEnv, live: L
     run_env = {**os.environ, "EWS_STATE_DIR": str(env.state_dir),
                "EWS_CONFIG_PATH": str(synthetic / "municipality.yaml"), "EWS_INBOX": str(synthetic / "exports"),
                "EWS_PSEUDONYM_KEY": "test-key-not-secret", "PREFECT_HOME": str(tmp_path / "prefect"),
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+               "PREFECT_API_URL": prefect_api_url}  # the session's server: no start-up of its own
     statuses: list[tuple[str, int]] = []
     with httpx.Client(base_url=live.url, timeout=30) as vera, httpx.Client(base_url=live.url, timeout=30) as stig:
         login(vera, "vera")

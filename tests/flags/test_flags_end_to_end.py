@@ -1,5 +1,8 @@
 """END-TO-END (slow): ``ews demo`` on a small synthetic municipality, then the flag-list files.
 
+The demo run is the session's shared finished run (``finished_run`` in ``tests/conftest.py``:
+3 schools, 60 pupils a grade, from 2016/17; it used to be a 6-school, 120-pupil demo of its own).
+
 Opens every network's Excel, PDF and CSV written by the demo run and checks the Danish headers,
 the counts against the run manifest, that no pupil of another network appears, that every
 pupil of the run is explained with contributions that add up, and the agreement of the reasons
@@ -8,19 +11,18 @@ with the generator's known causes.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import openpyxl
 import pytest
-from rich.console import Console
 
 from ews.warehouse import open_readonly
 from flags.excel import HEADER_ROW
 from flags.export import LIST_HEADERS, WORKLIST_SUFFIX
 from flags.labels import DISCLAIMER_DA, LIST_AUDIENCE_NOTE_DA, LIST_TITLE_DA
 from models.explain import check_stored_additivity
+from tests.conftest import TEST_KEY
 from tests.flags.flag_fixtures import pdf_text
 
 #: Row 1 of the UU working list (Excel) and line 1 of its CSV: the sentence and who it is for.
@@ -34,18 +36,12 @@ def _flags_stage_wired() -> bool:
     return any("flag" in name for name, _ in stages.STAGES)
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+@pytest.fixture
+def demo(finished_run):
+    """The state folder and the current term's manifest of ``ews demo`` (shared, read-only)."""
     if not _flags_stage_wired():
         pytest.skip("the flag-list stage is not in pipelines/stages.py yet")
-    from pipelines.demo import run_demo
-
-    state = tmp_path_factory.mktemp("demo-state")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EWS_STATE_DIR", str(state))
-        patch.setenv("EWS_PSEUDONYM_KEY", "end-to-end-key")
-        manifest = run_demo(pupils_per_grade=120, schools=6, console=Console(file=io.StringIO()))
-    return state, manifest
+    return finished_run.state_dir, finished_run.manifest
 
 
 def _path(manifest: dict, text: str) -> Path:
@@ -107,7 +103,7 @@ def test_the_reasons_agree_with_the_known_causes_for_a_clear_majority(demo):
     state, manifest = demo
     with open_readonly(state) as con:
         flags = read_flag_lists(con, manifest["run_id"])
-    truth = read_ground_truth(state / "synthetic" / "ground_truth" / "pupils.csv", b"end-to-end-key")
+    truth = read_ground_truth(state / "synthetic" / "ground_truth" / "pupils.csv", TEST_KEY.encode())
     agreement = reason_agreement(flags, truth)
     if not manifest["gate"]["passed"]:  # a rule list: the reasons are the rule's criteria
         assert set(flags["list_basis"]) == {manifest["gate"]["list_basis"]}
@@ -162,8 +158,11 @@ def test_no_file_a_run_writes_names_an_unreviewed_child_except_the_uu_working_li
     assert named_in >= 3  # the grep finds the names where they are (the UU lists)
 
 
-def test_after_one_review_through_the_app_the_networks_files_name_that_pupil_alone(demo, tmp_path):
-    """The demo's state, served by the app: nobody named before a review, then the reviewed pupil alone."""
+def test_after_one_review_through_the_app_the_networks_files_name_that_pupil_alone(run_copy, tmp_path):
+    """The demo's state, served by the app: nobody named before a review, then the reviewed pupil alone.
+
+    The app writes its store into the state folder: a private copy of the shared run's.
+    """
     import httpx
 
     from dashboards.app import create_app
@@ -172,7 +171,7 @@ def test_after_one_review_through_the_app_the_networks_files_name_that_pupil_alo
     from ews.settings import Settings
     from tests.dashboards.dashboard_helpers import FAST_HASHER, LiveServer, csrf_of, login
 
-    state, manifest = demo
+    state, manifest = run_copy.state_dir, run_copy.manifest
     with open_readonly(state) as con:
         flagged = con.execute(
             "SELECT pupil_id, network_id, school_code, term FROM flags_pupil_term WHERE run_id = $r "

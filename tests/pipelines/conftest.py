@@ -1,61 +1,30 @@
-"""The finished-run fixture: a small synthetic municipality through one termly run."""
+"""Fixtures of the pipeline tests.
+
+The session's finished run and the state helpers live in ``tests/conftest.py`` (re-exported
+here for the test modules' ``from .conftest import ...``). The one-school world is shared by the
+model matrix (its ``small`` world) and the publication-gate tests (its unshuffled and shuffled
+runs): same size, same files, one generation and one unshuffled run.
+"""
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
-from pipelines.synth import SynthParams, generate_municipality
+from tests.conftest import PREVIOUS_TERM, TERM, TEST_KEY, FinishedRun, small_params, use_state
+from tests.pipelines.model_matrix import WorldResult, ci_worlds, run_world
 
-TERM = "2025/26-H1"
-SMALL = SynthParams(seed=11, schools=3, pupils_per_grade=60, first_school_year="2016/17", last_term=TERM)
+__all__ = ["PREVIOUS_TERM", "TERM", "TEST_KEY", "FinishedRun", "small_params", "use_state"]
 
-
-@dataclass
-class FinishedRun:
-    """A state folder after one successful run, and its manifest."""
-
-    state_dir: Path
-    synthetic_dir: Path
-    manifest: dict
+#: The matrix world the publication-gate tests also use (1 school, 60 pupils a grade).
+ONE_SCHOOL_WORLD = "small"
 
 
 @pytest.fixture(scope="session")
-def synthetic_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small synthetic municipality, written once per session."""
-    out = tmp_path_factory.mktemp("synthetic") / "synthetic"
-    generate_municipality(out, SMALL)
-    return out
+def one_school_world(tmp_path_factory: pytest.TempPathFactory) -> WorldResult:
+    """The model matrix's one-school world through the whole termly run (with the flag lists).
 
-
-def use_state(monkeypatch: pytest.MonkeyPatch, state: Path, synthetic: Path) -> None:
-    """Point the settings at a state folder and a synthetic municipality."""
-    monkeypatch.setenv("EWS_STATE_DIR", str(state))
-    monkeypatch.setenv("EWS_CONFIG_PATH", str(synthetic / "municipality.yaml"))
-    monkeypatch.setenv("EWS_INBOX", str(synthetic / "exports"))
-    monkeypatch.setenv("EWS_PSEUDONYM_KEY", "test-key-not-secret")
-
-
-@pytest.fixture(scope="session")
-def finished_run(tmp_path_factory: pytest.TempPathFactory, synthetic_small: Path) -> FinishedRun:
-    """One successful termly run over the small synthetic municipality (shared, read-only)."""
-    from pipelines.flows import termly_flow
-
-    state = tmp_path_factory.mktemp("finished") / "state"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_state(monkeypatch, state, synthetic_small)
-        manifest = termly_flow(TERM)
-    return FinishedRun(state_dir=state, synthetic_dir=synthetic_small, manifest=manifest)
-
-
-@pytest.fixture
-def run_copy(finished_run: FinishedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FinishedRun:
-    """A private copy of the finished run's state, for tests that run again or break things."""
-    state = tmp_path / "state"
-    shutil.copytree(finished_run.state_dir, state, ignore=shutil.ignore_patterns("prefect"))
-    use_state(monkeypatch, state, finished_run.synthetic_dir)
-    return FinishedRun(state_dir=state, synthetic_dir=finished_run.synthetic_dir,
-                       manifest=finished_run.manifest)
+    The matrix reads its evaluation against the oracle; the publication-gate tests read its run
+    (which list was published) and shuffle the labels of a copy of its files (``synthetic``).
+    """
+    world = next(w for w in ci_worlds() if w.name == ONE_SCHOOL_WORLD)
+    return run_world(world, tmp_path_factory.mktemp("one-school"), full_pipeline=True)

@@ -21,10 +21,14 @@ WORLDS = {world.name: world for world in ci_worlds()}
 
 
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory: pytest.TempPathFactory) -> dict[str, WorldResult]:
-    """Every CI world, run once for the module."""
+def matrix(tmp_path_factory: pytest.TempPathFactory, one_school_world: WorldResult) -> dict[str, WorldResult]:
+    """Every CI world, run once for the module (the one-school world is the session's, shared
+    with the publication-gate tests)."""
     results = {}
     for name, world in WORLDS.items():
+        if name == one_school_world.world.name:
+            results[name] = one_school_world
+            continue
         results[name] = run_world(world, tmp_path_factory.mktemp(f"matrix_{name}"))
     figures = [r.figures for r in results.values()]
     print("\nmodel matrix:\n" + "\n".join(json.dumps(f) for f in figures))

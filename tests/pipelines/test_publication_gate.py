@@ -5,6 +5,12 @@ the best rule's list (labelled in every file), warns with the figures, and ``ews
 With ``publication.on_gate_failure: no_list`` no list is written. On the unshuffled school the
 run either publishes a model that passed or the rule list with the warning, never a
 constant-risk list.
+
+The school is the model matrix's one-school world (``one_school_world`` in ``conftest.py``): its
+unshuffled run is the matrix's, and the shuffled runs start from a copy of its files. The
+shuffled runs are the worlds where the model fails its gate (``shuffled_run``, and the
+``no_list`` run, which reuses the shuffled run's trained model: same files, same model
+configuration). The session's ``finished_run`` is the world where it passes.
 """
 
 from __future__ import annotations
@@ -21,18 +27,15 @@ from typer.testing import CliRunner
 
 from ews.warehouse import open_readonly
 from flags.labels import DISCLAIMER_DA
-from pipelines.synth import SynthParams, generate_municipality
+from tests.pipelines.model_matrix import WorldResult
 
 from .conftest import TERM, use_state
 
-ONE_SCHOOL = SynthParams(seed=5, schools=1, pupils_per_grade=60, first_school_year="2016/17", last_term=TERM)
-
 
 @pytest.fixture(scope="module")
-def one_school(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("one-school") / "synthetic"
-    generate_municipality(out, ONE_SCHOOL)
-    return out
+def one_school(one_school_world: WorldResult) -> Path:
+    """The one-school municipality's files (read-only: the shuffles copy them)."""
+    return one_school_world.state_dir.parent / "synthetic"
 
 
 def shuffle_outcomes(synthetic: Path, target: Path, seed: int = 0) -> Path:
@@ -126,8 +129,12 @@ def test_ews_run_prints_the_warning_and_exits_6(shuffled_run, monkeypatch):
     assert "6 run succeeded but" in " ".join(help_text.split())
 
 
-def test_no_list_writes_no_list(one_school, tmp_path, monkeypatch):
-    synthetic = shuffle_outcomes(one_school, tmp_path / "synthetic", seed=1)
+def test_no_list_writes_no_list(shuffled_run, tmp_path, monkeypatch):
+    shuffled_state, _manifest = shuffled_run
+    synthetic = tmp_path / "synthetic"
+    shutil.copytree(shuffled_state.parent / "synthetic", synthetic)
+    # the shuffled run's model: same files and model configuration, so it is reused, not retrained
+    shutil.copytree(shuffled_state / "models", tmp_path / "state" / "models")
     config = synthetic / "municipality.yaml"
     document = yaml.safe_load(config.read_text(encoding="utf-8"))
     document["publication"] = {"on_gate_failure": "no_list"}
@@ -142,11 +149,10 @@ def test_no_list_writes_no_list(one_school, tmp_path, monkeypatch):
     assert count == 0
 
 
-def test_one_school_publishes_a_model_that_passed_or_the_rule_list_never_a_constant_risk(one_school, tmp_path,
-                                                                                       monkeypatch):
-    manifest = run_state(monkeypatch, tmp_path / "state", one_school)
+def test_one_school_publishes_a_model_that_passed_or_the_rule_list_never_a_constant_risk(one_school_world):
+    manifest = one_school_world.manifest
     gate = manifest["gate"]
-    with open_readonly(tmp_path / "state") as con:
+    with open_readonly(one_school_world.state_dir) as con:
         bases = {r[0] for r in con.execute("SELECT DISTINCT list_basis FROM flags_pupil_term WHERE run_id = $r",
                                            {"r": manifest["run_id"]}).fetchall()}
     if gate["passed"]:
