@@ -306,9 +306,11 @@ def demo(
     Writes the synthetic exports, runs the previous term and the current term (so the flag
     lists can say what changed), and ends with a summary of what was produced and where.
     """
+    from pipelines.children import start_child_watchdog
     from pipelines.demo import run_demo
 
     _prepare_environment()
+    start_child_watchdog()
     manifest = run_guarded(lambda: run_demo(pupils_per_grade=pupils_per_grade, schools=schools,
                                             console=err))
     _report_manifest(manifest, json_output)

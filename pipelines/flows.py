@@ -5,10 +5,12 @@ One termly run:
 
     config (validated in full) -> find files, hash them -> run id -> run log 'running'
     -> staged warehouse: ingest + validation -> features -> model -> scores -> explanations
-    -> flag lists -> swap in -> manifest, artifacts -> run log 'succeeded'
+    -> flag lists -> publish (one pointer switch for both stores) -> manifest, artifacts
+    -> run log 'succeeded'
 
-A failure anywhere discards the staged copy (the live warehouse is untouched), logs the run as
-'failed' with its message and writes a manifest with status 'failed'.
+A failure anywhere discards the new version (the published stores are untouched), logs the run
+as 'failed' with its message and writes a manifest with status 'failed'. A killed run is
+marked 'killed' by the next run (``ews.warehouse.record_run_start``).
 """
 
 from __future__ import annotations
