@@ -34,6 +34,8 @@ from ews.config import ConfigError, MunicipalityConfig, config_hash, load_config
 from ews.settings import Settings, get_settings
 from ews.terms import Term
 from ews.warehouse import (
+    IDENTITY_FILE,
+    WAREHOUSE_FILE,
     WarehousePaths,
     WriteSession,
     open_runlog,
@@ -322,6 +324,7 @@ def _logger(publish: bool):  # noqa: ANN202 - a logging.Logger or Prefect's adap
 def _manifest(ctx: RunContext, status: str, message: str | None,
               ingest: IngestResult | None) -> dict[str, Any]:
     paths = WarehousePaths(ctx.settings.state_dir)
+    published = paths.published()  # the version published now (this run's, when it succeeded)
     ended = _now()
     validation: dict[str, Any] = {}
     coverage = ctx.extra.get("coverage", {})
@@ -340,8 +343,8 @@ def _manifest(ctx: RunContext, status: str, message: str | None,
         "config_hash": ctx.config_hash,
         "code_version": ctx.code_version,
         "data_snapshot": ctx.data_snapshot,
-        "warehouse": str(paths.warehouse.resolve()),
-        "identity_store": str(paths.identity.resolve()),
+        "warehouse": str((published / WAREHOUSE_FILE).resolve()),
+        "identity_store": str((published / IDENTITY_FILE).resolve()),
         "run_log": str(paths.runlog.resolve()),
         "sources": source_entries(ingest.files) if ingest is not None else [],
         "warnings": [*(ingest.warnings if ingest is not None else []), *coverage.get("notes", []),
