@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 import uuid
@@ -180,7 +181,7 @@ def staged_write(state_dir: Path) -> Iterator[WriteSession]:
         try:
             for file_name in (WAREHOUSE_FILE, IDENTITY_FILE):
                 if (previous / file_name).exists():
-                    shutil.copy2(previous / file_name, partial / file_name)
+                    _copy(previous / file_name, partial / file_name)
             con = duckdb.connect(str(partial / WAREHOUSE_FILE))
             identity = duckdb.connect(str(partial / IDENTITY_FILE))
         except BaseException:
@@ -219,6 +220,15 @@ def staged_write(state_dir: Path) -> Iterator[WriteSession]:
         _publish_step("cleanup")
         _remove_old_versions(paths, keep={name, previous.name},
                              keep_unversioned=previous == state_dir)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy a store into a new version: a reflink (free) on a copy-on-write file system."""
+    try:
+        subprocess.run(["cp", "--reflink=auto", "--preserve=timestamps", str(source), str(target)],
+                       check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        shutil.copy2(source, target)
 
 
 def _fsync(path: Path) -> None:

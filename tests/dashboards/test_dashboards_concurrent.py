@@ -81,6 +81,7 @@ def test_app_answers_and_stores_a_review_while_a_run_writes(env: AppEnv, live: L
                 run.kill()
         # 6: the run succeeded but a model on 80 pupils a grade did not pass the publication gate
         assert run.returncode in (0, 6), stderr[-3000:]
+        assert "nanobind" not in stderr  # no binding noise at exit (issue 17)
         assert reviewed_during_run, "the run ended before the staged copy was seen"
         assert len(statuses) > 10
         assert [s for s in statuses if s[1] not in (200, 303)] == []
