@@ -815,6 +815,7 @@ def mark_killed_runs(state_dir: Path, found_by: str, now: object) -> list[tuple[
         ``(run_id, attempt)`` of the executions marked.
     """
     host = socket.gethostname()
+    when = now.strftime("%Y-%m-%d %H:%M:%S") if hasattr(now, "strftime") else str(now)
     with open_runlog(state_dir) as con:
         running = con.execute(
             "SELECT run_id, attempt, pid, host, process_start FROM runs WHERE status = 'running'"
@@ -832,7 +833,7 @@ def mark_killed_runs(state_dir: Path, found_by: str, now: object) -> list[tuple[
                 "UPDATE runs SET status = 'killed', message = $message "
                 "WHERE run_id = $run_id AND attempt = $attempt AND status = 'running'",
                 {"run_id": run_id, "attempt": attempt,
-                 "message": f"killed or crashed: {why}; found at {now} UTC by run {found_by}"})
+                 "message": f"killed or crashed: {why}; found at {when} UTC by run {found_by}"})
     return [(run_id, attempt) for run_id, attempt, _ in gone]
 
 
