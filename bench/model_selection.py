@@ -2,7 +2,7 @@
 
 Usage (from the repository root, on a warehouse the pipeline built, e.g. after `ews demo`):
 
-    .venv/bin/python bench/model_selection.py --warehouse data/warehouse.duckdb \
+    .venv/bin/python bench/model_selection.py --warehouse data/versions/$(cat data/CURRENT)/warehouse.duckdb \
         --config data/synthetic/municipality.yaml
 
 Each step runs in a fresh process on its own copy of the warehouse and a fresh models folder,

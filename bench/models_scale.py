@@ -3,7 +3,8 @@
 Usage (from the repository root):
 
     # on a warehouse the pipeline built (e.g. from `ews synth` + `ews run`):
-    .venv/bin/python bench/models_scale.py --warehouse data/warehouse.duckdb --config data/synthetic/municipality.yaml
+    .venv/bin/python bench/models_scale.py --warehouse data/versions/$(cat data/CURRENT)/warehouse.duckdb \
+        --config data/synthetic/municipality.yaml
     # on a simulated clean warehouse (no ingest), Herning or national size:
     .venv/bin/python bench/models_scale.py --size herning
     .venv/bin/python bench/models_scale.py --size national

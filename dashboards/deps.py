@@ -21,7 +21,7 @@ from fastapi import Depends, Request
 
 from dashboards.access import STEWARD_ROLES, Principal
 from dashboards.web import AppContext, Forbidden, LoginRequired, audit
-from ews.warehouse import WarehousePaths
+from ews.warehouse import WAREHOUSE_FILE, WarehousePaths
 from ews.warehouse import open_readonly as open_snapshot
 
 
@@ -129,10 +129,11 @@ def get_warehouse(ctx: Ctx) -> Iterator[duckdb.DuckDBPyConnection | None]:
     The file is attached read-only to a fresh in-memory database (``ews.warehouse.open_readonly``),
     so a run that swaps in a new warehouse never blocks or changes this request's view.
     """
-    if not WarehousePaths(ctx.state_dir).warehouse.exists():
+    version = WarehousePaths(ctx.state_dir).published()  # resolved once per request
+    if not (version / WAREHOUSE_FILE).exists():
         yield None
         return
-    with open_snapshot(ctx.state_dir) as con:
+    with open_snapshot(ctx.state_dir, version=version) as con:
         yield con
 
 

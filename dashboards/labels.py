@@ -41,6 +41,7 @@ RUN_STATUSES: dict[str, str] = {
     "running": "Kører",
     "succeeded": "Gennemført",
     "failed": "Fejlet",
+    "killed": "Afbrudt (processen var væk)",
 }
 
 AUDIT_ACTIONS: dict[str, str] = {

@@ -26,6 +26,7 @@ from dashboards.store import AppStore
 from ews.config import ConfigError, MunicipalityConfig, load_config
 from ews.settings import Settings
 from ews.warehouse import open_readonly as open_snapshot
+from ews.warehouse import snapshot_version
 
 PACKAGE_DIR = Path(__file__).parent
 SESSION_COOKIE = "ews_session"
@@ -284,10 +285,18 @@ def term_run(con: Any, requested: str | None) -> tuple[reads.TermRun | None, lis
     return (terms[0] if terms else None), terms
 
 
-def names(ctx: AppContext, pupil_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Names and classes of the given pupils (only these) from the identity store."""
+def names(ctx: AppContext, pupil_ids: list[str], con: Any = None) -> dict[str, dict[str, Any]]:
+    """Names and classes of the given pupils (only these) from the identity store.
+
+    Args:
+        ctx: The app's context.
+        pupil_ids: The pupils.
+        con: The request's warehouse connection: the names come from the same published
+            version as its rows (default: the version published now).
+    """
+    version = snapshot_version(con) if con is not None else None
     try:
-        with open_snapshot(ctx.state_dir, identity=True) as identity:
+        with open_snapshot(ctx.state_dir, identity=True, version=version) as identity:
             return reads.identities(identity, pupil_ids)
     except FileNotFoundError:
         return {}

@@ -25,3 +25,7 @@ CREATE TABLE IF NOT EXISTS run_sources (
     rows_loaded BIGINT NOT NULL,
     rows_quarantined BIGINT NOT NULL
 );
+-- who ran an execution, so that a later run can tell a killed attempt from a live one
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS pid INTEGER;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS host VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS process_start BIGINT;

@@ -12,8 +12,11 @@ import fcntl
 import hashlib
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +30,9 @@ import pandas as pd
 WAREHOUSE_FILE = "warehouse.duckdb"
 IDENTITY_FILE = "identity.duckdb"
 RUNLOG_FILE = "runs.duckdb"
+POINTER_FILE = "CURRENT"
+VERSIONS_DIR = "versions"
+PARTIAL_SUFFIX = ".partial"
 
 #: Stage prefixes a table name must start with (or be one of the bookkeeping tables).
 STAGE_PREFIXES = (
@@ -42,19 +48,50 @@ class WarehouseBusyError(RuntimeError):
 
 @dataclass(frozen=True)
 class WarehousePaths:
-    """Where the warehouse files of one state folder live."""
+    """Where the warehouse files of one state folder live.
+
+    Each published version of the two stores is a folder ``versions/<version>/`` holding
+    ``warehouse.duckdb`` and ``identity.duckdb``; the one-line file ``CURRENT`` names the
+    published version and is replaced atomically (``os.replace``) to publish the next one. A
+    state folder from before versions (the two files directly in it, no ``CURRENT``) is read
+    as it is until the first run publishes a version.
+    """
 
     state_dir: Path
 
     @property
+    def pointer(self) -> Path:
+        """The file naming the published version."""
+        return self.state_dir / POINTER_FILE
+
+    @property
+    def versions(self) -> Path:
+        """The folder of the versions."""
+        return self.state_dir / VERSIONS_DIR
+
+    def published(self) -> Path:
+        """The folder of the published version, read once (the state folder before any version).
+
+        Readers that need both stores in one request call this once and open both files of
+        the folder it names, so they never mix two versions.
+        """
+        try:
+            name = self.pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return self.state_dir
+        if not name or "/" in name or name.startswith("."):
+            raise RuntimeError(f"{self.pointer}: does not name a version ({name!r})")
+        return self.versions / name
+
+    @property
     def warehouse(self) -> Path:
-        """The analytic warehouse (pseudonyms only)."""
-        return self.state_dir / WAREHOUSE_FILE
+        """The published analytic warehouse (pseudonyms only)."""
+        return self.published() / WAREHOUSE_FILE
 
     @property
     def identity(self) -> Path:
-        """The identity store (names and classes per pseudonym)."""
-        return self.state_dir / IDENTITY_FILE
+        """The published identity store (names and classes per pseudonym)."""
+        return self.published() / IDENTITY_FILE
 
     @property
     def runlog(self) -> Path:
@@ -76,8 +113,12 @@ class WriteSession:
     state_dir: Path | None = None
 
 
-def _staging(path: Path) -> Path:
-    return path.with_name(path.name + ".staging")
+#: The steps of a publication, in order (a test injects a failure or a kill at each).
+PUBLISH_STEPS = ("checkpoint", "close", "fsync", "seal", "pointer_written", "switch", "cleanup")
+
+
+def _publish_step(step: str) -> None:
+    """Mark a step of the publication (a no-op; tests replace it to fail or die there)."""
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -103,14 +144,22 @@ def ensure_identity_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 @contextmanager
 def staged_write(state_dir: Path) -> Iterator[WriteSession]:
-    """Open staged copies of the warehouse and identity store for one run.
+    """Open a new version of the warehouse and identity store for one run.
+
+    The published stores are copied into a new folder ``versions/<version>.partial/``; the run
+    writes the copies. When the block ends normally both are checkpointed, closed and synced,
+    the folder is renamed to ``versions/<version>/`` and the pointer file ``CURRENT`` is
+    replaced by one naming it: that one ``os.replace`` publishes both stores together. When
+    the block raises (or the process is killed) before that, the published version is
+    untouched and the partial folder is removed (by the next run, after a kill). After the
+    switch, versions older than the one just replaced are removed; the one just replaced is
+    kept for readers that resolved the pointer just before the switch.
 
     Args:
         state_dir: The state folder.
 
     Yields:
-        Connections to the staged copies. When the block ends normally both copies are
-        checkpointed and swapped into place; when it raises, they are discarded.
+        Connections to the new version's stores.
 
     Raises:
         WarehouseBusyError: When another run is writing.
@@ -124,37 +173,97 @@ def staged_write(state_dir: Path) -> Iterator[WriteSession]:
             raise WarehouseBusyError(
                 f"{paths.warehouse}: another run is writing the warehouse; wait for it to end"
             ) from exc
-        targets = (paths.warehouse, paths.identity)
-        for leftover in state_dir.glob(".ingest-*"):
-            # the scratch store of an ingest that was killed
-            shutil.rmtree(leftover, ignore_errors=True)
-        for target in targets:
-            staging = _staging(target)
-            for leftover in (staging, staging.with_name(staging.name + ".wal")):
-                leftover.unlink(missing_ok=True)
-            if target.exists():
-                shutil.copy2(target, staging)
-        con = duckdb.connect(str(_staging(paths.warehouse)))
-        identity = duckdb.connect(str(_staging(paths.identity)))
+        _remove_leftovers(paths)
+        previous = paths.published()
+        name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        partial = paths.versions / (name + PARTIAL_SUFFIX)
+        partial.mkdir(parents=True)
+        try:
+            for file_name in (WAREHOUSE_FILE, IDENTITY_FILE):
+                if (previous / file_name).exists():
+                    _copy(previous / file_name, partial / file_name)
+            con = duckdb.connect(str(partial / WAREHOUSE_FILE))
+            identity = duckdb.connect(str(partial / IDENTITY_FILE))
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         try:
             ensure_schema(con)
             ensure_identity_schema(identity)
             yield WriteSession(con=con, identity=identity, state_dir=state_dir)
+            _publish_step("checkpoint")
             for connection in (con, identity):
                 connection.execute("CHECKPOINT")
+            _publish_step("close")
+            con.close()
+            identity.close()
+            _publish_step("fsync")
+            for file_name in (WAREHOUSE_FILE, IDENTITY_FILE):
+                _fsync(partial / file_name)
+            _publish_step("seal")
+            version = paths.versions / name
+            os.replace(partial, version)
+            _fsync(paths.versions)
+            _publish_step("pointer_written")
+            pending = state_dir / (POINTER_FILE + ".next")
+            pending.write_text(name + "\n", encoding="utf-8")
+            _fsync(pending)
         except BaseException:
             con.close()
             identity.close()
-            for target in targets:
-                _staging(target).unlink(missing_ok=True)
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(paths.versions / name, ignore_errors=True)
             raise
-        con.close()
-        identity.close()
-        for target in (paths.identity, paths.warehouse):
-            staging = _staging(target)
-            with open(staging, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(staging, target)
+        _publish_step("switch")
+        os.replace(pending, paths.pointer)  # the publication: one atomic rename
+        _fsync(state_dir)
+        _publish_step("cleanup")
+        _remove_old_versions(paths, keep={name, previous.name},
+                             keep_unversioned=previous == state_dir)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy a store into a new version: a reflink (free) on a copy-on-write file system."""
+    try:
+        subprocess.run(["cp", "--reflink=auto", "--preserve=timestamps", str(source), str(target)],
+                       check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        shutil.copy2(source, target)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or folder to disk."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _remove_leftovers(paths: WarehousePaths) -> None:
+    """Remove what a killed run left behind: its scratch store and unpublished version."""
+    for leftover in paths.state_dir.glob(".ingest-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    (paths.state_dir / (POINTER_FILE + ".next")).unlink(missing_ok=True)
+    if paths.versions.exists():
+        for leftover in paths.versions.glob("*" + PARTIAL_SUFFIX):
+            shutil.rmtree(leftover, ignore_errors=True)
+    for file_name in (WAREHOUSE_FILE, IDENTITY_FILE):
+        # the staging files of the layout before versions
+        staging = paths.state_dir / (file_name + ".staging")
+        for leftover in (staging, staging.with_name(staging.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+
+
+def _remove_old_versions(paths: WarehousePaths, keep: set[str], keep_unversioned: bool) -> None:
+    """Remove every version but ``keep``, and the unversioned stores unless just replaced."""
+    for folder in paths.versions.iterdir():
+        if folder.name not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    if not keep_unversioned:
+        for file_name in (WAREHOUSE_FILE, IDENTITY_FILE):
+            for leftover in (paths.state_dir / file_name, paths.state_dir / (file_name + ".wal")):
+                leftover.unlink(missing_ok=True)
 
 
 def _sql(name: str) -> str:
@@ -491,26 +600,29 @@ class IngestStore:
 
 
 @contextmanager
-def open_readonly(state_dir: Path, identity: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the live warehouse (or identity store).
+def open_readonly(state_dir: Path, identity: bool = False, version: Path | None = None
+                  ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the published warehouse (or identity store).
 
     Args:
         state_dir: The state folder.
         identity: Open the identity store instead of the warehouse.
+        version: The version folder to read (``WarehousePaths.published()``, resolved once
+            by a reader that opens both stores); default: the published one now.
 
     Yields:
-        A read-only connection; it never blocks a run, which writes a staged copy.
+        A read-only connection; it never blocks a run, which writes a new version.
 
     Raises:
         FileNotFoundError: When no run has created the file yet.
     """
-    paths = WarehousePaths(state_dir)
-    path = paths.identity if identity else paths.warehouse
+    folder = version if version is not None else WarehousePaths(state_dir).published()
+    path = folder / (IDENTITY_FILE if identity else WAREHOUSE_FILE)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no warehouse yet; run 'ews run --term TERM' first")
     # Attach to a fresh in-memory database: DuckDB shares one database instance per path within
-    # a process while any connection to it is open, so a plain connect could keep serving the
-    # file a run has since replaced.
+    # a process while any connection to it is open, so a plain connect could keep serving a
+    # version a run has since replaced.
     con = duckdb.connect(":memory:")
     try:
         con.execute("ATTACH $path AS snapshot (READ_ONLY)", {"path": str(path)})
@@ -518,6 +630,16 @@ def open_readonly(state_dir: Path, identity: bool = False) -> Iterator[duckdb.Du
         yield con
     finally:
         con.close()
+
+
+def snapshot_version(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The version folder a connection from :func:`open_readonly` reads (None for another).
+
+    A reader that opened the warehouse and later needs the identity store of the same request
+    opens it with ``open_readonly(..., identity=True, version=snapshot_version(con))``.
+    """
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'snapshot'").fetchone()
+    return Path(row[0]).parent if row and row[0] else None
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -662,8 +784,78 @@ def _connect_with_retry(path: Path, read_only: bool, seconds: float = 5.0) -> du
             time.sleep(0.05)
 
 
+def process_start_ticks(pid: int) -> int | None:
+    """When a process started (clock ticks since boot), or None when there is no such process.
+
+    With the pid it tells a process apart from a later one that got the same pid.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces; the fields after it are plain numbers
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def mark_killed_runs(state_dir: Path, found_by: str, now: object) -> list[tuple[str, int]]:
+    """Mark earlier executions still ``running`` whose process is gone as ``killed``.
+
+    An execution records its pid, host and process start time when it starts; one whose
+    process no longer exists on this host (or exists with another start time: a reused pid)
+    was killed or crashed before it could log its end. Rows from before pids were recorded
+    are marked when no run holds the writers' lock. Executions of other hosts are left alone.
+
+    Args:
+        state_dir: The state folder.
+        found_by: The run id of the execution that found them (for the message).
+        now: The time they were found (kept in the message; ``ended_at`` stays empty because
+            the end time is unknown).
+
+    Returns:
+        ``(run_id, attempt)`` of the executions marked.
+    """
+    host = socket.gethostname()
+    when = now.strftime("%Y-%m-%d %H:%M:%S") if hasattr(now, "strftime") else str(now)
+    with open_runlog(state_dir) as con:
+        running = con.execute(
+            "SELECT run_id, attempt, pid, host, process_start FROM runs WHERE status = 'running'"
+        ).fetchall()
+        gone = []
+        for run_id, attempt, pid, run_host, started in running:
+            if pid is None:
+                if _writer_lock_free(state_dir):
+                    gone.append((run_id, attempt, "no process id was recorded and no run holds the lock"))
+            elif run_host == host and (process_start_ticks(pid) is None
+                                       or process_start_ticks(pid) != started):
+                gone.append((run_id, attempt, f"its process {pid} on {host} was gone"))
+        for run_id, attempt, why in gone:
+            con.execute(
+                "UPDATE runs SET status = 'killed', message = $message "
+                "WHERE run_id = $run_id AND attempt = $attempt AND status = 'running'",
+                {"run_id": run_id, "attempt": attempt,
+                 "message": f"killed or crashed: {why}; found at {when} UTC by run {found_by}"})
+    return [(run_id, attempt) for run_id, attempt, _ in gone]
+
+
+def _writer_lock_free(state_dir: Path) -> bool:
+    """Whether no run holds the writers' lock right now."""
+    path = WarehousePaths(state_dir).lock
+    if not path.exists():
+        return True
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
 def record_run_start(state_dir: Path, run: dict[str, object]) -> int:
-    """Log the start of an execution of a run.
+    """Log the start of an execution of a run, with this process's pid, host and start time.
+
+    Earlier executions whose process is gone are first marked ``killed``
+    (:func:`mark_killed_runs`).
 
     Args:
         state_dir: The state folder.
@@ -673,6 +865,8 @@ def record_run_start(state_dir: Path, run: dict[str, object]) -> int:
     Returns:
         The attempt number (1 for the first execution of this run id).
     """
+    mark_killed_runs(state_dir, str(run["run_id"]), run["started_at"])
+    pid = os.getpid()
     with open_runlog(state_dir) as con:
         row = con.execute(
             "SELECT coalesce(max(attempt), 0) + 1 FROM runs WHERE run_id = $run_id",
@@ -681,9 +875,11 @@ def record_run_start(state_dir: Path, run: dict[str, object]) -> int:
         attempt = int(row[0]) if row else 1
         con.execute(
             "INSERT INTO runs (run_id, attempt, term, as_of_date, status, started_at, "
-            "config_hash, code_version, data_snapshot) VALUES ($run_id, $attempt, $term, "
-            "$as_of_date, 'running', $started_at, $config_hash, $code_version, $data_snapshot)",
-            {**run, "attempt": attempt},
+            "config_hash, code_version, data_snapshot, pid, host, process_start) VALUES ($run_id, "
+            "$attempt, $term, $as_of_date, 'running', $started_at, $config_hash, $code_version, "
+            "$data_snapshot, $pid, $host, $process_start)",
+            {**run, "attempt": attempt, "pid": pid, "host": socket.gethostname(),
+             "process_start": process_start_ticks(pid)},
         )
     return attempt
 

@@ -237,6 +237,9 @@ def _print_frame(frame: Any, title: str) -> None:
 
 def _run_with_progress(term: str) -> dict[str, Any]:
     _prepare_environment()
+    from pipelines.children import start_child_watchdog
+
+    start_child_watchdog()  # Prefect's temporary server ends with the run, even a killed one
     from pipelines.flows import termly_flow
 
     with err.status(f"termly run {term}") as status:
@@ -303,9 +306,11 @@ def demo(
     Writes the synthetic exports, runs the previous term and the current term (so the flag
     lists can say what changed), and ends with a summary of what was produced and where.
     """
+    from pipelines.children import start_child_watchdog
     from pipelines.demo import run_demo
 
     _prepare_environment()
+    start_child_watchdog()
     manifest = run_guarded(lambda: run_demo(pupils_per_grade=pupils_per_grade, schools=schools,
                                             console=err))
     _report_manifest(manifest, json_output)
@@ -362,7 +367,38 @@ def main() -> None:
     except typer.Exit as stop:
         raise SystemExit(stop.exit_code) from None
     _prepare_environment()
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as stop:
+        if isinstance(stop.code, str):
+            sys.stderr.write(stop.code + "\n")
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:  # noqa: BLE001 - unexpected: the traceback, then the same quiet exit
+        import traceback
+
+        traceback.print_exc()
+        code = EXIT_ERROR
+    _exit_quietly(code)
+
+
+def _exit_quietly(code: int) -> None:
+    """End the process without the duckdb binding's noise at interpreter shutdown.
+
+    The duckdb 2 binding (nanobind) prints ``nanobind: leaked N instances!`` lines while the
+    interpreter finalises after a flow run; they would bury the one message a steward must
+    read. The ``atexit`` hooks (Prefect stops its temporary server there) run as usual, the
+    output is flushed, and the process ends without finalising the interpreter.
+    """
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

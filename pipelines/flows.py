@@ -5,10 +5,12 @@ One termly run:
 
     config (validated in full) -> find files, hash them -> run id -> run log 'running'
     -> staged warehouse: ingest + validation -> features -> model -> scores -> explanations
-    -> flag lists -> swap in -> manifest, artifacts -> run log 'succeeded'
+    -> flag lists -> publish (one pointer switch for both stores) -> manifest, artifacts
+    -> run log 'succeeded'
 
-A failure anywhere discards the staged copy (the live warehouse is untouched), logs the run as
-'failed' with its message and writes a manifest with status 'failed'.
+A failure anywhere discards the new version (the published stores are untouched), logs the run
+as 'failed' with its message and writes a manifest with status 'failed'. A killed run is
+marked 'killed' by the next run (``ews.warehouse.record_run_start``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from ews.config import ConfigError, MunicipalityConfig, config_hash, load_config
 from ews.settings import Settings, get_settings
 from ews.terms import Term
 from ews.warehouse import (
+    IDENTITY_FILE,
+    WAREHOUSE_FILE,
     WarehousePaths,
     WriteSession,
     open_runlog,
@@ -320,6 +324,7 @@ def _logger(publish: bool):  # noqa: ANN202 - a logging.Logger or Prefect's adap
 def _manifest(ctx: RunContext, status: str, message: str | None,
               ingest: IngestResult | None) -> dict[str, Any]:
     paths = WarehousePaths(ctx.settings.state_dir)
+    published = paths.published()  # the version published now (this run's, when it succeeded)
     ended = _now()
     validation: dict[str, Any] = {}
     coverage = ctx.extra.get("coverage", {})
@@ -338,8 +343,8 @@ def _manifest(ctx: RunContext, status: str, message: str | None,
         "config_hash": ctx.config_hash,
         "code_version": ctx.code_version,
         "data_snapshot": ctx.data_snapshot,
-        "warehouse": str(paths.warehouse.resolve()),
-        "identity_store": str(paths.identity.resolve()),
+        "warehouse": str((published / WAREHOUSE_FILE).resolve()),
+        "identity_store": str((published / IDENTITY_FILE).resolve()),
         "run_log": str(paths.runlog.resolve()),
         "sources": source_entries(ingest.files) if ingest is not None else [],
         "warnings": [*(ingest.warnings if ingest is not None else []), *coverage.get("notes", []),

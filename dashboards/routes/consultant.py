@@ -26,7 +26,7 @@ def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Ware
     rows: list[dict[str, Any]] = []
     if chosen is not None and not flags.empty:
         latest = ctx.store.latest_reviews(chosen.term)
-        identities = names(ctx, flags["pupil_id"].tolist())
+        identities = names(ctx, flags["pupil_id"].tolist(), con)
         rows = views.list_rows(flags, latest, identities, ctx.require_review())
         if vis == "afventer":
             rows = [r for r in rows if r["review"] is None and r["status"] != "ikke_laengere"]

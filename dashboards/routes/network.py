@@ -96,7 +96,7 @@ def network_rows(ctx: AppContext, con: duckdb.DuckDBPyConnection | None, request
                 visible.append(row)
             elif row["review"] is None:
                 waiting += 1
-        identities = names(ctx, [r["pupil_id"] for r in visible])
+        identities = names(ctx, [r["pupil_id"] for r in visible], con)
         rows = views.list_rows(flags[flags["pupil_id"].isin([r["pupil_id"] for r in visible])],
                                latest, identities, ctx.require_review())
     audit(ctx, request, principal, action, True, object_type="network", object_id=network_id,

@@ -64,7 +64,7 @@ def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehous
     page = _pupil_context(ctx, con, principal, flag, chosen, review)
     audit(ctx, request, principal, "view_pupil", True, object_type="pupil", object_id=pupil_id,
           run_id=chosen.run_id, purpose=decision.purpose)
-    identity = names(ctx, [pupil_id]).get(pupil_id, {})
+    identity = names(ctx, [pupil_id], con).get(pupil_id, {})
     history = [views.review_view(r) for r in ctx.store.reviews_of_pupil(pupil_id)]
     users = {u["username"]: u["display_name"] for u in ctx.store.list_users()}
     config = ctx.config()

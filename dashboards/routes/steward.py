@@ -22,6 +22,7 @@ from dashboards import reads, views
 from dashboards.charts import histogram_svg, lines_svg
 from dashboards.deps import Ctx, Warehouse, steward_page
 from dashboards.web import ID_PATTERN, IdQuery, NotFound, TermQuery, render
+from ews.warehouse import WAREHOUSE_FILE, snapshot_version
 
 router = APIRouter(prefix="/drift", tags=["steward"])
 
@@ -116,7 +117,7 @@ def steward_stability(request: Request, ctx: Ctx, con: Warehouse, termin: TermQu
         current = pd.Timestamp(row["as_of_date"]).date()
         features = [c for c in reads.numeric_feature_columns(con) if c in views.feature_catalogue()] \
             or reads.numeric_feature_columns(con)
-        key = (_file_key(ctx.state_dir), row["run_id"], tuple(reference), current)
+        key = (_file_key(con), row["run_id"], tuple(reference), current)
         drift = ctx.drift(key, lambda: reads.feature_drift(con, reference, current, features))
         context.update(reference=reference, drift=[
             {**r, "label": views.describe_feature(r["feature"]).label} for r in reads._records(drift)])
@@ -141,9 +142,11 @@ def steward_model(request: Request, ctx: Ctx, con: Warehouse, model: IdQuery = N
         "fields": {k: v for k, v in (chosen or {}).items() if not isinstance(v, list | dict)}})
 
 
-def _file_key(state_dir: Path) -> tuple[int, int]:
-    stat = (state_dir / "warehouse.duckdb").stat()
-    return stat.st_ino, stat.st_mtime_ns
+def _file_key(con: Any) -> tuple[str, int, int]:
+    """The published version this request reads (a cache key)."""
+    version = snapshot_version(con)
+    stat = (version / WAREHOUSE_FILE).stat()
+    return version.name, stat.st_ino, stat.st_mtime_ns
 
 
 def _inside_state(state_dir: Path, raw: str) -> Path | None:

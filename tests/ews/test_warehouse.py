@@ -32,7 +32,8 @@ def test_a_failing_block_leaves_the_live_file_untouched(state_dir):
         raise RuntimeError("boom")
     assert content_digest(path) == before
     assert path.read_bytes() == before_bytes
-    assert not path.with_name(path.name + ".staging").exists()
+    assert WarehousePaths(state_dir).warehouse == path  # still the published version
+    assert [v.name for v in WarehousePaths(state_dir).versions.iterdir()] == [path.parent.name]
 
 
 def test_readers_are_not_locked_out_while_a_run_writes(state_dir):

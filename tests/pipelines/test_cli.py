@@ -50,7 +50,37 @@ def test_a_missing_source_exits_4_and_writes_nothing(tmp_path, synthetic_small, 
     assert result.exit_code == EXIT_DATA
     assert "fravaer_*.csv" in result.output and "absence" in result.output
     assert "Traceback" not in result.output
-    assert not (state / "warehouse.duckdb").exists()
+    assert not (state / "warehouse.duckdb").exists() and not (state / "CURRENT").exists()
+
+
+def test_an_exit_4_says_its_message_alone_on_stderr(tmp_path, synthetic_small):
+    """No interpreter-shutdown noise from the duckdb binding after the message (issue 17)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exports = tmp_path / "exports"
+    shutil.copytree(synthetic_small / "exports", exports)
+    # a renamed column in the last absence file: the run stops in the ingest, after DuckDB
+    # has read the other files (where the binding's shutdown noise used to follow)
+    last = sorted(exports.glob("fravaer_*.csv"))[-1]
+    data = last.read_bytes()
+    header_end = data.index(b"\n")
+    last.write_bytes(data[:header_end].replace(b"Skoledage", b"Skoledag") + data[header_end:])
+    # as a steward's shell has it: no PREFECT_LOGGING_LEVEL from the test session
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_LEVEL"}
+    env |= {"EWS_STATE_DIR": str(tmp_path / "state"), "EWS_INBOX": str(exports),
+           "EWS_CONFIG_PATH": str(synthetic_small / "municipality.yaml"),
+           "EWS_PSEUDONYM_KEY": "test-key-not-secret", "COLUMNS": "500"}
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--term", "2025/26-H1"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == EXIT_DATA
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error:") and last.name in lines[0] and "'Skoledage'" in lines[0]
+    assert lines[1:] == ["Nothing was written; the warehouse is as before."]
+    assert "nanobind" not in done.stderr
 
 
 def test_a_bad_setting_exits_3_naming_the_variable(monkeypatch, capsys):

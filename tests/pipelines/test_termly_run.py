@@ -55,12 +55,12 @@ def test_the_run_is_logged_with_counts(finished_run):
 def test_a_second_run_of_the_same_term_changes_nothing(run_copy):
     from pipelines.flows import termly_flow
 
-    warehouse = WarehousePaths(run_copy.state_dir).warehouse
-    before = content_digest(warehouse)
+    paths = WarehousePaths(run_copy.state_dir)
+    before = content_digest(paths.warehouse)
     identity_before = content_digest(WarehousePaths(run_copy.state_dir).identity)
     manifest = termly_flow(TERM)
     assert manifest["run_id"] == run_copy.manifest["run_id"]
-    assert content_digest(warehouse) == before
+    assert content_digest(paths.warehouse) == before  # the newly published version
     assert content_digest(WarehousePaths(run_copy.state_dir).identity) == identity_before
     with open_runlog(run_copy.state_dir) as con:
         attempts = con.execute("SELECT attempt, status FROM runs WHERE run_id = $r ORDER BY attempt",
@@ -83,34 +83,91 @@ def test_a_run_that_fails_part_way_leaves_the_warehouse_as_before(run_copy, monk
     (run_copy.synthetic_dir / "exports").touch()
     with pytest.raises(RuntimeError, match="injected failure"):
         termly_flow(TERM)
-    assert content_digest(warehouse) == before
+    assert content_digest(WarehousePaths(run_copy.state_dir).warehouse) == before
     with open_runlog(run_copy.state_dir) as con:
         failed = con.execute("SELECT message, manifest_path FROM runs WHERE status = 'failed'").fetchall()
     assert len(failed) == 1 and "injected failure" in failed[0][0]
     assert json.loads(Path(failed[0][1]).read_text(encoding="utf-8"))["status"] == "failed"
 
 
-def test_a_killed_run_leaves_the_warehouse_as_before(run_copy, prefect_api_url):
+def _descendants(pid: int) -> dict[int, str]:
+    """Pid -> start time of every living descendant of a process (from /proc)."""
+    found: dict[int, str] = {}
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            for child in children:
+                started = _started(child)
+                if started is not None:
+                    found[child] = started
+                    stack.append(child)
+    return found
+
+
+def _started(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def test_a_killed_run_leaves_the_warehouse_as_before(run_copy):
+    """Killed with SIGKILL in the middle: both stores as before, no child process left, and
+    the next run marks the attempt 'killed' (issue 17)."""
+    from pipelines.flows import termly_flow
+
     paths = WarehousePaths(run_copy.state_dir)
     before = content_digest(paths.warehouse)
-    staging = paths.warehouse.with_name(paths.warehouse.name + ".staging")
+    identity_before = content_digest(paths.identity)
+    published = paths.published()
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "run", "--term", "2024/25-H2"],
-        env={**os.environ, "PREFECT_API_URL": prefect_api_url}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 180
-        while not staging.exists() and process.poll() is None and time.monotonic() < deadline:
+        while (not list(paths.versions.glob("*.partial")) and process.poll() is None
+               and time.monotonic() < deadline):
             time.sleep(0.05)
         assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(1.0)  # let it write into the staged copy
+        time.sleep(1.0)  # let it write into the new version
+        children = _descendants(process.pid)
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    for pid in children]
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == -signal.SIGKILL
+    assert paths.published() == published
     assert content_digest(paths.warehouse) == before
+    assert content_digest(paths.identity) == identity_before
+    # Prefect's temporary server and the watchdog were its children; none outlives it
+    assert any("uvicorn" in command for command in commands), commands
+    assert any("-c" in command.split() for command in commands), commands  # the watchdog
+    deadline = time.monotonic() + 60
+    while [pid for pid, started in children.items() if _started(pid) == started] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid, started in children.items() if _started(pid) == started] == []
+
+    with open_runlog(run_copy.state_dir) as con:
+        (pid,) = con.execute("SELECT pid FROM runs WHERE status = 'running'").fetchone()
+    assert pid == process.pid
+    termly_flow(TERM)  # the next run
+    with open_runlog(run_copy.state_dir) as con:
+        rows = con.execute("SELECT term, status, ended_at, message FROM runs WHERE pid = $pid",
+                           {"pid": process.pid}).fetchall()
+        running = con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0]
+    assert len(rows) == 1 and rows[0][:3] == ("2024/25-H2", "killed", None)
+    assert f"process {process.pid}" in rows[0][3] and "found at" in rows[0][3]
+    assert running == 0
+    assert not list(paths.versions.glob("*.partial"))
 
 
 def _text_values(con: duckdb.DuckDBPyConnection) -> list[str]:
