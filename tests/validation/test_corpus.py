@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ews.config import MunicipalityConfig
-from ews.pseudonym import CPR_LIKE, pseudonymise
+from ews.pseudonym import CPR_IN_TEXT, CPR_LIKE, pseudonymise
 from ews.warehouse import WarehousePaths, content_digest, staged_write
 from pipelines.ingest import DEFAULT_CHUNK_ROWS, IngestResult, discover_sources, ingest_sources
 from tests.validation.validation_corpus import KEY, TERM, TODAY, build_inbox, corpus_cases, make_config
@@ -55,7 +55,8 @@ def reuse_identical_validations() -> Any:
 def run_ingest(inbox: Path, state: Path, case: dict[str, Any] | None,
                chunk_rows: int = DEFAULT_CHUNK_ROWS) -> IngestResult:
     """The ingest over an inbox; a case's run reads only pupils, absence and the case's source."""
-    config = make_config((case or {}).get("severity"), {case["kind"]} if case else None)
+    config = make_config((case or {}).get("severity"), {case["kind"]} if case else None,
+                         (case or {}).get("config"))
     sources = discover_sources(config, inbox)
     with staged_write(state) as session:
         return ingest_sources(session, config, sources, key=KEY, term=TERM, today=TODAY,
@@ -125,6 +126,8 @@ def test_corpus_case(case: dict[str, Any], chunk_rows: int, tmp_path: Path, base
         message = str(caught.value)
         for text in wanted["contains"]:
             assert text in message, message
+        for text in wanted.get("absent", []):
+            assert text not in message, message
         assert caught.value.check == wanted["check"], message
         if wanted.get("file"):
             assert message.startswith(wanted["file"]), message
@@ -135,7 +138,7 @@ def test_corpus_case(case: dict[str, Any], chunk_rows: int, tmp_path: Path, base
         if "column" in wanted:
             assert wanted["column"] in message and caught.value.column == wanted["column"], message
         assert "Traceback" not in message
-        assert not CPR_LIKE.search(message), message
+        assert not CPR_LIKE.search(message) and not CPR_IN_TEXT.search(message), message
         # the state folder held a copy of the baseline warehouse: still equal, table by table
         assert content_digest(WarehousePaths(state).warehouse) == baseline_digest
         return
@@ -153,7 +156,7 @@ def test_corpus_case(case: dict[str, Any], chunk_rows: int, tmp_path: Path, base
     for text in expect.get("warnings", []):
         assert any(text in warning for warning in result.warnings), result.warnings
     for text in [*result.quarantine["reason"], *result.quarantine["raw_values"], *result.warnings]:
-        assert not CPR_LIKE.search(str(text)), text
+        assert not CPR_LIKE.search(str(text)) and not CPR_IN_TEXT.search(str(text)), text
     assert len(result.quarantine) == len(expect["quarantine"])
 
 
