@@ -112,8 +112,8 @@ class SourceConfig(_Strict):
                                       "quarantine_share_max)")
     accept_quarantine: list[str] = Field(
         [], description="Files whose quarantine share the steward has accepted: 'file name' (any "
-                        "content) or 'file name@first 12 hex digits of its SHA-256' (that content "
-                        "only, as the run's message suggests)")
+                        "content) or 'file name@content mark' (that content only; the run's "
+                        "message names the mark)")
     optional_school_years: list[str] = Field(
         [], description="School years (e.g. '2024/25') for which the source's file may be "
                         "missing: the run goes on with a warning in the manifest")

@@ -641,6 +641,21 @@ def _report_source(store: IngestStore, plan: _SourcePlan, structure: list[dict],
         })
 
 
+def content_mark(sha256: str) -> str:
+    """A file's content mark for ``accept_quarantine``: 12 hex digits of its SHA-256 as letters.
+
+    Written with the letters a-p (0 -> a, ..., f -> p), as pseudonyms are, so that no mark can
+    ever look like a CPR number and be masked in a message.
+
+    Args:
+        sha256: The file's SHA-256 in hex.
+
+    Returns:
+        Twelve letters.
+    """
+    return sha256[:12].translate(str.maketrans("0123456789abcdef", "abcdefghijklmnop"))
+
+
 def _check_quarantine_share(source: SourceConfig, name: str, sha256: str, rows_read: int,
                             quarantined: int, quarantine: pd.DataFrame, share_max: float) -> None:
     """Stop the run when more than ``share_max`` of a file's rows would be quarantined.
@@ -648,14 +663,15 @@ def _check_quarantine_share(source: SourceConfig, name: str, sha256: str, rows_r
     A file with most of its rows kept out (every row outside its school year, a column of
     another meaning) is a file-level problem that a count alone would hide: the source-year
     would vanish from the features. The steward may accept the file in the config
-    (``accept_quarantine``: its name, or its name and the first 12 hex digits of its SHA-256).
+    (``accept_quarantine``: its name, or its name and its :func:`content_mark`).
 
     Raises:
         FileLevelError: ``quarantine_share``, naming the file, the share and the main reasons.
     """
     if not rows_read or quarantined / rows_read <= share_max:
         return
-    if name in source.accept_quarantine or f"{name}@{sha256[:12]}" in source.accept_quarantine:
+    mark = content_mark(sha256)
+    if name in source.accept_quarantine or f"{name}@{mark}" in source.accept_quarantine:
         return
     # rows per reason code (a row failing one check on two columns counts once)
     reasons = pd.Series([code for text in quarantine.loc[quarantine["source_file"] == name, "reason"]
@@ -668,7 +684,7 @@ def _check_quarantine_share(source: SourceConfig, name: str, sha256: str, rows_r
         f"quarantined, more than the {share_max:.0%} allowed for source '{source.name}' "
         f"(quarantine_share_max); main reasons: {main}. Check the export (another school year's "
         "rows? a column of another meaning?) and export it again; or, if these rows really are "
-        f"to be kept out, accept the file: add '{name}@{sha256[:12]}' to 'accept_quarantine' of "
+        f"to be kept out, accept the file: add '{name}@{mark}' to 'accept_quarantine' of "
         f"source '{source.name}' in the config.",
         file=name, check="quarantine_share")
 

@@ -277,16 +277,19 @@ class ExportStream:
             head = handle.read(2)
         if head in (b"\xff\xfe", b"\xfe\xff") and not encoding.lower().startswith("utf-16"):
             raise FileLevelError(
-                f"{path.name}: the file is UTF-16 ('Unicode text'), not {encoding}. Export it again as "
-                "CSV (UTF-8 or Windows-1252), or set 'encoding: utf-16' for this source.",
-                file=path.name, check="encoding",
+                f"{path.name}, line 1: the file is UTF-16 ('Unicode text', from its first bytes), not "
+                f"{encoding}. Export it again as CSV (UTF-8 or Windows-1252), or set 'encoding: utf-16' "
+                "for this source.",
+                file=path.name, line=1, check="encoding",
             )
         if encoding.lower().replace("_", "-") in ("cp1252", "windows-1252") and _looks_utf8(path):
+            line = _first_non_ascii_line(path)
             raise FileLevelError(
-                f"{path.name}: the file is UTF-8 but the config says Windows-1252 "
-                f"({encoding}); Danish letters would be garbled. Set 'encoding: utf-8' for this "
-                "source or export the file as Windows-1252.",
-                file=path.name, check="encoding",
+                f"{path.name}, line {line}: the file is UTF-8 but the config says Windows-1252 "
+                f"({encoding}); Danish letters would be garbled (line {line} is the first with a "
+                "letter beyond ASCII). Set 'encoding: utf-8' for this source or export the file as "
+                "Windows-1252.",
+                file=path.name, line=line, check="encoding",
             )
         with self._open_text() as text:
             _raise_field_limit()
@@ -556,6 +559,18 @@ def _looks_utf8(path: Path) -> bool:
     except UnicodeDecodeError:
         return False
     return beyond_ascii
+
+
+def _first_non_ascii_line(path: Path) -> int:
+    """The 1-based line of the first byte beyond ASCII (1 when there is none)."""
+    newlines = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            match = re.search(rb"[\x80-\xff]", block)
+            if match is not None:
+                return newlines + block[: match.start()].count(b"\n") + 1
+            newlines += block.count(b"\n")
+    return 1
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> int:
