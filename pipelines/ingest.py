@@ -34,7 +34,7 @@ from ews.schema import SOURCE_KINDS
 from ews.terms import Term, parse_school_year, school_year_label, school_year_of
 from ews.warehouse import IngestScratch, IngestStore, WriteSession, replace_rows
 from pipelines.readers import FILE_COLUMN, LINE_COLUMN, ExportStream, file_sha256
-from validation.contracts import EVENT_DATES, key_hashes, row_checks, school_year_of_file
+from validation.contracts import EVENT_DATES, LAST_UPV_YEAR, key_hashes, row_checks, school_year_of_file
 from validation.errors import FileLevelError
 from validation.gate import (
     CROSS_FILE_CHECKS,
@@ -149,9 +149,10 @@ def check_school_years(config: MunicipalityConfig, sources: list[SourceFiles], t
 
     A source's window runs from its earliest file's school year (not before the config's
     ``terms.first_school_year``) to the run's school year (not after the source's
-    ``last_school_year``). Every school year in it must have its file (the school year is read
-    from the file name, ``fravaer_2025-26.csv``), unless the source lists the year in
-    ``optional_school_years``: then the run goes on with a warning. A source without files, or
+    ``last_school_year``; for the UPV, not after 2023/24, its last year by law). Every school
+    year in it must have its file (the school year is read from the file name,
+    ``fravaer_2025-26.csv``), unless the source lists the year in ``optional_school_years``:
+    then the run goes on with a warning. A source without files, or
     whose files carry no school year in their names, is not checked here (a missing source is
     ``source_missing``).
 
@@ -178,6 +179,8 @@ def check_school_years(config: MunicipalityConfig, sources: list[SourceFiles], t
         last = term.start_year
         if source.last_school_year is not None:
             last = min(last, parse_school_year(source.last_school_year))
+        elif source.kind == "upv":
+            last = min(last, LAST_UPV_YEAR)  # the law ended the UPV, whatever the config says
         first = max(min(years), first_window)
         missing = [year for year in range(first, last + 1) if year not in years]
         optional = {parse_school_year(text) for text in source.optional_school_years}

@@ -277,6 +277,14 @@ def test_a_source_year_missing_in_the_window_stops_the_run_unless_optional(tmp_p
     from ews.terms import Term
 
     assert check_school_years(config, sources, Term.parse("2024/25-H2")) == []
+    # a config written before last_school_year existed: the UPV still ends with 2023/24
+    document = config.model_dump(mode="json")
+    for source in document["sources"]:
+        source.pop("last_school_year", None)
+    older = MunicipalityConfig.model_validate(document)
+    upv = next(s for s in older.sources if s.kind == "upv")
+    assert upv.last_school_year is None
+    assert check_school_years(older, [SourceFiles(upv, [tmp_path / "upv_2023-24.xlsx"])], TERM) == []
 
 
 def test_the_quarantine_share_defaults_to_5_percent_and_a_source_may_set_its_own() -> None:
