@@ -120,6 +120,10 @@ class SourceConfig(_Strict):
     last_school_year: str | None = Field(
         None, description="The last school year the source exists (e.g. '2023/24' for the UPV, "
                           "abolished after it): later years are not expected")
+    first_term: Literal["H1", "H2"] | None = Field(
+        None, description="The first term of a school year whose run expects the source's file "
+                          "for that year: 'H2' for the national tests, held in the spring "
+                          "(default: H1, except for kind 'tests')")
 
     @field_validator("optional_school_years")
     @classmethod

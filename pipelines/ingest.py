@@ -141,7 +141,11 @@ def data_snapshot(sources: list[SourceFiles], hashes: dict[Path, str]) -> str:
 
 #: Source settings that decide whether a run may go on, never what a file's rows become: a
 #: change to them does not make the source's files be read again.
-GATE_FIELDS = ("quarantine_share_max", "accept_quarantine", "optional_school_years", "last_school_year")
+GATE_FIELDS = ("quarantine_share_max", "accept_quarantine", "optional_school_years", "last_school_year",
+               "first_term")
+#: Source kinds whose file of a school year comes only in its spring term (H2) unless the
+#: config says otherwise: the national tests are held in the spring.
+SPRING_KINDS = ("tests",)
 
 
 def check_school_years(config: MunicipalityConfig, sources: list[SourceFiles], term: Term) -> list[str]:
@@ -149,7 +153,9 @@ def check_school_years(config: MunicipalityConfig, sources: list[SourceFiles], t
 
     A source's window runs from its earliest file's school year (not before the config's
     ``terms.first_school_year``) to the run's school year (not after the source's
-    ``last_school_year``; for the UPV, not after 2023/24, its last year by law). Every school
+    ``last_school_year``; for the UPV, not after 2023/24, its last year by law; for a source
+    whose ``first_term`` is H2, such as the national tests, the run's school year only from its
+    spring term). Every school
     year in it must have its file (the school year is read from the file name,
     ``fravaer_2025-26.csv``), unless the source lists the year in ``optional_school_years``:
     then the run goes on with a warning. A source without files, or
@@ -176,7 +182,8 @@ def check_school_years(config: MunicipalityConfig, sources: list[SourceFiles], t
                  if year is not None}
         if not years:
             continue
-        last = term.start_year
+        first_term = source.first_term or ("H2" if source.kind in SPRING_KINDS else "H1")
+        last = term.start_year if term.half >= int(first_term[1]) else term.start_year - 1
         if source.last_school_year is not None:
             last = min(last, parse_school_year(source.last_school_year))
         elif source.kind == "upv":

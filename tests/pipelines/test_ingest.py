@@ -285,6 +285,11 @@ def test_a_source_year_missing_in_the_window_stops_the_run_unless_optional(tmp_p
     upv = next(s for s in older.sources if s.kind == "upv")
     assert upv.last_school_year is None
     assert check_school_years(older, [SourceFiles(upv, [tmp_path / "upv_2023-24.xlsx"])], TERM) == []
+    # the national tests are held in the spring: their file of the school year comes in H2
+    tests = [SourceFiles(by_name["tests"], [tmp_path / "nationale_test_2024-25.csv"])]
+    assert check_school_years(config, tests, TERM) == []
+    with pytest.raises(FileLevelError, match="nationale_test_2025-26.csv"):
+        check_school_years(config, tests, Term.parse("2025/26-H2"))
 
 
 def test_the_quarantine_share_defaults_to_5_percent_and_a_source_may_set_its_own() -> None:
