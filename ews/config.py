@@ -106,6 +106,38 @@ class SourceConfig(_Strict):
     grades: list[int] | None = Field(
         None, description="[first, last] grade the source's rows may carry (default 0-10): e.g. "
                           "[6, 10] for a marks export that includes marks from grade 6")
+    quarantine_share_max: float | None = Field(
+        None, ge=0, le=1, description="Largest share of one file's rows that may be quarantined "
+                                      "before the run stops (default: the config's "
+                                      "quarantine_share_max)")
+    accept_quarantine: list[str] = Field(
+        [], description="Files whose quarantine share the steward has accepted: 'file name' (any "
+                        "content) or 'file name@content mark' (that content only; the run's "
+                        "message names the mark)")
+    optional_school_years: list[str] = Field(
+        [], description="School years (e.g. '2024/25') for which the source's file may be "
+                        "missing: the run goes on with a warning in the manifest")
+    last_school_year: str | None = Field(
+        None, description="The last school year the source exists (e.g. '2023/24' for the UPV, "
+                          "abolished after it): later years are not expected")
+    first_term: Literal["H1", "H2"] | None = Field(
+        None, description="The first term of a school year whose run expects the source's file "
+                          "for that year: 'H2' for the national tests, held in the spring "
+                          "(default: H1, except for kind 'tests')")
+
+    @field_validator("optional_school_years")
+    @classmethod
+    def _optional_years(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_school_year(text)
+        return value
+
+    @field_validator("last_school_year")
+    @classmethod
+    def _last_year(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_school_year(value)
+        return value
 
     @model_validator(mode="after")
     def _columns_cover_kind(self) -> SourceConfig:
@@ -229,6 +261,15 @@ class MunicipalityConfig(_Strict):
     publication: Publication = Publication()
     flagging: Flagging = Flagging()
     model: ModelSettings = ModelSettings()
+    quarantine_share_max: float = Field(
+        0.05, ge=0, le=1, description="Largest share of one file's rows that may be quarantined "
+                                      "before the run stops (a source's own value wins)")
+
+    def quarantine_share_of(self, source: SourceConfig) -> float:
+        """The largest share of a file's rows the source may quarantine before the run stops."""
+        if source.quarantine_share_max is not None:
+            return source.quarantine_share_max
+        return self.quarantine_share_max
 
     @model_validator(mode="after")
     def _consistent(self) -> MunicipalityConfig:

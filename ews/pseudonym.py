@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -15,10 +16,31 @@ _HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 #: A CPR number is a token of its own (``ddmmyy-xxxx`` or ten digits); ten digits inside a
 #: longer run of letters and digits (a SHA-256 in hex) are not one.
 CPR_LIKE = re.compile(r"(?<![0-9A-Za-z])(\d{6}-\d{4}|\d{10})(?![0-9A-Za-z])")
+#: What the door looks for in every column but the CPR column: six digits and four digits,
+#: joined by nothing, a hyphen, a space or a slash, with no digit on either side. Wider than
+#: :data:`CPR_LIKE` on purpose (a CPR number glued to a name, ``Anna0102031234``, or typed with
+#: a space), so that a CPR number typed into the wrong column is caught whatever its dress.
+CPR_IN_TEXT = re.compile(r"(?<!\d)\d{6}[-\s/]?\d{4}(?!\d)")
+
+
+def mask_cpr(text: str) -> str:
+    """Replace every CPR-shaped part of a text with ``<cpr>``.
+
+    Args:
+        text: Any text bound for a table, log, page or file (a message, a raw value).
+
+    Returns:
+        The text without anything :data:`CPR_IN_TEXT` or :data:`CPR_LIKE` would match.
+    """
+    return CPR_LIKE.sub("<cpr>", CPR_IN_TEXT.sub("<cpr>", text))
 
 
 def normalise_cpr(value: str) -> str | None:
-    """Return the CPR number as ten digits, or None when it is not CPR-shaped.
+    """Return the CPR number as ten digits, or None when it is not a CPR number.
+
+    A CPR number is ``ddmmyy-xxxx`` (or ten digits) whose first six digits are a real day of
+    the real calendar in the century the seventh digit gives (:func:`birth_year_from_cpr`):
+    ``310220-4xxx`` (31 February) and ``290221-4xxx`` (29 February 2021) are not.
 
     Args:
         value: A CPR number as exported (``ddmmyy-xxxx`` or ten digits).
@@ -29,17 +51,38 @@ def normalise_cpr(value: str) -> str | None:
     match = CPR_PATTERN.match(value.strip()) if isinstance(value, str) else None
     if match is None:
         return None
-    day, month = int(match.group(1)), int(match.group(2))
-    if not (1 <= day <= 31 and 1 <= month <= 12):
+    digits = "".join(match.groups())
+    if birth_date_from_cpr(digits) is None:
         return None
-    return "".join(match.groups())
+    return digits
+
+
+def birth_date_from_cpr(digits: str) -> date | None:
+    """The date of birth of ten CPR digits, or None when it is not a day of the calendar.
+
+    Args:
+        digits: Ten digits (``ddmmyyxxxx``).
+
+    Returns:
+        The date of birth (century from the seventh digit), or None for an impossible day
+        such as 31 February or 29 February of a year that is not a leap year.
+    """
+    day, month = int(digits[0:2]), int(digits[2:4])
+    try:
+        return date(birth_year_from_cpr(digits), month, day)
+    except ValueError:
+        return None
 
 
 def birth_year_from_cpr(digits: str) -> int:
-    """The birth year coded in a normalised CPR number (century from the 7th digit).
+    """The birth year coded in a CPR number (century from the 7th digit).
+
+    The rules of the CPR office: 7th digit 0-3: 1900-1999; 4 or 9: 2000-2036 for years
+    00-36, else 1937-1999; 5-8: 2000-2057 for years 00-57, else 1858-1899. Every digit gives a
+    century, so the digit itself never makes a number invalid; the date it gives may.
 
     Args:
-        digits: Ten digits from :func:`normalise_cpr`.
+        digits: Ten digits (``ddmmyyxxxx``).
 
     Returns:
         The four-digit birth year.
@@ -49,10 +92,8 @@ def birth_year_from_cpr(digits: str) -> int:
         century = 1900
     elif seventh in (4, 9):
         century = 2000 if yy <= 36 else 1900
-    elif seventh <= 8:
+    else:  # 5-8
         century = 2000 if yy <= 57 else 1800
-    else:  # pragma: no cover - all digits handled above
-        century = 1900
     return century + yy
 
 

@@ -31,10 +31,10 @@ import pandas as pd
 
 from ews.config import MunicipalityConfig, SourceConfig
 from ews.schema import SOURCE_KINDS
-from ews.terms import Term, school_year_label, school_year_of
+from ews.terms import Term, parse_school_year, school_year_label, school_year_of
 from ews.warehouse import IngestScratch, IngestStore, WriteSession, replace_rows
 from pipelines.readers import FILE_COLUMN, LINE_COLUMN, ExportStream, file_sha256
-from validation.contracts import EVENT_DATES, key_hashes, row_checks, school_year_of_file
+from validation.contracts import EVENT_DATES, LAST_UPV_YEAR, key_hashes, row_checks, school_year_of_file
 from validation.errors import FileLevelError
 from validation.gate import (
     CROSS_FILE_CHECKS,
@@ -139,6 +139,80 @@ def data_snapshot(sources: list[SourceFiles], hashes: dict[Path, str]) -> str:
 
 
 
+#: Source settings that decide whether a run may go on, never what a file's rows become: a
+#: change to them does not make the source's files be read again.
+GATE_FIELDS = ("quarantine_share_max", "accept_quarantine", "optional_school_years", "last_school_year",
+               "first_term")
+#: Source kinds whose file of a school year comes only in its spring term (H2) unless the
+#: config says otherwise: the national tests are held in the spring.
+SPRING_KINDS = ("tests",)
+
+
+def check_school_years(config: MunicipalityConfig, sources: list[SourceFiles], term: Term) -> list[str]:
+    """Stop the run when a source lacks its file for a school year of the run's window.
+
+    A source's window runs from its earliest file's school year (not before the config's
+    ``terms.first_school_year``) to the run's school year (not after the source's
+    ``last_school_year``; for the UPV, not after 2023/24, its last year by law; for a source
+    whose ``first_term`` is H2, such as the national tests, the run's school year only from its
+    spring term). Every school
+    year in it must have its file (the school year is read from the file name,
+    ``fravaer_2025-26.csv``), unless the source lists the year in ``optional_school_years``:
+    then the run goes on with a warning. A source without files, or
+    whose files carry no school year in their names, is not checked here (a missing source is
+    ``source_missing``).
+
+    Args:
+        config: The municipality config.
+        sources: Sources and their files (from :func:`discover_sources`).
+        term: The run's term.
+
+    Returns:
+        Warnings for missing files of optional school years.
+
+    Raises:
+        FileLevelError: ``source_year_missing``, naming the source, the missing school years
+            and the file names expected.
+    """
+    first_window = parse_school_year(config.terms.first_school_year)
+    warnings: list[str] = []
+    for entry in sources:
+        source = entry.source
+        years = {year for year in (school_year_of_file(path.name) for path in entry.files)
+                 if year is not None}
+        if not years:
+            continue
+        first_term = source.first_term or ("H2" if source.kind in SPRING_KINDS else "H1")
+        last = term.start_year if term.half >= int(first_term[1]) else term.start_year - 1
+        if source.last_school_year is not None:
+            last = min(last, parse_school_year(source.last_school_year))
+        elif source.kind == "upv":
+            last = min(last, LAST_UPV_YEAR)  # the law ended the UPV, whatever the config says
+        first = max(min(years), first_window)
+        missing = [year for year in range(first, last + 1) if year not in years]
+        optional = {parse_school_year(text) for text in source.optional_school_years}
+        required = [year for year in missing if year not in optional]
+        if required:
+            labels = ", ".join(school_year_label(year) for year in required)
+            names = ", ".join(_expected_name(source.pattern, year) for year in required)
+            raise FileLevelError(
+                f"{names}: no such file: source '{source.name}' has no file for school year(s) "
+                f"{labels}, although it has files from {school_year_label(min(years))} on and the run is "
+                f"for {term.school_year}. Without it that source's data would be absent for every "
+                "pupil and read as 'nothing happened'. Add the export, or, if the source really has "
+                f"nothing for that year, list it in 'optional_school_years' of source '{source.name}'.",
+                file=names.split(", ")[0], check="source_year_missing")
+        warnings.extend(
+            f"source '{source.name}': no file for school year {school_year_label(year)} (optional "
+            "in the config): its features are empty for that year" for year in missing)
+    return warnings
+
+
+def _expected_name(pattern: str, year: int) -> str:
+    """The file name a source's pattern gives for a school year (``fravaer_*.csv`` -> ``fravaer_2025-26.csv``)."""
+    return pattern.replace("*", f"{year}-{(year + 1) % 100:02d}", 1)
+
+
 #: Modules whose code decides what a file's rows become and how they are checked: when any
 #: of them (or an ``ews/ingest_*.sql`` file) changes, every file is read again.
 INGEST_MODULES = ("ews.schema", "ews.pseudonym", "ews.terms", "ews.warehouse", "pipelines.readers",
@@ -175,7 +249,8 @@ def source_fingerprint(source: SourceConfig, config: MunicipalityConfig, key: by
         Sixteen hex digits.
     """
     document = {
-        "source": source.model_dump(mode="json"),
+        # what the steward accepts or expects of a source's files does not change their rows
+        "source": source.model_dump(mode="json", exclude=set(GATE_FIELDS)),
         "schools": sorted(s.code for s in config.schools),
         "terms": config.terms.model_dump(mode="json"),
         "code": ingest_code_version(),
@@ -318,6 +393,7 @@ def ingest_sources(
         raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
     hashes = {path: (file_hashes or {}).get(path) or file_sha256(path)
               for entry in sources for path in entry.files}
+    year_warnings = check_school_years(config, sources, term)
     store = IngestStore(session)
     try:
         plans = [_plan_source(store, entry, source_fingerprint(entry.source, config, key), hashes, today)
@@ -325,7 +401,8 @@ def ingest_sources(
         # the head of every file to read, before any is read in full
         streams = {plan.source.name: [ExportStream(path, plan.source) for path in plan.to_read]
                    for plan in plans}
-        state = _IngestState(file_hashes=hashes)
+        state = _IngestState(file_hashes=hashes, warnings=list(year_warnings),
+                             share_of=config.quarantine_share_of)
         pupils_sources = [plan.source.name for plan in plans if plan.source.kind == "pupils"]
         with IngestScratch(session, memory_limit=scratch_memory) as scratch:
             for plan in plans:
@@ -372,6 +449,8 @@ class _IngestState:
     dirty: set[str] = field(default_factory=set)
     files_read: list[str] = field(default_factory=list)
     known_fingerprint: str | None = None
+    #: The largest share of a file's rows a source may quarantine (``MunicipalityConfig``).
+    share_of: Callable[[SourceConfig], float] = field(default=lambda _source: 1.0)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("read_and_type", "duplicates", "contracts", "write"), 0.0))
 
@@ -562,12 +641,62 @@ def _report_source(store: IngestStore, plan: _SourcePlan, structure: list[dict],
             state.warnings.append(f"{name}: unknown column(s) {extra.split(', ')} were not read; "
                                   "add them to the config's ignore_columns or columns")
         typing, contracts = (int(held.get((name, step), 0)) for step in ("typing", "contracts"))
+        _check_quarantine_share(source, name, str(record["file_sha256"]), int(record["rows_read"]),
+                                typing + contracts, quarantine, state.share_of(source))
         state.file_rows.append({
             "source": source.name, "file": name, "file_sha256": str(record["file_sha256"]),
             "rows_read": int(record["rows_read"]), "rows_quarantined": typing + contracts,
             "rows_loaded": int(record["rows_typed"]) - contracts,
             "extra_columns": extra,
         })
+
+
+def content_mark(sha256: str) -> str:
+    """A file's content mark for ``accept_quarantine``: 12 hex digits of its SHA-256 as letters.
+
+    Written with the letters a-p (0 -> a, ..., f -> p), as pseudonyms are, so that no mark can
+    ever look like a CPR number and be masked in a message.
+
+    Args:
+        sha256: The file's SHA-256 in hex.
+
+    Returns:
+        Twelve letters.
+    """
+    return sha256[:12].translate(str.maketrans("0123456789abcdef", "abcdefghijklmnop"))
+
+
+def _check_quarantine_share(source: SourceConfig, name: str, sha256: str, rows_read: int,
+                            quarantined: int, quarantine: pd.DataFrame, share_max: float) -> None:
+    """Stop the run when more than ``share_max`` of a file's rows would be quarantined.
+
+    A file with most of its rows kept out (every row outside its school year, a column of
+    another meaning) is a file-level problem that a count alone would hide: the source-year
+    would vanish from the features. The steward may accept the file in the config
+    (``accept_quarantine``: its name, or its name and its :func:`content_mark`).
+
+    Raises:
+        FileLevelError: ``quarantine_share``, naming the file, the share and the main reasons.
+    """
+    if not rows_read or quarantined / rows_read <= share_max:
+        return
+    mark = content_mark(sha256)
+    if name in source.accept_quarantine or f"{name}@{mark}" in source.accept_quarantine:
+        return
+    # rows per reason code (a row failing one check on two columns counts once)
+    reasons = pd.Series([code for text in quarantine.loc[quarantine["source_file"] == name, "reason"]
+                         for code in dict.fromkeys(part.split(":", 1)[0].strip()
+                                                   for part in str(text).split(" | "))],
+                        dtype="object").value_counts()
+    main = ", ".join(f"{code} ({count:,} rows)" for code, count in reasons.head(3).items())
+    raise FileLevelError(
+        f"{name}: {quarantined:,} of {rows_read:,} rows ({quarantined / rows_read:.0%}) would be "
+        f"quarantined, more than the {share_max:.0%} allowed for source '{source.name}' "
+        f"(quarantine_share_max); main reasons: {main}. Check the export (another school year's "
+        "rows? a column of another meaning?) and export it again; or, if these rows really are "
+        f"to be kept out, accept the file: add '{name}@{mark}' to 'accept_quarantine' of "
+        f"source '{source.name}' in the config.",
+        file=name, check="quarantine_share")
 
 
 def _rebuild_clean(store: IngestStore, plans: list[_SourcePlan], state: _IngestState) -> None:

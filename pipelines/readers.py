@@ -35,10 +35,16 @@ import numpy as np
 import pandas as pd
 
 from ews.config import SourceConfig
+from ews.pseudonym import mask_cpr
 from validation.errors import FileLevelError
 
 LINE_COLUMN = "source_line"
 FILE_COLUMN = "source_file"
+#: The longest field the ``csv`` module reads (its default, 128 KiB, would stop the whole
+#: file at one oversized field). A field longer than the typing reads
+#: (``validation.parsing.MAX_FIELD_CHARS``) sends its row to quarantine as ``field_too_long``;
+#: only a field beyond this limit (in practice a quote that is never closed) stops the file.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass
@@ -137,7 +143,8 @@ class ExportStream:
             self._empty_ok = True
         _check_columns(path, source, self.header)
         known = set(source.columns.values()) | set(source.ignore_columns)
-        self.extra_columns = [h for h in self.header if h not in known]
+        # a header cell is shown in warnings: a data row taken for the header must not leak
+        self.extra_columns = [mask_cpr(h) for h in self.header if h not in known]
 
     def empty_frame(self) -> pd.DataFrame:
         """A frame with the file's columns and no rows."""
@@ -270,18 +277,22 @@ class ExportStream:
             head = handle.read(2)
         if head in (b"\xff\xfe", b"\xfe\xff") and not encoding.lower().startswith("utf-16"):
             raise FileLevelError(
-                f"{path.name}: the file is UTF-16 ('Unicode text'), not {encoding}. Export it again as "
-                "CSV (UTF-8 or Windows-1252), or set 'encoding: utf-16' for this source.",
-                file=path.name, check="encoding",
+                f"{path.name}, line 1: the file is UTF-16 ('Unicode text', from its first bytes), not "
+                f"{encoding}. Export it again as CSV (UTF-8 or Windows-1252), or set 'encoding: utf-16' "
+                "for this source.",
+                file=path.name, line=1, check="encoding",
             )
         if encoding.lower().replace("_", "-") in ("cp1252", "windows-1252") and _looks_utf8(path):
+            line = _first_non_ascii_line(path)
             raise FileLevelError(
-                f"{path.name}: the file is UTF-8 but the config says Windows-1252 "
-                f"({encoding}); Danish letters would be garbled. Set 'encoding: utf-8' for this "
-                "source or export the file as Windows-1252.",
-                file=path.name, check="encoding",
+                f"{path.name}, line {line}: the file is UTF-8 but the config says Windows-1252 "
+                f"({encoding}); Danish letters would be garbled (line {line} is the first with a "
+                "letter beyond ASCII). Set 'encoding: utf-8' for this source or export the file as "
+                "Windows-1252.",
+                file=path.name, line=line, check="encoding",
             )
         with self._open_text() as text:
+            _raise_field_limit()
             reader = csv.reader(text, delimiter=self.source.delimiter, strict=True)
             try:
                 header = next(reader)
@@ -310,7 +321,7 @@ class ExportStream:
 
     def _encoding_error(self, exc: UnicodeDecodeError) -> FileLevelError:
         line = _first_undecodable_line(self.path, self.source.encoding)
-        hint = " It looks like Windows-1252: set 'encoding: cp1252' for this source or export as UTF-8."
+        hint = " " + _encoding_advice(self.path, self.source.encoding)
         return FileLevelError(
             f"{self.path.name}, line {line}: bytes that are not valid {self.source.encoding}.{hint}",
             file=self.path.name, line=line, check="encoding",
@@ -320,26 +331,28 @@ class ExportStream:
         path = self.path
         last: list[str] | None = None
         last_line = 0
+        _raise_field_limit()
         with self._open_text() as text:
             reader = csv.reader(text, delimiter=self.source.delimiter, strict=True)
+            # the line where the record being read began (a quoted field may span lines)
+            record_start = 1
             try:
                 header = [h.lstrip("\ufeff").strip() for h in next(reader, [])]
                 if header != self.header:
                     raise self._changed()
+                record_start = reader.line_num + 1
                 for row in reader:
                     if not row or (len(row) == 1 and not row[0].strip()):
+                        record_start = reader.line_num + 1
                         continue
                     if last is not None:
                         yield last_line, last
                     last, last_line = row, reader.line_num
+                    record_start = reader.line_num + 1
             except UnicodeDecodeError as exc:
                 raise self._encoding_error(exc) from exc
             except csv.Error as exc:
-                raise FileLevelError(
-                    f"{path.name}, line {reader.line_num}: the file cannot be parsed as CSV ({exc}); "
-                    "it may be truncated or have an unclosed quote. Export it again.",
-                    file=path.name, line=reader.line_num, check="truncated",
-                ) from exc
+                raise _unparseable(path, exc, record_start, reader.line_num) from exc
         if last is None:
             raise FileLevelError(
                 f"{path.name}: the file has a header but no rows. Export it again, or remove it if "
@@ -462,6 +475,69 @@ def _duckdb_plan(path: Path, encoding: str) -> tuple[str, int] | None:
     return duck, lines - 1
 
 
+def _raise_field_limit() -> None:
+    """Let the ``csv`` module read fields up to :data:`CSV_FIELD_LIMIT` (never lowers it)."""
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+
+
+def _unparseable(path: Path, exc: csv.Error, record_start: int, gave_up: int) -> FileLevelError:
+    """The file-level error for a CSV file the ``csv`` module cannot parse, naming both lines.
+
+    Args:
+        path: The file.
+        exc: The ``csv`` module's error.
+        record_start: The line where the record being read began (where a quote was opened).
+        gave_up: The line where the reader gave up.
+    """
+    text = str(exc)
+    if "field larger than field limit" in text:
+        cause = (f"a field beginning on line {record_start} runs past {CSV_FIELD_LIMIT // (1024 * 1024)} MB "
+                 f"(the reader gave up at line {gave_up}): most likely a quote opened there is never closed")
+    elif "unexpected end of data" in text or "EOF" in text:
+        where = ("the same line" if gave_up <= record_start
+                 else f"line {gave_up}, the end of the file")
+        cause = (f"a quoted field opened on line {record_start} is never closed (the reader gave up "
+                 f"at {where})")
+    else:
+        cause = f"line {gave_up} is not valid CSV ({text}; the record began on line {record_start})"
+    return FileLevelError(
+        f"{path.name}, line {record_start}: the file cannot be parsed as CSV: {cause}. It may be "
+        "truncated or have an unclosed quote. Export it again.",
+        file=path.name, line=record_start, check="truncated",
+    )
+
+
+def _encoding_advice(path: Path, configured: str) -> str:
+    """What to do about bytes that are not the configured encoding, never naming that encoding.
+
+    The advice names an encoding only when the whole file decodes in it and it is not the one
+    configured; otherwise it says the file does not look like a text export.
+    """
+    names = {"utf-8": ("utf-8", "utf8", "utf-8-sig", "utf8-sig"),
+             "cp1252": ("cp1252", "windows-1252", "latin-1", "latin1", "iso-8859-1")}
+    current = configured.lower().replace("_", "-")
+    if current not in names["utf-8"] and _decodes(path, "utf-8"):
+        return "It looks like UTF-8: set 'encoding: utf-8' for this source or export as Windows-1252."
+    if current not in names["cp1252"] and _decodes(path, "cp1252"):
+        return "It looks like Windows-1252: set 'encoding: cp1252' for this source or export as UTF-8."
+    return ("It decodes as neither UTF-8 nor Windows-1252: it does not look like a text (CSV) "
+            "export at all. Export it again as CSV.")
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    """Whether the whole file decodes in an encoding (read in blocks)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(path, "rb") as handle:
+        try:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
 def _close(con: Any, spill: str) -> None:
     con.close()
     shutil.rmtree(spill, ignore_errors=True)
@@ -483,6 +559,18 @@ def _looks_utf8(path: Path) -> bool:
     except UnicodeDecodeError:
         return False
     return beyond_ascii
+
+
+def _first_non_ascii_line(path: Path) -> int:
+    """The 1-based line of the first byte beyond ASCII (1 when there is none)."""
+    newlines = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            match = re.search(rb"[\x80-\xff]", block)
+            if match is not None:
+                return newlines + block[: match.start()].count(b"\n") + 1
+            newlines += block.count(b"\n")
+    return 1
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> int:

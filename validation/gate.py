@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig, SourceConfig, TermCalendar
-from ews.pseudonym import CPR_LIKE
+from ews.pseudonym import mask_cpr as _mask_cpr
 from ews.schema import SOURCE_KINDS
 from ews.terms import Term
 from validation.contracts import (
@@ -207,7 +207,7 @@ def _messages(check: RowCheck, rows: pd.DataFrame) -> list[str]:
 
 def mask_cpr(text: str) -> str:
     """Text with anything shaped like a CPR number replaced (a CPR typed into a wrong column)."""
-    return CPR_LIKE.sub("<cpr>", text)
+    return _mask_cpr(text)
 
 
 def _stop(source: SourceConfig, outcome: CheckResult, prepared: pd.DataFrame,

@@ -3,7 +3,8 @@
 The CPR column is pseudonymised here, the first moment a value is interpreted, so nothing
 after this step ever sees a CPR number. Identity columns (names) are split off for the
 identity store. Only what prevents typing is quarantined here (empty required value, invalid
-CPR, unparseable date or number, wrong field count); whether a typed value is allowed (the
+CPR, a CPR-shaped value in any other column, an oversized field, unparseable date or number,
+wrong field count); whether a typed value is allowed (the
 7-point scale, known disciplines, ...) is the contracts' business (``validation.gate``), so
 that every such rule is recorded as an expectation.
 """
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ews.config import SourceConfig
-from ews.pseudonym import CPR_LIKE, pseudonymise_series
+from ews.pseudonym import CPR_IN_TEXT, CPR_PATTERN, mask_cpr, pseudonymise_series
 from ews.schema import SOURCE_KINDS, Column
 
 LINEAGE = ["source_file", "source_line"]
@@ -46,6 +47,11 @@ class ParsedSource:
 QUARANTINE_COLUMNS = ["source_file", "source_line", "column_name", "reason", "raw_values"]
 #: Dates outside these are typing errors (a year 3025 or 1025), never data about a pupil.
 DATE_RANGE = (pd.Timestamp("1900-01-01"), pd.Timestamp("2199-12-31"))
+#: A value of a read column longer than this is not data of this system (a name, a code, a
+#: date, a number): its row is quarantined as ``field_too_long``, and the quarantine keeps
+#: only the first :data:`RAW_VALUE_CHARS` characters of any value.
+MAX_FIELD_CHARS = 1_000
+RAW_VALUE_CHARS = 100
 
 
 def _parse_dates(values: pd.Series, formats: list[str]) -> pd.Series:
@@ -71,6 +77,12 @@ def _parse_numbers(values: pd.Series, decimal: str) -> tuple[pd.Series, pd.Serie
     else:
         wrong_mark = text.str.contains(r"^-?\d+,\d+$", regex=True, na=False)
     return pd.to_numeric(text.where(~wrong_mark), errors="coerce"), wrong_mark
+
+
+def _per_row(codes: np.ndarray, per_value: pd.Series, missing: object) -> np.ndarray:
+    """Spread a result per distinct value (from ``pd.factorize``) back to the rows."""
+    values = np.append(per_value.to_numpy(dtype=type(missing)), np.array([missing], dtype=type(missing)))
+    return values[codes]  # code -1 (a missing value) picks the appended slot
 
 
 def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> ParsedSource:
@@ -100,6 +112,27 @@ def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> P
     if "_field_count_ok" in frame:
         flag(~frame["_field_count_ok"].astype(bool), "",
              "wrong_field_count: the line does not have as many fields as the header")
+    # the door's checks of every read column, on each column's distinct values (a column of
+    # dates or codes has a few hundred of them in a million rows)
+    distinct = {column.name: pd.factorize(frame[column.name].astype("string")) for column in columns}
+    for column in columns:
+        codes, values = distinct[column.name]
+        lengths = _per_row(codes, pd.Series(values, dtype="string").str.len().fillna(0).astype("int64"), 0)
+        long = pd.Series(lengths > MAX_FIELD_CHARS, index=frame.index)
+        if long.any():
+            shown = pd.Series([f"{n:,}" for n in lengths], index=frame.index, dtype="object")
+            flag(long, column.name, f"field_too_long: {column.name} has " + shown
+                 + f" characters (at most {MAX_FIELD_CHARS:,} are read)")
+    for column in columns:
+        if column.type == "cpr":
+            continue
+        # a CPR number typed into another column (a name, a class, a code) is caught at the
+        # door: the row goes to quarantine (masked), never to the identity store or a table
+        codes, values = distinct[column.name]
+        shaped = _per_row(codes, pd.Series(values, dtype="string").str.contains(CPR_IN_TEXT, na=False), False)
+        flag(pd.Series(shaped.astype(bool), index=frame.index), column.name,
+             f"cpr_in_field: {column.name} holds a value shaped like a CPR number (not stored, "
+             "masked here); fix the export")
     typed = pd.DataFrame(index=frame.index)
     identity = pd.DataFrame(index=frame.index)
     for column in columns:
@@ -113,8 +146,14 @@ def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> P
             flag(empty, column.name, f"missing_value: {column.name} is empty")
         if column.type == "cpr":
             ids = pseudonymise_series(text.where(~empty), key)
-            flag(~empty & ids["pupil_id"].isna(), column.name,
-                 "invalid_cpr: the value is not a CPR number (ddmmyy-xxxx)")
+            invalid = ~empty & ids["pupil_id"].isna()
+            shaped = pd.Series(False, index=frame.index)
+            if invalid.any():  # the regex on the few invalid values only
+                shaped.loc[invalid] = text[invalid].str.match(CPR_PATTERN.pattern, na=False).astype(bool)
+            flag(invalid & shaped, column.name,
+                 "invalid_cpr: the date of birth in the CPR number is not a day of the calendar "
+                 "(e.g. 31 February, or 29 February outside a leap year)")
+            flag(invalid, column.name, "invalid_cpr: the value is not a CPR number (ddmmyy-xxxx)")
             typed["pupil_id"] = ids["pupil_id"]
             typed["birth_year"] = ids["birth_year"]
         elif column.identity:
@@ -166,14 +205,14 @@ def _quarantine_frame(
     if raw.empty:
         return pd.DataFrame(columns=QUARANTINE_COLUMNS)
     keep = [c.name for c in columns if c.type != "cpr" and not c.identity]
-    payload = raw[keep].astype("string").fillna("")
+    payload = raw[keep].astype("string").fillna("").map(lambda v: v[:RAW_VALUE_CHARS])
     payload = payload.assign(pupil_id=typed["pupil_id"].astype("string").fillna(""))
-    raw_values = [CPR_LIKE.sub("<cpr>", json.dumps(row, ensure_ascii=False))
+    raw_values = [mask_cpr(json.dumps(row, ensure_ascii=False))
                   for row in payload.to_dict("records")]
     return pd.DataFrame({
         "source_file": raw["source_file"].to_numpy(),
         "source_line": raw["source_line"].to_numpy(),
         "column_name": column.to_numpy(),
-        "reason": [CPR_LIKE.sub("<cpr>", str(text)) for text in reason],
+        "reason": [mask_cpr(str(text)) for text in reason],
         "raw_values": raw_values,
     })

@@ -247,3 +247,85 @@ def test_a_file_with_a_date_after_the_day_is_checked_again_on_a_later_day(inbox:
     later, opened = run(inbox, state, today=date(2025, 12, 1))
     assert opened == ["fravaer_2025-26.csv"]  # only the file with the date after the first day
     assert later.quarantine.empty
+
+
+def test_a_source_year_missing_in_the_window_stops_the_run_unless_optional(tmp_path: Path) -> None:
+    """Issue 12, defect 9: last year's absence file is there, this year's is not."""
+    from pipelines.ingest import SourceFiles, check_school_years
+    from validation.errors import FileLevelError
+
+    config = make_config()
+    by_name = {s.name: s for s in config.sources}
+    files = {"absence": ["fravaer_2023-24.csv", "fravaer_2025-26.csv"],
+             "upv": ["upv_2022-23.xlsx", "upv_2023-24.xlsx"],  # abolished: no later file expected
+             "contacts": ["kontakter.csv"]}  # no school year in the name: not checked
+    sources = [SourceFiles(by_name[name], [tmp_path / f for f in names]) for name, names in files.items()]
+    with pytest.raises(FileLevelError) as caught:
+        check_school_years(config, sources, TERM)
+    assert caught.value.check == "source_year_missing" and caught.value.file == "fravaer_2024-25.csv"
+    assert "2024/25" in str(caught.value) and "optional_school_years" in str(caught.value)
+    optional = make_config(overrides={"absence": {"optional_school_years": ["2024/25"]}})
+    sources = [SourceFiles(s, entry.files) for s, entry in zip(
+        [{x.name: x for x in optional.sources}[e.source.name] for e in sources], sources, strict=True)]
+    warnings = check_school_years(optional, sources, TERM)
+    assert warnings == ["source 'absence': no file for school year 2024/25 (optional in the config): "
+                        "its features are empty for that year"]
+    # the run's own school year is expected too, and so is none after it
+    sources = [SourceFiles(by_name["absence"], [tmp_path / "fravaer_2024-25.csv"])]
+    with pytest.raises(FileLevelError, match="2025/26"):
+        check_school_years(config, sources, TERM)
+    from ews.terms import Term
+
+    assert check_school_years(config, sources, Term.parse("2024/25-H2")) == []
+    # a config written before last_school_year existed: the UPV still ends with 2023/24
+    document = config.model_dump(mode="json")
+    for source in document["sources"]:
+        source.pop("last_school_year", None)
+    older = MunicipalityConfig.model_validate(document)
+    upv = next(s for s in older.sources if s.kind == "upv")
+    assert upv.last_school_year is None
+    assert check_school_years(older, [SourceFiles(upv, [tmp_path / "upv_2023-24.xlsx"])], TERM) == []
+    # the national tests are held in the spring: their file of the school year comes in H2
+    tests = [SourceFiles(by_name["tests"], [tmp_path / "nationale_test_2024-25.csv"])]
+    assert check_school_years(config, tests, TERM) == []
+    with pytest.raises(FileLevelError, match="nationale_test_2025-26.csv"):
+        check_school_years(config, tests, Term.parse("2025/26-H2"))
+
+
+def test_the_quarantine_share_defaults_to_5_percent_and_a_source_may_set_its_own() -> None:
+    from ews.config import build_config_document
+
+    document = build_config_document(
+        "K", ["A"], [{"id": "n", "name": "N", "area": "A", "capacity_per_term": 1}],
+        [{"code": "1", "name": "S", "area": "A", "network": "n"}])
+    config = MunicipalityConfig.model_validate(document)
+    assert config.quarantine_share_max == 0.05
+    assert {config.quarantine_share_of(s) for s in config.sources} == {0.05}
+    document["sources"][1]["quarantine_share_max"] = 0.2
+    config = MunicipalityConfig.model_validate(document)
+    assert config.quarantine_share_of(config.sources[1]) == 0.2
+    assert config.quarantine_share_of(config.sources[0]) == 0.05
+
+
+def test_an_accepted_file_is_accepted_for_its_content_only(tmp_path: Path) -> None:
+    """A steward's acceptance names the file and its content mark: a re-export with other
+    content (another term, the same name) stops the run again."""
+    from pipelines.ingest import content_mark
+    from pipelines.readers import file_sha256
+    from validation.errors import FileLevelError
+
+    inbox = build_inbox(None, tmp_path / "inbox")
+    path = write_last_year(inbox, [line.replace("05-08-2024", "05-08-2023") for line in LAST_YEAR])
+    strict = make_config(kinds=set(), overrides={"*": {"quarantine_share_max": 0.05}})
+    with pytest.raises(FileLevelError) as caught:
+        run(inbox, tmp_path / "s1", strict)
+    mark = content_mark(file_sha256(path))
+    assert caught.value.check == "quarantine_share" and f"fravaer_2024-25.csv@{mark}" in str(caught.value)
+    assert "2 of 4 rows (50%)" in str(caught.value)
+    accept = {"accept_quarantine": [f"fravaer_2024-25.csv@{mark}"]}
+    accepted = make_config(kinds=set(), overrides={"*": {"quarantine_share_max": 0.05}, "absence": accept})
+    result, _read = run(inbox, tmp_path / "s2", accepted)
+    assert result.files.set_index("file").loc["fravaer_2024-25.csv", "rows_quarantined"] == 2
+    write_last_year(inbox, [line.replace("05-08-2024", "05-08-2023") for line in LAST_YEAR[:3]])
+    with pytest.raises(FileLevelError, match="quarantine_share_max"):
+        run(inbox, tmp_path / "s3", accepted)

@@ -26,7 +26,7 @@ CASES = {c["case"]: c for c in corpus_cases()}
 def settings_for(tmp_path: Path, case: dict[str, Any]) -> Settings:
     tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "municipality.yaml"
-    config.write_text(yaml.safe_dump(make_config(case.get("severity"), {case["kind"]})
+    config.write_text(yaml.safe_dump(make_config(case.get("severity"), {case["kind"]}, case.get("config"))
                                      .model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
     return Settings(state_dir=tmp_path / "state", config_path=config,
                     inbox=build_inbox(case, tmp_path / "inbox"), pseudonym_key="cli-test-key",
@@ -35,7 +35,8 @@ def settings_for(tmp_path: Path, case: dict[str, Any]) -> Settings:
 
 @pytest.mark.parametrize("name", ["pupils_windows1252_for_utf8", "pupils_renamed_column",
                                   "marks_sheet_missing", "marks_severity_file",
-                                  "contacts_source_missing"])
+                                  "contacts_source_missing", "absence_all_rows_outside_school_year",
+                                  "absence_current_year_missing", "tests_unclosed_quote_mid_file"])
 def test_file_level_error_is_one_message_and_exit_code_4(
         name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     case = CASES[name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ews.config import MunicipalityConfig
-from ews.pseudonym import CPR_LIKE, pseudonymise
+from ews.pseudonym import CPR_IN_TEXT, CPR_LIKE, pseudonymise
 from ews.warehouse import WarehousePaths, content_digest, staged_write
 from pipelines.ingest import DEFAULT_CHUNK_ROWS, IngestResult, discover_sources, ingest_sources
 from tests.validation.validation_corpus import KEY, TERM, TODAY, build_inbox, corpus_cases, make_config
@@ -55,7 +56,8 @@ def reuse_identical_validations() -> Any:
 def run_ingest(inbox: Path, state: Path, case: dict[str, Any] | None,
                chunk_rows: int = DEFAULT_CHUNK_ROWS) -> IngestResult:
     """The ingest over an inbox; a case's run reads only pupils, absence and the case's source."""
-    config = make_config((case or {}).get("severity"), {case["kind"]} if case else None)
+    config = make_config((case or {}).get("severity"), {case["kind"]} if case else None,
+                         (case or {}).get("config"))
     sources = discover_sources(config, inbox)
     with staged_write(state) as session:
         return ingest_sources(session, config, sources, key=KEY, term=TERM, today=TODAY,
@@ -108,6 +110,19 @@ def test_corpus_has_at_least_25_cases_over_every_source_kind() -> None:
     assert len(errors) >= 10 and len(CASES) - len(errors) >= 15
 
 
+#: Checks raised by a reader that meets a problem in a file's bytes: each names its line.
+LINE_CHECKS = {"encoding", "delimiter", "header", "missing_column", "truncated"}
+
+
+def test_every_reader_error_of_the_corpus_names_its_line() -> None:
+    """Every file-level message about a file's bytes names the line where the reader gave up
+    (the expected line is then checked by :func:`test_corpus_case`)."""
+    errors = [c for c in CASES if c["expect"].get("error", {}).get("check") in LINE_CHECKS]
+    assert len(errors) >= 10
+    without = [c["case"] for c in errors if "line" not in c["expect"]["error"]]
+    assert without == []
+
+
 @pytest.mark.parametrize("chunk_rows", [DEFAULT_CHUNK_ROWS, 2], ids=["whole-files", "chunks-of-2"])
 @pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
 def test_corpus_case(case: dict[str, Any], chunk_rows: int, tmp_path: Path, baseline_state: Path,
@@ -125,6 +140,8 @@ def test_corpus_case(case: dict[str, Any], chunk_rows: int, tmp_path: Path, base
         message = str(caught.value)
         for text in wanted["contains"]:
             assert text in message, message
+        for text in wanted.get("absent", []):
+            assert text not in message, message
         assert caught.value.check == wanted["check"], message
         if wanted.get("file"):
             assert message.startswith(wanted["file"]), message
@@ -135,7 +152,7 @@ def test_corpus_case(case: dict[str, Any], chunk_rows: int, tmp_path: Path, base
         if "column" in wanted:
             assert wanted["column"] in message and caught.value.column == wanted["column"], message
         assert "Traceback" not in message
-        assert not CPR_LIKE.search(message), message
+        assert not CPR_LIKE.search(message) and not CPR_IN_TEXT.search(message), message
         # the state folder held a copy of the baseline warehouse: still equal, table by table
         assert content_digest(WarehousePaths(state).warehouse) == baseline_digest
         return
@@ -153,7 +170,7 @@ def test_corpus_case(case: dict[str, Any], chunk_rows: int, tmp_path: Path, base
     for text in expect.get("warnings", []):
         assert any(text in warning for warning in result.warnings), result.warnings
     for text in [*result.quarantine["reason"], *result.quarantine["raw_values"], *result.warnings]:
-        assert not CPR_LIKE.search(str(text)), text
+        assert not CPR_LIKE.search(str(text)) and not CPR_IN_TEXT.search(str(text)), text
     assert len(result.quarantine) == len(expect["quarantine"])
 
 
@@ -231,3 +248,41 @@ def test_two_pupils_sources_keep_each_pupils_own_name(chunk_rows: int, tmp_path:
     assert names[pseudonymise("1503144001", KEY)] == "Anna"
     # both sources' pupils are known to the other sources, and both are loaded
     assert result.files.set_index("file").loc["elevB_2025-26.csv", "rows_loaded"] == 2
+
+
+HEX = re.compile(r"[0-9a-f]{16,}")
+
+
+def _cpr_shaped_values(database: Path) -> list[tuple[str, str, str]]:
+    """Every text value of every table of a DuckDB file that holds something CPR-shaped."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        found = []
+        columns = con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE data_type = 'VARCHAR'").fetchall()
+        for table, column in columns:
+            values = con.execute(f'SELECT DISTINCT "{column}" FROM "{table}"').fetchall()
+            # hashes in hex (file SHA-256, fingerprints) are not values of a file's rows
+            found += [(table, column, value) for (value,) in values
+                      if value is not None and not HEX.fullmatch(value)
+                      and (CPR_LIKE.search(value) or CPR_IN_TEXT.search(value))]
+        return found
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("name", ["pupils_cpr_in_name", "pupils_cpr_glued_to_name",
+                                  "absence_cpr_in_school_code"])
+def test_a_cpr_number_in_any_column_reaches_no_table_of_either_store(
+        name: str, tmp_path: Path, baseline_state: Path) -> None:
+    """Issue 12, defect 6: a CPR-shaped value in a name or other text column is kept out of the
+    identity store (the names of the lists) and of every warehouse table, quarantine included."""
+    case = next(c for c in CASES if c["case"] == name)
+    state = tmp_path / "state"
+    shutil.copytree(baseline_state, state)
+    result = run_ingest(build_inbox(case, tmp_path / "inbox"), state, case)
+    assert set(reason_codes(" | ".join(result.quarantine["reason"]))) == {"cpr_in_field"}
+    paths = WarehousePaths(state)
+    assert _cpr_shaped_values(paths.identity) == []
+    assert _cpr_shaped_values(paths.warehouse) == []

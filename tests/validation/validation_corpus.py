@@ -24,14 +24,25 @@ def corpus_cases() -> list[dict[str, Any]]:
     return yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))
 
 
+#: The baseline inbox has no pupils register for 2024/25 and national tests of 2020/21 and
+#: 2025/26 only: the corpus municipality says so, as a municipality would.
+OPTIONAL_SCHOOL_YEARS = {"pupils": ["2024/25"], "tests": ["2021/22", "2022/23", "2023/24", "2024/25"]}
+#: The corpus's files have 2-10 rows, where one bad row is 10-50 % of its file: the corpus
+#: allows any share, except in the cases about the share itself (their ``config``).
+CORPUS_QUARANTINE_SHARE_MAX = 1.0
+
+
 def make_config(severity: dict[str, dict[str, str]] | None = None,
-                kinds: set[str] | None = None) -> MunicipalityConfig:
+                kinds: set[str] | None = None,
+                overrides: dict[str, dict[str, Any]] | None = None) -> MunicipalityConfig:
     """The corpus municipality: two schools (101, 102), the default export mappings.
 
     Args:
         severity: Source name -> check -> severity overrides.
         kinds: Keep only the sources of these kinds (pupils and absence are always kept: the
             config needs them); None keeps all.
+        overrides: A case's ``config``: source name -> settings of that source, and ``"*"`` ->
+            settings of the whole config (e.g. ``quarantine_share_max``).
     """
     document = build_config_document(
         "Testkommune", ["Nord"],
@@ -42,8 +53,12 @@ def make_config(severity: dict[str, dict[str, str]] | None = None,
     if kinds is not None:
         document["sources"] = [s for s in document["sources"]
                                if s["kind"] in kinds | {"pupils", "absence"}]
+    document["quarantine_share_max"] = CORPUS_QUARANTINE_SHARE_MAX
     for source in document["sources"]:
         source["severity"] = dict((severity or {}).get(source["name"], {}))
+        source["optional_school_years"] = list(OPTIONAL_SCHOOL_YEARS.get(source["name"], []))
+        source.update((overrides or {}).get(source["name"], {}))
+    document.update((overrides or {}).get("*", {}))
     return MunicipalityConfig.model_validate(document)
 
 
