@@ -241,3 +241,22 @@ def test_what_a_user_typed_is_escaped_in_the_audit_log(env: AppEnv, live: LiveSe
         login(stig, "stig")
         page = stig.get("/revision").text
     assert "<svg onload=alert(1)>" not in page and "&lt;svg onload=alert(1)&gt;" in page
+
+
+def test_the_steward_run_page_lists_the_run_warnings(env: AppEnv, live: LiveServer) -> None:
+    """Warnings the manifest carries (e.g. an optional school year's file missing, an absent
+    source) are shown to the steward, escaped."""
+    import json
+
+    run_id = env.sample.run_ids[env.sample.terms[-1]]
+    path = env.state_dir / "runs" / run_id / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"run_id": run_id}
+    manifest["warnings"] = ["source 'tests' has no file for school year 2025/26 <optional>"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    with httpx.Client(base_url=live.url) as stig:
+        login(stig, "stig")
+        page = stig.get(f"/drift/koersel/{run_id}")
+    assert page.status_code == 200
+    assert "Advarsler fra kørslen (1)" in page.text
+    assert "no file for school year 2025/26 &lt;optional&gt;" in page.text
