@@ -255,6 +255,19 @@ def best_rule(rules: Mapping[str, Mapping[str, Any]]) -> str | None:
     return next(name for name, value in known if value == top)
 
 
+#: Reasons for the evaluation's learnt-something checks (``models.evaluation.yardstick_checks``)
+#: when they fail: (English, Danish), formatted with the check's ``value`` and ``limit``.
+_LEARNT_REASONS = {
+    "risk_varies": ("the model learnt nothing: its risk hardly varies (relative spread {value}, limit {limit})",
+                    "modellen har ikke lært noget: risikoen varierer næsten ikke (relativ spredning {value}, "
+                    "grænse {limit})"),
+    "better_than_chance": ("the model learnt nothing: the lower bound of its held-out ROC AUC {value} is not "
+                           "above 0.5 (chance)",
+                           "modellen har ikke lært noget: den nedre grænse for dens ROC AUC {value} er ikke "
+                           "over 0,5 (tilfældighed)"),
+}
+
+
 def gate_decision(figures: Mapping[str, Any]) -> dict[str, Any]:
     """Decide from the gate's figures (pure).
 
@@ -315,21 +328,13 @@ def gate_decision(figures: Mapping[str, Any]) -> dict[str, Any]:
         reasons_da.append(
             f"modellen har ikke lært noget: {round(constant['largest_share'] * 100)} % af de tilbageholdte "
             f"rækker har samme risiko (inden for {round(constant['window'] * 100)} procentpoint)")
-    learnt = figures.get("learnt") or {}
-    spread = learnt.get("risk_varies")
-    if spread is not None and not spread.get("passed"):
+    for name, check in (figures.get("learnt") or {}).items():
+        if check.get("passed") or name not in _LEARNT_REASONS:
+            continue
         varied = False
-        reasons.append(f"the model learnt nothing: its risk hardly varies (relative spread "
-                       f"{_fmt(spread.get('value'), False)}, limit {spread.get('limit')})")
-        reasons_da.append(f"modellen har ikke lært noget: risikoen varierer næsten ikke (relativ spredning "
-                          f"{_da(spread.get('value'))}, grænse {_da(spread.get('limit'))})")
-    chance = learnt.get("better_than_chance")
-    if chance is not None and not chance.get("passed"):
-        varied = False
-        reasons.append(f"the model learnt nothing: the lower bound of its held-out ROC AUC "
-                       f"{_fmt(chance.get('value'), False)} is not above 0.5 (chance)")
-        reasons_da.append(f"modellen har ikke lært noget: den nedre grænse for dens ROC AUC "
-                          f"{_da(chance.get('value'))} er ikke over 0,5 (tilfældighed)")
+        english, danish = _LEARNT_REASONS[name]
+        reasons.append(english.format(value=_fmt(check.get("value"), False), limit=check.get("limit")))
+        reasons_da.append(danish.format(value=_da(check.get("value")), limit=_da(check.get("limit"))))
     return {
         "passed": bool(beats and calibrated and varied),
         "learnt_nothing": not varied,
