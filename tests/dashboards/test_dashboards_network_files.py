@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import io
 
-import duckdb
 import httpx
 import openpyxl
 import pytest
 
-from ews.warehouse import WarehousePaths
+from ews.warehouse import open_readonly, staged_write
 from flags.excel import HEADER_ROW
 from flags.export import NETWORK_LIST_HEADERS
 from flags.labels import DISCLAIMER_DA, LIST_TITLE_DA
@@ -34,19 +33,13 @@ def _text(fmt: str, content: bytes, tmp_path) -> str:
 def _network_names(env: AppEnv, network: str) -> dict[str, str]:
     """Pupil id -> name (identity store) of every pupil on the network's latest list."""
     run_id = env.sample.run_ids[env.sample.terms[-1]]
-    con = duckdb.connect(str(WarehousePaths(env.state_dir).warehouse), read_only=True)
-    try:
+    with open_readonly(env.state_dir) as con:
         pupils = [r[0] for r in con.execute(
             "SELECT pupil_id FROM flags_pupil_term WHERE run_id = $r AND network_id = $n",
             {"r": run_id, "n": network}).fetchall()]
-    finally:
-        con.close()
-    con = duckdb.connect(str(WarehousePaths(env.state_dir).identity), read_only=True)
-    try:
+    with open_readonly(env.state_dir, identity=True) as con:
         rows = con.execute("SELECT pupil_id, first_name || ' ' || last_name FROM identity_pupils "
                            "WHERE list_contains($p, pupil_id)", {"p": pupils}).fetchall()
-    finally:
-        con.close()
     return dict(rows)
 
 
@@ -128,12 +121,11 @@ def test_another_networks_member_is_refused_every_format_and_it_is_audited(env: 
 
 def test_a_formula_in_a_name_is_escaped_in_the_networks_csv_and_excel(env: AppEnv, live: LiveServer) -> None:
     pupil = _review_one(env, live, {"decision": "bekraeftet"})
-    con = duckdb.connect(str(WarehousePaths(env.state_dir).identity))
-    try:
-        con.execute("UPDATE identity_pupils SET first_name = '=HYPERLINK(\"http://x\",\"klik\")', "
-                    "last_name = 'X', class_label = '+7A' WHERE pupil_id = $p", {"p": pupil})
-    finally:
-        con.close()
+    # Through a new published version, as a run writes: the live app may still hold a snapshot
+    # of the current one open (a plain connect to that file would race it).
+    with staged_write(env.state_dir) as session:
+        session.identity.execute("UPDATE identity_pupils SET first_name = '=HYPERLINK(\"http://x\",\"klik\")', "
+                                 "last_name = 'X', class_label = '+7A' WHERE pupil_id = $p", {"p": pupil})
     responses = _download(live, "nina")
     lines = list(csv.reader(io.StringIO(responses["csv"].content.decode("utf-8-sig")), delimiter=";"))
     assert lines[2][2] == "'=HYPERLINK(\"http://x\",\"klik\") X" and lines[2][3] == "'+7A"
@@ -145,12 +137,9 @@ def test_a_formula_in_a_name_is_escaped_in_the_networks_csv_and_excel(env: AppEn
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_rule_list_is_labelled_in_every_format(env: AppEnv, live: LiveServer, tmp_path, fmt: str) -> None:
     _review_one(env, live, {"decision": "bekraeftet"})
-    con = duckdb.connect(str(WarehousePaths(env.state_dir).warehouse))
-    try:
-        con.execute("ALTER TABLE flags_pupil_term ADD COLUMN IF NOT EXISTS list_basis VARCHAR")
-        con.execute("UPDATE flags_pupil_term SET list_basis = 'regel:abc_regel'")
-    finally:
-        con.close()
+    with staged_write(env.state_dir) as session:
+        session.con.execute("ALTER TABLE flags_pupil_term ADD COLUMN IF NOT EXISTS list_basis VARCHAR")
+        session.con.execute("UPDATE flags_pupil_term SET list_basis = 'regel:abc_regel'")
     with httpx.Client(base_url=live.url) as nina:
         login(nina, "nina")
         response = nina.get(f"/netvaerk/N001/eksport.{fmt}")
@@ -163,7 +152,6 @@ def test_without_required_review_the_files_show_unreviewed_flags_marked_as_such(
 
     from dashboards.app import create_app
     from dashboards.settings import DashboardSettings
-    from ews.warehouse import staged_write
     from flags.labels import LIST_PURPOSE_UNREVIEWED_DA, NOT_REVIEWED_DA
 
     document = yaml.safe_load(env.sample.config_path.read_text(encoding="utf-8"))

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from datetime import datetime
 
-import duckdb
 import httpx
 import numpy as np
 import pytest
@@ -16,26 +15,20 @@ import yaml
 from dashboards.app import create_app
 from dashboards.reads import population_stability_index
 from dashboards.settings import DashboardSettings
-from ews.warehouse import WarehousePaths, staged_write
+from ews.warehouse import WarehousePaths, open_readonly, staged_write
 from flags.labels import DISCLAIMER_DA
 from tests.dashboards.dashboard_helpers import AppEnv, LiveServer, csrf_of, login, pupil_links
 
 
 def _names(env: AppEnv) -> list[str]:
-    con = duckdb.connect(str(WarehousePaths(env.state_dir).identity), read_only=True)
-    try:
+    with open_readonly(env.state_dir, identity=True) as con:
         return [f"{first} {last}" for first, last in con.execute(
             "SELECT first_name, last_name FROM identity_pupils").fetchall()]
-    finally:
-        con.close()
 
 
 def _all_pupils(env: AppEnv) -> list[str]:
-    con = duckdb.connect(str(WarehousePaths(env.state_dir).warehouse), read_only=True)
-    try:
+    with open_readonly(env.state_dir) as con:
         return [r[0] for r in con.execute("SELECT DISTINCT pupil_id FROM scores_pupil_term").fetchall()]
-    finally:
-        con.close()
 
 
 def test_consultant_pupil_page_explains_in_danish_with_lineage(env: AppEnv, live: LiveServer) -> None:
