@@ -36,6 +36,9 @@ AUDIT_LEGACY_FIELDS = ("at", "username", "role", "action", "object_type", "objec
 AUDIT_FIELDS = ("audit_id", *AUDIT_LEGACY_FIELDS, "client")
 REVIEW_FIELDS = ("review_id", "pupil_id", "term", "run_id", "network_id", "school_code", "decision",
                  "dismiss_reason", "step", "reviewer", "reviewer_role", "reviewed_at")
+#: Fields added later (issue 14: the follow-up's responsible person and next-step date): hashed
+#: only when set, so rows written before them keep their keyed hash.
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"reviews": ("responsible", "next_step_date")}
 #: Chained table -> (id column, fields hashed by the keyed chain).
 CHAINED_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "audit_log": ("audit_id", AUDIT_FIELDS),
@@ -66,8 +69,13 @@ def legacy_seal(key: bytes, table: str, digest: str) -> str:
 
 
 def entry_of(row: Mapping[str, Any], table: str) -> dict[str, Any]:
-    """The hashed fields of a row of a chained table."""
-    return {name: row[name] for name in CHAINED_TABLES[table][1]}
+    """The hashed fields of a row of a chained table (optional fields only when set)."""
+    entry = {name: row[name] for name in CHAINED_TABLES[table][1]}
+    for name in OPTIONAL_FIELDS.get(table, ()):
+        value = row[name] if name in row.keys() else None  # noqa: SIM118 - sqlite3.Row has no __contains__ by key
+        if value is not None:
+            entry[name] = value
+    return entry
 
 
 class LegacyDigest:

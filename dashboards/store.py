@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from dashboards.audit_chain import (
     ANCHOR_FILE,
+    OPTIONAL_FIELDS,
     ChainHead,
     ChainReport,
     append_anchor,
@@ -33,7 +34,7 @@ from dashboards.audit_chain import (
     row_mac,
     verify_chains,
 )
-from dashboards.labels import DECISIONS, DISMISS_REASONS, ROLES
+from dashboards.labels import ACTIVE_DECISIONS, DECISIONS, DISMISS_REASONS, ROLES
 from dashboards.queries import load_queries
 
 APP_DB_FILE = "app.sqlite"
@@ -124,8 +125,8 @@ class AppStore:
             con.executescript(self._sql["indexes"])
 
     def _migrate(self, con: sqlite3.Connection) -> None:
-        """Add the keyed chain's columns to a file written before them (rows stay as they were)."""
-        for statement in self._sql["migrate_chain"].split(";"):
+        """Add later columns (keyed chain, follow-up) to a file written before them (rows stay as they were)."""
+        for statement in (self._sql["migrate_chain"] + ";" + self._sql["migrate_followup"]).split(";"):
             words = statement.split()
             if "ALTER" not in words:
                 continue
@@ -372,6 +373,9 @@ class AppStore:
         dismiss_reason: str | None = None,
         step: str | None = None,
         allowed_steps: list[str] | None = None,
+        responsible: str | None = None,
+        next_step_date: date | None = None,
+        allowed_responsible: list[str] | None = None,
     ) -> int:
         """Append a review of a flag; earlier reviews stay as they were.
 
@@ -388,12 +392,18 @@ class AppStore:
                 for ``afvist`` and only then.
             step: The step on the indsatstrappe; required for ``indsatstrappe`` and only then.
             allowed_steps: The municipality's steps; when given, ``step`` must be one of them.
+            responsible: The user name of the person responsible for the follow-up (a member of
+                the pupil's network or the UU consultant); only with a decision that keeps the
+                flag active (:data:`dashboards.labels.ACTIVE_DECISIONS`), and only with
+                ``next_step_date``.
+            next_step_date: When the next step is due (follow-up duty, issue 14).
+            allowed_responsible: When given, ``responsible`` must be one of these user names.
 
         Returns:
             The review id.
 
         Raises:
-            StoreError: When the decision and its reason or step do not fit together.
+            StoreError: When the decision and its reason, step or follow-up do not fit together.
         """
         if decision not in DECISIONS:
             raise StoreError(f"decision '{decision}' is not one of {', '.join(DECISIONS)}")
@@ -409,10 +419,20 @@ class AppStore:
                 raise StoreError("choose a step of the municipality's indsatstrappe")
         elif step is not None:
             raise StoreError("only the decision 'indsatstrappe' carries a step")
+        responsible = (responsible or "").strip() or None
+        if (responsible is None) != (next_step_date is None):
+            raise StoreError("a follow-up needs both a responsible person and a next-step date")
+        if responsible is not None:
+            if decision not in ACTIVE_DECISIONS:
+                raise StoreError("only a confirmed flag gets a follow-up (responsible person and next step)")
+            if allowed_responsible is not None and responsible not in allowed_responsible:
+                raise StoreError("the responsible person must be a member of the pupil's network or the UU consultant")
         entry = {
             "pupil_id": pupil_id, "term": term, "run_id": run_id, "network_id": network_id,
             "school_code": school_code, "decision": decision, "dismiss_reason": dismiss_reason,
             "step": step, "reviewer": reviewer, "reviewer_role": reviewer_role, "reviewed_at": self._now(),
+            "responsible": responsible,
+            "next_step_date": next_step_date.isoformat() if next_step_date is not None else None,
         }
         return self._append_chained("reviews", "review_id", "insert_review", entry)
 
@@ -421,7 +441,9 @@ class AppStore:
         with self._transaction() as con:
             new_id, prev_hash = next_link(con, self._audit_key, table)
             row = {id_column: new_id, **entry}
-            row_hash = row_mac(self._audit_key, table, prev_hash, row)
+            optional = OPTIONAL_FIELDS.get(table, ())
+            hashed = {k: v for k, v in row.items() if not (k in optional and v is None)}
+            row_hash = row_mac(self._audit_key, table, prev_hash, hashed)
             con.execute(self._sql[query], {**row, "prev_hash": prev_hash, "row_hash": row_hash}).fetchone()
         append_anchor(self.anchor_path, self._audit_key, [(table, new_id, row_hash)])
         return new_id
@@ -430,6 +452,11 @@ class AppStore:
         """Every review of a pupil, newest first."""
         with self._connect() as con:
             return [dict(r) for r in con.execute(self._sql["reviews_of_pupil"], {"pupil_id": pupil_id})]
+
+    def all_reviews(self) -> list[dict[str, object]]:
+        """Every review, oldest first, with the responsible person (the follow-up pages)."""
+        with self._connect() as con:
+            return [dict(r) for r in con.execute(self._sql["all_reviews_named"])]
 
     def latest_reviews(self, term: str) -> dict[str, dict[str, object]]:
         """Pupil id -> the latest review made for this term or an earlier one."""
@@ -587,25 +614,36 @@ def _user(row: sqlite3.Row) -> User:
 def read_reviews(state_dir: Path) -> pd.DataFrame:
     """Every review, read-only, for the pipeline (carry-over and flags-versus-outcomes).
 
-    The reviewer's name is left out; the role is kept. Opening the file read-only never
-    blocks the app.
+    The reviewer's name is left out; the role is kept, and of the person responsible for the
+    follow-up only the role. The file is opened read-only (``mode=ro``), so the copy never
+    blocks the app, which writes it in WAL mode meanwhile.
 
     Args:
         state_dir: The state folder.
 
     Returns:
-        Columns ``review_id``, ``pupil_id``, ``term``, ``run_id``, ``network_id``,
-        ``school_code``, ``decision``, ``dismiss_reason``, ``step``, ``reviewer_role``,
-        ``reviewed_at``; empty when the app has not been used yet.
+        Columns :data:`REVIEW_COPY_COLUMNS` (``review_id``, ``pupil_id``, ``term``, ``run_id``,
+        ``network_id``, ``school_code``, ``decision``, ``dismiss_reason``, ``step``,
+        ``reviewer_role``, ``reviewed_at``, ``responsible_role``, ``next_step_date``); empty
+        when the app has not been used yet.
     """
     path = app_db_path(state_dir)
-    columns = ["review_id", "pupil_id", "term", "run_id", "network_id", "school_code", "decision",
-               "dismiss_reason", "step", "reviewer_role", "reviewed_at"]
     if not path.exists():
-        return pd.DataFrame({column: pd.Series(dtype="object") for column in columns})
+        return pd.DataFrame({column: pd.Series(dtype="object") for column in REVIEW_COPY_COLUMNS})
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
-        frame = pd.read_sql_query(load_queries("store.sql")["all_reviews"], con)
+        columns = {row[1] for row in con.execute("PRAGMA table_info(reviews)")}
+        if not columns:
+            return pd.DataFrame({column: pd.Series(dtype="object") for column in REVIEW_COPY_COLUMNS})
+        # a file the app has not opened since the follow-up columns came has none yet
+        query = "all_reviews" if "responsible" in columns else "all_reviews_before_followup"
+        frame = pd.read_sql_query(load_queries("store.sql")[query], con)
     finally:
         con.close()
-    return frame[columns]
+    return frame[list(REVIEW_COPY_COLUMNS)]
+
+
+#: The columns of :func:`read_reviews` (the pipeline's copy into ``reviews_decisions``).
+REVIEW_COPY_COLUMNS = ("review_id", "pupil_id", "term", "run_id", "network_id", "school_code", "decision",
+                       "dismiss_reason", "step", "reviewer_role", "reviewed_at", "responsible_role",
+                       "next_step_date")

@@ -95,6 +95,11 @@ ALTER TABLE reviews ADD COLUMN chain_version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE audit_log ADD COLUMN client TEXT;
 ALTER TABLE audit_log ADD COLUMN chain_version INTEGER NOT NULL DEFAULT 0;
 
+-- name: migrate_followup
+-- The follow-up of a confirmed flag (issue 14): who is responsible and when the next step is due.
+ALTER TABLE reviews ADD COLUMN responsible TEXT;
+ALTER TABLE reviews ADD COLUMN next_step_date TEXT;
+
 -- name: indexes
 CREATE INDEX IF NOT EXISTS audit_by_client ON audit_log (client, action, at);
 
@@ -158,26 +163,43 @@ DELETE FROM sessions WHERE last_seen < $idle_before OR created_at < $created_bef
 
 -- name: insert_review
 INSERT INTO reviews (review_id, pupil_id, term, run_id, network_id, school_code, decision,
-    dismiss_reason, step, reviewer, reviewer_role, reviewed_at, prev_hash, row_hash, chain_version)
+    dismiss_reason, step, reviewer, reviewer_role, reviewed_at, responsible, next_step_date,
+    prev_hash, row_hash, chain_version)
 VALUES ($review_id, $pupil_id, $term, $run_id, $network_id, $school_code, $decision,
-    $dismiss_reason, $step, $reviewer, $reviewer_role, $reviewed_at, $prev_hash, $row_hash, 1)
+    $dismiss_reason, $step, $reviewer, $reviewer_role, $reviewed_at, $responsible, $next_step_date,
+    $prev_hash, $row_hash, 1)
 RETURNING review_id;
 
 -- name: reviews_of_pupil
 SELECT review_id, pupil_id, term, run_id, network_id, school_code, decision, dismiss_reason,
-    step, reviewer, reviewer_role, reviewed_at
+    step, reviewer, reviewer_role, reviewed_at, responsible, next_step_date
 FROM reviews WHERE pupil_id = $pupil_id ORDER BY review_id DESC;
 
 -- name: latest_reviews
 SELECT r.review_id, r.pupil_id, r.term, r.run_id, r.network_id, r.school_code, r.decision,
-    r.dismiss_reason, r.step, r.reviewer, r.reviewer_role, r.reviewed_at
+    r.dismiss_reason, r.step, r.reviewer, r.reviewer_role, r.reviewed_at, r.responsible,
+    r.next_step_date
 FROM reviews r
 JOIN (SELECT pupil_id, max(review_id) AS review_id FROM reviews
       WHERE term <= $term GROUP BY pupil_id) last USING (review_id);
 
 -- name: all_reviews
+-- For the pipeline's copy (reviews_decisions): the responsible person's role, never a name.
+SELECT r.review_id, r.pupil_id, r.term, r.run_id, r.network_id, r.school_code, r.decision,
+    r.dismiss_reason, r.step, r.reviewer_role, r.reviewed_at, u.role AS responsible_role,
+    r.next_step_date
+FROM reviews r LEFT JOIN users u ON u.username = r.responsible
+ORDER BY r.review_id;
+
+-- name: all_reviews_before_followup
 SELECT review_id, pupil_id, term, run_id, network_id, school_code, decision, dismiss_reason,
-    step, reviewer_role, reviewed_at
+    step, reviewer_role, reviewed_at, NULL AS responsible_role, NULL AS next_step_date
+FROM reviews ORDER BY review_id;
+
+-- name: all_reviews_named
+-- Every review with the responsible person (the app's follow-up summary).
+SELECT review_id, pupil_id, term, run_id, network_id, school_code, decision, dismiss_reason,
+    step, reviewer, reviewer_role, reviewed_at, responsible, next_step_date
 FROM reviews ORDER BY review_id;
 
 -- name: insert_audit

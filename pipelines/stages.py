@@ -110,8 +110,24 @@ def flag_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
     return {"uu_worklists": entries}
 
 
+def review_copy_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
+    """Copy the review app's reviews into ``reviews_decisions`` (issue 14).
+
+    ``app.sqlite`` is opened read-only, so the copy never blocks the app; only pseudonyms,
+    codes, roles and dates are copied. The manifest's ``reviews`` says how many.
+    """
+    from dashboards.store import read_reviews
+    from flags.followup import copy_reviews
+
+    entry = copy_reviews(session.con, read_reviews(ctx.settings.state_dir))
+    ctx.extra["reviews_copied"] = entry
+    ctx.extra.setdefault("manifest", {})["reviews"] = entry
+    return {}
+
+
 STAGES: list[tuple[str, Any]] = [
     ("model: train or reuse, then score", model_stage),
     ("explanations", explanation_stage),
     ("flag lists", flag_stage),
+    ("reviews: copy from the review app", review_copy_stage),
 ]

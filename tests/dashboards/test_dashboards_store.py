@@ -6,6 +6,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dashboards.store import AppStore, StoreError, read_reviews
@@ -159,3 +160,33 @@ def test_failed_logins_are_counted_within_the_window(store: AppStore, clock: Clo
         store.record_audit(action="login", outcome="denied", username="vera")
     assert store.failed_logins_since("vera", clock.now - timedelta(minutes=15)) == 3
     assert store.failed_logins_since("vera", clock.now + timedelta(seconds=1)) == 0
+
+
+def test_a_follow_up_is_kept_in_the_keyed_chain_and_copied_without_names(store: AppStore, tmp_path: Path) -> None:
+    from datetime import date
+
+    store.add_user("nina", "Nina Netværk", "network_member", "a-long-password-2")
+    _review(store, decision="bekraeftet", responsible="nina", next_step_date=date(2026, 2, 1),
+            allowed_responsible=["nina", "vera"])
+    _review(store, pupil_id="p2", decision="afvist", dismiss_reason="datafejl")
+    assert store.verify_chains().ok
+    frame = read_reviews(tmp_path)
+    assert frame["responsible_role"].iloc[0] == "network_member" and pd.isna(frame["responsible_role"].iloc[1])
+    assert frame["next_step_date"].iloc[0] == "2026-02-01" and pd.isna(frame["next_step_date"].iloc[1])
+    assert "nina" not in frame.astype(str).to_numpy().ravel().tolist()
+    with sqlite3.connect(tmp_path / "app.sqlite") as con:
+        con.execute("DROP TRIGGER reviews_no_update")
+        con.execute("UPDATE reviews SET next_step_date = '2026-06-01' WHERE review_id = 1")
+    assert not store.verify_chains().ok  # the next-step date is part of the keyed hash
+
+
+def test_a_follow_up_needs_an_active_decision_a_person_and_a_date(store: AppStore) -> None:
+    from datetime import date
+
+    with pytest.raises(StoreError, match="both"):
+        _review(store, responsible="vera")
+    with pytest.raises(StoreError, match="only a confirmed flag"):
+        _review(store, decision="afvist", dismiss_reason="datafejl", responsible="vera",
+                next_step_date=date(2026, 2, 1))
+    with pytest.raises(StoreError, match="member of the pupil's network"):
+        _review(store, responsible="mallory", next_step_date=date(2026, 2, 1), allowed_responsible=["vera"])
