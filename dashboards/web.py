@@ -51,6 +51,7 @@ CsrfForm = Annotated[str, Form(max_length=100)]
 ChoiceForm = Annotated[str, Form(max_length=40)]
 TextForm = Annotated[str, Form(max_length=200)]
 TermForm = Annotated[str, Form(max_length=20)]
+DateForm = Annotated[str, Form(max_length=10, pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
 #: Argon2 hashes any length, so an unbounded password would be an easy way to burn CPU.
 PasswordForm = Annotated[str, Form(max_length=1024)]
 

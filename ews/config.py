@@ -195,6 +195,17 @@ class Flagging(_Strict):
     grades: list[int] = [5, 6, 7, 8, 9]
 
 
+class FollowUp(_Strict):
+    """The follow-up duty (*opfølgningspligt*) on flags (issue 14).
+
+    A flag not reviewed by a UU consultant within ``review_within_days`` days of its term's
+    as-of date is overdue on the consultant's and the network's pages; so is a confirmed flag
+    whose next step has passed or that has no responsible person and next step.
+    """
+
+    review_within_days: int = Field(21, ge=1, le=365, description="Days after the as-of date to review a flag")
+
+
 #: The candidates of model selection (``models.risk_model.DEFAULT_CANDIDATES``, same order) and
 #: the parameters each kind takes; ``model.candidate`` pins one of them.
 MODEL_CANDIDATES = ("logistic_c0.1", "logistic_c1", "boosting_4_leaves_1pct", "boosting_8_leaves_0.3pct")
@@ -260,6 +271,7 @@ class MunicipalityConfig(_Strict):
     ]
     publication: Publication = Publication()
     flagging: Flagging = Flagging()
+    followup: FollowUp = FollowUp()
     model: ModelSettings = ModelSettings()
     quarantine_share_max: float = Field(
         0.05, ge=0, le=1, description="Largest share of one file's rows that may be quarantined "
@@ -394,6 +406,7 @@ def build_config_document(
         "outcome": defaults["outcome"].default,
         "tiers": [t.model_dump(mode="json") for t in defaults["tiers"].default],
         "flagging": Flagging().model_dump(mode="json"),
+        "followup": FollowUp().model_dump(mode="json"),
         "model": ModelSettings().model_dump(mode="json"),
         "sources": default_sources(),
     }

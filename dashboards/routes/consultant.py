@@ -8,7 +8,7 @@ import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from dashboards import reads, views
+from dashboards import followup, reads, views
 from dashboards.deps import Consultant, Ctx, Warehouse
 from dashboards.web import ChoiceQuery, TermQuery, audit, audited_term_run, names, render
 
@@ -24,14 +24,21 @@ def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Ware
     flags = (reads.school_flags(con, chosen.run_id, sorted(principal.schools))
              if chosen and principal.schools else pd.DataFrame())
     rows: list[dict[str, Any]] = []
+    states: list[Any] = []
+    overdue: list[dict[str, Any]] = []
     if chosen is not None and not flags.empty:
         latest = ctx.store.latest_reviews(chosen.term)
         identities = names(ctx, flags["pupil_id"].tolist(), con)
         rows = views.list_rows(flags, latest, identities, ctx.require_review())
         if vis == "afventer":
             rows = [r for r in rows if r["review"] is None and r["status"] != "ikke_laengere"]
+        states = followup.follow_ups(ctx, flags)
+        users = {str(u["username"]): str(u["display_name"]) for u in ctx.store.list_users()}
+        overdue = followup.overdue_rows(states, flags, identities, users)
     audit(ctx, request, principal, "view_list", True, object_type="school",
           object_id=",".join(sorted(principal.schools)), run_id=chosen.run_id if chosen else None,
           purpose="UU-vejleders flag for tildelte skoler")
     return render(ctx, request, "consultant_list.html", {
-        "term_run": chosen, "terms": terms, "rows": rows, "vis": vis, "schools": sorted(principal.schools)})
+        "term_run": chosen, "terms": terms, "rows": rows, "vis": vis, "schools": sorted(principal.schools),
+        "overdue": overdue, "followup_counts": followup.state_counts(states), "hidden_overdue": 0,
+        "review_days": followup.review_within_days(ctx), "followup_day": followup.today(ctx).strftime("%d-%m-%Y")})

@@ -16,10 +16,10 @@ import pandas as pd
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from dashboards import reads, views
+from dashboards import followup, reads, views
 from dashboards.access import Decision, Principal, may_view_network
 from dashboards.deps import Ctx, NetworkExporter, NetworkMember, Warehouse
-from dashboards.labels import FLAG_STATUSES
+from dashboards.labels import DISMISS_REASONS, FLAG_STATUSES
 from dashboards.network_files import MEDIA_TYPES, network_file
 from dashboards.web import (
     ID_PATTERN,
@@ -33,6 +33,9 @@ from dashboards.web import (
     names,
     render,
 )
+from flags.export import safe_file_stem
+from flags.followup import network_summary
+from flags.followup_pdf import followup_pdf
 
 router = APIRouter(prefix="/netvaerk", tags=["network"])
 
@@ -137,12 +140,44 @@ def network_list(request: Request, ctx: Ctx, principal: NetworkMember, con: Ware
     shown = network_rows(ctx, con, request, principal, network_id, termin, "view_list")
     config = ctx.config()
     network = next((n for n in config.networks if n.id == network_id), None) if config else None
+    states = followup.follow_ups(ctx, shown.flags) if shown.chosen is not None else []
+    visible = {r["pupil_id"] for r in shown.rows}
+    identities = {r["pupil_id"]: {"first_name": r.get("name")} for r in shown.rows}
+    users = {str(u["username"]): str(u["display_name"]) for u in ctx.store.list_users()}
+    overdue = followup.overdue_rows(states, shown.flags, identities, users, named=visible)
     return render(ctx, request, "network_list.html", {
+        "overdue": overdue, "followup_counts": followup.state_counts(states),
+        "hidden_overdue": sum(1 for s in states if s.overdue and s.pupil_id not in visible),
+        "review_days": followup.review_within_days(ctx), "followup_day": followup.today(ctx).strftime("%d-%m-%Y"),
         "network_id": network_id, "network": network, "term_run": shown.chosen, "terms": shown.terms,
         "rows": shown.rows, "waiting": shown.waiting, "require_review": ctx.require_review(),
         "formats": [("pdf", "PDF"), ("xlsx", "Excel"), ("csv", "CSV")],
         "sections": [(status, FLAG_STATUSES[status], [r for r in shown.rows if r["status"] == status])
                      for status in ("ny", "fortsat", "ikke_laengere")]})
+
+
+@router.get("/{network_id}/opfoelgning.pdf")
+def network_followup_summary(request: Request, ctx: Ctx, principal: NetworkExporter, con: Warehouse,
+                             network_id: NetworkId, termin: TermQuery = None) -> Response:
+    """The network's termly follow-up summary (PDF, Danish): counts only, never a name; audited."""
+    shown = network_rows(ctx, con, request, principal, network_id, termin, "export", " (opfølgning, pdf)")
+    config = ctx.config()
+    if config is None or not any(n.id == network_id for n in config.networks):
+        raise NotFound("Kommunens konfiguration kender ikke netværket.")
+    chosen = shown.chosen
+    term = chosen.term if chosen else "ingen termin"
+    states = followup.follow_ups(ctx, shown.flags) if chosen is not None else []
+    summary = network_summary(network_id, term, shown.flags if chosen is not None else _EMPTY_FLAGS, states)
+    manifest = reads.read_manifest(ctx.state_dir, chosen.run_id) if chosen else None
+    content = followup_pdf(summary, config, followup.today(ctx), followup.review_within_days(ctx),
+                           run_id=chosen.run_id if chosen else None, manifest=manifest,
+                           dismiss_labels=DISMISS_REASONS)
+    filename = f"opfoelgning_{safe_file_stem(network_id)}_{safe_file_stem(term)}.pdf"
+    return Response(content=content, media_type=MEDIA_TYPES["pdf"],
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+_EMPTY_FLAGS = pd.DataFrame({"pupil_id": pd.Series(dtype=object), "status": pd.Series(dtype=object)})
 
 
 @router.get("/{network_id}/eksport.{fmt}")

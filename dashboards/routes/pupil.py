@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -20,6 +21,7 @@ from dashboards.web import (
     ChoiceForm,
     ChoiceQuery,
     CsrfForm,
+    DateForm,
     Forbidden,
     TermForm,
     TermQuery,
@@ -39,6 +41,8 @@ REVIEW_ERRORS = {
     "reason": "Vælg en begrundelse, når du afviser et flag (og kun da).",
     "step": "Vælg et trin på indsatstrappen, når beslutningen er et trin (og kun da).",
     "decision": "Vælg en beslutning.",
+    "followup": "Vælg både en ansvarlig (fra netværket eller UU-vejlederen) og en dato for næste skridt, "
+                "og kun ved en bekræftelse.",
 }
 
 
@@ -72,7 +76,23 @@ def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehous
         **page, "pupil_id": pupil_id, "identity": identity, "term_run": chosen, "terms": terms,
         "history": history, "users": users, "saved": bool(gemt), "error": REVIEW_ERRORS.get(fejl or ""),
         "steps": [t.step for t in config.tiers] if config else [],
+        "responsible_choices": responsible_choices(ctx, flag, principal),
         "can_review": may_review(principal, flag).allowed, "purpose": decision.purpose})
+
+
+def responsible_choices(ctx: AppContext, flag: dict[str, Any], principal: Principal) -> list[tuple[str, str]]:
+    """Who may be responsible for a confirmed flag's follow-up: the UU consultant or a network member.
+
+    Returns:
+        (user name, label) of the reviewing consultant and every active member of the pupil's network.
+    """
+    choices = [(principal.username, f"{principal.user.display_name} (UU-vejleder)")]
+    network = str(flag.get("network_id") or "")
+    for user in ctx.store.list_users():
+        assigned = {a.strip() for a in str(user.get("assigned") or "").split(",") if a.strip()}
+        if user["active"] and user["role"] == "network_member" and f"network:{network}" in assigned:
+            choices.append((str(user["username"]), f"{user['display_name']} (netværket)"))
+    return choices
 
 
 def _pupil_context(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: Principal, flag: dict[str, Any],
@@ -109,7 +129,8 @@ def _pupil_context(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: P
 @router.post("/{pupil_id}/vurdering")
 def record_review(request: Request, ctx: Ctx, principal: Reviewer, con: Warehouse, pupil_id: PupilId,
                   csrf_token: CsrfForm = "", term: TermForm = "", decision: ChoiceForm = "",
-                  dismiss_reason: ChoiceForm = "", step: TextForm = "") -> Response:
+                  dismiss_reason: ChoiceForm = "", step: TextForm = "", responsible: ChoiceForm = "",
+                  next_step_date: DateForm = "") -> Response:
     """Store a consultant's decision on a flag (append-only) and go back to the pupil page."""
     check_csrf(principal, csrf_token)
     chosen, _terms = audited_term_run(ctx, request, principal, con, term or None, action="review",
@@ -123,13 +144,20 @@ def record_review(request: Request, ctx: Ctx, principal: Reviewer, con: Warehous
     config = ctx.config()
     target = f"/elev/{quote(pupil_id)}?termin={quote(chosen.term, safe='')}"
     try:
+        due = date.fromisoformat(next_step_date) if next_step_date else None
+    except ValueError:
+        return RedirectResponse(f"{target}&fejl=followup#vurdering", status_code=303)
+    try:
         ctx.store.add_review(
             pupil_id=pupil_id, term=chosen.term, run_id=chosen.run_id, network_id=flag.get("network_id"),
             school_code=flag.get("school_code"), decision=decision, reviewer=principal.username,
             reviewer_role=principal.role, dismiss_reason=dismiss_reason or None, step=step or None,
-            allowed_steps=[t.step for t in config.tiers] if config else None)
+            allowed_steps=[t.step for t in config.tiers] if config else None,
+            responsible=responsible or None, next_step_date=due,
+            allowed_responsible=[u for u, _label in responsible_choices(ctx, flag, principal)])
     except StoreError as exc:
-        code = ("reason" if "reason" in str(exc) or "dismissal" in str(exc)
+        code = ("followup" if "follow-up" in str(exc) or "responsible" in str(exc)
+                else "reason" if "reason" in str(exc) or "dismissal" in str(exc)
                 else "step" if "step" in str(exc) else "decision")
         return RedirectResponse(f"{target}&fejl={code}#vurdering", status_code=303)
     audit(ctx, request, principal, "review", True, object_type="pupil", object_id=pupil_id,
