@@ -154,6 +154,16 @@ def all_models(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return _records(_frame(con, "all_models", tables=("models",)))
 
 
+def outcome_evaluations(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """``scores_outcome_evaluation``: earlier models against arrived outcomes, over the evaluating terms."""
+    return _frame(con, "outcome_evaluations", tables=("scores_outcome_evaluation",))
+
+
+def flag_outcome_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """``flags_outcomes`` of the latest evaluating term (descriptive counts per group)."""
+    return _frame(con, "flag_outcome_counts", tables=("flags_outcomes",))
+
+
 def identities(con: duckdb.DuckDBPyConnection, pupil_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Names and classes of the given pupils from the identity store (only those asked for)."""
     if not pupil_ids:

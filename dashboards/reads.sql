@@ -149,3 +149,14 @@ SELECT run_id, attempt, term, as_of_date, status, started_at, ended_at,
     date_diff('millisecond', started_at, ended_at) / 1000.0 AS seconds,
     config_hash, code_version, data_snapshot, message, manifest_path
 FROM runs WHERE run_id = $run_id ORDER BY attempt DESC;
+
+-- name: outcome_evaluations
+-- Earlier models against arrived outcomes, every evaluating term (aggregates only).
+SELECT * FROM scores_outcome_evaluation
+ORDER BY model_id, scored_term, own_definition DESC, outcome_definition, grade NULLS FIRST, term;
+
+-- name: flag_outcome_counts
+-- Outcomes of flagged and unflagged, confirmed and dismissed pupils (descriptive), latest evaluating term.
+SELECT * FROM flags_outcomes
+WHERE term = (SELECT max(term) FROM flags_outcomes)
+ORDER BY scored_term, outcome_definition, pupil_group;

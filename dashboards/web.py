@@ -240,6 +240,7 @@ def nav(principal: Principal | None) -> list[tuple[str, str]]:
     if role in ("steward", "admin"):
         items += [("/drift", "Kørsler"), ("/drift/kvalitet", "Datakvalitet"),
                   ("/drift/stabilitet", "Stabilitet og scorer"), ("/drift/model", "Modelkort"),
+                  ("/drift/udfald", "Udfald"),
                   ("/revision", "Adgangslog")]
     if role == "admin":
         items.append(("/admin/brugere", "Brugere"))

@@ -492,3 +492,97 @@ def restate_gate(bundle: ModelBundle, gate: dict[str, Any]) -> dict[str, Path]:
     paths = write_model_card(bundle, bundle.metrics, folder)
     bundle.card_paths = {k: str(v) for k, v in paths.items()}
     return paths
+
+
+def _num(value: Any) -> str:
+    """A figure with three decimals; missing (None or NaN) as a dash."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return f"{float(value):.3f}"
+
+
+def _interval(row: dict[str, Any], metric: str) -> str:
+    low, high = row.get(f"{metric}_low"), row.get(f"{metric}_high")
+    if low is None or high is None or (isinstance(low, float) and low != low):
+        return "no interval (too few pupils)"
+    return f"{_num(low)}–{_num(high)}"
+
+
+def _verdict(row: dict[str, Any], metric: str) -> str:
+    promised = row.get(f"promised_{metric}")
+    if not row.get("own_definition"):
+        return "bridge: another outcome, not judged"
+    if promised is None or (isinstance(promised, float) and promised != promised):
+        return "nothing promised for these pupils"
+    high = row.get(f"{metric}_high")
+    if high is None or (isinstance(high, float) and high != high):
+        return "not judged (too few pupils)"
+    dropped = str(row.get("dropped") or "").split(",")
+    return ("**below the interval: a drop beyond sampling noise**" if metric in dropped
+            else "the promise lies within or below the interval")
+
+
+def outcome_section_markdown(evaluation: Any, descriptive: Any | None = None, note: str | None = None) -> str:
+    """The model-card section "Outcomes as they arrived" for every evaluated model (Markdown).
+
+    Args:
+        evaluation: Rows of ``models.prospective.evaluate_earlier_models`` (a DataFrame).
+        descriptive: Rows of ``flags.outcomes.flag_outcomes`` (a DataFrame), or None.
+        note: The sentence that says the descriptive comparison is no effect (Danish).
+
+    Returns:
+        Markdown: per model and scored term, the prospective figures beside what the card
+        promised, with each verdict generated from the interval; then the descriptive counts.
+    """
+    lines = ["## Outcomes as they arrived (prospective evaluation)", "",
+             "Each earlier model on the pupils it scored back then, with the outcomes assessed after the scoring. "
+             "*Promised* is the held-out figure of the model's card; the interval is the 95 % bootstrap interval "
+             "of the prospective figure (pupils resampled). A bridge row measures the model on another outcome "
+             "definition than it was trained on (across the 2024/25 break) and is not judged.", ""]
+    if evaluation is None or len(evaluation) == 0:
+        return "\n".join([*lines, "No outcome of a scored pupil has arrived yet.", ""])
+    records = evaluation.sort_values(["model_id", "scored_term", "outcome_definition", "grade"],
+                                     na_position="first").to_dict("records")
+    for (model_id, scored_term), group in _grouped(records, ("model_id", "scored_term")):
+        first = group[0]
+        lines += [f"### Model `{model_id}` (trained for {first['model_term']} on {first['model_outcome']}), "
+                  f"scored {scored_term}", "",
+                  "| outcome | grade at scoring | pupils | adverse | ROC AUC (95 % interval) | promised | verdict "
+                  "| precision at capacity (interval) | promised | verdict | calibration error (promised) |",
+                  "|---|---|---:|---:|---|---:|---|---|---:|---|---|"]
+        for row in group:
+            grade = "all" if row["grade"] is None or row["grade"] != row["grade"] else str(int(row["grade"]))
+            lines.append(
+                f"| {row['outcome_definition']}{'' if row['own_definition'] else ' (bridge)'} | {grade} | "
+                f"{row['pupils']} | {row['positives']} | {_num(row['roc_auc'])} ({_interval(row, 'roc_auc')}) | "
+                f"{_num(row.get('promised_roc_auc'))} | {_verdict(row, 'roc_auc')} | "
+                f"{_num(row['precision_at_capacity'])} ({_interval(row, 'precision_at_capacity')}) | "
+                f"{_num(row.get('promised_precision_at_capacity'))} | {_verdict(row, 'precision_at_capacity')} | "
+                f"{_num(row['calibration_error'])} ({_num(row.get('promised_calibration_error'))}) |")
+        lines.append("")
+    if descriptive is not None and len(descriptive):
+        lines += ["### Flagged and unflagged, confirmed and dismissed pupils (descriptive)", ""]
+        if note:
+            lines += [f"*{note}*", ""]
+        lines += ["| scored term | list | outcome | group | pupils | adverse | share |",
+                  "|---|---|---|---|---:|---:|---:|"]
+        for row in descriptive.to_dict("records"):
+            lines.append(f"| {row['scored_term']} | {row.get('list_basis') or ''} | {row['outcome_definition']} | "
+                         f"{row['pupil_group']} | {row['pupils']} | {row['adverse']} | {_num(row['share'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _grouped(records: list[dict[str, Any]], keys: tuple[str, ...]
+             ) -> list[tuple[tuple[Any, ...], list[dict[str, Any]]]]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(tuple(record[k] for k in keys), []).append(record)
+    return list(groups.items())
+
+
+def write_outcome_section(evaluation: Any, descriptive: Any, path: Path, note: str | None = None) -> Path:
+    """Write :func:`outcome_section_markdown` to ``path`` (the run's ``model_card_outcomes.md``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(outcome_section_markdown(evaluation, descriptive, note), encoding="utf-8")
+    return path

@@ -157,7 +157,8 @@ def synth(
         "--model", help="A generating-model parameter as NAME=VALUE, repeatable: effect_laering, "
                         "effect_fravaer, effect_trivsel, effect_mobilitet, upv_share, "
                         "late_starter_share, late_drift_mean, early_starter_scale, upv_noise_sd, "
-                        "observation_noise (docs/synthetic-municipality.md)")] = None,
+                        "observation_noise, concept_drift_from, concept_drift_share "
+                        "(docs/synthetic-municipality.md)")] = None,
     marks_from_grade: Annotated[int | None, typer.Option(
         help="First grade with standing marks in the exports [default: 8]")] = None,
     describe: Annotated[bool, typer.Option(

@@ -125,9 +125,44 @@ def review_copy_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
     return {}
 
 
+def outcome_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
+    """Earlier models and flags against the outcomes that have arrived (issue 14).
+
+    Writes ``scores_outcome_evaluation`` (``models.prospective``) and ``flags_outcomes``
+    (``flags.outcomes``, descriptive) for the term, puts a summary into the manifest's
+    ``outcomes``, a warning per model whose figures dropped beyond the bootstrap interval into
+    its ``warnings``, and the model-card section into ``model_card_outcomes.md`` of the run.
+    """
+    from flags.outcomes import DESCRIPTIVE_NOTE_DA, flag_outcomes, store_flag_outcomes
+    from models.card import write_outcome_section
+    from models.prospective import (
+        arrived_outcomes,
+        drop_warnings,
+        evaluate_earlier_models,
+        manifest_outcomes,
+        store_prospective,
+    )
+
+    capacity = {n.id: n.capacity_per_term for n in ctx.config.networks}
+    term = str(ctx.term)
+    evaluation = evaluate_earlier_models(session.con, capacity, term, ctx.as_of_date, ctx.run_id,
+                                         seed=ctx.config.model.seed)
+    store_prospective(session.con, term, evaluation)
+    descriptive = flag_outcomes(session.con, arrived_outcomes(session.con, ctx.as_of_date), term, ctx.run_id)
+    store_flag_outcomes(session.con, term, descriptive)
+    ctx.extra.setdefault("manifest", {})["outcomes"] = manifest_outcomes(evaluation)
+    ctx.extra.setdefault("warnings", []).extend(drop_warnings(evaluation))
+    if evaluation.empty:
+        return {}
+    path = write_outcome_section(evaluation, descriptive, ctx.run_dir / "model_card_outcomes.md",
+                                 note=DESCRIPTIVE_NOTE_DA)
+    return {"model_card_outcomes": str(path.resolve())}
+
+
 STAGES: list[tuple[str, Any]] = [
     ("model: train or reuse, then score", model_stage),
     ("explanations", explanation_stage),
     ("flag lists", flag_stage),
     ("reviews: copy from the review app", review_copy_stage),
+    ("outcomes: earlier models and flags against arrived outcomes", outcome_stage),
 ]

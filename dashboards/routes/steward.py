@@ -142,6 +142,38 @@ def steward_model(request: Request, ctx: Ctx, con: Warehouse, model: IdQuery = N
         "fields": {k: v for k, v in (chosen or {}).items() if not isinstance(v, list | dict)}})
 
 
+@router.get("/udfald", response_class=HTMLResponse, dependencies=[Depends(steward_page("outcomes"))])
+def steward_outcomes(request: Request, ctx: Ctx, con: Warehouse) -> Response:
+    """Earlier models against the outcomes that arrived, over time; flags vs outcomes (descriptive)."""
+    from flags.outcomes import DESCRIPTIVE_NOTE_DA, GROUPS
+    from models.outcomes import OUTCOMES
+
+    evaluations = reads.outcome_evaluations(con) if con is not None else pd.DataFrame()
+    counts = reads.flag_outcome_counts(con) if con is not None else pd.DataFrame()
+    records = reads._records(evaluations)
+    models: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in records:
+        key = (row["model_id"], row["scored_term"])
+        entry = models.setdefault(key, {"model_id": row["model_id"], "model_term": row["model_term"],
+                                        "model_outcome": row["model_outcome"], "scored_term": row["scored_term"],
+                                        "overall": [], "grades": [], "bridge": []})
+        if not row["own_definition"]:
+            entry["bridge"].append(row)
+        elif row["grade"] is None:
+            entry["overall"].append(row)
+        else:
+            entry["grades"].append(row)
+    latest_term = max((r["term"] for r in records), default=None)
+    for entry in models.values():
+        entry["grades"] = [r for r in entry["grades"] if r["term"] == latest_term]
+        entry["bridge"] = [r for r in entry["bridge"] if r["term"] == latest_term]
+        entry["dropped"] = any(r["dropped"] for r in entry["overall"] if r["term"] == latest_term)
+    labels = {f"{d.name}@v{d.version}": d.description_da for d in OUTCOMES.values()}
+    return render(ctx, request, "steward_outcomes.html", {
+        "models": list(models.values()), "latest_term": latest_term, "outcome_labels": labels,
+        "counts": reads._records(counts), "groups": GROUPS, "note": DESCRIPTIVE_NOTE_DA})
+
+
 def _file_key(con: Any) -> tuple[str, int, int]:
     """The published version this request reads (a cache key)."""
     version = snapshot_version(con)

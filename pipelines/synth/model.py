@@ -31,6 +31,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
+from ews.terms import parse_school_year
+
 # --- time ---------------------------------------------------------------------------------
 N_TERMS = 22  # grades 0-10, two terms each
 K_UPV = 16  # grade 8, H1: the UPV is made in November-December
@@ -130,6 +132,14 @@ class GeneratingModel:
             of boys by default).
         upv_noise_sd: The assessor's noise: how far the outcome is from the pupil's state.
         observation_noise: Multiplies the noise of national tests and standing marks.
+        concept_drift_from: A school year (``2022/23``) from which the outcomes no longer follow
+            the pupils' state as before (concept drift): for a share ``concept_drift_share`` of
+            each cohort assessed then or later (UPV and designation in grade 8, the leaving exam
+            in grade 9) the outcome is drawn from the liability of another pupil of the cohort,
+            so the exports look the same and the base rates hold, but the data say less about
+            the outcome. None (default): no drift.
+        concept_drift_share: The share of a drifted cohort whose outcome no longer follows
+            their own state.
     """
 
     effect_laering: float = 1.0
@@ -142,9 +152,18 @@ class GeneratingModel:
     early_starter_scale: float = 1.0
     upv_noise_sd: float = UPV_NOISE_SD
     observation_noise: float = 1.0
+    concept_drift_from: str | None = None
+    concept_drift_share: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
+        if self.concept_drift_from is not None:
+            try:
+                parse_school_year(str(self.concept_drift_from))
+            except ValueError:
+                problems.append("concept_drift_from must be a school year such as 2022/23 (or empty)")
+        if not 0.0 <= self.concept_drift_share <= 1.0:
+            problems.append("concept_drift_share must be within 0-1")
         for name in ("effect_laering", "effect_fravaer", "effect_trivsel", "effect_mobilitet",
                      "late_drift_mean"):
             if not 0.0 <= getattr(self, name) <= 5.0:
@@ -161,6 +180,12 @@ class GeneratingModel:
             problems.append("observation_noise must be within 0-10")
         if problems:
             raise ValueError("generating model: " + "; ".join(problems))
+
+    def drifted(self, school_year_start: int) -> bool:
+        """Whether outcomes assessed in the school year starting in this year have drifted."""
+        if self.concept_drift_from is None:
+            return False
+        return school_year_start >= parse_school_year(str(self.concept_drift_from))
 
     @property
     def family_effects(self) -> tuple[float, float, float]:

@@ -424,14 +424,18 @@ def build_cohort(start_year: int, pupils_per_grade: int, schools: SchoolTable, s
     threshold = ref.upv_threshold(start_year + 8)
     l16 = latent.liability(model.K_UPV)
     p_upv = ndtr((l16 - threshold) / ref.gen.upv_noise_sd)
-    y_upv = l16 + ref.gen.upv_noise_sd * rng.standard_normal(n) > threshold
     exam_latent = model.exam_liability(latent)
     p_exam = ndtr((exam_latent - ref.exam_threshold) / model.EXAM_NOISE_SD)
-    exam_total = exam_latent + model.EXAM_NOISE_SD * rng.standard_normal(n)
+    # concept drift (GeneratingModel.concept_drift_from): the outcome follows another pupil's
+    # liability; drawn from a generator of its own, so everything else stays as without drift
+    outcome_l16 = _drifted(l16, ref.gen, start_year + 8, seed, start_year, 1)
+    outcome_exam = _drifted(exam_latent, ref.gen, start_year + 9, seed, start_year, 2)
+    y_upv = outcome_l16 + ref.gen.upv_noise_sd * rng.standard_normal(n) > threshold
+    exam_total = outcome_exam + model.EXAM_NOISE_SD * rng.standard_normal(n)
     exam_z = (ref.exam_threshold - exam_total) / ref.exam_sd
     exam_gap = np.abs(rng.normal(0.0, 0.7, size=n))
     exam_weak = (rng.random(n) < 0.5).astype(np.int8)
-    designated = (l16 + model.DESIGNATION_NOISE_SD * rng.standard_normal(n)
+    designated = (outcome_l16 + model.DESIGNATION_NOISE_SD * rng.standard_normal(n)
                   > ref.designation_threshold)
     return Cohort(
         start_year=start_year, cpr=cpr, first_name=first_name, last_name=last_name, boy=boy,
@@ -443,6 +447,31 @@ def build_cohort(start_year: int, pupils_per_grade: int, schools: SchoolTable, s
         exam_gap=exam_gap, exam_weak_subject=exam_weak, designated=designated,
         appeared=np.zeros(n, dtype=bool),
     )
+
+
+def _drifted(liability: np.ndarray, gen: model.GeneratingModel, assessed_year: int, seed: int, start_year: int,
+             stream: int) -> np.ndarray:
+    """The liability an outcome follows: the pupil's own, or after a concept drift another pupil's.
+
+    Args:
+        liability: Each pupil's liability.
+        gen: The generating model (``concept_drift_from``, ``concept_drift_share``).
+        assessed_year: Start year of the school year the outcome is assessed in.
+        seed: The world's seed.
+        start_year: The cohort's grade-0 year (with ``seed`` and ``stream``: its own random draws).
+        stream: 1 for UPV and designation, 2 for the leaving exam.
+
+    Returns:
+        ``liability`` itself without drift; else a copy in which a share of pupils carry the
+        liability of a randomly chosen other pupil (a permutation: the base rate holds).
+    """
+    if not gen.drifted(assessed_year) or liability.size == 0:
+        return liability
+    drift_rng = np.random.default_rng([seed, start_year, 1_400 + stream])
+    chosen = drift_rng.random(liability.size) < gen.concept_drift_share
+    result = liability.copy()
+    result[chosen] = liability[drift_rng.permutation(np.flatnonzero(chosen))]
+    return result
 
 
 def _support_spells(level: np.ndarray, change_day: np.ndarray, entry_term: np.ndarray,

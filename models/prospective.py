@@ -1,0 +1,311 @@
+"""Earlier models checked against outcomes as they arrive (issue 14, part 3).
+
+A model is evaluated once before deployment, on held-out cohorts (``models.evaluation``); its
+card states what it promised. Years later the outcomes of the pupils it scored arrive. Each run
+evaluates every earlier scored term's model on exactly the pupils it scored back then, with the
+outcomes that have arrived since (assessed after the scoring's as-of date and on or before the
+run's as-of date): ROC AUC, precision at each network's capacity (pro-rated as in
+``models.metrics``), calibration error and Brier score, overall and per grade at scoring time.
+
+It does so for the model's own outcome definition and, as a bridge across the 2024/25 break,
+for every other definition whose outcomes arrived (how a UPV-trained model ranks the first
+post-UPV cohorts). Only the own definition is compared with the card's promise: when the
+held-out value the card promised lies above the upper end of the 95 % bootstrap interval of
+the prospective value (pupils resampled), the drop is more than sampling noise and the run
+warns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from ews.warehouse import append_rows, delete_rows, read_frame, table_exists
+from models.metrics import list_lengths, score_metrics, select_top_k
+from models.outcomes import OUTCOMES, load_labels, outcome_definition
+
+PROSPECTIVE_TABLE = "scores_outcome_evaluation"
+#: Bootstrap samples (pupils resampled) for the intervals of the prospective figures.
+PROSPECTIVE_BOOTSTRAP = 200
+#: The fewest pupils of each outcome class before an AUC interval is judged (fewer: no verdict).
+MIN_CLASS_PUPILS = 5
+#: The shortest list (over the evaluated pupils) before a precision interval is judged.
+MIN_LIST_LENGTH = 5
+#: Metrics compared with the model card's promise (held-out value) and judged for a drop.
+JUDGED_METRICS = ("roc_auc", "precision_at_capacity")
+
+
+def _sql(name: str) -> str:
+    return resources.files("models").joinpath(name).read_text(encoding="utf-8")
+
+
+def _definition_name(versioned: str) -> str:
+    return str(versioned).split("@", 1)[0]
+
+
+@dataclass(frozen=True)
+class ArrivedOutcomes:
+    """The outcomes known on a run's as-of date, per definition (``pupil_id``, ``assessed_date``, ``outcome``)."""
+
+    as_of_date: date
+    labels: Mapping[str, pd.DataFrame]
+
+
+def arrived_outcomes(con: duckdb.DuckDBPyConnection, as_of_date: date) -> ArrivedOutcomes:
+    """Every definition's labels assessed on or before ``as_of_date``.
+
+    Args:
+        con: A connection with ``clean_outcomes`` and ``clean_marks``.
+        as_of_date: The evaluating run's as-of date.
+
+    Returns:
+        Definition name -> labels (only definitions with any).
+    """
+    labels = {}
+    for name in OUTCOMES:
+        frame = load_labels(con, name)
+        frame = frame[frame["assessed_date"] <= as_of_date]
+        if len(frame):
+            labels[name] = frame[["pupil_id", "assessed_date", "outcome"]].reset_index(drop=True)
+    return ArrivedOutcomes(as_of_date, labels)
+
+
+def bootstrap_interval(pupils: pd.Series, y: np.ndarray, values: np.ndarray, chosen: np.ndarray | None,
+                       metric: str, n_boot: int, seed: int) -> tuple[float | None, float | None]:
+    """The 95 % percentile interval of a prospective metric, resampling pupils with replacement.
+
+    Args:
+        pupils: Pupil id per row (rows of a pupil are drawn together).
+        y: 0/1 outcomes.
+        values: Risk per row.
+        chosen: Whether each row was on its network's list (precision only).
+        metric: ``roc_auc`` or ``precision_at_capacity``.
+        n_boot: Samples.
+        seed: Random seed.
+
+    Returns:
+        (low, high), or (None, None) when too few samples had both classes or a list.
+    """
+    codes, _ = pd.factorize(pupils)
+    n_pupils = int(codes.max()) + 1 if len(codes) else 0
+    if n_pupils == 0 or n_boot <= 0:
+        return None, None
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        weight = np.bincount(rng.integers(0, n_pupils, n_pupils), minlength=n_pupils)[codes]
+        mask = weight > 0
+        if metric == "roc_auc":
+            yy = y[mask]
+            if 0 < yy.sum() < len(yy):
+                draws.append(roc_auc_score(yy, values[mask], sample_weight=weight[mask]))
+        else:
+            on_list = weight * chosen
+            if on_list.sum() > 0:
+                draws.append(float((on_list * y).sum() / on_list.sum()))
+    if len(draws) < n_boot // 2:
+        return None, None
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return round(float(low), 6), round(float(high), 6)
+
+
+def _round(value: Any) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), 6)
+
+
+def evaluate_scored_term(scores: pd.DataFrame, labels: pd.DataFrame, capacity: Mapping[str, int],
+                         n_boot: int = PROSPECTIVE_BOOTSTRAP, seed: int = 0) -> list[dict[str, Any]]:
+    """One model's scores of one term against the outcomes that arrived for those pupils.
+
+    Args:
+        scores: The term's ``scores_pupil_term`` rows (``pupil_id``, ``as_of_date``,
+            ``network_id``, ``grade``, ``risk``): every pupil scored, which also sets each
+            network's list length.
+        labels: One definition's arrived labels (``pupil_id``, ``assessed_date``, ``outcome``).
+        capacity: Network id -> pupils a term.
+        n_boot: Bootstrap samples for the intervals.
+        seed: Random seed of the bootstrap.
+
+    Returns:
+        One row for all grades (``grade`` None) and one per grade at scoring time, each with
+        ``rows``, ``positives``, ``roc_auc`` (and ``_low``/``_high``), ``precision_at_capacity``
+        (and interval), ``list_length``, ``calibration_error``, ``brier``, ``mean_risk``,
+        ``outcome_rate``; empty when no scored pupil's outcome arrived after the scoring.
+    """
+    frame = scores.copy()
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
+    population = (frame.groupby(["as_of_date", "network_id"], dropna=False).size()
+                  .rename("pupils").reset_index())
+    rows = frame.merge(labels[["pupil_id", "assessed_date", "outcome"]], on="pupil_id", how="inner")
+    rows = rows[pd.to_datetime(rows["assessed_date"]).dt.date > rows["as_of_date"]].reset_index(drop=True)
+    if rows.empty:
+        return []
+    results = []
+    groups: list[tuple[int | None, pd.DataFrame]] = [(None, rows)]
+    groups += [(int(g), part.reset_index(drop=True)) for g, part in rows.groupby("grade", sort=True)]
+    for grade, part in groups:
+        y = part["outcome"].astype(int).to_numpy()
+        risk = part["risk"].astype(float).to_numpy()
+        lengths = list_lengths(part, population, capacity)
+        metrics = score_metrics(part, y, risk, lengths)
+        chosen = select_top_k(part, risk, lengths)
+        entry: dict[str, Any] = {
+            "grade": grade, "rows": int(len(part)), "pupils": int(part["pupil_id"].nunique()),
+            "positives": int(y.sum()), "roc_auc": metrics["roc_auc"],
+            "precision_at_capacity": metrics["precision_at_capacity"], "list_length": metrics["list_length"],
+            "calibration_error": metrics["calibration_error"], "brier": metrics["brier"],
+            "mean_risk": _round(risk.mean()), "outcome_rate": _round(y.mean()),
+        }
+        negatives = int(len(y) - y.sum())
+        judged_auc = min(int(y.sum()), negatives) >= MIN_CLASS_PUPILS
+        auc_interval = bootstrap_interval(part["pupil_id"], y, risk, None, "roc_auc", n_boot, seed) \
+            if judged_auc else (None, None)
+        judged_precision = int(chosen.sum()) >= MIN_LIST_LENGTH
+        precision_interval = bootstrap_interval(part["pupil_id"], y, risk, chosen.astype(int),
+                                                "precision_at_capacity", n_boot, seed) \
+            if judged_precision else (None, None)
+        entry.update(roc_auc_low=auc_interval[0], roc_auc_high=auc_interval[1],
+                     precision_at_capacity_low=precision_interval[0],
+                     precision_at_capacity_high=precision_interval[1])
+        results.append(entry)
+    return results
+
+
+def promised_metrics(metrics: Mapping[str, Any], grade: int | None) -> dict[str, float | None]:
+    """What the model card promised: the held-out figures of the registry's metrics.
+
+    Args:
+        metrics: The registry row's metrics (``models.evaluation.evaluate_model``'s result).
+        grade: None for all grades, else the grade's held-out figures (when evaluated).
+
+    Returns:
+        ``roc_auc``, ``precision_at_capacity``, ``calibration_error`` (None when unknown).
+    """
+    entry = metrics.get("model", {}) if grade is None else (
+        (metrics.get("per_grade", {}).get(str(grade)) or {}).get("model", {}))
+    return {k: _round(entry.get(k)) for k in ("roc_auc", "precision_at_capacity", "calibration_error")}
+
+
+def judge(entry: Mapping[str, Any], promised: Mapping[str, float | None]) -> list[str]:
+    """The judged metrics whose promise lies above the prospective interval's upper end."""
+    dropped = []
+    for metric in JUDGED_METRICS:
+        high, value = entry.get(f"{metric}_high"), promised.get(metric)
+        if high is not None and value is not None and value > high:
+            dropped.append(metric)
+    return dropped
+
+
+def evaluate_earlier_models(con: duckdb.DuckDBPyConnection, capacity: Mapping[str, int], term: str,
+                            as_of_date: date, run_id: str, n_boot: int = PROSPECTIVE_BOOTSTRAP,
+                            seed: int = 0) -> pd.DataFrame:
+    """Every earlier scored term's model against the outcomes arrived by ``as_of_date``.
+
+    Args:
+        con: The staged warehouse (``scores_pupil_term``, ``models``, ``clean_*``).
+        capacity: Network id -> pupils a term.
+        term: The evaluating run's term.
+        as_of_date: Its as-of date (outcomes assessed later have not arrived).
+        run_id: Its run id.
+        n_boot: Bootstrap samples.
+        seed: Random seed of the bootstrap.
+
+    Returns:
+        Rows of :data:`PROSPECTIVE_TABLE` (empty when nothing arrived).
+    """
+    if not (table_exists(con, "scores_pupil_term") and table_exists(con, "models")):
+        return pd.DataFrame()
+    scored = read_frame(con, _sql("prospective_scores.sql"), {"as_of": as_of_date})
+    if scored.empty:
+        return pd.DataFrame()
+    arrived = arrived_outcomes(con, as_of_date)
+    registry = read_frame(con, "SELECT model_id, term AS model_term, outcome_definition, metrics_json FROM models")
+    models = {r["model_id"]: r for r in registry.to_dict("records")}
+    rows = []
+    for (model_id, scored_term), scores in scored.groupby(["model_id", "term"], sort=True):
+        model = models.get(model_id)
+        if model is None:
+            continue
+        metrics = json.loads(model["metrics_json"]) if model["metrics_json"] else {}
+        own = _definition_name(model["outcome_definition"])
+        for definition, labels in arrived.labels.items():
+            for entry in evaluate_scored_term(scores, labels, capacity, n_boot, seed):
+                is_own = definition == own
+                promised = promised_metrics(metrics, entry["grade"]) if is_own else {}
+                dropped = judge(entry, promised) if is_own else []
+                rows.append({
+                    "run_id": run_id, "term": term, "as_of_date": as_of_date, "model_id": model_id,
+                    "model_term": model["model_term"], "model_outcome": model["outcome_definition"],
+                    "scored_term": scored_term, "scored_as_of": pd.to_datetime(scores["as_of_date"]).dt.date.min(),
+                    "outcome_definition": outcome_definition(definition).versioned_name,
+                    "own_definition": is_own, **entry,
+                    "promised_roc_auc": promised.get("roc_auc"),
+                    "promised_precision_at_capacity": promised.get("precision_at_capacity"),
+                    "promised_calibration_error": promised.get("calibration_error"),
+                    "dropped": ",".join(dropped) or None,
+                })
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["grade"] = frame["grade"].astype("Int16")
+    return frame
+
+
+def store_prospective(con: duckdb.DuckDBPyConnection, term: str, frame: pd.DataFrame) -> None:
+    """Replace the term's rows of :data:`PROSPECTIVE_TABLE` (typed by ``prospective_table.sql``)."""
+    con.execute(_sql("prospective_table.sql"))
+    delete_rows(con, PROSPECTIVE_TABLE, {"term": term})
+    if len(frame):
+        append_rows(con, PROSPECTIVE_TABLE, frame)
+
+
+def drop_warnings(frame: pd.DataFrame) -> list[str]:
+    """One warning per earlier model and scored term whose prospective figures dropped (all grades).
+
+    Args:
+        frame: From :func:`evaluate_earlier_models`.
+
+    Returns:
+        English sentences for the manifest's ``warnings`` (the steward run page lists them).
+    """
+    if frame.empty:
+        return []
+    warnings = []
+    overall = frame[frame["grade"].isna() & frame["own_definition"] & frame["dropped"].notna()]
+    for row in overall.to_dict("records"):
+        parts = []
+        for metric in str(row["dropped"]).split(","):
+            parts.append(f"{metric} {row[metric]:.3f} (95 % interval {row[metric + '_low']:.3f}-"
+                         f"{row[metric + '_high']:.3f}) against {row['promised_' + metric]:.3f} promised")
+        warnings.append(
+            f"outcomes: model {row['model_id']} ({row['model_outcome']}), scored {row['scored_term']}, on "
+            f"{row['pupils']} pupils whose outcome arrived: " + "; ".join(parts)
+            + " by its model card (held-out cohorts); the drop is beyond the bootstrap interval: the "
+              "relationship between the data and the outcome may have changed (concept drift); see the "
+              "steward page 'Udfald'")
+    return warnings
+
+
+def manifest_outcomes(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The all-grades rows of an evaluation, for the run manifest's ``outcomes``."""
+    if frame.empty:
+        return []
+    keys = ("model_id", "model_outcome", "scored_term", "outcome_definition", "own_definition", "pupils",
+            "positives", "roc_auc", "roc_auc_low", "roc_auc_high", "promised_roc_auc", "precision_at_capacity",
+            "precision_at_capacity_low", "precision_at_capacity_high", "promised_precision_at_capacity",
+            "calibration_error", "promised_calibration_error", "dropped")
+    overall = frame[frame["grade"].isna()]
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else
+                 bool(v) if isinstance(v, np.bool_) else int(v) if isinstance(v, np.integer) else v)
+             for k, v in ((k, row[k]) for k in keys)} for row in overall.to_dict("records")]
