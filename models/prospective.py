@@ -28,7 +28,6 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from ews.warehouse import append_rows, delete_rows, read_frame, table_exists
 from models.metrics import list_lengths, score_metrics, select_top_k
@@ -80,6 +79,26 @@ def arrived_outcomes(con: duckdb.DuckDBPyConnection, as_of_date: date) -> Arrive
     return ArrivedOutcomes(as_of_date, labels)
 
 
+def weighted_auc(tie_group: np.ndarray, y: np.ndarray, weight: np.ndarray) -> float | None:
+    """ROC AUC with row weights (ties count half), as ``roc_auc_score`` with ``sample_weight``.
+
+    Args:
+        tie_group: Each row's rank among the distinct scores (``np.unique(..., return_inverse=True)``).
+        y: 0/1 outcomes.
+        weight: Row weights (bootstrap counts).
+
+    Returns:
+        The AUC, or None when a class has no weight.
+    """
+    positives = np.bincount(tie_group, weights=weight * y)
+    negatives = np.bincount(tie_group, weights=weight * (1 - y))
+    total_pos, total_neg = positives.sum(), negatives.sum()
+    if total_pos == 0 or total_neg == 0:
+        return None
+    below = np.cumsum(negatives) - negatives
+    return float((positives * (below + 0.5 * negatives)).sum() / (total_pos * total_neg))
+
+
 def bootstrap_interval(pupils: pd.Series, y: np.ndarray, values: np.ndarray, chosen: np.ndarray | None,
                        metric: str, n_boot: int, seed: int) -> tuple[float | None, float | None]:
     """The 95 % percentile interval of a prospective metric, resampling pupils with replacement.
@@ -101,14 +120,14 @@ def bootstrap_interval(pupils: pd.Series, y: np.ndarray, values: np.ndarray, cho
     if n_pupils == 0 or n_boot <= 0:
         return None, None
     rng = np.random.default_rng(seed)
+    _, tie_group = np.unique(np.asarray(values, dtype=float), return_inverse=True)
     draws = []
     for _ in range(n_boot):
         weight = np.bincount(rng.integers(0, n_pupils, n_pupils), minlength=n_pupils)[codes]
-        mask = weight > 0
         if metric == "roc_auc":
-            yy = y[mask]
-            if 0 < yy.sum() < len(yy):
-                draws.append(roc_auc_score(yy, values[mask], sample_weight=weight[mask]))
+            auc = weighted_auc(tie_group, y, weight)
+            if auc is not None:
+                draws.append(auc)
         else:
             on_list = weight * chosen
             if on_list.sum() > 0:
@@ -144,7 +163,7 @@ def evaluate_scored_term(scores: pd.DataFrame, labels: pd.DataFrame, capacity: M
         (and interval), ``list_length``, ``calibration_error``, ``brier``, ``mean_risk``,
         ``outcome_rate``; empty when no scored pupil's outcome arrived after the scoring.
     """
-    frame = scores.copy()
+    frame = scores.drop(columns=["outcome", "assessed_date"], errors="ignore")
     frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
     population = (frame.groupby(["as_of_date", "network_id"], dropna=False).size()
                   .rename("pupils").reset_index())
