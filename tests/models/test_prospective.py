@@ -33,8 +33,8 @@ def test_the_prospective_auc_of_each_earlier_model_is_the_direct_computation(fin
             labels = load_labels(con, definition)
             arrived = (labels["assessed_date"] > row["scored_as_of"]) & (labels["assessed_date"] <= row["as_of_date"])
             labels = labels[arrived]
-            scores = con.execute("SELECT pupil_id, risk, grade FROM scores_pupil_term WHERE term = $t AND model_id = $m",
-                                 {"t": row["scored_term"], "m": row["model_id"]}).df()
+            query = "SELECT pupil_id, risk, grade FROM scores_pupil_term WHERE term = $t AND model_id = $m"
+            scores = con.execute(query, {"t": row["scored_term"], "m": row["model_id"]}).df()
             joined = scores.merge(labels, on="pupil_id")
             assert row["rows"] == len(joined) and row["positives"] == int(joined["outcome"].sum())
             assert row["roc_auc"] == pytest.approx(roc_auc_score(joined["outcome"], joined["risk"]), abs=1e-6)
