@@ -249,3 +249,25 @@ def card_paths(model: dict[str, Any] | None) -> list[tuple[str, str]]:
         return []
     return [(key, str(value)) for key, value in model.items()
             if value and isinstance(value, str) and "card" in key.lower()]
+
+
+def risk_outcome(con: duckdb.DuckDBPyConnection | None, flags: pd.DataFrame) -> dict[str, str] | None:
+    """Which outcome the risks of a list refer to (issue 14: never mix definitions silently).
+
+    Args:
+        con: The read-only warehouse.
+        flags: The list's flags (``model_id``).
+
+    Returns:
+        ``definition`` (``name@vN``) and ``label`` (Danish), or None without a model.
+    """
+    if con is None or flags.empty or "model_id" not in flags or not flags["model_id"].notna().any():
+        return None
+    model = reads.model_record(con, str(flags["model_id"].dropna().iloc[0]))
+    if not model or not model.get("outcome_definition"):
+        return None
+    from models.outcomes import OUTCOMES
+
+    definition = str(model["outcome_definition"])
+    spec = OUTCOMES.get(definition.split("@", 1)[0])
+    return {"definition": definition, "label": spec.description_da if spec else definition}

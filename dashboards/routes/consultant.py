@@ -40,5 +40,6 @@ def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Ware
           purpose="UU-vejleders flag for tildelte skoler")
     return render(ctx, request, "consultant_list.html", {
         "term_run": chosen, "terms": terms, "rows": rows, "vis": vis, "schools": sorted(principal.schools),
+        "risk_outcome": views.risk_outcome(con, flags),
         "overdue": overdue, "followup_counts": followup.state_counts(states), "hidden_overdue": 0,
         "review_days": followup.review_within_days(ctx), "followup_day": followup.today(ctx).strftime("%d-%m-%Y")})

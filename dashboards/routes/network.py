@@ -147,6 +147,7 @@ def network_list(request: Request, ctx: Ctx, principal: NetworkMember, con: Ware
     overdue = followup.overdue_rows(states, shown.flags, identities, users, named=visible)
     return render(ctx, request, "network_list.html", {
         "overdue": overdue, "followup_counts": followup.state_counts(states),
+        "risk_outcome": views.risk_outcome(con, shown.flags),
         "hidden_overdue": sum(1 for s in states if s.overdue and s.pupil_id not in visible),
         "review_days": followup.review_within_days(ctx), "followup_day": followup.today(ctx).strftime("%d-%m-%Y"),
         "network_id": network_id, "network": network, "term_run": shown.chosen, "terms": shown.terms,

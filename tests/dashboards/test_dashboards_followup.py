@@ -38,6 +38,7 @@ def test_overdue_follow_up_shows_for_consultant_and_network_and_the_summary_pdf_
             "responsible": "otto", "next_step_date": "2026-01-31"})
         assert "fejl=followup" in refused.headers["location"]
         listing = vera.get("/vejleder").text
+        assert "Risikoen er modellens sandsynlighed for udfaldet" in listing and "upv_ikke_uddannelsesparat" in listing
     section = listing[listing.index('id="opfoelgning"'):listing.index("</section>", listing.index('id="opfoelgning"'))]
     assert f"/elev/{pupil}" in section and "Næste skridt er overskredet" in section
     assert "Nina Netværk" in section
@@ -72,3 +73,30 @@ def test_overdue_follow_up_shows_for_consultant_and_network_and_the_summary_pdf_
     assert any(a["username"] == "nina" and a["outcome"] == "allowed" and "opfølgning" in (a["purpose"] or "")
                for a in audits)
     assert any(a["username"] == "otto" and a["outcome"] == "denied" for a in audits)
+
+
+def test_the_steward_outcomes_page_shows_the_earlier_models_and_names_the_outcome(run_copy) -> None:
+    from dashboards.app import create_app
+    from dashboards.settings import DashboardSettings
+    from dashboards.store import AppStore
+    from ews.settings import get_settings
+    from flags.outcomes import DESCRIPTIVE_NOTE_DA
+    from tests.dashboards.dashboard_helpers import FAST_HASHER, PASSWORD
+
+    store = AppStore(run_copy.state_dir / "app.sqlite", hasher=FAST_HASHER)
+    store.add_user("stig", "Stig Steward", "steward", PASSWORD)
+    store.add_user("nina", "Nina Netværk", "network_member", PASSWORD)
+    outcomes = run_copy.manifest["outcomes"]
+    with LiveServer(create_app(get_settings(), DashboardSettings(), store)) as live:
+        with httpx.Client(base_url=live.url) as stig:
+            assert login(stig, "stig").status_code == 303
+            page = stig.get("/drift/udfald")
+            assert page.status_code == 200
+            for entry in outcomes:
+                assert entry["model_id"] in page.text and entry["scored_term"] in page.text
+            assert "Bro over 2024/25" in page.text and "ikke-uddannelsesparat" in page.text
+            assert DESCRIPTIVE_NOTE_DA.split(":")[0] in page.text
+        with httpx.Client(base_url=live.url) as nina:
+            assert login(nina, "nina").status_code == 303
+            assert nina.get("/drift/udfald").status_code == 403
+    assert any(a["username"] == "nina" and a["outcome"] == "denied" for a in store.read_audit(limit=20))
