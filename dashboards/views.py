@@ -263,6 +263,8 @@ def risk_outcome(con: duckdb.DuckDBPyConnection | None, flags: pd.DataFrame) -> 
     """
     if con is None or flags.empty or "model_id" not in flags or not flags["model_id"].notna().any():
         return None
+    if "list_basis" in flags and not (flags["list_basis"].fillna("model") == "model").any():
+        return None  # a rule list shows no risk
     model = reads.model_record(con, str(flags["model_id"].dropna().iloc[0]))
     if not model or not model.get("outcome_definition"):
         return None

@@ -31,7 +31,8 @@ def test_the_prospective_auc_of_each_earlier_model_is_the_direct_computation(fin
         for row in overall.to_dict("records"):
             definition = row["outcome_definition"].split("@")[0]
             labels = load_labels(con, definition)
-            arrived = (labels["assessed_date"] > row["scored_as_of"]) & (labels["assessed_date"] <= row["as_of_date"])
+            scored_as_of, as_of = pd.Timestamp(row["scored_as_of"]).date(), pd.Timestamp(row["as_of_date"]).date()
+            arrived = (labels["assessed_date"] > scored_as_of) & (labels["assessed_date"] <= as_of)
             labels = labels[arrived]
             query = "SELECT pupil_id, risk, grade FROM scores_pupil_term WHERE term = $t AND model_id = $m"
             scores = con.execute(query, {"t": row["scored_term"], "m": row["model_id"]}).df()
