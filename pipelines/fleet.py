@@ -44,6 +44,7 @@ STEPS: list[tuple[str, str]] = [
     ("model", "model_and_gate"),
     ("explanations", "explanations"),
     ("flag lists", "flag_lists"),
+    ("publishing", "publish_and_report"),
 ]
 #: The longest message kept on the summary for a failed municipality.
 MAX_MESSAGE = 600
@@ -71,9 +72,7 @@ class StepClock:
         self._current, self._since = step, now
 
     def finish(self) -> dict[str, float]:
-        """Close the last step; what follows the flag lists (publish, manifest, report) is ``finish``."""
-        if self._current is not None:
-            self._switch("finish")
+        """Close the last step (the publication, manifest and report, when the run got that far)."""
         self._switch(None)
         return dict(self.seconds)
 
@@ -231,7 +230,8 @@ def inbox_bytes(entry: MunicipalityEntry) -> int:
 def task_runner(settings: DaskSettings) -> Any:
     """The ``DaskTaskRunner`` of the fleet settings: an existing cluster, or a local one.
 
-    The local cluster listens on loopback only and starts no dashboard.
+    The local cluster listens on loopback only. With ``processes: false`` it is one worker
+    thread in this process (tests, tiny fleets): one municipality at a time.
 
     Args:
         settings: The fleet's Dask settings.
@@ -243,11 +243,15 @@ def task_runner(settings: DaskSettings) -> Any:
 
     if settings.address:
         return DaskTaskRunner(address=settings.address)
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
-        "n_workers": settings.n_workers, "threads_per_worker": settings.threads_per_worker,
-        "processes": settings.processes, "memory_limit": settings.memory_limit,
-        "host": "127.0.0.1", "dashboard_address": None,
-    })
+    if not settings.processes:
+        # workers as threads of this process: one municipality at a time, as the termly run was not
+        # written to run twice in one process (pyplot's global state for the model card, for one)
+        cluster = {"n_workers": 1, "threads_per_worker": 1, "processes": False}
+    else:  # worker processes over TCP, on loopback only (the dashboard too, on a free port)
+        cluster = {"n_workers": settings.n_workers, "threads_per_worker": settings.threads_per_worker,
+                   "processes": True, "memory_limit": settings.memory_limit, "host": "127.0.0.1",
+                   "dashboard_address": "127.0.0.1:0"}
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
 
 
 @task(name="write-fleet-summary", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -345,8 +349,10 @@ def cluster_description(settings: DaskSettings) -> dict[str, Any]:
     """What the summary says about the cluster (no credentials)."""
     if settings.address:
         return {"kind": "existing", "address": settings.address}
+    if not settings.processes:
+        return {"kind": "local", "workers": 1, "threads_per_worker": 1, "processes": False}
     return {"kind": "local", "workers": settings.n_workers, "threads_per_worker": settings.threads_per_worker,
-            "processes": settings.processes}
+            "processes": True}
 
 
 def run_fleet(term: str, fleet_path: Path, *, n_workers: int | None = None,

@@ -70,7 +70,8 @@ def run(
     address: Annotated[str | None, typer.Option(
         help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (overrides the fleet config)")] = None,
     threads: Annotated[bool, typer.Option(
-        "--threads", help="Local workers as threads of this process instead of processes")] = False,
+        "--threads", help="One worker thread in this process instead of worker processes: one municipality at a "
+                          "time (tests, tiny fleets)")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the fleet summary as JSON")] = False,
 ) -> None:
     """Run one term for every municipality of the fleet on Dask and print the fleet summary.
@@ -85,6 +86,9 @@ def run(
     term = parse_term(term)
     fleet = _load(fleet_path)
     _use_fleet_prefect_home(fleet)
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # the summary says what happened
     start_child_watchdog()  # the Dask workers and Prefect's temporary server end with the run
     from pipelines.fleet import EXIT_FLEET_PARTIAL, run_fleet
 
@@ -174,21 +178,26 @@ def print_summary(summary: dict[str, Any], json_output: bool) -> None:
                         f"{summary['duration_seconds']} s)")
     for column, right in (("municipality", False), ("status", False), ("seconds", True), ("files (read)", True),
                           ("rows read", True), ("quarantined", True), ("scored", True), ("flagged", True),
-                          ("gate", False), ("message", False)):
-        table.add_column(column, justify="right" if right else "left", overflow="fold")
+                          ("gate", False)):
+        table.add_column(column, justify="right" if right else "left")
+    failures = []
     for line in summary["municipalities"]:
         if line["status"] == "succeeded":
             gate = line["gate"]
             gate_text = ("-" if gate is None else "passed" if gate["passed"]
-                         else f"[yellow]not passed[/]: {gate['published']}")
+                         else f"[yellow]not passed[/] ({gate['published']})")
             table.add_row(line["id"], "[green]succeeded[/]", f"{line['duration_seconds']}",
                           f"{line['files']} ({line['files_read']})", f"{line['rows_read']:,}",
                           f"{line['rows_quarantined']:,}", str(line["pupils_scored"]), str(line["flagged"]),
-                          gate_text, f"{line['warnings']} warning(s)" if line["warnings"] else "")
+                          gate_text)
         else:
             table.add_row(line["id"], f"[bold red]{line['status']}[/]", f"{line['duration_seconds']}",
-                          "-", "-", "-", "-", "-", "-", f"{line['error_kind']}: {line['message']}")
+                          "-", "-", "-", "-", "-", "-")
+            failures.append(line)
     out.print(table)
+    for line in failures:
+        out.print(f"[bold red]{line['id']} failed[/] ({line['error_kind']}): {line['message']}\n"
+                  "  nothing of this run was published; its warehouse is as before.", highlight=False)
     totals = summary["totals"]
     out.print(f"{totals['succeeded']} of {totals['municipalities']} municipalities succeeded, "
               f"{totals['gate_passed']} passed the publication gate; {totals['rows_read']:,} rows read, "
