@@ -25,12 +25,12 @@ import hashlib
 import hmac
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ews.config import ConfigError
+from ews.config import ConfigError, TermCalendar
 from ews.settings import Settings
 
 FLEET_VERSION = 1
@@ -100,11 +100,16 @@ class DaskSettings(_Strict):
 
     With ``address`` unset, a local cluster is started for the run (``n_workers`` worker
     processes of ``threads_per_worker`` threads, each capped at ``memory_limit``); with an
-    address (``tcp://scheduler:8786``), the run uses that existing cluster, whose workers must
-    see the municipalities' folders and key files at the same paths.
+    address (``tcp://scheduler:8786``), the run uses that existing cluster; with
+    ``cluster_class`` (``dask_kubernetes.operator.KubeCluster``,
+    ``dask_jobqueue.SLURMCluster``) and its ``cluster_kwargs``, the run starts that cluster
+    and closes it at the end. Remote workers must see the municipalities' folders and key
+    files at the same paths.
     """
 
     address: str | None = None
+    cluster_class: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    cluster_kwargs: dict[str, Any] = Field(default_factory=dict)
     n_workers: int = Field(default=2, ge=1)
     threads_per_worker: int = Field(default=1, ge=1)
     processes: bool = True
@@ -112,13 +117,17 @@ class DaskSettings(_Strict):
 
 
 class FleetConfig(_Strict):
-    """The fleet: the operator's folder, the Dask cluster, and the municipalities."""
+    """The fleet: the operator's folder, the Dask cluster, the schedule, and the municipalities."""
 
     fleet_version: Literal[1]
     operator: str
     state_dir: Path
     dask: DaskSettings = DaskSettings()
     prefect_api_url: str | None = None
+    terms: TermCalendar = Field(default_factory=TermCalendar, description=(
+        "The calendar the fleet's schedule follows (its as-of days); each municipality's run still "
+        "takes its as-of date from its own config"))
+    schedule_hour: int = Field(default=6, ge=0, le=23)
     municipalities: list[MunicipalityEntry] = Field(min_length=1)
 
     def enabled(self) -> list[MunicipalityEntry]:

@@ -243,6 +243,12 @@ def task_runner(settings: DaskSettings) -> Any:
 
     if settings.address:
         return DaskTaskRunner(address=settings.address)
+    if settings.cluster_class:  # Kubernetes, an HPC queue: started for the run, closed after it
+        try:
+            return DaskTaskRunner(cluster_class=settings.cluster_class, cluster_kwargs=dict(settings.cluster_kwargs))
+        except ImportError as exc:
+            raise ConfigError(f"dask.cluster_class {settings.cluster_class} cannot be imported ({exc}); install "
+                              "its package, e.g. uv sync --extra kubernetes or --extra hpc (docs/fleet.md)") from None
     if not settings.processes:
         # workers as threads of this process: one municipality at a time, as the termly run was not
         # written to run twice in one process (pyplot's global state for the model card, for one)
@@ -349,6 +355,8 @@ def cluster_description(settings: DaskSettings) -> dict[str, Any]:
     """What the summary says about the cluster (no credentials)."""
     if settings.address:
         return {"kind": "existing", "address": settings.address}
+    if settings.cluster_class:
+        return {"kind": "started", "cluster_class": settings.cluster_class}
     if not settings.processes:
         return {"kind": "local", "workers": 1, "threads_per_worker": 1, "processes": False}
     return {"kind": "local", "workers": settings.n_workers, "threads_per_worker": settings.threads_per_worker,
@@ -385,9 +393,10 @@ def run_fleet(term: str, fleet_path: Path, *, n_workers: int | None = None,
                  if v is not None}
     dask_settings = fleet.dask.model_copy(update=overrides)
     api_url = fleet.prefect_api_url or os.environ.get("PREFECT_API_URL")
-    if dask_settings.address and not api_url:
-        raise ConfigError(f"{fleet_path}: an existing Dask cluster ({dask_settings.address}) needs a Prefect "
-                          "server its workers reach: set prefect_api_url in the fleet config or PREFECT_API_URL")
+    remote = dask_settings.address or dask_settings.cluster_class
+    if remote and not api_url:
+        raise ConfigError(f"{fleet_path}: a Dask cluster on other machines ({remote}) needs a Prefect server "
+                          "its workers reach: set prefect_api_url in the fleet config or PREFECT_API_URL")
     if api_url is None and dask_settings.processes:
         from prefect.server.api.server import SubprocessASGIServer
 
@@ -415,3 +424,46 @@ def read_latest_summary(fleet: FleetConfig) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@flow(name="fleet-termly-run-scheduled", validate_parameters=False, log_prints=False)
+def scheduled_fleet_flow(fleet_path: str) -> dict[str, Any]:
+    """Work out the term from today's date (the fleet's calendar) and run the fleet.
+
+    Args:
+        fleet_path: The fleet config file.
+
+    Returns:
+        The fleet summary.
+    """
+    from ews.settings import get_settings
+    from pipelines.schedule import term_on
+
+    fleet = load_fleet_config(Path(fleet_path))
+    return run_fleet(str(term_on(get_settings().today_date(), fleet.terms)), Path(fleet_path))
+
+
+def build_fleet_deployment(fleet_path: Path, name: str = "fleet-termly") -> Any:
+    """The deployment ``ews fleet schedule`` serves: the fleet run on each term's as-of day.
+
+    Args:
+        fleet_path: The fleet config file (its ``terms`` calendar and ``schedule_hour``).
+        name: Deployment name.
+
+    Returns:
+        A ``RunnerDeployment``.
+    """
+    from types import SimpleNamespace
+
+    from prefect.schedules import Cron
+
+    from pipelines.schedule import TIMEZONE, schedule_crons
+
+    fleet = load_fleet_config(fleet_path)
+    crons = schedule_crons(SimpleNamespace(terms=fleet.terms), hour=fleet.schedule_hour)
+    return scheduled_fleet_flow.to_deployment(
+        name=name, schedules=[Cron(cron, timezone=TIMEZONE) for cron in crons],
+        parameters={"fleet_path": str(fleet_path.resolve())},
+        description=f"Termly early-warning run of {len(fleet.enabled())} municipalities on Dask ({fleet.operator})",
+        tags=["ews", "termly", "fleet"],
+    )

@@ -120,6 +120,26 @@ def status(
         raise typer.Exit(EXIT_FLEET_PARTIAL)
 
 
+@fleet_app.command("schedule")
+def schedule(
+    fleet_path: FleetOption = Path("fleet.yaml"),
+    name: Annotated[str, typer.Option(help="Deployment name")] = "fleet-termly",
+) -> None:
+    """Serve a Prefect deployment that runs the fleet on the fleet calendar's as-of days (until stopped).
+
+    Each scheduled run works out its term from the date. Give it a Prefect server
+    (PREFECT_API_URL) to watch the runs in the Prefect UI.
+    """
+    from prefect import serve
+
+    from pipelines.cli import run_guarded
+    from pipelines.fleet import build_fleet_deployment
+
+    fleet = _load(fleet_path)
+    _use_fleet_prefect_home(fleet)
+    run_guarded(lambda: serve(build_fleet_deployment(fleet_path, name)))
+
+
 @fleet_app.command("check")
 def check(fleet_path: FleetOption = Path("fleet.yaml")) -> None:
     """Validate the fleet config: folders, keys and ports of each municipality kept apart."""
@@ -172,8 +192,9 @@ def print_summary(summary: dict[str, Any], json_output: bool) -> None:
         sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n")
         return
     cluster = summary["cluster"]
-    where = (f"local Dask cluster, {cluster['workers']} worker(s)" if cluster["kind"] == "local"
-             else f"Dask cluster {cluster['address']}")
+    where = {"local": lambda: f"local Dask cluster, {cluster['workers']} worker(s)",
+             "existing": lambda: f"Dask cluster {cluster['address']}",
+             "started": lambda: f"Dask cluster {cluster['cluster_class']}"}[cluster["kind"]]()
     table = Table(title=f"Fleet run {summary['fleet_run_id']} ({summary['term']}, {where}, "
                         f"{summary['duration_seconds']} s)")
     for column, right in (("municipality", False), ("status", False), ("seconds", True), ("files (read)", True),

@@ -120,3 +120,38 @@ def test_a_wrong_version_or_shape_says_where(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_fleet_config(path)
     assert "municipalities.0.id" in str(caught.value) and "dask.n_workers" in str(caught.value)
+
+
+def test_the_fleet_deployment_runs_on_the_fleet_calendar_s_as_of_days(tmp_path):
+    from pipelines.fleet import build_fleet_deployment
+
+    path = _write(tmp_path, [_entry("alpha", 8101)], terms={"h1": {"start": "08-01", "end": "01-31", "as_of": "11-20"}},
+                  schedule_hour=5)
+    deployment = build_fleet_deployment(path)
+    assert sorted(s.schedule.cron for s in deployment.schedules) == ["0 5 15 4 *", "0 5 20 11 *"]
+    assert deployment.parameters == {"fleet_path": str(path.resolve())}
+    assert deployment.flow_name == "fleet-termly-run-scheduled"
+
+
+def test_the_task_runner_follows_the_dask_settings():
+    from ews.fleet import DaskSettings
+    from pipelines.fleet import task_runner
+
+    local = task_runner(DaskSettings(n_workers=3, memory_limit="2GiB"))
+    assert local.cluster_class.endswith("LocalCluster") or "LocalCluster" in str(local.cluster_class)
+    assert local.cluster_kwargs["n_workers"] == 3 and local.cluster_kwargs["host"] == "127.0.0.1"
+    assert task_runner(DaskSettings(processes=False, n_workers=3)).cluster_kwargs["n_workers"] == 1
+    assert task_runner(DaskSettings(address="tcp://10.0.0.5:8786")).address == "tcp://10.0.0.5:8786"
+    started = task_runner(DaskSettings(cluster_class="distributed.SpecCluster", cluster_kwargs={"name": "ews"}))
+    assert started.cluster_kwargs == {"name": "ews"}
+    with pytest.raises(ConfigError, match="no_such_cluster_package.SLURMCluster cannot be imported"):
+        task_runner(DaskSettings(cluster_class="no_such_cluster_package.SLURMCluster"))
+
+
+def test_a_cluster_on_other_machines_needs_a_prefect_server_its_workers_reach(tmp_path, monkeypatch):
+    from pipelines.fleet import run_fleet
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    path = _write(tmp_path, [_entry("alpha", 8101)], dask={"address": "tcp://10.0.0.5:8786"})
+    with pytest.raises(ConfigError, match="needs a Prefect server its workers reach"):
+        run_fleet("2025/26-H1", path)
