@@ -13,6 +13,8 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -92,7 +94,7 @@ def run(
     start_child_watchdog()  # the Dask workers and Prefect's temporary server end with the run
     from pipelines.fleet import EXIT_FLEET_PARTIAL, run_fleet
 
-    with err.status(f"fleet run {term}: {len(fleet.enabled())} municipalities"):
+    with err.status(f"fleet run {term}: {len(fleet.enabled())} municipalities"), _stdout_to_stderr():
         summary = run_guarded(lambda: run_fleet(term, fleet_path, n_workers=workers, address=address,
                                                 processes=False if threads else None))
     print_summary(summary, json_output)
@@ -100,6 +102,24 @@ def run(
         raise typer.Exit(EXIT_FLEET_PARTIAL)
     if any(line["gate"] is not None and not line["gate"]["passed"] for line in summary["municipalities"]):
         raise typer.Exit(EXIT_GATE)
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """While the fleet runs, file descriptor 1 is stderr, for this process and the workers it starts.
+
+    Worker processes inherit it, and what they print at the C level (DuckDB's progress bar) would
+    otherwise end up in the summary that ``--json`` writes to stdout.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @fleet_app.command("status")
