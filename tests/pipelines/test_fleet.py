@@ -201,3 +201,32 @@ def test_the_step_clock_splits_a_run_at_its_progress_lines(monkeypatch):
     clock("publishing")  # 10.0
     assert clock.finish() == {"prepare": 1.0, "hash_files": 2.0, "ingest_and_validation": 0.5,
                               "model_and_gate": 6.5, "publish_and_report": 2.0}
+
+
+def test_fleet_env_points_ews_at_one_municipality_without_printing_its_key(tmp_path):
+    (tmp_path / "alpha.key").write_text("alpha-secret-key")
+    fleet = {"fleet_version": 1, "operator": "o", "state_dir": "operator", "municipalities": [
+        {"id": "alpha", "name": "Alpha", "state_dir": "alpha state", "config_path": "alpha.yaml", "inbox": "in",
+         "pseudonym_key": {"file": "alpha.key"}, "app": {"port": 8101}}]}
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(fleet))
+    result = CliRunner().invoke(app, ["fleet", "env", "alpha", "--fleet", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"export EWS_STATE_DIR='{(tmp_path / 'alpha state').resolve()}'" in result.output
+    assert f'export EWS_PSEUDONYM_KEY="$(cat {(tmp_path / "alpha.key").resolve()})"' in result.output
+    assert "alpha-secret-key" not in result.output and "--port 8101" in result.output
+    assert CliRunner().invoke(app, ["fleet", "env", "beta", "--fleet", str(path)]).exit_code == 2
+
+
+def test_only_os_errors_are_retried():
+    from pipelines.fleet import _is_os_error
+
+    class State:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def result(self):
+            raise self.exc
+
+    assert _is_os_error(State(OSError("share away")))
+    assert not _is_os_error(State(ValueError("bad config")))
