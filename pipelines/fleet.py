@@ -337,7 +337,12 @@ def fleet_flow(term: str, fleet_path: str, cluster: dict[str, Any] | None = None
     clock = time.perf_counter()
     entries = sorted(fleet.enabled(), key=inbox_bytes, reverse=True)
     futures = [municipality_task.submit(entry, term) for entry in entries]
-    lines = {line["id"]: line for line in (future.result() for future in futures)}
+    lines: dict[str, dict[str, Any]] = {}
+    for entry, future in zip(entries, futures, strict=True):
+        try:
+            lines[entry.id] = future.result()
+        except Exception as exc:  # noqa: BLE001 - the worker died (memory, node lost): this municipality only
+            lines[entry.id] = failed_line(entry, term, exc, time.perf_counter() - clock, "worker lost")
     ordered = [lines[entry.id] for entry in fleet.enabled()]
     summary = {
         "fleet_run_id": f"{Term.parse(term)}-{started:%Y%m%dT%H%M%S}".replace("/", "-"),

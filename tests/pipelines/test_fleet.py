@@ -3,10 +3,12 @@
 One fleet run per module, on a local Dask cluster of one worker thread (``processes=False``):
 
 - ``beta``: a fresh municipality with its own key, over a copy of the same exports as the
-  session's finished run (so the same CPR numbers);
-- ``gamma``: a copy of the finished run's state whose newest pupils export lost its CPR column.
+  session's one-school world (so the same CPR numbers);
+- ``gamma``: a copy of the one-school world's state whose newest pupils export lost its CPR
+  column.
 
-The finished run itself is municipality ``alpha`` (the test key), run before, outside the
+The one-school world itself (the model matrix's ``small`` world, run once per session through
+the whole termly run with its own key) is municipality ``alpha``, run before, outside the
 fleet: the isolation test compares every table and file of ``alpha`` and ``beta``.
 """
 
@@ -29,8 +31,12 @@ from ews.pseudonym import CPR_LIKE, normalise_cpr, pseudonymise
 from ews.warehouse import WarehousePaths, open_readonly, open_runlog
 from pipelines.cli import app
 from pipelines.fleet import StepClock, failed_line, run_fleet
+from tests.pipelines.model_matrix import WorldResult
 
-from .conftest import TERM, TEST_KEY, FinishedRun
+from .conftest import TERM
+
+#: The key ``tests.pipelines.model_matrix.run_world`` gives every world (alpha's).
+ALPHA_KEY = "matrix-key-not-secret"
 
 #: A pupil id: "p" and fifteen letters a-p (``ews.pseudonym.pseudonymise``).
 PUPIL_ID = re.compile(r"(?<![a-z])p[a-p]{15}(?![a-z])")
@@ -59,15 +65,18 @@ def _published_digests(state: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fleet_run(finished_run: FinishedRun, tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
+def fleet_run(one_school_world: WorldResult, tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
+    alpha = one_school_world.state_dir
+    alpha_files = alpha.parent / "synthetic"
     root = tmp_path_factory.mktemp("fleet")
     (root / "keys").mkdir()
     (root / "keys" / "beta.key").write_text(BETA_KEY)
     (root / "keys" / "gamma.key").write_text("gamma-key-not-secret")
-    beta_files = root / "beta-files"
-    shutil.copytree(finished_run.synthetic_dir, beta_files, ignore=shutil.ignore_patterns("ground_truth"))
+    no_truth = shutil.ignore_patterns("ground_truth")
+    shutil.copytree(alpha_files, root / "beta-files", ignore=no_truth)
     gamma = root / "gamma"
-    shutil.copytree(finished_run.state_dir, gamma, ignore=shutil.ignore_patterns("prefect"))
+    shutil.copytree(alpha, gamma, ignore=shutil.ignore_patterns("prefect"))
+    shutil.copytree(alpha_files, gamma / "synthetic", ignore=no_truth)
     pupils = sorted((gamma / "synthetic" / "exports").glob("elever_2025-26.*"))[0]
     text = pupils.read_text(encoding="utf-8-sig")
     pupils.write_text(text.replace("CPR;", "Personnummer;", 1), encoding="utf-8-sig")
@@ -86,7 +95,7 @@ def fleet_run(finished_run: FinishedRun, tmp_path_factory: pytest.TempPathFactor
     fleet_path.write_text(yaml.safe_dump(fleet), encoding="utf-8")
     before = _published_digests(gamma)
     summary = run_fleet(TERM, fleet_path)
-    return FleetRun(summary=summary, fleet_path=fleet_path, alpha=finished_run.state_dir, beta=root / "beta",
+    return FleetRun(summary=summary, fleet_path=fleet_path, alpha=alpha, beta=root / "beta",
                     gamma=gamma, gamma_before=before, operator=root / "operator")
 
 
@@ -155,7 +164,7 @@ def test_no_pupil_id_of_one_municipality_is_in_another_s_state(fleet_run: FleetR
     first_row = (fleet_run.beta.parent / "beta-files" / "exports" / "elever_2025-26.csv").read_text(
         encoding="utf-8-sig").splitlines()[1]
     digits = normalise_cpr(first_row.split(";")[0])
-    in_alpha, in_beta = pseudonymise(digits, TEST_KEY.encode()), pseudonymise(digits, BETA_KEY.encode())
+    in_alpha, in_beta = pseudonymise(digits, ALPHA_KEY.encode()), pseudonymise(digits, BETA_KEY.encode())
     assert in_alpha != in_beta
     for state, own, other in ((fleet_run.alpha, in_alpha, in_beta), (fleet_run.beta, in_beta, in_alpha)):
         with open_readonly(state) as con:
