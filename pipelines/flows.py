@@ -235,6 +235,7 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
             for name, stage in stages():
                 say(name)
                 ctx.outputs.update(stage(session, ctx) or {})
+            say("publishing")
         status, message = "succeeded", None
     except BaseException as exc:
         status, message = "failed", f"{type(exc).__name__}: {exc}"

@@ -9,6 +9,7 @@ from pipelines.commands.audit import audit_app
 from pipelines.commands.dashboards import serve, users_app
 from pipelines.commands.evaluate import evaluate
 from pipelines.commands.explain import explain
+from pipelines.commands.fleet import fleet_app
 
 COMMANDS: list[tuple[str, Callable[..., Any]]] = [("evaluate", evaluate), ("explain", explain), ("serve", serve)]
-GROUPS: list[tuple[str, Any]] = [("users", users_app), ("audit", audit_app)]
+GROUPS: list[tuple[str, Any]] = [("users", users_app), ("audit", audit_app), ("fleet", fleet_app)]
