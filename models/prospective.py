@@ -10,9 +10,9 @@ run's as-of date): ROC AUC, precision at each network's capacity (pro-rated as i
 It does so for the model's own outcome definition and, as a bridge across the 2024/25 break,
 for every other definition whose outcomes arrived (how a UPV-trained model ranks the first
 post-UPV cohorts). Only the own definition is compared with the card's promise: when the
-held-out value the card promised lies above the upper end of the 95 % bootstrap interval of
-the prospective value (pupils resampled), the drop is more than sampling noise and the run
-warns.
+held-out value the card promised exceeds the prospective value by more than 1.96 standard errors
+of the difference (the 95 % bootstrap interval of the prospective value, pupils resampled, and
+the promise's own sampling error), the drop is more than sampling noise and the run warns.
 """
 
 from __future__ import annotations
