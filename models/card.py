@@ -518,8 +518,8 @@ def _verdict(row: dict[str, Any], metric: str) -> str:
     if high is None or (isinstance(high, float) and high != high):
         return "not judged (too few pupils)"
     dropped = str(row.get("dropped") or "").split(",")
-    return ("**below the interval: a drop beyond sampling noise**" if metric in dropped
-            else "the promise lies within or below the interval")
+    return ("**a drop beyond the sampling error of both figures**" if metric in dropped
+            else "within the sampling error of both figures")
 
 
 def outcome_section_markdown(evaluation: Any, descriptive: Any | None = None, note: str | None = None) -> str:
@@ -537,8 +537,10 @@ def outcome_section_markdown(evaluation: Any, descriptive: Any | None = None, no
     lines = ["## Outcomes as they arrived (prospective evaluation)", "",
              "Each earlier model on the pupils it scored back then, with the outcomes assessed after the scoring. "
              "*Promised* is the held-out figure of the model's card; the interval is the 95 % bootstrap interval "
-             "of the prospective figure (pupils resampled). A bridge row measures the model on another outcome "
-             "definition than it was trained on (across the 2024/25 break) and is not judged.", ""]
+             "of the prospective figure (pupils resampled); a drop counts when the promise exceeds the figure by "
+             "more than 1.96 standard errors of the difference (the interval's and the promise's own). A bridge "
+             "row measures the model on another outcome definition than it was trained on (across the 2024/25 "
+             "break) and is not judged.", ""]
     if evaluation is None or len(evaluation) == 0:
         return "\n".join([*lines, "No outcome of a scored pupil has arrived yet.", ""])
     records = evaluation.sort_values(["model_id", "scored_term", "outcome_definition", "grade"],

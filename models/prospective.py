@@ -10,9 +10,9 @@ run's as-of date): ROC AUC, precision at each network's capacity (pro-rated as i
 It does so for the model's own outcome definition and, as a bridge across the 2024/25 break,
 for every other definition whose outcomes arrived (how a UPV-trained model ranks the first
 post-UPV cohorts). Only the own definition is compared with the card's promise: when the
-held-out value the card promised lies above the upper end of the 95 % bootstrap interval of
-the prospective value (pupils resampled), the drop is more than sampling noise and the run
-warns.
+held-out value the card promised exceeds the prospective value by more than 1.96 standard errors
+of the difference (the 95 % bootstrap interval of the prospective value, pupils resampled, and
+the promise's own sampling error), the drop is more than sampling noise and the run warns.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ews.warehouse import append_rows, delete_rows, read_frame, table_exists
+from models.evaluation import CHANCE_Z, auc_lower_bound
 from models.metrics import list_lengths, score_metrics, select_top_k
 from models.outcomes import OUTCOMES, load_labels, outcome_definition
 
@@ -203,26 +204,55 @@ def evaluate_scored_term(scores: pd.DataFrame, labels: pd.DataFrame, capacity: M
 
 
 def promised_metrics(metrics: Mapping[str, Any], grade: int | None) -> dict[str, float | None]:
-    """What the model card promised: the held-out figures of the registry's metrics.
+    """What the model card promised: the held-out figures of the registry's metrics, with their error.
+
+    The promise is itself an estimate on a finite held-out sample, so its standard error is
+    kept beside it: Hanley and McNeil's for the AUC and the binomial one for the precision, with
+    the held-out rows scaled down to pupils (a pupil has several as-of rows there), as the
+    publication gate's chance bound does (``models.evaluation.auc_lower_bound``).
 
     Args:
         metrics: The registry row's metrics (``models.evaluation.evaluate_model``'s result).
         grade: None for all grades, else the grade's held-out figures (when evaluated).
 
     Returns:
-        ``roc_auc``, ``precision_at_capacity``, ``calibration_error`` (None when unknown).
+        ``roc_auc``, ``precision_at_capacity``, ``calibration_error`` and ``roc_auc_se``,
+        ``precision_at_capacity_se`` (None when unknown).
     """
     entry = metrics.get("model", {}) if grade is None else (
         (metrics.get("per_grade", {}).get(str(grade)) or {}).get("model", {}))
-    return {k: _round(entry.get(k)) for k in ("roc_auc", "precision_at_capacity", "calibration_error")}
+    promised = {k: _round(entry.get(k)) for k in ("roc_auc", "precision_at_capacity", "calibration_error")}
+    rows, positives = entry.get("rows"), entry.get("positives")
+    scale = (metrics.get("pupils") or 0) / metrics["rows"] if metrics.get("rows") else 1.0
+    auc_se = precision_se = None
+    if promised["roc_auc"] is not None and rows and positives is not None:
+        bound = auc_lower_bound(promised["roc_auc"], int(positives), int(rows) - int(positives), int(rows),
+                                int(round(int(rows) * scale)))
+        auc_se = _round((promised["roc_auc"] - bound) / CHANCE_Z) if bound is not None else None
+    length = entry.get("list_length")
+    if promised["precision_at_capacity"] is not None and length:
+        listed = max(float(length) * scale, 1.0)
+        value = promised["precision_at_capacity"]
+        precision_se = _round(math.sqrt(max(value * (1 - value), 0.0) / listed))
+    return {**promised, "roc_auc_se": auc_se, "precision_at_capacity_se": precision_se}
 
 
 def judge(entry: Mapping[str, Any], promised: Mapping[str, float | None]) -> list[str]:
-    """The judged metrics whose promise lies above the prospective interval's upper end."""
+    """The judged metrics that dropped by more than the sampling error of both figures explains.
+
+    The prospective figure's standard error comes from its 95 % bootstrap interval (width /
+    3.92), the promise's from :func:`promised_metrics`; a metric has dropped when the promise
+    exceeds the prospective figure by more than 1.96 standard errors of the difference. Without
+    an interval (too few pupils) nothing is judged.
+    """
     dropped = []
     for metric in JUDGED_METRICS:
-        high, value = entry.get(f"{metric}_high"), promised.get(metric)
-        if high is not None and value is not None and value > high:
+        low, high, value = entry.get(f"{metric}_low"), entry.get(f"{metric}_high"), entry.get(metric)
+        promise = promised.get(metric)
+        if low is None or high is None or value is None or promise is None:
+            continue
+        se = math.sqrt(((high - low) / (2 * CHANCE_Z)) ** 2 + (promised.get(f"{metric}_se") or 0.0) ** 2)
+        if promise - value > CHANCE_Z * se:
             dropped.append(metric)
     return dropped
 
@@ -273,6 +303,8 @@ def evaluate_earlier_models(con: duckdb.DuckDBPyConnection, capacity: Mapping[st
                     "promised_roc_auc": promised.get("roc_auc"),
                     "promised_precision_at_capacity": promised.get("precision_at_capacity"),
                     "promised_calibration_error": promised.get("calibration_error"),
+                    "promised_roc_auc_se": promised.get("roc_auc_se"),
+                    "promised_precision_at_capacity_se": promised.get("precision_at_capacity_se"),
                     "dropped": ",".join(dropped) or None,
                 })
     frame = pd.DataFrame(rows)
@@ -305,14 +337,16 @@ def drop_warnings(frame: pd.DataFrame) -> list[str]:
     for row in overall.to_dict("records"):
         parts = []
         for metric in str(row["dropped"]).split(","):
+            se = row.get(f"promised_{metric}_se")
+            error = f" (standard error {se:.3f})" if se is not None and se == se else ""
             parts.append(f"{metric} {row[metric]:.3f} (95 % interval {row[metric + '_low']:.3f}-"
-                         f"{row[metric + '_high']:.3f}) against {row['promised_' + metric]:.3f} promised")
+                         f"{row[metric + '_high']:.3f}) against {row['promised_' + metric]:.3f}{error} promised")
         warnings.append(
             f"outcomes: model {row['model_id']} ({row['model_outcome']}), scored {row['scored_term']}, on "
             f"{row['pupils']} pupils whose outcome arrived: " + "; ".join(parts)
-            + " by its model card (held-out cohorts); the drop is beyond the bootstrap interval: the "
-              "relationship between the data and the outcome may have changed (concept drift); see the "
-              "steward page 'Udfald'")
+            + " by its model card (held-out cohorts); the drop exceeds 1.96 standard errors of the difference "
+              "(bootstrap interval and the promise's own sampling error): the relationship between the data and "
+              "the outcome may have changed (concept drift); see the steward page 'Udfald'")
     return warnings
 
 

@@ -26,5 +26,7 @@ CREATE TABLE IF NOT EXISTS scores_outcome_evaluation (
     promised_roc_auc DOUBLE,
     promised_precision_at_capacity DOUBLE,
     promised_calibration_error DOUBLE,
-    dropped VARCHAR                        -- judged metrics whose promise lies above the interval
+    promised_roc_auc_se DOUBLE,            -- the promise's own sampling error (Hanley-McNeil)
+    promised_precision_at_capacity_se DOUBLE,
+    dropped VARCHAR                        -- judged metrics that dropped beyond both figures' error
 );

@@ -35,6 +35,8 @@ def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Ware
         states = followup.follow_ups(ctx, flags)
         users = {str(u["username"]): str(u["display_name"]) for u in ctx.store.list_users()}
         overdue = followup.overdue_rows(states, flags, identities, users)
+        if vis == "afventer":  # the filter shows only flags awaiting review, overdue ones too
+            overdue = [r for r in overdue if r["state"] == "ikke_vurderet_i_tide"]
     audit(ctx, request, principal, "view_list", True, object_type="school",
           object_id=",".join(sorted(principal.schools)), run_id=chosen.run_id if chosen else None,
           purpose="UU-vejleders flag for tildelte skoler")

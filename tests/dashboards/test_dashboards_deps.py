@@ -43,6 +43,7 @@ def test_a_role_refused_by_the_dependency_is_audited_on_every_guarded_page(env: 
         f"/elev/{pupil}": {"consultant", "network_member"}, "/drift": {"steward", "admin"},
         "/drift/kvalitet": {"steward", "admin"}, "/drift/stabilitet": {"steward", "admin"},
         "/drift/model": {"steward", "admin"}, "/revision": {"steward", "admin"}, "/admin/brugere": {"admin"},
+        "/drift/udfald": {"steward", "admin"}, "/netvaerk/N001/opfoelgning.pdf": {"network_member"},
     }
     refused = 0
     for user, role in USERS.items():

@@ -80,6 +80,7 @@ def test_the_steward_outcomes_page_shows_the_earlier_models_and_names_the_outcom
     from dashboards.settings import DashboardSettings
     from dashboards.store import AppStore
     from ews.settings import get_settings
+    from ews.warehouse import open_readonly
     from flags.outcomes import DESCRIPTIVE_NOTE_DA
     from tests.dashboards.dashboard_helpers import FAST_HASHER, PASSWORD
 
@@ -96,6 +97,9 @@ def test_the_steward_outcomes_page_shows_the_earlier_models_and_names_the_outcom
                 assert entry["model_id"] in page.text and entry["scored_term"] in page.text
             assert "Bro over 2024/25" in page.text and "ikke-uddannelsesparat" in page.text
             assert DESCRIPTIVE_NOTE_DA.split(":")[0] in page.text
+            with open_readonly(run_copy.state_dir) as con:
+                pupils = [r[0] for r in con.execute("SELECT DISTINCT pupil_id FROM scores_pupil_term").fetchall()]
+            assert pupils and not any(p in page.text for p in pupils)  # aggregates only
         with httpx.Client(base_url=live.url) as nina:
             assert login(nina, "nina").status_code == 303
             assert nina.get("/drift/udfald").status_code == 403

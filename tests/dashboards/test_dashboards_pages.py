@@ -71,7 +71,7 @@ def test_steward_pages_show_aggregates_and_no_pupil(env: AppEnv, live: LiveServe
     pupils, names = _all_pupils(env), _names(env)
     run_id = env.sample.run_ids[env.sample.terms[-1]]
     pages = ["/drift", f"/drift/koersel/{run_id}", "/drift/kvalitet", "/drift/stabilitet", "/drift/model",
-             f"/drift/rapport/{run_id}/validation_report.html"]
+             f"/drift/rapport/{run_id}/validation_report.html", "/drift/udfald"]
     with httpx.Client(base_url=live.url) as stig:
         login(stig, "stig")
         bodies = {path: stig.get(path) for path in pages}

@@ -18,6 +18,7 @@ from ews.config import load_config
 from ews.settings import get_settings
 from ews.terms import Term
 from ews.warehouse import open_readonly, staged_write
+from flags.followup import follow_up, network_summary
 from models.outcomes import load_labels
 from pipelines.stages import outcome_stage, review_copy_stage
 from tests.conftest import PREVIOUS_TERM, TERM
@@ -44,6 +45,21 @@ def test_scripted_reviews_reach_the_warehouse_and_the_outcomes_of_flagged_pupils
             store.add_review(pupil_id=pupil, term=PREVIOUS_TERM, run_id=row["run_id"], network_id=row["network_id"],
                              school_code=row["school_code"], decision=decision, reviewer="vera",
                              reviewer_role="consultant", **extra)
+    # the follow-up duty on the first term's lists: three plans due 1 May, two dismissals
+    with open_readonly(run_copy.state_dir) as con:
+        all_flags = con.execute("SELECT pupil_id, term, status, as_of_date, network_id FROM flags_pupil_term "
+                                "WHERE term = $t", {"t": PREVIOUS_TERM}).df()
+    due = flagged["as_of_date"].iloc[0] + pd.Timedelta(days=config.followup.review_within_days)
+    early = {f.pupil_id: f for f in follow_up(all_flags, store.all_reviews(), date(2025, 5, 2), 21)}
+    late = follow_up(all_flags, store.all_reviews(), (due + pd.Timedelta(days=1)).date(), 21)
+    assert {p for p, f in early.items() if f.overdue} == set(script["bekraeftet"])
+    assert all(early[p].state == "afvist" for p in script["afvist"])
+    unreviewed = set(flagged["pupil_id"]) - set(script["bekraeftet"]) - set(script["afvist"])
+    assert {f.pupil_id for f in late if f.state == "ikke_vurderet_i_tide"} == unreviewed
+    summary = network_summary("alle", PREVIOUS_TERM, all_flags, late)
+    assert (summary.flagged, summary.reviewed, summary.confirmed, summary.dismissed) == (len(flagged), 5, 3, 2)
+    assert summary.dismiss_reasons == {"faglig_vurdering": 2} and summary.overdue == len(unreviewed) + 3
+
     term = Term.parse(TERM)
     ctx = SimpleNamespace(settings=settings, config=config, term=term, as_of_date=config.terms.as_of_date(term),
                           run_id=run_copy.manifest["run_id"], run_dir=tmp_path / "run", extra={})
