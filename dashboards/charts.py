@@ -37,6 +37,18 @@ def fmt_pct(value: float | None, decimals: int = 0) -> str:
     return f"{fmt_number(100 * value, decimals)} %"
 
 
+def percent_axis_top(largest: float) -> float:
+    """The top of a percentage axis: the next whole 10 % above the largest value, at most 100 %.
+
+    Args:
+        largest: The largest share shown (0-1).
+
+    Returns:
+        A share between 0.1 and 1.0 (a risk axis never runs past 100 %).
+    """
+    return min(1.0, max(0.1, math.ceil(round(largest * 1.05, 6) * 10) / 10))
+
+
 def _logistic(x: float) -> float:
     return 1 / (1 + math.exp(-x))
 
@@ -175,7 +187,7 @@ def trajectory_svg(
     left, right, top, bottom = 56, 110, 16, 52
     plot_w, plot_h = width - left - right, height - top - bottom
     known = [r for r in risks if r is not None]
-    y_max = min(1.0, max([0.5, *known]) * 1.1) if known else 1.0
+    y_max = percent_axis_top(max([0.5, *known])) if known else 1.0
 
     def x_of(index: int) -> float:
         return left + (plot_w / 2 if len(terms) == 1 else index * plot_w / (len(terms) - 1))
@@ -279,7 +291,10 @@ def lines_svg(
     left, right, top, bottom = 56, 120, 14, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for vs in series.values() for v in vs if v is not None]
-    y_max = max(values) * 1.1 if values and max(values) > 0 else 1.0
+    if as_percent:
+        y_max = percent_axis_top(max(values)) if values and max(values) > 0 else 1.0
+    else:
+        y_max = max(values) * 1.1 if values and max(values) > 0 else 1.0
     palette = ["#4d4d4d", INCREASE, DECREASE, "#1b7837", "#762a83"]
     dashes = ["", "6 3", "2 3", "8 3 2 3", "1 2"]
 

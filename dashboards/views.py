@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -22,6 +23,7 @@ from dashboards.charts import (
 )
 from dashboards.labels import ACTIVE_DECISIONS, DECISIONS, DISMISS_REASONS, FLAG_STATUSES, feature_label
 from ews.config import MunicipalityConfig
+from ews.terms import term_name_da
 
 #: Bars in the waterfall before the rest are grouped.
 WATERFALL_BARS = 8
@@ -191,7 +193,7 @@ def trajectory(history: pd.DataFrame, config: MunicipalityConfig | None) -> tupl
     if history.empty:
         return None, []
     records = history.to_dict("records")
-    terms = [str(r["term"]) for r in records]
+    terms = [term_name_da(r["term"]) for r in records]
     risks = [None if r["risk"] is None or math.isnan(r["risk"]) else float(r["risk"]) for r in records]
     flagged = [r.get("status") in ("ny", "fortsat") for r in records]
     tiers = [(t.name, t.min_risk) for t in config.tiers] if config else []
@@ -249,3 +251,56 @@ def card_paths(model: dict[str, Any] | None) -> list[tuple[str, str]]:
         return []
     return [(key, str(value)) for key, value in model.items()
             if value and isinstance(value, str) and "card" in key.lower()]
+
+
+#: Registry columns shown on the model card page, with their Danish labels, in this order.
+MODEL_FIELDS_DA: tuple[tuple[str, str], ...] = (
+    ("model_id", "Model"),
+    ("term", "Trænet til terminen"),
+    ("as_of_date", "Skæringsdato"),
+    ("outcome_definition", "Udfald"),
+    ("training_first_cohort", "Første træningsårgang"),
+    ("training_last_cohort", "Sidste træningsårgang"),
+    ("evaluation_cohorts", "Afprøvet på årgangene"),
+    ("label_cutoff", "Udfald kendt til og med"),
+    ("training_rows", "Træningsrækker"),
+    ("training_pupils", "Elever i træningen"),
+    ("evaluation_rows", "Afprøvningsrækker"),
+    ("seed", "Frø (tilfældighed)"),
+    ("code_version", "Kodeversion"),
+    ("model_config_hash", "Modelkonfiguration (hash)"),
+    ("data_snapshot", "Datagrundlag (snapshot)"),
+)
+
+
+def model_fields(model: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The registry row as (Danish label, value) pairs; dates ``dd-mm-åååå``, counts grouped."""
+    if not model:
+        return []
+    shown = []
+    for key, label in MODEL_FIELDS_DA:
+        value = model.get(key)
+        if value is None or value == "":
+            continue
+        if key in ("as_of_date", "label_cutoff"):
+            text = pd.Timestamp(value).strftime("%d-%m-%Y")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            text = fmt_number(float(value), 0)
+        elif key == "evaluation_cohorts":
+            text = ", ".join(str(v) for v in reads.parse_list(value))
+        else:
+            text = str(value)
+        shown.append((label, text))
+    return shown
+
+
+def model_metrics(model: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The registry's top-level numeric metrics as (name, value) pairs, Danish number format."""
+    if not model or not model.get("metrics_json"):
+        return []
+    try:
+        metrics = json.loads(str(model["metrics_json"]))
+    except json.JSONDecodeError:
+        return []
+    return [(str(k), fmt_number(float(v), 3)) for k, v in metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)]

@@ -120,6 +120,22 @@ class AppContext:
                     self._config = (mtime, None)
             return self._config[1]
 
+    def school_name(self, code: Any) -> str:
+        """A school's name from the municipality config (the code when the config does not name it)."""
+        if code is None or code == "":
+            return "–"
+        config = self.config()
+        names = {s.code: s.name for s in config.schools} if config else {}
+        return names.get(str(code)) or str(code)
+
+    def network_name(self, network_id: Any) -> str:
+        """A network's name from the municipality config (the id when the config does not name it)."""
+        if network_id is None or network_id == "":
+            return "–"
+        config = self.config()
+        names = {n.id: n.name for n in config.networks} if config else {}
+        return names.get(str(network_id)) or str(network_id)
+
     def require_review(self) -> bool:
         """The config's ``flagging.require_review`` (True when there is no config)."""
         config = self.config()
@@ -222,7 +238,8 @@ def render(ctx: AppContext, request: Request, name: str, context: dict[str, Any]
     """Render a page with the user, CSRF token and menu every page needs."""
     principal = getattr(request.state, "principal", None)
     base = {"principal": principal, "csrf_token": principal.session.csrf_token if principal else "",
-            "auth_mode": ctx.dashboard.auth_mode, "nav": nav(principal), "path": request.url.path}
+            "auth_mode": ctx.dashboard.auth_mode, "nav": nav(principal), "path": request.url.path,
+            "school_name": ctx.school_name, "network_name": ctx.network_name}
     return ctx.templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
 

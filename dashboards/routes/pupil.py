@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboards import reads, views
-from dashboards.access import Principal, effective_review, may_review, may_view_pupil
+from dashboards.access import Decision, Principal, effective_review, may_review, may_view_pupil
 from dashboards.deps import Ctx, PupilViewer, Reviewer, Warehouse
 from dashboards.labels import DECISIONS
 from dashboards.store import StoreError
@@ -53,10 +53,7 @@ def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehous
         raise Forbidden("Du har ikke adgang til denne elev.")
     chosen, terms = audited_term_run(ctx, request, principal, con, termin, action="view_pupil", object_type="pupil",
                                      object_id=pupil_id)
-    flag = reads.pupil_flag(con, chosen.run_id, pupil_id) if chosen else None
-    latest = ctx.store.latest_reviews(chosen.term).get(pupil_id) if chosen else None
-    review = effective_review(flag, latest) if flag else None
-    decision = may_view_pupil(principal, flag, review, ctx.require_review())
+    flag, review, decision = _visible_flag(ctx, con, principal, chosen, pupil_id)
     if not decision.allowed:
         audit(ctx, request, principal, "view_pupil", False, object_type="pupil", object_id=pupil_id,
               run_id=chosen.run_id if chosen else None, purpose=decision.purpose)
@@ -68,11 +65,37 @@ def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehous
     history = [views.review_view(r) for r in ctx.store.reviews_of_pupil(pupil_id)]
     users = {u["username"]: u["display_name"] for u in ctx.store.list_users()}
     config = ctx.config()
+    visible_terms = [t for t in terms if t.term == chosen.term
+                     or _visible_flag(ctx, con, principal, t, pupil_id)[2].allowed]
     return render(ctx, request, "pupil.html", {
-        **page, "pupil_id": pupil_id, "identity": identity, "term_run": chosen, "terms": terms,
+        **page, "pupil_id": pupil_id, "identity": identity, "term_run": chosen, "terms": visible_terms,
         "history": history, "users": users, "saved": bool(gemt), "error": REVIEW_ERRORS.get(fejl or ""),
         "steps": [t.step for t in config.tiers] if config else [],
         "can_review": may_review(principal, flag).allowed, "purpose": decision.purpose})
+
+
+def _visible_flag(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: Principal,
+                  chosen: reads.TermRun | None, pupil_id: str
+                  ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Decision]:
+    """The pupil's row in a term that this person may see, its review and the access decision.
+
+    A pupil who moved network (or school) between terms has a row per network in the run that
+    follows the move; the new network's members see the row on its list, the old network's
+    members the ``ikke_laengere`` row only while a confirmed review applies. The first row that
+    the person may see is shown; when none is, the decision on the first row says why.
+    """
+    if chosen is None:
+        return None, None, may_view_pupil(principal, None, None, ctx.require_review())
+    rows = reads.pupil_flags(con, chosen.run_id, pupil_id)
+    latest = ctx.store.latest_reviews(chosen.term).get(pupil_id)
+    first: tuple[dict[str, Any] | None, dict[str, Any] | None, Decision] | None = None
+    for row in rows:
+        review = effective_review(row, latest)
+        decision = may_view_pupil(principal, row, review, ctx.require_review())
+        if decision.allowed:
+            return row, review, decision
+        first = first or (row, review, decision)
+    return first or (None, None, may_view_pupil(principal, None, None, ctx.require_review()))
 
 
 def _pupil_context(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: Principal, flag: dict[str, Any],
@@ -114,7 +137,8 @@ def record_review(request: Request, ctx: Ctx, principal: Reviewer, con: Warehous
     check_csrf(principal, csrf_token)
     chosen, _terms = audited_term_run(ctx, request, principal, con, term or None, action="review",
                                       object_type="pupil", object_id=pupil_id)
-    flag = reads.pupil_flag(con, chosen.run_id, pupil_id) if chosen else None
+    rows = reads.pupil_flags(con, chosen.run_id, pupil_id) if chosen else []
+    flag = next((row for row in rows if may_review(principal, row).allowed), rows[0] if rows else None)
     allowed = may_review(principal, flag)
     if not allowed.allowed or chosen is None or flag is None:
         audit(ctx, request, principal, "review", False, object_type="pupil", object_id=pupil_id,
