@@ -126,7 +126,7 @@ def waterfall_svg(base_value: float, steps: list[WaterfallStep], chart_id: str =
                         'stroke-width="1"/>')
             body.append(_text(x, axis_y + 15, fmt_pct(p), anchor="middle", size=11, fill=NEUTRAL))
     body.append(_text(label_width + plot_width / 2, axis_y + 32,
-                      "Sandsynlighed på modellens skala (før kalibrering)", anchor="middle", size=11,
+                      "Modellens vurdering (før justering)", anchor="middle", size=11,
                       fill=NEUTRAL))
 
     def marker_row(index: int, label: str, value: float, note: str) -> None:
@@ -159,7 +159,7 @@ def waterfall_svg(base_value: float, steps: list[WaterfallStep], chart_id: str =
     description = (
         f"Vandfaldsdiagram. Udgangspunktet for en gennemsnitlig elev er {fmt_pct(_logistic(base_value))}. "
         + " ".join(f"{s.label}: {fmt_signed(s.contribution)}." for s in steps)
-        + f" Samlet: {fmt_pct(_logistic(final))} på modellens skala."
+        + f" Samlet: {fmt_pct(_logistic(final))} før justering."
     )
     return _svg(width, height, "Hvad trækker risikoen op og ned", description, body, chart_id)
 
@@ -170,6 +170,7 @@ def trajectory_svg(
     flagged: list[bool],
     tiers: list[tuple[str, float]],
     chart_id: str = "trajectory",
+    width: int = 720,
 ) -> Markup:
     """The pupil's risk over terms, with the tier thresholds as dashed lines.
 
@@ -179,12 +180,15 @@ def trajectory_svg(
         flagged: Whether the pupil was on the flag list that term.
         tiers: (name, lower threshold) of each tier.
         chart_id: Id prefix for the title and description.
+        width: The drawing's width; 360 gives a phone's version, whose text stays legible
+            (about 11 px) because the drawing is shown at about its own width.
 
     Returns:
         The chart.
     """
-    width, height = 720, 260
-    left, right, top, bottom = 56, 110, 16, 52
+    height = 260
+    left, right, top, bottom = (56, 110, 16, 52) if width >= 600 else (44, 104, 16, 52)
+    label_every = max(1, math.ceil(len(terms) / max(1, (width - left - right) // 80)))
     plot_w, plot_h = width - left - right, height - top - bottom
     known = [r for r in risks if r is not None]
     y_max = percent_axis_top(max([0.5, *known])) if known else 1.0
@@ -213,7 +217,8 @@ def trajectory_svg(
         body.append(f'<polyline points="{path}" fill="none" stroke="{INCREASE}" stroke-width="2.5"/>')
     for index, (term, risk) in enumerate(zip(terms, risks, strict=True)):
         x = x_of(index)
-        body.append(_text(x, height - bottom + 18, term, anchor="middle", size=11, fill=NEUTRAL))
+        if index % label_every == 0 or index == len(terms) - 1:
+            body.append(_text(x, height - bottom + 18, term, anchor="middle", size=11, fill=NEUTRAL))
         if risk is None:
             continue
         y = y_of(risk)
@@ -223,7 +228,8 @@ def trajectory_svg(
         else:
             body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="#ffffff" stroke="{INCREASE}" '
                         f'stroke-width="2"><title>{escape(term)}: {escape(fmt_pct(risk))}</title></circle>')
-    body.append(_text(left, height - 8, "Fyldt punkt: på netværkets liste den termin", size=11, fill=NEUTRAL))
+    body.append(_text(left if width >= 600 else 4, height - 8, "Fyldt punkt: på netværkets liste den termin",
+                      size=11, fill=NEUTRAL))
     description = "Risiko over terminer. " + " ".join(
         f"{t}: {fmt_pct(r) if r is not None else 'ingen vurdering'}{' (på listen)' if f else ''}."
         for t, r, f in zip(terms, risks, flagged, strict=True))

@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+from markupsafe import Markup
 
 from dashboards import reads
 from dashboards.access import active_for_network, effective_review
@@ -77,6 +78,32 @@ def format_value(value: Any, unit: str) -> str:
     if unit == "share":
         return fmt_pct(number)
     return fmt_number(number, 1 if number != int(number) else 0)
+
+
+def feature_value_text(name: str, value: Any, unit: str) -> str:
+    """A pupil's value of a feature as people read it: coded values by their label.
+
+    Support levels say "specialskole", not "3", and grades "8. klasse", with the same words as
+    the reasons on the lists (``flags.reasons.format_value``); other units as :func:`format_value`.
+    """
+    if unit in ("niveau", "karakter"):
+        try:
+            from flags.reasons import format_value as reason_value
+
+            number = None if value is None else float(value)
+            return reason_value(name, number)
+        except (ImportError, KeyError, TypeError, ValueError):
+            pass
+    return format_value(value, unit)
+
+
+#: Short explanations of the path patterns (what a UU consultant or network reads).
+PATH_PATTERN_HELP_DA: dict[str, str] = {
+    "tidlig_starter": ("Tidlig starter: signalerne (fx fravær eller støttebehov) har været der siden de "
+                       "første skoleår."),
+    "sen_starter": ("Sen starter: signalerne er kommet til inden for de seneste år; eleven klarede sig "
+                    "uden bekymring tidligere."),
+}
 
 
 def _flag_labels() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
@@ -174,7 +201,7 @@ def waterfall(explanation: pd.DataFrame, bars: int = WATERFALL_BARS) -> tuple[An
     steps: list[WaterfallStep] = []
     for record in ordered.head(bars).to_dict("records"):
         info = describe_feature(record["feature"])
-        value = format_value(record["feature_value"], info.unit)
+        value = feature_value_text(record["feature"], record["feature_value"], info.unit)
         steps.append(WaterfallStep(info.label, f"Elevens værdi: {value}", float(record["contribution"])))
         rows.append({"feature": record["feature"], "label": info.label, "value": value,
                      "contribution": float(record["contribution"]), "family": info.family or record.get("family")})
@@ -199,7 +226,11 @@ def trajectory(history: pd.DataFrame, config: MunicipalityConfig | None) -> tupl
     tiers = [(t.name, t.min_risk) for t in config.tiers] if config else []
     rows = [{"term": t, "risk": fmt_pct(r) if r is not None else "–", "tier": rec.get("tier"),
              "flagged": f} for t, r, f, rec in zip(terms, risks, flagged, records, strict=True)]
-    return trajectory_svg(terms, risks, flagged, tiers), rows
+    wide = trajectory_svg(terms, risks, flagged, tiers)
+    narrow = trajectory_svg(terms, risks, flagged, tiers, chart_id="trajectory-narrow", width=360)
+    # The style sheet shows one of the two: the narrow drawing on a phone, the wide one elsewhere.
+    chart = Markup(f'<div class="chart-wide">{wide}</div><div class="chart-narrow">{narrow}</div>')
+    return chart, rows
 
 
 def comparison(con: duckdb.DuckDBPyConnection, flag: dict[str, Any],

@@ -24,14 +24,33 @@ def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Ware
     flags = (reads.school_flags(con, chosen.run_id, sorted(principal.schools))
              if chosen and principal.schools else pd.DataFrame())
     rows: list[dict[str, Any]] = []
+    counts = review_counts([])
     if chosen is not None and not flags.empty:
         latest = ctx.store.latest_reviews(chosen.term)
         identities = names(ctx, flags["pupil_id"].tolist(), con)
         rows = views.list_rows(flags, latest, identities, ctx.require_review())
+        counts = review_counts(rows)
         if vis == "afventer":
             rows = [r for r in rows if r["review"] is None and r["status"] != "ikke_laengere"]
     audit(ctx, request, principal, "view_list", True, object_type="school",
           object_id=",".join(sorted(principal.schools)), run_id=chosen.run_id if chosen else None,
           purpose="UU-vejleders flag for tildelte skoler")
     return render(ctx, request, "consultant_list.html", {
-        "term_run": chosen, "terms": terms, "rows": rows, "vis": vis, "schools": sorted(principal.schools)})
+        "term_run": chosen, "terms": terms, "rows": rows, "vis": vis, "schools": sorted(principal.schools),
+        "counts": counts})
+
+
+def review_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Flags on the list by review state.
+
+    Returns:
+        ``afventer`` (awaiting review), ``bekraeftet`` (any active decision), ``afvist`` and
+        ``ikke_laengere`` (pupils no longer flagged).
+    """
+    on_list = [r for r in rows if r["status"] != "ikke_laengere"]
+    return {
+        "afventer": sum(r["review"] is None for r in on_list),
+        "bekraeftet": sum(r["review"] is not None and r["review"]["active"] for r in on_list),
+        "afvist": sum(r["review"] is not None and not r["review"]["active"] for r in on_list),
+        "ikke_laengere": len(rows) - len(on_list),
+    }

@@ -24,6 +24,7 @@ from dashboards.web import (
     TermForm,
     TermQuery,
     TextForm,
+    TextQuery,
     audit,
     audited_term_run,
     check_csrf,
@@ -45,7 +46,8 @@ REVIEW_ERRORS = {
 @router.get("/{pupil_id}", response_class=HTMLResponse)
 def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehouse, pupil_id: PupilId,
                termin: TermQuery = None, gemt: Annotated[int, Query(ge=0, le=1)] = 0,
-               fejl: ChoiceQuery = None) -> Response:
+               fejl: ChoiceQuery = None, beslutning: ChoiceQuery = None, begrundelse: ChoiceQuery = None,
+               trin: TextQuery = None) -> Response:
     """A pupil's flag, reasons, trajectory, (for consultants) the explanation, and the reviews."""
     if con is None:
         audit(ctx, request, principal, "view_pupil", False, object_type="pupil", object_id=pupil_id,
@@ -70,6 +72,9 @@ def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehous
     return render(ctx, request, "pupil.html", {
         **page, "pupil_id": pupil_id, "identity": identity, "term_run": chosen, "terms": visible_terms,
         "history": history, "users": users, "saved": bool(gemt), "error": REVIEW_ERRORS.get(fejl or ""),
+        "chosen": {"decision": beslutning or "", "reason": begrundelse or "", "step": trin or ""},
+        "next_pending": _next_pending(ctx, con, principal, chosen, pupil_id),
+        "path_help": views.PATH_PATTERN_HELP_DA.get(str(flag.get("path_pattern"))),
         "steps": [t.step for t in config.tiers] if config else [],
         "can_review": may_review(principal, flag).allowed, "purpose": decision.purpose})
 
@@ -96,6 +101,24 @@ def _visible_flag(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: Pr
             return row, review, decision
         first = first or (row, review, decision)
     return first or (None, None, may_view_pupil(principal, None, None, ctx.require_review()))
+
+
+def _next_pending(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: Principal,
+                  chosen: reads.TermRun, pupil_id: str) -> dict[str, Any] | None:
+    """For a UU consultant: the next pupil on their list who awaits review (after this one, wrapping)."""
+    if principal.role != "consultant" or not principal.schools:
+        return None
+    flags = reads.school_flags(con, chosen.run_id, sorted(principal.schools))
+    rows = views.list_rows(flags, ctx.store.latest_reviews(chosen.term), {}, ctx.require_review())
+    order = [r["pupil_id"] for r in rows if r["status"] != "ikke_laengere" and r["review"] is None]
+    others = [p for p in order if p != pupil_id]
+    if not others:
+        return None
+    after = order[order.index(pupil_id) + 1:] if pupil_id in order else []
+    following = next((p for p in after if p != pupil_id), others[0])
+    identity = names(ctx, [following], con).get(following, {})
+    name = " ".join(p for p in (identity.get("first_name"), identity.get("last_name")) if p) or "næste elev"
+    return {"pupil_id": following, "name": name, "remaining": len(others)}
 
 
 def _pupil_context(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: Principal, flag: dict[str, Any],
@@ -155,7 +178,10 @@ def record_review(request: Request, ctx: Ctx, principal: Reviewer, con: Warehous
     except StoreError as exc:
         code = ("reason" if "reason" in str(exc) or "dismissal" in str(exc)
                 else "step" if "step" in str(exc) else "decision")
-        return RedirectResponse(f"{target}&fejl={code}#vurdering", status_code=303)
+        # The choices go back to the form (codes and a step of the config: no text about the child).
+        kept = "".join(f"&{key}={quote(value, safe='')}" for key, value in (
+            ("beslutning", decision), ("begrundelse", dismiss_reason), ("trin", step)) if value)
+        return RedirectResponse(f"{target}&fejl={code}{kept}#vurdering", status_code=303)
     audit(ctx, request, principal, "review", True, object_type="pupil", object_id=pupil_id,
           run_id=chosen.run_id, purpose=f"{allowed.purpose}: {DECISIONS[decision]}", status=303)
-    return RedirectResponse(f"{target}&gemt=1#historik", status_code=303)
+    return RedirectResponse(f"{target}&gemt=1#vurdering", status_code=303)

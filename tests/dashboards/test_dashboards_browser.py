@@ -51,7 +51,10 @@ def test_consultant_reviews_a_flag_in_the_browser(env: AppEnv, live: LiveServer,
             page.get_by_label("Trin på indsatstrappen (kun").select_option("Forebyggende indsats med kontaktperson")
             page.get_by_role("button", name="Gem vurdering").click()
 
-            expect(page.get_by_role("status")).to_have_text("Vurderingen er gemt.")
+            # The confirmation is in view after the save, with a link to the next pupil awaiting review.
+            expect(page.get_by_role("status")).to_contain_text("Vurderingen er gemt.")
+            expect(page.get_by_role("status")).to_be_in_viewport()
+            expect(page.get_by_role("status").get_by_role("link")).to_contain_text("Næste elev der afventer")
             history = page.locator("table.history tbody tr")
             expect(history).to_have_count(1)
             expect(history.first).to_contain_text("Forebyggende indsats med kontaktperson")
