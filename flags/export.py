@@ -62,11 +62,12 @@ LIST_HEADERS = (
     "Faglig vurdering påkrævet", "Listegrundlag", "Elev-id (pseudonym)",
 )
 #: Column headers of the network's list (served by the app): the UU decision, its date and the
-#: step on the indsatstrappe instead of "review required" and the context column.
+#: step on the indsatstrappe instead of "review required" and the context column. No pseudonym:
+#: the network knows the pupil by name, class and school (the lineage sheet names the run).
 NETWORK_LIST_HEADERS = (
     "Nr.", "Status", "Navn", "Klasse", "Skole", "Klassetrin", "UU-vurdering", "Vurderet",
     "Trin på indsatstrappen", "Risiko (%)", "Niveau", "Udvikling", "Mønster", "Årsager",
-    "Fagligheder", "Elev-id (pseudonym)",
+    "Fagligheder",
 )
 #: Headers of the lineage sheet / PDF block, in order, with the lineage keys they show.
 LINEAGE_LABELS = (
@@ -237,6 +238,7 @@ def _display_row(row: pd.Series, identity: dict[str, dict[str, Any]], school_nam
         "Elev-id (pseudonym)": row["pupil_id"],
         "Listegrundlag": RULE_LIST_SHORT_DA if list_basis_da(row.get("list_basis")) else "Model",
         "_reasons": reasons,
+        "_show_id": not network,
         "_context": context,
         "_disciplines": disciplines,
     }

@@ -189,7 +189,8 @@ def _summary_story(network_list: NetworkList) -> list:
 def _cells(row: dict, key: str) -> Paragraph | list[Paragraph]:
     if key == "_pupil":
         detail = f"{row['Klasse']} · {row['Skole']}".strip(" ·")
-        return [_p(row["Navn"], _CELL_BOLD), _p(detail), _p(f"id {row['Elev-id (pseudonym)']}", _ID)]
+        pseudonym = [_p(f"id {row['Elev-id (pseudonym)']}", _ID)] if row.get("_show_id", True) else []
+        return [_p(row["Navn"], _CELL_BOLD), _p(detail), *pseudonym]
     if key == "_disciplines":
         return _p("\n".join(row["_disciplines"]))
     if key == "_tier":
