@@ -61,7 +61,7 @@ def write_workbook(network_list: NetworkList, path: Path | BinaryIO) -> None:
     _list_sheet(workbook.create_sheet("Ikke længere"), network_list.leaving, network_list)
     _lineage_sheet(workbook.create_sheet("Sporbarhed"), network_list)
     title = LIST_TITLE_DA[network_list.audience]
-    workbook.properties.title = f"{title} {network_list.network_name} {network_list.term}"
+    workbook.properties.title = f"{title} {network_list.network_name} {network_list.term_da}"
     workbook.properties.creator = "Alle skal med"
     workbook.save(path)
 
@@ -99,7 +99,7 @@ def _print_setup(sheet: Worksheet, network_list: NetworkList, landscape: bool = 
     sheet.oddFooter.left.text = basis + SIGNAL_SHORT_DA + " — ikke en afgørelse"
     sheet.oddFooter.center.text = LIST_AUDIENCE_NOTE_DA[network_list.audience]
     sheet.oddFooter.right.text = "Side &P af &N"
-    sheet.oddHeader.left.text = f"{network_list.network_name}, {network_list.term}"
+    sheet.oddHeader.left.text = f"{network_list.network_name}, {network_list.term_da}"
     sheet.oddHeader.right.text = "Fortroligt: personoplysninger"
 
 
@@ -123,7 +123,7 @@ def _summary_sheet(sheet: Worksheet, network_list: NetworkList) -> None:
     lines: list[tuple[str, object]] = [
         (LIST_TITLE_DA[network_list.audience], None),
         (f"{network_list.network_name} — {network_list.municipality}", None),
-        ("Termin", network_list.term),
+        ("Termin", network_list.term_da),
         ("Skæringsdato", network_list.lineage.get("as_of_date", "")),
         ("", None),
         (DISCLAIMER_DA, None),

@@ -34,6 +34,7 @@ import pandas as pd
 
 from ews.cells import spreadsheet_cell
 from ews.config import MunicipalityConfig
+from ews.terms import term_name_da
 from flags.labels import (
     AUDIENCE_CONSULTANT,
     AUDIENCE_NETWORK,
@@ -142,6 +143,11 @@ class NetworkList:
     headers: tuple[str, ...] = LIST_HEADERS
     purpose_da: str = LIST_PURPOSE_DA[AUDIENCE_CONSULTANT]
     basis_da: str | None = None
+
+    @property
+    def term_da(self) -> str:
+        """The term as Danish users name it (``2025/26-H1`` -> ``efterår 2025``)."""
+        return term_name_da(self.term)
 
 
 def safe_file_stem(network_id: str) -> str:
@@ -306,6 +312,8 @@ def build_network_list(
         capacity=network.capacity_per_term, threshold=format_percent_da(flagging.threshold).rstrip(" %"))
     lineage_text = {key: "" if lineage.get(key) is None else str(lineage.get(key)) for _, key in LINEAGE_LABELS}
     lineage_text["term"] = lineage_text["term"] or term
+    if lineage_text["as_of_date"]:
+        lineage_text["as_of_date"] = _date_da(lineage_text["as_of_date"])
     counts = {k: int(v) for k, v in summary.drop("network_name").items()}
     if for_network:
         counts["afventer_vurdering"] = int(awaiting)
@@ -329,6 +337,14 @@ def build_network_list(
         purpose_da=purpose,
         basis_da=_basis(own),
     )
+
+
+def _date_da(text: str) -> str:
+    """An ISO date (``2025-11-15``) as ``dd-mm-åååå``, the one date format of every page and file."""
+    try:
+        return pd.Timestamp(text).strftime("%d-%m-%Y")
+    except ValueError:
+        return text
 
 
 def _basis(flags: pd.DataFrame) -> str | None:
