@@ -176,8 +176,7 @@ def record_review(request: Request, ctx: Ctx, principal: Reviewer, con: Warehous
             reviewer_role=principal.role, dismiss_reason=dismiss_reason or None, step=step or None,
             allowed_steps=[t.step for t in config.tiers] if config else None)
     except StoreError as exc:
-        code = ("reason" if "reason" in str(exc) or "dismissal" in str(exc)
-                else "step" if "step" in str(exc) else "decision")
+        code = exc.code if exc.code in REVIEW_ERRORS else "decision"
         # The choices go back to the form (codes and a step of the config: no text about the child).
         kept = "".join(f"&{key}={quote(value, safe='')}" for key, value in (
             ("beslutning", decision), ("begrundelse", dismiss_reason), ("trin", step)) if value)

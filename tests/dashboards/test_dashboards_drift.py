@@ -60,3 +60,22 @@ def test_no_reference_of_the_same_season_gives_none() -> None:
     assert same_season([date(2025, 4, 15)], date(2025, 11, 15)) == []
     # A later date is never a reference, even of the same season.
     assert same_season([date(2024, 11, 15), date(2026, 11, 15)], date(2025, 11, 15)) == [date(2024, 11, 15)]
+
+
+def test_the_model_card_is_found_whichever_way_the_registry_wrote_its_path(tmp_path, monkeypatch) -> None:
+    from dashboards.routes.steward import _card_file, _split_card
+
+    state = tmp_path / "data"
+    card = state / "models" / "m1" / "card.md"
+    card.parent.mkdir(parents=True)
+    card.write_text("# Modelkort: m1\n\n## Sammenfatning (dansk)\n\nKort.\n\n## Metrics\n\n| a | b |\n|---|---|\n",
+                    encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    # Relative to the pipeline's working directory ("data/models/..."): joined to the state
+    # folder it gave data/data/models/..., "Modelkortets fil findes ikke".
+    for raw in ("data/models/m1/card.md", "models/m1/card.md", str(card)):
+        assert _card_file(state, raw, "m1") == card.resolve(), raw
+    assert _card_file(state, "/etc/passwd", "m1") is None  # never outside the state folder
+    danish, rest = _split_card(card.read_text(encoding="utf-8"))
+    assert "Sammenfatning" in danish and "Metrics" not in danish
+    assert rest is not None and "<table>" in rest

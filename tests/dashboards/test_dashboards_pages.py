@@ -184,6 +184,14 @@ def test_admin_manages_users_through_audited_forms(env: AppEnv, live: LiveServer
                                           "target": "network:N003"})
         anne.post("/admin/brugere", data={"csrf_token": token, "action": "disable", "username": "nina"})
         assert anne.get("/elev/0123456789abcdef").status_code == 403
+        # A refused change is explained in Danish, not in the store's English (issue 13, part 2).
+        short = anne.post("/admin/brugere", follow_redirects=True, data={
+            "csrf_token": token, "action": "add", "username": "lea", "display_name": "Lea",
+            "role": "consultant", "password": "kort"})
+        assert "Adgangskoden skal have mindst 12 tegn." in short.text and "at least" not in short.text
+        twice = anne.post("/admin/brugere", follow_redirects=True, data={
+            "csrf_token": token, "action": "assign", "username": "kim", "target": "school:S0001"})
+        assert "Tildelingen passer ikke til rollen" in twice.text and "which is assigned" not in twice.text
     assert env.store.assignments(env.store.get_user("kim").user_id)["network"] == frozenset({"N003"})
     assert env.store.get_user("nina").active is False
     actions = [e["purpose"] for e in env.store.read_audit(username="anne") if e["action"] == "admin"]
