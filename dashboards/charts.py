@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -118,13 +119,10 @@ def waterfall_svg(base_value: float, steps: list[WaterfallStep], chart_id: str =
     body.append(_text(label_width + 147, 18, "mindsker risikoen", size=12))
     # Probability ticks on the log-odds axis.
     axis_y = top + row * (len(steps) + 2) + 6
-    for p in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99):
-        value = _logit(p)
-        if low <= value <= high:
-            x = x_of(value)
-            body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{axis_y}" stroke="{GRID}" '
-                        'stroke-width="1"/>')
-            body.append(_text(x, axis_y + 15, fmt_pct(p), anchor="middle", size=11, fill=NEUTRAL))
+    for p, x in _probability_ticks(low, high, x_of):
+        body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{axis_y}" stroke="{GRID}" '
+                    'stroke-width="1"/>')
+        body.append(_text(x, axis_y + 15, fmt_pct(p), anchor="middle", size=11, fill=NEUTRAL))
     body.append(_text(label_width + plot_width / 2, axis_y + 32,
                       "Modellens vurdering (før justering)", anchor="middle", size=11,
                       fill=NEUTRAL))
@@ -156,6 +154,80 @@ def waterfall_svg(base_value: float, steps: list[WaterfallStep], chart_id: str =
             body.append(f'<line x1="{x:.1f}" y1="{y + row - 5}" x2="{x:.1f}" y2="{y + row + 5}" '
                         f'stroke="{NEUTRAL}" stroke-width="1" stroke-dasharray="2 2"/>')
     marker_row(len(steps) + 1, "Modellens samlede vurdering", final, fmt_pct(_logistic(final)))
+    description = (
+        f"Vandfaldsdiagram. Udgangspunktet for en gennemsnitlig elev er {fmt_pct(_logistic(base_value))}. "
+        + " ".join(f"{s.label}: {fmt_signed(s.contribution)}." for s in steps)
+        + f" Samlet: {fmt_pct(_logistic(final))} før justering."
+    )
+    return _svg(width, height, "Hvad trækker risikoen op og ned", description, body, chart_id)
+
+
+def _probability_ticks(low: float, high: float, x_of: Any, min_gap: float = 34) -> list[tuple[float, float]]:
+    """Probability ticks on a log-odds axis from ``low`` to ``high``, at least ``min_gap`` apart."""
+    ticks: list[tuple[float, float]] = []
+    for p in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99):
+        value = _logit(p)
+        if low <= value <= high:
+            x = x_of(value)
+            if not ticks or x - ticks[-1][1] >= min_gap:
+                ticks.append((p, x))
+    return ticks
+
+
+def waterfall_narrow_svg(base_value: float, steps: list[WaterfallStep], chart_id: str = "waterfall-narrow") -> Markup:
+    """The waterfall for a phone: each factor's name on its own line above its bar.
+
+    Drawn 360 units wide, so on a 390 px screen its text is shown at about its own size.
+
+    Args:
+        base_value: The explained model's expected log-odds (SHAP base value).
+        steps: Contributions in the order to draw them (largest first).
+        chart_id: Id prefix for the title and description elements.
+
+    Returns:
+        The chart.
+    """
+    width, left, plot_width, row, top = 360, 6, 290, 40, 30
+    height = top + row * (len(steps) + 2) + 40
+    cumulative = [base_value]
+    for step in steps:
+        cumulative.append(cumulative[-1] + step.contribution)
+    final = cumulative[-1]
+    low, high = min(cumulative), max(cumulative)
+    pad = max((high - low) * 0.08, 0.25)
+    low, high = low - pad, high + pad
+
+    def x_of(value: float) -> float:
+        return left + (value - low) / (high - low) * plot_width
+
+    body = [f'<rect x="{left}" y="6" width="12" height="12" fill="{INCREASE}"/>',
+            _text(left + 17, 17, "øger risikoen", size=12),
+            f'<rect x="{left + 130}" y="6" width="12" height="12" fill="{DECREASE}"/>',
+            _text(left + 147, 17, "mindsker risikoen", size=12)]
+    axis_y = top + row * (len(steps) + 2)
+    for p, x in _probability_ticks(low, high, x_of, min_gap=40):
+        body.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}" stroke="{GRID}" stroke-width="1"/>')
+        body.append(_text(x, axis_y + 14, fmt_pct(p), anchor="middle", size=11, fill=NEUTRAL))
+    body.append(_text(left, axis_y + 32, "Modellens vurdering (før justering)", size=11, fill=NEUTRAL))
+
+    def marker(index: int, label: str, value: float) -> None:
+        y = top + row * index
+        body.append(_text(left, y + 13, f"{label}: {fmt_pct(_logistic(value))}", weight="bold", size=12))
+        x = x_of(value)
+        body.append(f'<line x1="{x:.1f}" y1="{y + 18}" x2="{x:.1f}" y2="{y + 34}" stroke="{NEUTRAL}" '
+                    'stroke-width="3"/>')
+
+    marker(0, "Gennemsnitlig elev", base_value)
+    for index, step in enumerate(steps, start=1):
+        y = top + row * index
+        label = step.label if len(step.label) <= 44 else step.label[:43] + "…"
+        body.append(_text(left, y + 13, label, size=12))
+        x0, x1 = sorted((x_of(cumulative[index - 1]), x_of(cumulative[index])))
+        colour = INCREASE if step.contribution >= 0 else DECREASE
+        body.append(f'<rect x="{x0:.1f}" y="{y + 19}" width="{max(x1 - x0, 1.5):.1f}" height="14" fill="{colour}">'
+                    f'<title>{escape(step.label)}: {escape(fmt_signed(step.contribution))}</title></rect>')
+        body.append(_text(width - 2, y + 31, fmt_signed(step.contribution), anchor="end", size=12, fill=colour))
+    marker(len(steps) + 1, "Samlet for eleven", final)
     description = (
         f"Vandfaldsdiagram. Udgangspunktet for en gennemsnitlig elev er {fmt_pct(_logistic(base_value))}. "
         + " ".join(f"{s.label}: {fmt_signed(s.contribution)}." for s in steps)

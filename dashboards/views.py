@@ -20,6 +20,7 @@ from dashboards.charts import (
     fmt_pct,
     fmt_signed,
     trajectory_svg,
+    waterfall_narrow_svg,
     waterfall_svg,
 )
 from dashboards.labels import ACTIVE_DECISIONS, DECISIONS, DISMISS_REASONS, FLAG_STATUSES, feature_label
@@ -212,7 +213,9 @@ def waterfall(explanation: pd.DataFrame, bars: int = WATERFALL_BARS) -> tuple[An
         rows.append({"feature": None, "label": f"Øvrige {len(rest)} forhold", "value": "",
                      "contribution": total, "family": ""})
     base = float(ordered["base_value"].iloc[0])
-    return waterfall_svg(base, steps), rows
+    wide = waterfall_svg(base, steps)
+    narrow = waterfall_narrow_svg(base, steps)
+    return Markup(f'<div class="chart-wide">{wide}</div><div class="chart-narrow">{narrow}</div>'), rows
 
 
 def trajectory(history: pd.DataFrame, config: MunicipalityConfig | None) -> tuple[Any, list[dict[str, Any]]]:
