@@ -261,3 +261,29 @@ def test_the_steward_run_page_lists_the_run_warnings(env: AppEnv, live: LiveServ
     assert page.status_code == 200
     assert "Advarsler fra kørslen (1)" in page.text
     assert "no file for school year 2025/26 &lt;optional&gt;" in page.text
+
+
+def test_a_refused_review_keeps_the_choices_and_the_list_counts_each_state(env: AppEnv, live: LiveServer) -> None:
+    with httpx.Client(base_url=live.url) as vera:
+        login(vera, "vera")
+        listing = vera.get("/vejleder").text
+        pending = re.search(r"<strong>(\d+)</strong> afventer vurdering · (\d+) bekræftet · (\d+) afvist", listing)
+        assert pending is not None and pending.group(2) == "0" and pending.group(3) == "0"
+        pupil = pupil_links(vera.get("/vejleder?vis=afventer").text)[0]
+        html = vera.get(f"/elev/{pupil}").text
+        step = "Drøftelse i netværket"
+        # A step with the decision "afvist": refused, and the form comes back as it was filled in.
+        refused = vera.post(f"/elev/{pupil}/vurdering", follow_redirects=True, data={
+            "csrf_token": csrf_of(html), "term": env.sample.terms[-1], "decision": "afvist",
+            "dismiss_reason": "datafejl", "step": step})
+        assert "Vælg et trin på indsatstrappen, når beslutningen er et trin (og kun da)." in refused.text
+        assert 'value="afvist" required checked' in refused.text
+        assert 'value="datafejl" selected' in refused.text and f'value="{step}" selected' in refused.text
+        assert env.store.reviews_of_pupil(pupil) == []
+        saved = vera.post(f"/elev/{pupil}/vurdering", follow_redirects=True, data={
+            "csrf_token": csrf_of(html), "term": env.sample.terms[-1], "decision": "afvist",
+            "dismiss_reason": "datafejl"})
+        assert str(saved.url).endswith("#vurdering") and "Vurderingen er gemt." in saved.text
+        after = vera.get("/vejleder").text
+    counts = re.search(r"<strong>(\d+)</strong> afventer vurdering · (\d+) bekræftet · (\d+) afvist", after)
+    assert int(counts.group(1)) == int(pending.group(1)) - 1 and counts.group(3) == "1"
