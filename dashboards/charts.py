@@ -12,6 +12,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from ews.formats import number_da
+
 INCREASE = "#b2182b"
 DECREASE = "#2166ac"
 NEUTRAL = "#4d4d4d"
@@ -19,11 +21,10 @@ GRID = "#d9d9d9"
 
 
 def fmt_number(value: float | None, decimals: int = 1) -> str:
-    """A number the Danish way (decimal comma, thin space between thousands)."""
+    """A number the Danish way (``1.234,5``: ``ews.formats.number_da``, as in every file and report)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    text = f"{value:,.{decimals}f}"
-    return text.replace(",", "\u202f").replace(".", ",")
+    return number_da(value, decimals)
 
 
 def fmt_signed(value: float, decimals: int = 2) -> str:

@@ -24,6 +24,7 @@ from dashboards.access import Principal
 from dashboards.settings import DashboardSettings
 from dashboards.store import AppStore
 from ews.config import ConfigError, MunicipalityConfig, load_config
+from ews.formats import date_da
 from ews.settings import Settings
 from ews.warehouse import open_readonly as open_snapshot
 from ews.warehouse import snapshot_version
@@ -167,11 +168,8 @@ def local_time(value: Any) -> str:
 
 
 def fmt_date(value: Any) -> str:
-    """A date the Danish way, ``dd-mm-yyyy``."""
-    if value is None or value == "":
-        return "–"
-    stamp = pd.Timestamp(value)
-    return "–" if pd.isna(stamp) else stamp.strftime("%d-%m-%Y")
+    """A date the Danish way, ``dd-mm-yyyy`` (``ews.formats.date_da``, as in every file)."""
+    return date_da(value)
 
 
 def set_cookie(ctx: AppContext, response: Response, name: str, value: str) -> None:

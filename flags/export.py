@@ -34,6 +34,7 @@ import pandas as pd
 
 from ews.cells import spreadsheet_cell
 from ews.config import MunicipalityConfig
+from ews.formats import date_da
 from ews.terms import term_name_da
 from flags.labels import (
     AUDIENCE_CONSULTANT,
@@ -313,7 +314,7 @@ def build_network_list(
     lineage_text = {key: "" if lineage.get(key) is None else str(lineage.get(key)) for _, key in LINEAGE_LABELS}
     lineage_text["term"] = lineage_text["term"] or term
     if lineage_text["as_of_date"]:
-        lineage_text["as_of_date"] = _date_da(lineage_text["as_of_date"])
+        lineage_text["as_of_date"] = date_da(lineage_text["as_of_date"])
     counts = {k: int(v) for k, v in summary.drop("network_name").items()}
     if for_network:
         counts["afventer_vurdering"] = int(awaiting)
@@ -337,14 +338,6 @@ def build_network_list(
         purpose_da=purpose,
         basis_da=_basis(own),
     )
-
-
-def _date_da(text: str) -> str:
-    """An ISO date (``2025-11-15``) as ``dd-mm-åååå``, the one date format of every page and file."""
-    try:
-        return pd.Timestamp(text).strftime("%d-%m-%Y")
-    except ValueError:
-        return text
 
 
 def _basis(flags: pd.DataFrame) -> str | None:
