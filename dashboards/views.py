@@ -262,14 +262,22 @@ def comparison(con: duckdb.DuckDBPyConnection, flag: dict[str, Any],
         rows.append({
             "label": info.label,
             "pupil": values[record["feature"]],
-            "school": format_value(record.get(f"school_{statistic}"), info.unit if info.unit != "flag" else "share"),
-            "municipality": format_value(record.get(f"municipality_{statistic}"),
-                                         info.unit if info.unit != "flag" else "share"),
+            "school": _reference_text(record["feature"], record.get(f"school_{statistic}"), info.unit),
+            "municipality": _reference_text(record["feature"], record.get(f"municipality_{statistic}"), info.unit),
             "statistic": "andel" if statistic == "mean" else "median",
             "school_pupils": record["school_pupils"],
             "municipality_pupils": record["municipality_pupils"],
         })
     return rows
+
+
+def _reference_text(name: str, value: Any, unit: str) -> str:
+    """A school's or the municipality's median (or share, for yes/no) in the feature's words."""
+    if unit == "flag":
+        return format_value(value, "share")
+    if unit == "niveau" and value is not None and not (isinstance(value, float) and math.isnan(value)):
+        return feature_value_text(name, round(float(value)), unit)  # a median level: its label
+    return feature_value_text(name, value, unit)
 
 
 def tier_step(config: MunicipalityConfig | None, tier: str | None) -> str | None:

@@ -31,3 +31,11 @@ def test_terms_are_named_as_danish_users_name_them() -> None:
     assert term_name_da("2025/26-H1") == "efterår 2025"
     assert term_name_da("2025/26-H2") == "forår 2026"
     assert term_name_da("ikke en termin") == "ikke en termin"
+
+
+def test_coded_values_are_shown_by_their_label_on_the_pupil_page() -> None:
+    from dashboards.views import feature_value_text
+
+    assert feature_value_text("support_active_level", 3.0, "niveau") == "specialskole"  # not "3"
+    assert feature_value_text("support_max_level", 1.0, "niveau") == "støttetimer"
+    assert feature_value_text("grade", 8, "niveau") == "8. klasse"
