@@ -17,8 +17,13 @@ $(BIN)/ews: pyproject.toml uv.lock
 
 install: $(BIN)/ews
 
+# axe-core (accessibility checks of the browser test) from npm into .browser/, served to the
+# page from this disk by the test, never from a CDN.
+AXE_VERSION := 4.14.1
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@test -f .browser/node_modules/axe-core/axe.min.js || ! command -v npm >/dev/null 2>&1 || \
+		npm install --no-save --no-audit --no-fund --silent --prefix .browser axe-core@$(AXE_VERSION)
 
 demo: install
 	$(EWS) demo

@@ -128,6 +128,9 @@ def may_view_pupil(
     if network not in principal.networks:
         return Decision(False, f"Ikke medlem af netværk {network}")
     if flag.get("status") == "ikke_laengere":
+        if flag.get("in_network") is False:
+            # Moved to another network (or left the grades): the data now belongs to that network.
+            return Decision(False, f"Eleven er ikke længere i netværk {network}")
         if review is not None and review["decision"] in ACTIVE_DECISIONS:
             return Decision(True, f"Opfølgning i netværket (netværk {network})")
         return Decision(False, "Eleven er ikke længere på netværkets liste")

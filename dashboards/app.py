@@ -65,6 +65,7 @@ from dashboards.web import (
     set_cookie,
 )
 from ews.settings import Settings, get_settings
+from ews.terms import term_name_da
 from flags.labels import list_basis_da
 
 __all__ = ["create_app", "fmt_date", "local_time"]
@@ -112,6 +113,7 @@ def create_app(
     templates = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     templates.env.globals.update(
         fmt_pct=fmt_pct, fmt_number=fmt_number, local_time=local_time, fmt_date=fmt_date, ROLES=ROLES,
+        term_name=term_name_da,
         DECISIONS=DECISIONS,
         DISMISS_REASONS=DISMISS_REASONS, FLAG_STATUSES=FLAG_STATUSES, RUN_STATUSES=RUN_STATUSES,
         AUDIT_ACTIONS=AUDIT_ACTIONS, OUTCOMES=OUTCOMES, list_basis_da=list_basis_da,

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from markupsafe import Markup, escape
+
+from ews.formats import number_da
 
 INCREASE = "#b2182b"
 DECREASE = "#2166ac"
@@ -18,11 +21,10 @@ GRID = "#d9d9d9"
 
 
 def fmt_number(value: float | None, decimals: int = 1) -> str:
-    """A number the Danish way (decimal comma, thin space between thousands)."""
+    """A number the Danish way (``1.234,5``: ``ews.formats.number_da``, as in every file and report)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    text = f"{value:,.{decimals}f}"
-    return text.replace(",", "\u202f").replace(".", ",")
+    return number_da(value, decimals)
 
 
 def fmt_signed(value: float, decimals: int = 2) -> str:
@@ -35,6 +37,18 @@ def fmt_pct(value: float | None, decimals: int = 0) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{fmt_number(100 * value, decimals)} %"
+
+
+def percent_axis_top(largest: float) -> float:
+    """The top of a percentage axis: the next whole 10 % above the largest value, at most 100 %.
+
+    Args:
+        largest: The largest share shown (0-1).
+
+    Returns:
+        A share between 0.1 and 1.0 (a risk axis never runs past 100 %).
+    """
+    return min(1.0, max(0.1, math.ceil(round(largest * 1.05, 6) * 10) / 10))
 
 
 def _logistic(x: float) -> float:
@@ -106,15 +120,12 @@ def waterfall_svg(base_value: float, steps: list[WaterfallStep], chart_id: str =
     body.append(_text(label_width + 147, 18, "mindsker risikoen", size=12))
     # Probability ticks on the log-odds axis.
     axis_y = top + row * (len(steps) + 2) + 6
-    for p in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99):
-        value = _logit(p)
-        if low <= value <= high:
-            x = x_of(value)
-            body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{axis_y}" stroke="{GRID}" '
-                        'stroke-width="1"/>')
-            body.append(_text(x, axis_y + 15, fmt_pct(p), anchor="middle", size=11, fill=NEUTRAL))
+    for p, x in _probability_ticks(low, high, x_of):
+        body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{axis_y}" stroke="{GRID}" '
+                    'stroke-width="1"/>')
+        body.append(_text(x, axis_y + 15, fmt_pct(p), anchor="middle", size=11, fill=NEUTRAL))
     body.append(_text(label_width + plot_width / 2, axis_y + 32,
-                      "Sandsynlighed på modellens skala (før kalibrering)", anchor="middle", size=11,
+                      "Modellens vurdering (før justering)", anchor="middle", size=11,
                       fill=NEUTRAL))
 
     def marker_row(index: int, label: str, value: float, note: str) -> None:
@@ -147,7 +158,81 @@ def waterfall_svg(base_value: float, steps: list[WaterfallStep], chart_id: str =
     description = (
         f"Vandfaldsdiagram. Udgangspunktet for en gennemsnitlig elev er {fmt_pct(_logistic(base_value))}. "
         + " ".join(f"{s.label}: {fmt_signed(s.contribution)}." for s in steps)
-        + f" Samlet: {fmt_pct(_logistic(final))} på modellens skala."
+        + f" Samlet: {fmt_pct(_logistic(final))} før justering."
+    )
+    return _svg(width, height, "Hvad trækker risikoen op og ned", description, body, chart_id)
+
+
+def _probability_ticks(low: float, high: float, x_of: Any, min_gap: float = 34) -> list[tuple[float, float]]:
+    """Probability ticks on a log-odds axis from ``low`` to ``high``, at least ``min_gap`` apart."""
+    ticks: list[tuple[float, float]] = []
+    for p in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99):
+        value = _logit(p)
+        if low <= value <= high:
+            x = x_of(value)
+            if not ticks or x - ticks[-1][1] >= min_gap:
+                ticks.append((p, x))
+    return ticks
+
+
+def waterfall_narrow_svg(base_value: float, steps: list[WaterfallStep], chart_id: str = "waterfall-narrow") -> Markup:
+    """The waterfall for a phone: each factor's name on its own line above its bar.
+
+    Drawn 360 units wide, so on a 390 px screen its text is shown at about its own size.
+
+    Args:
+        base_value: The explained model's expected log-odds (SHAP base value).
+        steps: Contributions in the order to draw them (largest first).
+        chart_id: Id prefix for the title and description elements.
+
+    Returns:
+        The chart.
+    """
+    width, left, plot_width, row, top = 360, 6, 290, 40, 30
+    height = top + row * (len(steps) + 2) + 40
+    cumulative = [base_value]
+    for step in steps:
+        cumulative.append(cumulative[-1] + step.contribution)
+    final = cumulative[-1]
+    low, high = min(cumulative), max(cumulative)
+    pad = max((high - low) * 0.08, 0.25)
+    low, high = low - pad, high + pad
+
+    def x_of(value: float) -> float:
+        return left + (value - low) / (high - low) * plot_width
+
+    body = [f'<rect x="{left}" y="6" width="12" height="12" fill="{INCREASE}"/>',
+            _text(left + 17, 17, "øger risikoen", size=12),
+            f'<rect x="{left + 130}" y="6" width="12" height="12" fill="{DECREASE}"/>',
+            _text(left + 147, 17, "mindsker risikoen", size=12)]
+    axis_y = top + row * (len(steps) + 2)
+    for p, x in _probability_ticks(low, high, x_of, min_gap=40):
+        body.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}" stroke="{GRID}" stroke-width="1"/>')
+        body.append(_text(x, axis_y + 14, fmt_pct(p), anchor="middle", size=11, fill=NEUTRAL))
+    body.append(_text(left, axis_y + 32, "Modellens vurdering (før justering)", size=11, fill=NEUTRAL))
+
+    def marker(index: int, label: str, value: float) -> None:
+        y = top + row * index
+        body.append(_text(left, y + 13, f"{label}: {fmt_pct(_logistic(value))}", weight="bold", size=12))
+        x = x_of(value)
+        body.append(f'<line x1="{x:.1f}" y1="{y + 18}" x2="{x:.1f}" y2="{y + 34}" stroke="{NEUTRAL}" '
+                    'stroke-width="3"/>')
+
+    marker(0, "Gennemsnitlig elev", base_value)
+    for index, step in enumerate(steps, start=1):
+        y = top + row * index
+        label = step.label if len(step.label) <= 44 else step.label[:43] + "…"
+        body.append(_text(left, y + 13, label, size=12))
+        x0, x1 = sorted((x_of(cumulative[index - 1]), x_of(cumulative[index])))
+        colour = INCREASE if step.contribution >= 0 else DECREASE
+        body.append(f'<rect x="{x0:.1f}" y="{y + 19}" width="{max(x1 - x0, 1.5):.1f}" height="14" fill="{colour}">'
+                    f'<title>{escape(step.label)}: {escape(fmt_signed(step.contribution))}</title></rect>')
+        body.append(_text(width - 2, y + 31, fmt_signed(step.contribution), anchor="end", size=12, fill=colour))
+    marker(len(steps) + 1, "Samlet for eleven", final)
+    description = (
+        f"Vandfaldsdiagram. Udgangspunktet for en gennemsnitlig elev er {fmt_pct(_logistic(base_value))}. "
+        + " ".join(f"{s.label}: {fmt_signed(s.contribution)}." for s in steps)
+        + f" Samlet: {fmt_pct(_logistic(final))} før justering."
     )
     return _svg(width, height, "Hvad trækker risikoen op og ned", description, body, chart_id)
 
@@ -158,6 +243,7 @@ def trajectory_svg(
     flagged: list[bool],
     tiers: list[tuple[str, float]],
     chart_id: str = "trajectory",
+    width: int = 720,
 ) -> Markup:
     """The pupil's risk over terms, with the tier thresholds as dashed lines.
 
@@ -167,15 +253,18 @@ def trajectory_svg(
         flagged: Whether the pupil was on the flag list that term.
         tiers: (name, lower threshold) of each tier.
         chart_id: Id prefix for the title and description.
+        width: The drawing's width; 360 gives a phone's version, whose text stays legible
+            (about 11 px) because the drawing is shown at about its own width.
 
     Returns:
         The chart.
     """
-    width, height = 720, 260
-    left, right, top, bottom = 56, 110, 16, 52
+    height = 260
+    left, right, top, bottom = (56, 110, 16, 52) if width >= 600 else (44, 104, 16, 52)
+    label_every = max(1, math.ceil(len(terms) / max(1, (width - left - right) // 80)))
     plot_w, plot_h = width - left - right, height - top - bottom
     known = [r for r in risks if r is not None]
-    y_max = min(1.0, max([0.5, *known]) * 1.1) if known else 1.0
+    y_max = percent_axis_top(max([0.5, *known])) if known else 1.0
 
     def x_of(index: int) -> float:
         return left + (plot_w / 2 if len(terms) == 1 else index * plot_w / (len(terms) - 1))
@@ -201,7 +290,8 @@ def trajectory_svg(
         body.append(f'<polyline points="{path}" fill="none" stroke="{INCREASE}" stroke-width="2.5"/>')
     for index, (term, risk) in enumerate(zip(terms, risks, strict=True)):
         x = x_of(index)
-        body.append(_text(x, height - bottom + 18, term, anchor="middle", size=11, fill=NEUTRAL))
+        if index % label_every == 0 or index == len(terms) - 1:
+            body.append(_text(x, height - bottom + 18, term, anchor="middle", size=11, fill=NEUTRAL))
         if risk is None:
             continue
         y = y_of(risk)
@@ -211,7 +301,8 @@ def trajectory_svg(
         else:
             body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="#ffffff" stroke="{INCREASE}" '
                         f'stroke-width="2"><title>{escape(term)}: {escape(fmt_pct(risk))}</title></circle>')
-    body.append(_text(left, height - 8, "Fyldt punkt: på netværkets liste den termin", size=11, fill=NEUTRAL))
+    body.append(_text(left if width >= 600 else 4, height - 8, "Fyldt punkt: på netværkets liste den termin",
+                      size=11, fill=NEUTRAL))
     description = "Risiko over terminer. " + " ".join(
         f"{t}: {fmt_pct(r) if r is not None else 'ingen vurdering'}{' (på listen)' if f else ''}."
         for t, r, f in zip(terms, risks, flagged, strict=True))
@@ -279,7 +370,10 @@ def lines_svg(
     left, right, top, bottom = 56, 120, 14, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for vs in series.values() for v in vs if v is not None]
-    y_max = max(values) * 1.1 if values and max(values) > 0 else 1.0
+    if as_percent:
+        y_max = percent_axis_top(max(values)) if values and max(values) > 0 else 1.0
+    else:
+        y_max = max(values) * 1.1 if values and max(values) > 0 else 1.0
     palette = ["#4d4d4d", INCREASE, DECREASE, "#1b7837", "#762a83"]
     dashes = ["", "6 3", "2 3", "8 3 2 3", "1 2"]
 

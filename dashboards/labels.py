@@ -62,6 +62,22 @@ AUDIT_ACTIONS: dict[str, str] = {
 
 OUTCOMES: dict[str, str] = {"allowed": "Tilladt", "denied": "Afvist"}
 
+#: What the admin page says when the app store refuses a change (``StoreError.code`` -> Danish).
+STORE_ERRORS_DA: dict[str, str] = {
+    "unknown_role": "Vælg en af rollerne netværksmedlem, UU-vejleder, dataansvarlig eller administrator.",
+    "empty_username": "Brugernavnet mangler.",
+    "bad_username": "Et brugernavn har højst 100 tegn, og kun tegn, der kan skrives.",
+    "long_display_name": "Et visningsnavn har højst 200 tegn.",
+    "user_exists": "Der findes allerede en bruger med det navn.",
+    "wrong_assignment": ("Tildelingen passer ikke til rollen: en UU-vejleder får skoler, et netværksmedlem "
+                         "netværk; dataansvarlige og administratorer ser ingen elever."),
+    "short_password": "Adgangskoden skal have mindst 12 tegn.",
+    "unknown_user": "Brugeren findes ikke.",
+    "own_account": "Du kan ikke spærre din egen konto.",
+    "unknown_action": "Handlingen findes ikke.",
+    "invalid": "Ændringen kunne ikke gennemføres.",
+}
+
 #: Danish names of features, used when the feature catalogue gives none.
 FEATURE_LABELS: dict[str, str] = {
     "absence_rate": "Fravær i alt (andel af skoledage)",

@@ -71,11 +71,21 @@ def school_flags(con: duckdb.DuckDBPyConnection, run_id: str, schools: list[str]
                           ("flags_pupil_term", "scores_pupil_term")))
 
 
-def pupil_flag(con: duckdb.DuckDBPyConnection, run_id: str, pupil_id: str) -> dict[str, Any] | None:
-    """The pupil's flag in a run (with school, grade and rank), or None when not on a list."""
+def pupil_flags(con: duckdb.DuckDBPyConnection, run_id: str, pupil_id: str) -> list[dict[str, Any]]:
+    """The pupil's rows in a run's flag lists (with school, grade and rank), on a list first.
+
+    A pupil who moved network between terms has two rows: on the new network's list and
+    ``ikke_laengere`` on the old one. Which of them a person may see is decided by the caller.
+    """
     frame = _decode(_frame(con, "pupil_flag", {"run_id": run_id, "pupil_id": pupil_id},
                            ("flags_pupil_term", "scores_pupil_term")))
-    return _records(frame)[0] if len(frame) else None
+    return _records(frame)
+
+
+def pupil_flag(con: duckdb.DuckDBPyConnection, run_id: str, pupil_id: str) -> dict[str, Any] | None:
+    """The pupil's first row in a run (on a list before ``ikke_laengere``), or None when not on a list."""
+    rows = pupil_flags(con, run_id, pupil_id)
+    return rows[0] if rows else None
 
 
 def pupil_trajectory(con: duckdb.DuckDBPyConnection, pupil_id: str, term: str) -> pd.DataFrame:

@@ -23,17 +23,36 @@ WHERE f.run_id = $run_id AND list_contains($schools, f.school_code)
 ORDER BY f.status = 'ikke_laengere', f.school_code, f.risk DESC NULLS LAST;
 
 -- name: pupil_flag
+-- Every row of the pupil in a run: a pupil who moved network has one row per network (on the new
+-- network's list, and "ikke_laengere" on the old one). Rows on a list come first.
 SELECT f.*, s.rank_in_network
 FROM flags_pupil_term f
 LEFT JOIN scores_pupil_term s ON s.run_id = f.run_id AND s.pupil_id = f.pupil_id
-WHERE f.run_id = $run_id AND f.pupil_id = $pupil_id;
+WHERE f.run_id = $run_id AND f.pupil_id = $pupil_id
+ORDER BY f.status = 'ikke_laengere', f.network_id;
 
 -- name: pupil_trajectory
-SELECT s.term, s.as_of_date, s.risk, s.tier, s.run_id, f.status
-FROM scores_pupil_term s
-LEFT JOIN flags_pupil_term f ON f.run_id = s.run_id AND f.pupil_id = s.pupil_id
-WHERE s.pupil_id = $pupil_id AND s.term <= $term
-ORDER BY s.term;
+-- One row per term, whatever school or network the pupil was in: the term's list run (the newest,
+-- as in terms_with_flags), and the pupil counts as on the list when any of its rows is.
+WITH term_runs AS (
+    SELECT term, max(run_id) AS run_id FROM scores_pupil_term
+    WHERE pupil_id = $pupil_id AND term <= $term GROUP BY term
+),
+listed AS (
+    SELECT f.run_id,
+        CASE WHEN bool_or(f.status = 'fortsat') THEN 'fortsat'
+             WHEN bool_or(f.status = 'ny') THEN 'ny'
+             ELSE 'ikke_laengere' END AS status
+    FROM flags_pupil_term f JOIN term_runs USING (run_id)
+    WHERE f.pupil_id = $pupil_id GROUP BY f.run_id
+)
+SELECT t.term, any_value(s.as_of_date) AS as_of_date, any_value(s.risk) AS risk, any_value(s.tier) AS tier,
+    t.run_id, any_value(l.status) AS status
+FROM term_runs t
+JOIN scores_pupil_term s ON s.run_id = t.run_id AND s.pupil_id = $pupil_id
+LEFT JOIN listed l ON l.run_id = t.run_id
+GROUP BY t.term, t.run_id
+ORDER BY t.term;
 
 -- name: pupil_explanation
 SELECT feature, feature_value, contribution, family, base_value, model_id

@@ -45,7 +45,19 @@ MAX_DISPLAY_NAME = 200
 
 
 class StoreError(ValueError):
-    """A request to the store that cannot be carried out; the message says why."""
+    """A request to the store that cannot be carried out.
+
+    The message (English) is for the command line and logs; ``code`` names the problem so that
+    the app can say it in Danish (``dashboards.labels.STORE_ERRORS_DA``) without reading the text.
+
+    Args:
+        message: What went wrong, in English.
+        code: The problem's code.
+    """
+
+    def __init__(self, message: str, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -178,14 +190,14 @@ class AppStore:
             StoreError: For an unknown role, a taken user name or a too short password.
         """
         if role not in ROLES:
-            raise StoreError(f"role '{role}' is not one of {', '.join(ROLES)}")
+            raise StoreError(f"role '{role}' is not one of {', '.join(ROLES)}", "unknown_role")
         username = username.strip()
         if not username:
-            raise StoreError("the user name is empty")
+            raise StoreError("the user name is empty", "empty_username")
         if len(username) > MAX_USERNAME or any(not ch.isprintable() for ch in username):
-            raise StoreError(f"a user name has at most {MAX_USERNAME} printable characters")
+            raise StoreError(f"a user name has at most {MAX_USERNAME} printable characters", "bad_username")
         if len(display_name) > MAX_DISPLAY_NAME:
-            raise StoreError(f"a display name has at most {MAX_DISPLAY_NAME} characters")
+            raise StoreError(f"a display name has at most {MAX_DISPLAY_NAME} characters", "long_display_name")
         password_hash = self._hash_password(password) if password is not None else None
         now = self._now()
         try:
@@ -196,7 +208,7 @@ class AppStore:
                     "password_changed_at": now if password_hash else None,
                 }).fetchone()
         except sqlite3.IntegrityError as exc:
-            raise StoreError(f"user '{username}' exists already") from exc
+            raise StoreError(f"user '{username}' exists already", "user_exists") from exc
         return int(row[0])
 
     def get_user(self, username: str) -> User | None:
@@ -251,7 +263,8 @@ class AppStore:
         if kind not in ASSIGNMENT_KINDS or kind != expected:
             raise StoreError(
                 f"user '{username}' has role '{user.role}', which is assigned "
-                + (f"{expected}s, not '{kind}'" if expected else "nothing (it sees no pupils)")
+                + (f"{expected}s, not '{kind}'" if expected else "nothing (it sees no pupils)"),
+                "wrong_assignment",
             )
         with self._transaction() as con:
             con.execute(self._sql["insert_assignment"], {
@@ -292,13 +305,13 @@ class AppStore:
 
     def _hash_password(self, password: str) -> str:
         if len(password) < 12:
-            raise StoreError("a password must have at least 12 characters")
+            raise StoreError("a password must have at least 12 characters", "short_password")
         return self.hasher.hash(password)
 
     def _require_user(self, username: str) -> User:
         user = self.get_user(username)
         if user is None:
-            raise StoreError(f"no user '{username}'; see 'ews users list'")
+            raise StoreError(f"no user '{username}'; see 'ews users list'", "unknown_user")
         return user
 
     # ---- sessions ----------------------------------------------------------------------
@@ -406,27 +419,27 @@ class AppStore:
             StoreError: When the decision and its reason, step or follow-up do not fit together.
         """
         if decision not in DECISIONS:
-            raise StoreError(f"decision '{decision}' is not one of {', '.join(DECISIONS)}")
+            raise StoreError(f"decision '{decision}' is not one of {', '.join(DECISIONS)}", "decision")
         dismiss_reason = dismiss_reason or None
         step = step or None
         if decision == "afvist":
             if dismiss_reason not in DISMISS_REASONS:
-                raise StoreError("a dismissal needs one of the listed reasons")
+                raise StoreError("a dismissal needs one of the listed reasons", "reason")
         elif dismiss_reason is not None:
-            raise StoreError("only a dismissal carries a reason")
+            raise StoreError("only a dismissal carries a reason", "reason")
         if decision == "indsatstrappe":
             if step is None or (allowed_steps is not None and step not in allowed_steps):
-                raise StoreError("choose a step of the municipality's indsatstrappe")
+                raise StoreError("choose a step of the municipality's indsatstrappe", "step")
         elif step is not None:
-            raise StoreError("only the decision 'indsatstrappe' carries a step")
+            raise StoreError("only the decision 'indsatstrappe' carries a step", "step")
         responsible = (responsible or "").strip() or None
         if (responsible is None) != (next_step_date is None):
-            raise StoreError("a follow-up needs both a responsible person and a next-step date")
+            raise StoreError("a follow-up needs both a responsible person and a next-step date", "followup")
         if responsible is not None:
             if decision not in ACTIVE_DECISIONS:
-                raise StoreError("only a confirmed flag gets a follow-up (responsible person and next step)")
+                raise StoreError("only a confirmed flag gets a follow-up (responsible person and next step)", "followup")
             if allowed_responsible is not None and responsible not in allowed_responsible:
-                raise StoreError("the responsible person must be a member of the pupil's network or the UU consultant")
+                raise StoreError("the responsible person must be a member of the pupil's network or the UU consultant", "followup")
         entry = {
             "pupil_id": pupil_id, "term": term, "run_id": run_id, "network_id": network_id,
             "school_code": school_code, "decision": decision, "dismiss_reason": dismiss_reason,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -9,6 +10,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+from markupsafe import Markup
 
 from dashboards import reads
 from dashboards.access import active_for_network, effective_review
@@ -18,10 +20,12 @@ from dashboards.charts import (
     fmt_pct,
     fmt_signed,
     trajectory_svg,
+    waterfall_narrow_svg,
     waterfall_svg,
 )
 from dashboards.labels import ACTIVE_DECISIONS, DECISIONS, DISMISS_REASONS, FLAG_STATUSES, feature_label
 from ews.config import MunicipalityConfig
+from ews.terms import term_name_da
 
 #: Bars in the waterfall before the rest are grouped.
 WATERFALL_BARS = 8
@@ -75,6 +79,32 @@ def format_value(value: Any, unit: str) -> str:
     if unit == "share":
         return fmt_pct(number)
     return fmt_number(number, 1 if number != int(number) else 0)
+
+
+def feature_value_text(name: str, value: Any, unit: str) -> str:
+    """A pupil's value of a feature as people read it: coded values by their label.
+
+    Support levels say "specialskole", not "3", and grades "8. klasse", with the same words as
+    the reasons on the lists (``flags.reasons.format_value``); other units as :func:`format_value`.
+    """
+    if unit in ("niveau", "karakter"):
+        try:
+            from flags.reasons import format_value as reason_value
+
+            number = None if value is None else float(value)
+            return reason_value(name, number)
+        except (ImportError, KeyError, TypeError, ValueError):
+            pass
+    return format_value(value, unit)
+
+
+#: Short explanations of the path patterns (what a UU consultant or network reads).
+PATH_PATTERN_HELP_DA: dict[str, str] = {
+    "tidlig_starter": ("Tidlig starter: signalerne (fx fravær eller støttebehov) har været der siden de "
+                       "første skoleår."),
+    "sen_starter": ("Sen starter: signalerne er kommet til inden for de seneste år; eleven klarede sig "
+                    "uden bekymring tidligere."),
+}
 
 
 def _flag_labels() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
@@ -172,7 +202,7 @@ def waterfall(explanation: pd.DataFrame, bars: int = WATERFALL_BARS) -> tuple[An
     steps: list[WaterfallStep] = []
     for record in ordered.head(bars).to_dict("records"):
         info = describe_feature(record["feature"])
-        value = format_value(record["feature_value"], info.unit)
+        value = feature_value_text(record["feature"], record["feature_value"], info.unit)
         steps.append(WaterfallStep(info.label, f"Elevens værdi: {value}", float(record["contribution"])))
         rows.append({"feature": record["feature"], "label": info.label, "value": value,
                      "contribution": float(record["contribution"]), "family": info.family or record.get("family")})
@@ -183,7 +213,9 @@ def waterfall(explanation: pd.DataFrame, bars: int = WATERFALL_BARS) -> tuple[An
         rows.append({"feature": None, "label": f"Øvrige {len(rest)} forhold", "value": "",
                      "contribution": total, "family": ""})
     base = float(ordered["base_value"].iloc[0])
-    return waterfall_svg(base, steps), rows
+    wide = waterfall_svg(base, steps)
+    narrow = waterfall_narrow_svg(base, steps)
+    return Markup(f'<div class="chart-wide">{wide}</div><div class="chart-narrow">{narrow}</div>'), rows
 
 
 def trajectory(history: pd.DataFrame, config: MunicipalityConfig | None) -> tuple[Any, list[dict[str, Any]]]:
@@ -191,13 +223,17 @@ def trajectory(history: pd.DataFrame, config: MunicipalityConfig | None) -> tupl
     if history.empty:
         return None, []
     records = history.to_dict("records")
-    terms = [str(r["term"]) for r in records]
+    terms = [term_name_da(r["term"]) for r in records]
     risks = [None if r["risk"] is None or math.isnan(r["risk"]) else float(r["risk"]) for r in records]
     flagged = [r.get("status") in ("ny", "fortsat") for r in records]
     tiers = [(t.name, t.min_risk) for t in config.tiers] if config else []
     rows = [{"term": t, "risk": fmt_pct(r) if r is not None else "–", "tier": rec.get("tier"),
              "flagged": f} for t, r, f, rec in zip(terms, risks, flagged, records, strict=True)]
-    return trajectory_svg(terms, risks, flagged, tiers), rows
+    wide = trajectory_svg(terms, risks, flagged, tiers)
+    narrow = trajectory_svg(terms, risks, flagged, tiers, chart_id="trajectory-narrow", width=360)
+    # The style sheet shows one of the two: the narrow drawing on a phone, the wide one elsewhere.
+    chart = Markup(f'<div class="chart-wide">{wide}</div><div class="chart-narrow">{narrow}</div>')
+    return chart, rows
 
 
 def comparison(con: duckdb.DuckDBPyConnection, flag: dict[str, Any],
@@ -226,14 +262,22 @@ def comparison(con: duckdb.DuckDBPyConnection, flag: dict[str, Any],
         rows.append({
             "label": info.label,
             "pupil": values[record["feature"]],
-            "school": format_value(record.get(f"school_{statistic}"), info.unit if info.unit != "flag" else "share"),
-            "municipality": format_value(record.get(f"municipality_{statistic}"),
-                                         info.unit if info.unit != "flag" else "share"),
+            "school": _reference_text(record["feature"], record.get(f"school_{statistic}"), info.unit),
+            "municipality": _reference_text(record["feature"], record.get(f"municipality_{statistic}"), info.unit),
             "statistic": "andel" if statistic == "mean" else "median",
             "school_pupils": record["school_pupils"],
             "municipality_pupils": record["municipality_pupils"],
         })
     return rows
+
+
+def _reference_text(name: str, value: Any, unit: str) -> str:
+    """A school's or the municipality's median (or share, for yes/no) in the feature's words."""
+    if unit == "flag":
+        return format_value(value, "share")
+    if unit == "niveau" and value is not None and not (isinstance(value, float) and math.isnan(value)):
+        return feature_value_text(name, round(float(value)), unit)  # a median level: its label
+    return feature_value_text(name, value, unit)
 
 
 def tier_step(config: MunicipalityConfig | None, tier: str | None) -> str | None:
@@ -273,3 +317,56 @@ def risk_outcome(con: duckdb.DuckDBPyConnection | None, flags: pd.DataFrame) -> 
     definition = str(model["outcome_definition"])
     spec = OUTCOMES.get(definition.split("@", 1)[0])
     return {"definition": definition, "label": spec.description_da if spec else definition}
+
+
+#: Registry columns shown on the model card page, with their Danish labels, in this order.
+MODEL_FIELDS_DA: tuple[tuple[str, str], ...] = (
+    ("model_id", "Model"),
+    ("term", "Trænet til terminen"),
+    ("as_of_date", "Skæringsdato"),
+    ("outcome_definition", "Udfald"),
+    ("training_first_cohort", "Første træningsårgang"),
+    ("training_last_cohort", "Sidste træningsårgang"),
+    ("evaluation_cohorts", "Afprøvet på årgangene"),
+    ("label_cutoff", "Udfald kendt til og med"),
+    ("training_rows", "Træningsrækker"),
+    ("training_pupils", "Elever i træningen"),
+    ("evaluation_rows", "Afprøvningsrækker"),
+    ("seed", "Frø (tilfældighed)"),
+    ("code_version", "Kodeversion"),
+    ("model_config_hash", "Modelkonfiguration (hash)"),
+    ("data_snapshot", "Datagrundlag (snapshot)"),
+)
+
+
+def model_fields(model: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The registry row as (Danish label, value) pairs; dates ``dd-mm-åååå``, counts grouped."""
+    if not model:
+        return []
+    shown = []
+    for key, label in MODEL_FIELDS_DA:
+        value = model.get(key)
+        if value is None or value == "":
+            continue
+        if key in ("as_of_date", "label_cutoff"):
+            text = pd.Timestamp(value).strftime("%d-%m-%Y")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            text = fmt_number(float(value), 0)
+        elif key == "evaluation_cohorts":
+            text = ", ".join(str(v) for v in reads.parse_list(value))
+        else:
+            text = str(value)
+        shown.append((label, text))
+    return shown
+
+
+def model_metrics(model: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The registry's top-level numeric metrics as (name, value) pairs, Danish number format."""
+    if not model or not model.get("metrics_json"):
+        return []
+    try:
+        metrics = json.loads(str(model["metrics_json"]))
+    except json.JSONDecodeError:
+        return []
+    return [(str(k), fmt_number(float(v), 3)) for k, v in metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)]

@@ -24,6 +24,7 @@ from dashboards.access import Principal
 from dashboards.settings import DashboardSettings
 from dashboards.store import AppStore
 from ews.config import ConfigError, MunicipalityConfig, load_config
+from ews.formats import date_da
 from ews.settings import Settings
 from ews.warehouse import open_readonly as open_snapshot
 from ews.warehouse import snapshot_version
@@ -121,6 +122,22 @@ class AppContext:
                     self._config = (mtime, None)
             return self._config[1]
 
+    def school_name(self, code: Any) -> str:
+        """A school's name from the municipality config (the code when the config does not name it)."""
+        if code is None or code == "":
+            return "–"
+        config = self.config()
+        names = {s.code: s.name for s in config.schools} if config else {}
+        return names.get(str(code)) or str(code)
+
+    def network_name(self, network_id: Any) -> str:
+        """A network's name from the municipality config (the id when the config does not name it)."""
+        if network_id is None or network_id == "":
+            return "–"
+        config = self.config()
+        names = {n.id: n.name for n in config.networks} if config else {}
+        return names.get(str(network_id)) or str(network_id)
+
     def require_review(self) -> bool:
         """The config's ``flagging.require_review`` (True when there is no config)."""
         config = self.config()
@@ -152,11 +169,8 @@ def local_time(value: Any) -> str:
 
 
 def fmt_date(value: Any) -> str:
-    """A date the Danish way, ``dd-mm-yyyy``."""
-    if value is None or value == "":
-        return "–"
-    stamp = pd.Timestamp(value)
-    return "–" if pd.isna(stamp) else stamp.strftime("%d-%m-%Y")
+    """A date the Danish way, ``dd-mm-yyyy`` (``ews.formats.date_da``, as in every file)."""
+    return date_da(value)
 
 
 def set_cookie(ctx: AppContext, response: Response, name: str, value: str) -> None:
@@ -223,7 +237,8 @@ def render(ctx: AppContext, request: Request, name: str, context: dict[str, Any]
     """Render a page with the user, CSRF token and menu every page needs."""
     principal = getattr(request.state, "principal", None)
     base = {"principal": principal, "csrf_token": principal.session.csrf_token if principal else "",
-            "auth_mode": ctx.dashboard.auth_mode, "nav": nav(principal), "path": request.url.path}
+            "auth_mode": ctx.dashboard.auth_mode, "nav": nav(principal), "path": request.url.path,
+            "school_name": ctx.school_name, "network_name": ctx.network_name}
     return ctx.templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
 

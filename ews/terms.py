@@ -50,6 +50,11 @@ class Term:
     def __str__(self) -> str:
         return f"{self.school_year}-H{self.half}"
 
+    @property
+    def name_da(self) -> str:
+        """The term as Danish users name it: ``2025/26-H1`` -> ``efterår 2025``, H2 -> ``forår 2026``."""
+        return f"efterår {self.start_year}" if self.half == 1 else f"forår {self.start_year + 1}"
+
     def previous(self) -> Term:
         """The term before this one."""
         return Term(self.start_year, 1) if self.half == 2 else Term(self.start_year - 1, 2)
@@ -57,6 +62,23 @@ class Term:
     def next(self) -> Term:
         """The term after this one."""
         return Term(self.start_year, 2) if self.half == 1 else Term(self.start_year + 1, 1)
+
+
+def term_name_da(text: object) -> str:
+    """A term code as Danish users name it (``2025/26-H1`` -> ``efterår 2025``).
+
+    Args:
+        text: A term code; anything else (None, an unknown form) is shown as it is.
+
+    Returns:
+        The Danish name, or the text unchanged when it is not a term.
+    """
+    if text is None:
+        return "–"
+    try:
+        return Term.parse(str(text)).name_da
+    except ValueError:
+        return str(text)
 
 
 def school_year_label(start_year: int) -> str:

@@ -34,6 +34,8 @@ import pandas as pd
 
 from ews.cells import spreadsheet_cell
 from ews.config import MunicipalityConfig
+from ews.formats import date_da
+from ews.terms import term_name_da
 from flags.labels import (
     AUDIENCE_CONSULTANT,
     AUDIENCE_NETWORK,
@@ -62,11 +64,12 @@ LIST_HEADERS = (
     "Faglig vurdering påkrævet", "Listegrundlag", "Elev-id (pseudonym)",
 )
 #: Column headers of the network's list (served by the app): the UU decision, its date and the
-#: step on the indsatstrappe instead of "review required" and the context column.
+#: step on the indsatstrappe instead of "review required" and the context column. No pseudonym:
+#: the network knows the pupil by name, class and school (the lineage sheet names the run).
 NETWORK_LIST_HEADERS = (
     "Nr.", "Status", "Navn", "Klasse", "Skole", "Klassetrin", "UU-vurdering", "Vurderet",
     "Trin på indsatstrappen", "Risiko (%)", "Niveau", "Udvikling", "Mønster", "Årsager",
-    "Fagligheder", "Elev-id (pseudonym)",
+    "Fagligheder",
 )
 #: Headers of the lineage sheet / PDF block, in order, with the lineage keys they show.
 LINEAGE_LABELS = (
@@ -141,6 +144,11 @@ class NetworkList:
     headers: tuple[str, ...] = LIST_HEADERS
     purpose_da: str = LIST_PURPOSE_DA[AUDIENCE_CONSULTANT]
     basis_da: str | None = None
+
+    @property
+    def term_da(self) -> str:
+        """The term as Danish users name it (``2025/26-H1`` -> ``efterår 2025``)."""
+        return term_name_da(self.term)
 
 
 def safe_file_stem(network_id: str) -> str:
@@ -237,6 +245,7 @@ def _display_row(row: pd.Series, identity: dict[str, dict[str, Any]], school_nam
         "Elev-id (pseudonym)": row["pupil_id"],
         "Listegrundlag": RULE_LIST_SHORT_DA if list_basis_da(row.get("list_basis")) else "Model",
         "_reasons": reasons,
+        "_show_id": not network,
         "_context": context,
         "_disciplines": disciplines,
     }
@@ -304,6 +313,8 @@ def build_network_list(
         capacity=network.capacity_per_term, threshold=format_percent_da(flagging.threshold).rstrip(" %"))
     lineage_text = {key: "" if lineage.get(key) is None else str(lineage.get(key)) for _, key in LINEAGE_LABELS}
     lineage_text["term"] = lineage_text["term"] or term
+    if lineage_text["as_of_date"]:
+        lineage_text["as_of_date"] = date_da(lineage_text["as_of_date"])
     counts = {k: int(v) for k, v in summary.drop("network_name").items()}
     if for_network:
         counts["afventer_vurdering"] = int(awaiting)

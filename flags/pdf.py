@@ -104,7 +104,7 @@ def _footer(network_list: NetworkList):  # noqa: ANN202 - reportlab page callbac
                           f"{basis}{SIGNAL_SHORT_DA} — ikke en vurdering af eller afgørelse om et barn.")
         canvas.drawString(_MARGIN, canvas._pagesize[1] - 9 * mm, LIST_AUDIENCE_NOTE_DA[network_list.audience])
         canvas.drawRightString(width - _MARGIN, 8 * mm,
-                               f"{network_list.network_name} · {network_list.term} · side {doc.page}")
+                               f"{network_list.network_name} · {network_list.term_da} · side {doc.page}")
         canvas.drawRightString(width - _MARGIN, canvas._pagesize[1] - 9 * mm,
                                "Fortroligt: indeholder personoplysninger")
         canvas.restoreState()
@@ -117,7 +117,7 @@ def _summary_story(network_list: NetworkList) -> list:
     story: list = [
         Paragraph(escape(LIST_TITLE_DA[network_list.audience]), _TITLE),
         _p(f"{network_list.network_name} · {network_list.municipality} · termin "
-           f"{network_list.term} · skæringsdato {network_list.lineage.get('as_of_date', '')}", _BODY),
+           f"{network_list.term_da} · skæringsdato {network_list.lineage.get('as_of_date', '')}", _BODY),
         Spacer(1, 4 * mm),
     ]
     box = Table([[_p(DISCLAIMER_DA, _DISCLAIMER)]], colWidths=[180 * mm])
@@ -189,7 +189,8 @@ def _summary_story(network_list: NetworkList) -> list:
 def _cells(row: dict, key: str) -> Paragraph | list[Paragraph]:
     if key == "_pupil":
         detail = f"{row['Klasse']} · {row['Skole']}".strip(" ·")
-        return [_p(row["Navn"], _CELL_BOLD), _p(detail), _p(f"id {row['Elev-id (pseudonym)']}", _ID)]
+        pseudonym = [_p(f"id {row['Elev-id (pseudonym)']}", _ID)] if row.get("_show_id", True) else []
+        return [_p(row["Navn"], _CELL_BOLD), _p(detail), *pseudonym]
     if key == "_disciplines":
         return _p("\n".join(row["_disciplines"]))
     if key == "_tier":
@@ -247,7 +248,7 @@ def write_pdf(network_list: NetworkList, path: Path | BinaryIO) -> None:
     footer = _footer(network_list)
     doc = BaseDocTemplate(
         str(path) if isinstance(path, Path) else path, pagesize=A4,
-        title=f"{LIST_TITLE_DA[network_list.audience]} {network_list.network_name} {network_list.term}",
+        title=f"{LIST_TITLE_DA[network_list.audience]} {network_list.network_name} {network_list.term_da}",
         author="Alle skal med", subject=DISCLAIMER_DA, invariant=True,
         leftMargin=_MARGIN, rightMargin=_MARGIN, topMargin=_MARGIN, bottomMargin=_MARGIN,
     )
@@ -257,7 +258,7 @@ def write_pdf(network_list: NetworkList, path: Path | BinaryIO) -> None:
     ])
     story = _summary_story(network_list)
     story += [NextPageTemplate("list"), PageBreak()]
-    story += [Paragraph(escape(f"Elever på listen — {network_list.network_name}, {network_list.term}"), _H2)]
+    story += [Paragraph(escape(f"Elever på listen — {network_list.network_name}, {network_list.term_da}"), _H2)]
     if network_list.basis_da:
         story.append(_p(network_list.basis_da, _DISCLAIMER))
     columns = _NETWORK_COLUMNS if network_list.audience == AUDIENCE_NETWORK else _LIST_COLUMNS

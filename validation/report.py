@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from ews.formats import number_da
 from validation.contracts import describe_check
 
 SUMMARY_COLUMNS = ["source", "reason_code", "column_name", "rows", "files", "example_lines"]
@@ -111,7 +112,7 @@ def _environment() -> jinja2.Environment:
     template = resources.files("validation").joinpath("report.html").read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
                              loader=jinja2.DictLoader({"report.html": template}))
-    env.filters["thousands"] = lambda n: f"{int(n):,}".replace(",", ".")
+    env.filters["thousands"] = lambda n: number_da(int(n))
     return env
 
 

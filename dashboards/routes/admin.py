@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboards.deps import Admin, Ctx
+from dashboards.labels import STORE_ERRORS_DA
 from dashboards.store import MAX_DISPLAY_NAME, MAX_USERNAME, StoreError
 from dashboards.web import ChoiceForm, CsrfForm, PasswordForm, TextForm, TextQuery, audit, check_csrf, render
 
@@ -45,7 +46,7 @@ def admin_action(request: Request, ctx: Ctx, principal: Admin, csrf_token: CsrfF
             message = f"Tildelingen for {username} er ændret."
         elif action in ("disable", "enable"):
             if username == principal.username:
-                raise StoreError("you cannot disable your own account")
+                raise StoreError("you cannot disable your own account", "own_account")
             store.set_active(username, action == "enable")
             message = f"Brugeren {username} er {'genåbnet' if action == 'enable' else 'spærret'}."
         elif action == "unlock":
@@ -55,9 +56,9 @@ def admin_action(request: Request, ctx: Ctx, principal: Admin, csrf_token: CsrfF
             store.set_password(username, password)
             message = f"Adgangskoden for {username} er skiftet."
         else:
-            raise StoreError(f"unknown action '{action}'")
+            raise StoreError(f"unknown action '{action}'", "unknown_action")
     except StoreError as exc:
-        message = f"Ikke udført: {exc}"
+        message = f"Ikke udført: {STORE_ERRORS_DA.get(exc.code, STORE_ERRORS_DA['invalid'])}"
         audit(ctx, request, principal, "admin", False, object_type="user", object_id=username or None,
               purpose=f"{action} {target}".strip(), status=303)
     else:

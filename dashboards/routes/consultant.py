@@ -26,10 +26,12 @@ def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Ware
     rows: list[dict[str, Any]] = []
     states: list[Any] = []
     overdue: list[dict[str, Any]] = []
+    counts = review_counts([])
     if chosen is not None and not flags.empty:
         latest = ctx.store.latest_reviews(chosen.term)
         identities = names(ctx, flags["pupil_id"].tolist(), con)
         rows = views.list_rows(flags, latest, identities, ctx.require_review())
+        counts = review_counts(rows)
         if vis == "afventer":
             rows = [r for r in rows if r["review"] is None and r["status"] != "ikke_laengere"]
         states = followup.follow_ups(ctx, flags)
@@ -44,4 +46,21 @@ def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Ware
         "term_run": chosen, "terms": terms, "rows": rows, "vis": vis, "schools": sorted(principal.schools),
         "risk_outcome": views.risk_outcome(con, flags),
         "overdue": overdue, "followup_counts": followup.state_counts(states), "hidden_overdue": 0,
-        "review_days": followup.review_within_days(ctx), "followup_day": followup.today(ctx).strftime("%d-%m-%Y")})
+        "review_days": followup.review_within_days(ctx), "followup_day": followup.today(ctx).strftime("%d-%m-%Y"),
+        "counts": counts})
+
+
+def review_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Flags on the list by review state.
+
+    Returns:
+        ``afventer`` (awaiting review), ``bekraeftet`` (any active decision), ``afvist`` and
+        ``ikke_laengere`` (pupils no longer flagged).
+    """
+    on_list = [r for r in rows if r["status"] != "ikke_laengere"]
+    return {
+        "afventer": sum(r["review"] is None for r in on_list),
+        "bekraeftet": sum(r["review"] is not None and r["review"]["active"] for r in on_list),
+        "afvist": sum(r["review"] is not None and not r["review"]["active"] for r in on_list),
+        "ikke_laengere": len(rows) - len(on_list),
+    }

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboards import reads, views
-from dashboards.access import Principal, effective_review, may_review, may_view_pupil
+from dashboards.access import Decision, Principal, effective_review, may_review, may_view_pupil
 from dashboards.deps import Ctx, PupilViewer, Reviewer, Warehouse
 from dashboards.labels import DECISIONS
 from dashboards.store import StoreError
@@ -26,6 +26,7 @@ from dashboards.web import (
     TermForm,
     TermQuery,
     TextForm,
+    TextQuery,
     audit,
     audited_term_run,
     check_csrf,
@@ -49,7 +50,8 @@ REVIEW_ERRORS = {
 @router.get("/{pupil_id}", response_class=HTMLResponse)
 def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehouse, pupil_id: PupilId,
                termin: TermQuery = None, gemt: Annotated[int, Query(ge=0, le=1)] = 0,
-               fejl: ChoiceQuery = None) -> Response:
+               fejl: ChoiceQuery = None, beslutning: ChoiceQuery = None, begrundelse: ChoiceQuery = None,
+               trin: TextQuery = None) -> Response:
     """A pupil's flag, reasons, trajectory, (for consultants) the explanation, and the reviews."""
     if con is None:
         audit(ctx, request, principal, "view_pupil", False, object_type="pupil", object_id=pupil_id,
@@ -57,10 +59,7 @@ def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehous
         raise Forbidden("Du har ikke adgang til denne elev.")
     chosen, terms = audited_term_run(ctx, request, principal, con, termin, action="view_pupil", object_type="pupil",
                                      object_id=pupil_id)
-    flag = reads.pupil_flag(con, chosen.run_id, pupil_id) if chosen else None
-    latest = ctx.store.latest_reviews(chosen.term).get(pupil_id) if chosen else None
-    review = effective_review(flag, latest) if flag else None
-    decision = may_view_pupil(principal, flag, review, ctx.require_review())
+    flag, review, decision = _visible_flag(ctx, con, principal, chosen, pupil_id)
     if not decision.allowed:
         audit(ctx, request, principal, "view_pupil", False, object_type="pupil", object_id=pupil_id,
               run_id=chosen.run_id if chosen else None, purpose=decision.purpose)
@@ -72,9 +71,14 @@ def pupil_page(request: Request, ctx: Ctx, principal: PupilViewer, con: Warehous
     history = [views.review_view(r) for r in ctx.store.reviews_of_pupil(pupil_id)]
     users = {u["username"]: u["display_name"] for u in ctx.store.list_users()}
     config = ctx.config()
+    visible_terms = [t for t in terms if t.term == chosen.term
+                     or _visible_flag(ctx, con, principal, t, pupil_id)[2].allowed]
     return render(ctx, request, "pupil.html", {
-        **page, "pupil_id": pupil_id, "identity": identity, "term_run": chosen, "terms": terms,
+        **page, "pupil_id": pupil_id, "identity": identity, "term_run": chosen, "terms": visible_terms,
         "history": history, "users": users, "saved": bool(gemt), "error": REVIEW_ERRORS.get(fejl or ""),
+        "chosen": {"decision": beslutning or "", "reason": begrundelse or "", "step": trin or ""},
+        "next_pending": _next_pending(ctx, con, principal, chosen, pupil_id),
+        "path_help": views.PATH_PATTERN_HELP_DA.get(str(flag.get("path_pattern"))),
         "steps": [t.step for t in config.tiers] if config else [],
         "responsible_choices": responsible_choices(ctx, flag, principal),
         "can_review": may_review(principal, flag).allowed, "purpose": decision.purpose})
@@ -93,6 +97,48 @@ def responsible_choices(ctx: AppContext, flag: dict[str, Any], principal: Princi
         if user["active"] and user["role"] == "network_member" and f"network:{network}" in assigned:
             choices.append((str(user["username"]), f"{user['display_name']} (netværket)"))
     return choices
+
+
+def _visible_flag(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: Principal,
+                  chosen: reads.TermRun | None, pupil_id: str
+                  ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Decision]:
+    """The pupil's row in a term that this person may see, its review and the access decision.
+
+    A pupil who moved network (or school) between terms has a row per network in the run that
+    follows the move; the new network's members see the row on its list, the old network's
+    members the ``ikke_laengere`` row only while a confirmed review applies. The first row that
+    the person may see is shown; when none is, the decision on the first row says why.
+    """
+    if chosen is None:
+        return None, None, may_view_pupil(principal, None, None, ctx.require_review())
+    rows = reads.pupil_flags(con, chosen.run_id, pupil_id)
+    latest = ctx.store.latest_reviews(chosen.term).get(pupil_id)
+    first: tuple[dict[str, Any] | None, dict[str, Any] | None, Decision] | None = None
+    for row in rows:
+        review = effective_review(row, latest)
+        decision = may_view_pupil(principal, row, review, ctx.require_review())
+        if decision.allowed:
+            return row, review, decision
+        first = first or (row, review, decision)
+    return first or (None, None, may_view_pupil(principal, None, None, ctx.require_review()))
+
+
+def _next_pending(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: Principal,
+                  chosen: reads.TermRun, pupil_id: str) -> dict[str, Any] | None:
+    """For a UU consultant: the next pupil on their list who awaits review (after this one, wrapping)."""
+    if principal.role != "consultant" or not principal.schools:
+        return None
+    flags = reads.school_flags(con, chosen.run_id, sorted(principal.schools))
+    rows = views.list_rows(flags, ctx.store.latest_reviews(chosen.term), {}, ctx.require_review())
+    order = [r["pupil_id"] for r in rows if r["status"] != "ikke_laengere" and r["review"] is None]
+    others = [p for p in order if p != pupil_id]
+    if not others:
+        return None
+    after = order[order.index(pupil_id) + 1:] if pupil_id in order else []
+    following = next((p for p in after if p != pupil_id), others[0])
+    identity = names(ctx, [following], con).get(following, {})
+    name = " ".join(p for p in (identity.get("first_name"), identity.get("last_name")) if p) or "næste elev"
+    return {"pupil_id": following, "name": name, "remaining": len(others)}
 
 
 def _pupil_context(ctx: AppContext, con: duckdb.DuckDBPyConnection, principal: Principal, flag: dict[str, Any],
@@ -135,7 +181,8 @@ def record_review(request: Request, ctx: Ctx, principal: Reviewer, con: Warehous
     check_csrf(principal, csrf_token)
     chosen, _terms = audited_term_run(ctx, request, principal, con, term or None, action="review",
                                       object_type="pupil", object_id=pupil_id)
-    flag = reads.pupil_flag(con, chosen.run_id, pupil_id) if chosen else None
+    rows = reads.pupil_flags(con, chosen.run_id, pupil_id) if chosen else []
+    flag = next((row for row in rows if may_review(principal, row).allowed), rows[0] if rows else None)
     allowed = may_review(principal, flag)
     if not allowed.allowed or chosen is None or flag is None:
         audit(ctx, request, principal, "review", False, object_type="pupil", object_id=pupil_id,
@@ -156,10 +203,11 @@ def record_review(request: Request, ctx: Ctx, principal: Reviewer, con: Warehous
             responsible=responsible or None, next_step_date=due,
             allowed_responsible=[u for u, _label in responsible_choices(ctx, flag, principal)])
     except StoreError as exc:
-        code = ("followup" if "follow-up" in str(exc) or "responsible" in str(exc)
-                else "reason" if "reason" in str(exc) or "dismissal" in str(exc)
-                else "step" if "step" in str(exc) else "decision")
-        return RedirectResponse(f"{target}&fejl={code}#vurdering", status_code=303)
+        code = exc.code if exc.code in REVIEW_ERRORS else "decision"
+        # The choices go back to the form (codes and a step of the config: no text about the child).
+        kept = "".join(f"&{key}={quote(value, safe='')}" for key, value in (
+            ("beslutning", decision), ("begrundelse", dismiss_reason), ("trin", step)) if value)
+        return RedirectResponse(f"{target}&fejl={code}{kept}#vurdering", status_code=303)
     audit(ctx, request, principal, "review", True, object_type="pupil", object_id=pupil_id,
           run_id=chosen.run_id, purpose=f"{allowed.purpose}: {DECISIONS[decision]}", status=303)
-    return RedirectResponse(f"{target}&gemt=1#historik", status_code=303)
+    return RedirectResponse(f"{target}&gemt=1#vurdering", status_code=303)

@@ -22,6 +22,7 @@ from dashboards import reads, views
 from dashboards.charts import histogram_svg, lines_svg
 from dashboards.deps import Ctx, Warehouse, steward_page
 from dashboards.web import ID_PATTERN, IdQuery, NotFound, TermQuery, render
+from ews.terms import term_name_da
 from ews.warehouse import WAREHOUSE_FILE, snapshot_version
 
 router = APIRouter(prefix="/drift", tags=["steward"])
@@ -106,20 +107,21 @@ def steward_stability(request: Request, ctx: Ctx, con: Warehouse, termin: TermQu
         context.update(
             summary=reads._records(summary), terms=terms, term=term, model_id=row["model_id"],
             histogram=histogram_svg(reads.score_histogram(con, term),
-                                    f"Fordeling af risiko, {term}"),
-            quantiles=lines_svg(terms, {
+                                    f"Fordeling af risiko, {term_name_da(term)}"),
+            quantiles=lines_svg([term_name_da(t) for t in terms], {
                 "Gennemsnit": summary["mean_risk"].tolist(), "Median": summary["p50"].tolist(),
                 "90 %-fraktil": summary["p90"].tolist(), "99 %-fraktil": summary["p99"].tolist()},
                 "Risikoens fordeling over terminer", chart_id="quantiles"),
-            tiers=_pivot_tiers(reads.tiers_by_term(con)))
+            tiers=_pivot_tiers(reads.tiers_by_term(con), ctx.config()))
         model = reads.model_record(con, row["model_id"])
-        reference = reference_dates(model, reads.feature_as_of_dates(con))
         current = pd.Timestamp(row["as_of_date"]).date()
+        trained_on = reference_dates(model, reads.feature_as_of_dates(con))
+        reference = same_season(trained_on, current)
         features = [c for c in reads.numeric_feature_columns(con) if c in views.feature_catalogue()] \
             or reads.numeric_feature_columns(con)
         key = (_file_key(con), row["run_id"], tuple(reference), current)
         drift = ctx.drift(key, lambda: reads.feature_drift(con, reference, current, features))
-        context.update(reference=reference, drift=[
+        context.update(reference=reference, reference_other_season=len(trained_on) - len(reference), drift=[
             {**r, "label": views.describe_feature(r["feature"]).label} for r in reads._records(drift)])
     return render(ctx, request, "steward_stability.html", context)
 
@@ -130,16 +132,44 @@ def steward_model(request: Request, ctx: Ctx, con: Warehouse, model: IdQuery = N
     models = reads.all_models(con) if con is not None else []
     chosen = next((m for m in models if m.get("model_id") == model), None) if model else (
         sorted(models, key=lambda m: str(m.get("created_at") or m.get("model_id")))[-1] if models else None)
-    card_html = None
+    card_da = card_rest = None
     for _column, raw_path in views.card_paths(chosen):
-        path = _inside_state(ctx.state_dir, raw_path)
+        path = _card_file(ctx.state_dir, raw_path, str(chosen.get("model_id") or ""))
         if path is not None and path.suffix == ".md":
-            card_html = Markup(MarkdownIt("commonmark", {"html": False}).enable("table").render(
-                path.read_text(encoding="utf-8")))
+            card_da, card_rest = _split_card(path.read_text(encoding="utf-8"))
             break
     return render(ctx, request, "steward_model.html", {
-        "models": models, "model": chosen, "card_html": card_html,
-        "fields": {k: v for k, v in (chosen or {}).items() if not isinstance(v, list | dict)}})
+        "models": models, "model": chosen, "card_da": card_da, "card_rest": card_rest,
+        "fields": views.model_fields(chosen), "metrics": views.model_metrics(chosen)})
+
+
+def _markdown(text: str) -> Markup:
+    return Markup(MarkdownIt("commonmark", {"html": False}).enable("table").render(text))
+
+
+def _split_card(text: str) -> tuple[Markup, Markup | None]:
+    """The card's Danish summary (title and ``## Sammenfatning``) and the rest (English, technical)."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    danish_end = next((i for i in starts if "dansk" not in lines[i].lower()), len(lines))
+    rest = "\n".join(lines[danish_end:]).strip()
+    return _markdown("\n".join(lines[:danish_end])), (_markdown(rest) if rest else None)
+
+
+def _card_file(state_dir: Path, raw: str, model_id: str) -> Path | None:
+    """The card file named in the registry, found inside the state folder.
+
+    The registry holds the path as the pipeline wrote it: absolute, relative to the state
+    folder, or relative to the pipeline's working directory (``data/models/...`` with the
+    default ``EWS_STATE_DIR=data``, which joined to the state folder gave ``data/data/...``).
+    """
+    name = Path(raw).name
+    candidates = [Path(raw), state_dir / raw, state_dir / "models" / model_id / name]
+    for candidate in candidates:
+        path = _inside_state(state_dir, str(candidate))
+        if path is not None:
+            return path
+    return None
 
 
 @router.get("/udfald", response_class=HTMLResponse, dependencies=[Depends(steward_page("outcomes"))])
@@ -236,13 +266,36 @@ def _pivot_flags(flags: pd.DataFrame) -> list[dict[str, Any]]:
     return sorted(reads._records(table), key=lambda r: (r["term"], r["network_id"]), reverse=True)
 
 
-def _pivot_tiers(tiers: pd.DataFrame) -> dict[str, Any]:
+def _pivot_tiers(tiers: pd.DataFrame, config: Any = None) -> dict[str, Any]:
+    """Pupils per term (rows) and tier (columns, in the config's order of the tiers, not A-Z)."""
     if tiers.empty:
         return {"tiers": [], "rows": []}
     table = tiers.pivot_table(index="term", columns="tier", values="pupils", aggfunc="sum", fill_value=0)
+    order = [t.name for t in config.tiers] if config is not None else []
+    table = table[[t for t in order if t in table.columns] + [t for t in table.columns if t not in order]]
     return {"tiers": [str(c) for c in table.columns],
             "rows": [{"term": term, "counts": [int(v) for v in values]} for term, values in
                      zip(table.index, table.to_numpy(), strict=True)]}
+
+
+def same_season(reference: list[date], current: date) -> list[date]:
+    """The reference as-of dates of the same season as the current one (like with like).
+
+    Features such as absence so far this school year or the latest test differ between an
+    autumn and a spring as-of date even when nothing changed, so a November term is compared
+    with the earlier Novembers the model learnt from, not with April.
+
+    Args:
+        reference: The model's training as-of dates.
+        current: The as-of date of the term shown.
+
+    Returns:
+        The dates with the current date's month and day; else those in its month; else none
+        (the page then says there is nothing of the same season to compare with).
+    """
+    earlier = [d for d in reference if d < current]
+    same_day = [d for d in earlier if (d.month, d.day) == (current.month, current.day)]
+    return same_day or [d for d in earlier if d.month == current.month]
 
 
 def reference_dates(model: dict[str, Any] | None, available: list[date]) -> list[date]:

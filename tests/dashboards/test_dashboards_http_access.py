@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from ews.warehouse import open_readonly
 from tests.dashboards.dashboard_helpers import AppEnv, LiveServer, csrf_of, login, pupil_links
 
 
@@ -48,7 +49,12 @@ def test_network_member_is_refused_other_networks_and_everything_is_audited(env:
         assert listing.status_code == 200 and confirmed[0] in listing.text
         assert nina.get(f"/elev/{confirmed[0]}").status_code == 200
         export = nina.get("/netvaerk/N001/eksport.csv")
-        assert export.status_code == 200 and confirmed[0] in export.text
+        # The network's file names the pupil, without the pseudonym (issue 13, part 2).
+        with open_readonly(env.state_dir, identity=True) as con:
+            first, last = con.execute("SELECT first_name, last_name FROM identity_pupils WHERE pupil_id = $p",
+                                      {"p": confirmed[0]}).fetchone()
+        assert export.status_code == 200 and f"{first} {last}" in export.text
+        assert confirmed[0] not in export.text
 
     otto_log = _audit(env, "otto")
     denied = {(e["action"], e["object_id"]) for e in otto_log if e["outcome"] == "denied"}

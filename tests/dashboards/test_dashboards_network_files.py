@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 
 from ews.warehouse import open_readonly, staged_write
-from flags.excel import HEADER_ROW
+from flags.excel import HEADER_ROW, print_scale
 from flags.export import NETWORK_LIST_HEADERS
 from flags.labels import DISCLAIMER_DA, LIST_TITLE_DA
 from tests.dashboards.dashboard_helpers import AppEnv, LiveServer, csrf_of, login, pupil_links
@@ -87,11 +87,16 @@ def test_after_one_review_the_networks_files_name_that_pupil_alone_with_the_deci
         assert response.headers["content-disposition"].startswith('attachment; filename="flagliste_N001_')
         text = _text(fmt, response.content, tmp_path)
         assert DISCLAIMER_DA in text, fmt
-        assert names[pupil] in text and pupil in text, fmt
+        # Named by name, class and school; no pseudonym in a network's file (issue 13, part 2).
+        assert names[pupil] in text and pupil not in text, fmt
         assert not any(name in text for name in others), fmt
         assert "Trin på indsatstrappen" in text and step in text, fmt
         assert LIST_TITLE_DA["uu"] not in text
     sheet = openpyxl.load_workbook(io.BytesIO(responses["xlsx"].content))["Flagliste"]
+    # Printed: A4 landscape, one page wide, at no less than 70 % (it was about 40 %).
+    assert sheet.page_setup.orientation == "landscape" and int(sheet.page_setup.paperSize) == 9  # A4
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage and sheet.page_setup.fitToWidth == 1
+    assert print_scale(sheet) >= 70
     rows = list(sheet.iter_rows(min_row=HEADER_ROW, values_only=True))
     assert list(rows[0]) == list(NETWORK_LIST_HEADERS) and len(rows) == 2
     row = dict(zip(rows[0], rows[1], strict=True))

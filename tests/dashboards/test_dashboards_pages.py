@@ -131,7 +131,7 @@ def test_reviews_carry_over_to_the_next_terms_list(env: AppEnv, live: LiveServer
         vera.post(f"/elev/{pupil}/vurdering", data={"csrf_token": csrf_of(html), "term": first,
                                                    "decision": "bekraeftet"})
         current = vera.get(f"/elev/{pupil}?termin={last}").text
-    assert f"overført fra {first}" in current
+    assert "overført fra forår 2025" in current  # the term as Danish users name it ({first})
     with httpx.Client(base_url=live.url) as nina:
         login(nina, "nina")
         assert pupil in nina.get(f"/netvaerk/N001?termin={last}").text
@@ -184,6 +184,14 @@ def test_admin_manages_users_through_audited_forms(env: AppEnv, live: LiveServer
                                           "target": "network:N003"})
         anne.post("/admin/brugere", data={"csrf_token": token, "action": "disable", "username": "nina"})
         assert anne.get("/elev/0123456789abcdef").status_code == 403
+        # A refused change is explained in Danish, not in the store's English (issue 13, part 2).
+        short = anne.post("/admin/brugere", follow_redirects=True, data={
+            "csrf_token": token, "action": "add", "username": "lea", "display_name": "Lea",
+            "role": "consultant", "password": "kort"})
+        assert "Adgangskoden skal have mindst 12 tegn." in short.text and "at least" not in short.text
+        twice = anne.post("/admin/brugere", follow_redirects=True, data={
+            "csrf_token": token, "action": "assign", "username": "kim", "target": "school:S0001"})
+        assert "Tildelingen passer ikke til rollen" in twice.text and "which is assigned" not in twice.text
     assert env.store.assignments(env.store.get_user("kim").user_id)["network"] == frozenset({"N003"})
     assert env.store.get_user("nina").active is False
     actions = [e["purpose"] for e in env.store.read_audit(username="anne") if e["action"] == "admin"]
@@ -253,3 +261,29 @@ def test_the_steward_run_page_lists_the_run_warnings(env: AppEnv, live: LiveServ
     assert page.status_code == 200
     assert "Advarsler fra kørslen (1)" in page.text
     assert "no file for school year 2025/26 &lt;optional&gt;" in page.text
+
+
+def test_a_refused_review_keeps_the_choices_and_the_list_counts_each_state(env: AppEnv, live: LiveServer) -> None:
+    with httpx.Client(base_url=live.url) as vera:
+        login(vera, "vera")
+        listing = vera.get("/vejleder").text
+        pending = re.search(r"<strong>(\d+)</strong> afventer vurdering · (\d+) bekræftet · (\d+) afvist", listing)
+        assert pending is not None and pending.group(2) == "0" and pending.group(3) == "0"
+        pupil = pupil_links(vera.get("/vejleder?vis=afventer").text)[0]
+        html = vera.get(f"/elev/{pupil}").text
+        step = "Drøftelse i netværket"
+        # A step with the decision "afvist": refused, and the form comes back as it was filled in.
+        refused = vera.post(f"/elev/{pupil}/vurdering", follow_redirects=True, data={
+            "csrf_token": csrf_of(html), "term": env.sample.terms[-1], "decision": "afvist",
+            "dismiss_reason": "datafejl", "step": step})
+        assert "Vælg et trin på indsatstrappen, når beslutningen er et trin (og kun da)." in refused.text
+        assert 'value="afvist" required checked' in refused.text
+        assert 'value="datafejl" selected' in refused.text and f'value="{step}" selected' in refused.text
+        assert env.store.reviews_of_pupil(pupil) == []
+        saved = vera.post(f"/elev/{pupil}/vurdering", follow_redirects=True, data={
+            "csrf_token": csrf_of(html), "term": env.sample.terms[-1], "decision": "afvist",
+            "dismiss_reason": "datafejl"})
+        assert str(saved.url).endswith("#vurdering") and "Vurderingen er gemt." in saved.text
+        after = vera.get("/vejleder").text
+    counts = re.search(r"<strong>(\d+)</strong> afventer vurdering · (\d+) bekræftet · (\d+) afvist", after)
+    assert int(counts.group(1)) == int(pending.group(1)) - 1 and counts.group(3) == "1"

@@ -287,7 +287,10 @@ def test_the_networks_list_names_only_the_reviewed_pupils_with_the_decision_in_e
     frame = pd.DataFrame(list(sheet.iter_rows(min_row=HEADER_ROW + 1, values_only=True)),
                          columns=[c.value for c in sheet[HEADER_ROW]])
     assert list(frame.columns) == list(NETWORK_LIST_HEADERS)
-    by_pupil = frame.set_index("Elev-id (pseudonym)")
+    # No pseudonym in the network's files (issue 13, part 2): the rows are found by name.
+    assert not any(p in text for p in pupils for text in texts.values())
+    frame = frame.assign(pupil=frame["Navn"].map({next(iter(_names_of({p}))): p for p in (confirmed, stepped)}))
+    by_pupil = frame.set_index("pupil")
     assert by_pupil.loc[confirmed, "UU-vurdering"] == "Bekræftet: drøftes i netværket"
     assert by_pupil.loc[confirmed, "Vurderet"] == "01-12-2025"
     assert by_pupil.loc[confirmed, "Trin på indsatstrappen"].endswith("(forslag ud fra risikoniveau)")
