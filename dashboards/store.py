@@ -437,9 +437,11 @@ class AppStore:
             raise StoreError("a follow-up needs both a responsible person and a next-step date", "followup")
         if responsible is not None:
             if decision not in ACTIVE_DECISIONS:
-                raise StoreError("only a confirmed flag gets a follow-up (responsible person and next step)", "followup")
+                raise StoreError("only a confirmed flag gets a follow-up (responsible person and next step)",
+                                 "followup")
             if allowed_responsible is not None and responsible not in allowed_responsible:
-                raise StoreError("the responsible person must be a member of the pupil's network or the UU consultant", "followup")
+                raise StoreError("the responsible person must be a member of the pupil's network or the UU consultant",
+                                 "followup")
         entry = {
             "pupil_id": pupil_id, "term": term, "run_id": run_id, "network_id": network_id,
             "school_code": school_code, "decision": decision, "dismiss_reason": dismiss_reason,
