@@ -23,8 +23,10 @@ browser-deps:
 demo: install
 	$(EWS) demo
 
+# Two workers (pytest-xdist); the tests of each expensive session fixture share one worker
+# (tests/conftest.py, SHARED_WORLDS), so each is built once. Figures: docs/benchmarks.md.
 test: install browser-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check .

@@ -620,9 +620,25 @@ def open_readonly(state_dir: Path, identity: bool = False, version: Path | None 
     path = folder / (IDENTITY_FILE if identity else WAREHOUSE_FILE)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no warehouse yet; run 'ews run --term TERM' first")
-    # Attach to a fresh in-memory database: DuckDB shares one database instance per path within
-    # a process while any connection to it is open, so a plain connect could keep serving a
-    # version a run has since replaced.
+    with open_file_readonly(path) as con:
+        yield con
+
+
+@contextmanager
+def open_file_readonly(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to one DuckDB file, attached as ``snapshot`` to a fresh database.
+
+    A plain ``duckdb.connect(path)`` shares one database instance per path within a process
+    while any connection to it is open: it could keep serving a version a run has since
+    replaced, and it conflicts with an app in the same process that has the file attached
+    ("unique file handle conflict"). Every reader of a store goes through here.
+
+    Args:
+        path: A DuckDB file.
+
+    Yields:
+        A read-only connection whose default database is the file.
+    """
     con = duckdb.connect(":memory:")
     try:
         con.execute("ATTACH $path AS snapshot (READ_ONLY)", {"path": str(path)})
@@ -940,15 +956,13 @@ def content_digest(path: Path) -> dict[str, tuple[int, str]]:
     Returns:
         Table name -> (row count, hash of the sorted rows).
     """
-    con = duckdb.connect(str(path), read_only=True)
-    try:
+    with open_file_readonly(path) as con:
         tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'snapshot' "
+            "ORDER BY table_name").fetchall()]
         digest = {}
         for table in tables:
             rows = con.execute(f'SELECT * FROM "{table}"').fetchall()
             lines = sorted(repr(row) for row in rows)
             digest[table] = (len(rows), hashlib.sha256("\n".join(lines).encode()).hexdigest())
         return digest
-    finally:
-        con.close()

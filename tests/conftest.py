@@ -133,3 +133,18 @@ def run_copy(finished_run: FinishedRun, tmp_path: Path, monkeypatch: pytest.Monk
     synthetic = state / finished_run.synthetic_dir.relative_to(finished_run.state_dir)
     use_state(monkeypatch, state, synthetic)
     return FinishedRun(state_dir=state, synthetic_dir=synthetic, manifest=finished_run.manifest)
+
+
+#: Session fixtures that cost a termly run or more: under pytest-xdist (``make test`` runs
+#: ``-n 2 --dist loadgroup``) every test that uses one is sent to the same worker, so each is
+#: built once per suite instead of once per worker. The first name a test uses wins.
+SHARED_WORLDS = ("finished_run", "one_school_world")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the tests of each expensive session fixture onto one xdist worker."""
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        world = next((name for name in SHARED_WORLDS if name in used), None)
+        if world is not None:
+            item.add_marker(pytest.mark.xdist_group(world))
