@@ -66,9 +66,10 @@ def test_every_table_of_a_finished_run_is_declared_with_its_columns(finished_run
         identity = _columns(con)
     with open_file_readonly(WarehousePaths(finished_run.state_dir).runlog) as con:
         runlog = _columns(con)
-    # the run wrote every stage's tables, so this is not vacuous
+    # the run wrote the tables of every stage it ran, so this is not vacuous (this world's model
+    # does not pass the gate, so it has no explanations: tests/conftest.py)
     assert {"clean_absence", "raw_rows", "features_pupil_term", "scores_pupil_term", "flags_pupil_term",
-            "explanations_pupil_term", "models"} <= set(warehouse)
+            "models"} <= set(warehouse)
     assert set(identity) == {"identity_pupils", "identity_rows"} and set(runlog) == {"runs", "run_sources"}
     _assert_declared(warehouse, "warehouse")
     _assert_declared(identity, "identity")
