@@ -169,7 +169,11 @@ def scored_run(bundle: StubBundle, config: MunicipalityConfig, pupils: pd.DataFr
 def load_run(con: duckdb.DuckDBPyConnection, bundle: StubBundle, features: pd.DataFrame,
              scores: pd.DataFrame, run_id: str, term: str) -> pd.DataFrame:
     con.execute(features_table_ddl())  # the features table from its DDL, as the features step makes it
-    replace_rows(con, "features_pupil_term", features, where={"as_of_date": features["as_of_date"].iloc[0]})
+    # the table's key columns (NOT NULL in its DDL) from the scores of the same pupils
+    keys = scores[["pupil_id", "school_code", "network_id"]]
+    keyed = features.drop(columns=["school_code", "network_id"], errors="ignore").merge(keys, on="pupil_id")
+    replace_rows(con, "features_pupil_term", keyed.assign(term=term),
+                 where={"as_of_date": features["as_of_date"].iloc[0]})
     replace_rows(con, "scores_pupil_term", scores, where={"term": term})
     explanations = explain_pupils(bundle, features, run_id, term=term)
     store_explanations(con, explanations, summarise_families(explanations), run_id)
