@@ -28,8 +28,11 @@ browser-deps:
 demo: install
 	$(EWS) demo
 
+# Two workers (pytest-xdist); one work unit per test module, and the modules of each expensive
+# session fixture share one worker
+# (tests/conftest.py, pytest_xdist_make_scheduler), so each is built once. Figures: docs/benchmarks.md.
 test: install browser-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadscope
 
 lint: install
 	$(BIN)/ruff check .

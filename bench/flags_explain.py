@@ -134,6 +134,7 @@ def herning_run(bundle, tmp_path_factory):
             "grade": scored["grade"].astype("int16")})
         scores["tier"] = [config.tier_for(r).name for r in scores["risk"]]
         scores["tier_step"] = [config.tier_for(r).step for r in scores["risk"]]
+        scores["rank_in_network"] = scores.groupby("network_id")["risk"].rank(ascending=False, method="first")
         replace_rows(con, "scores_pupil_term", scores, where={"term": term})
         explanations = explain_pupils(bundle, scored, run_id, term=term)
         store_explanations(con, explanations, summarise_families(explanations, raw), run_id)

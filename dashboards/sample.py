@@ -20,6 +20,7 @@ import yaml
 
 from dashboards.queries import load_queries
 from ews.config import MunicipalityConfig, build_config_document
+from ews.tables import FEATURES_TABLE, create_tables
 from ews.terms import Term
 from ews.warehouse import record_run_end, record_run_start, staged_write
 
@@ -36,6 +37,8 @@ FIRST_NAMES = ["Freja", "Noah", "Ida", "William", "Emma", "Oscar", "Alma", "Karl
 LAST_NAMES = ["Jensen", "Nielsen", "Hansen", "Pedersen", "Andersen", "Christensen", "Larsen", "Sørensen",
               "Rasmussen", "Jørgensen"]
 MODEL_ID = "sample-model-1"
+#: The tables the sample fills (besides ``features_pupil_term``), emptied first.
+SAMPLE_TABLES = ("scores_pupil_term", "flags_pupil_term", "explanations_pupil_term", "models")
 BASE_VALUE = -1.6
 
 
@@ -102,7 +105,8 @@ def write_sample_state(
     config = MunicipalityConfig.model_validate(document)
     parsed = [Term.parse(t) for t in terms]
     as_of = {str(t): config.terms.as_of_date(t) for t in parsed}
-    training_as_of = config.terms.as_of_date(parsed[0].previous().previous())
+    training_term = str(parsed[0].previous().previous())
+    training_as_of = config.terms.as_of_date(Term.parse(training_term))
     features, units = _feature_list()
     pupils = schools * pupils_per_school
     per_network = pupils_per_school * schools_per_network
@@ -115,8 +119,11 @@ def write_sample_state(
 
     with staged_write(state_dir) as session:
         con = session.con
-        con.execute(sql["create_tables"])
-        for table in ("scores_pupil_term", "flags_pupil_term", "explanations_pupil_term", "models"):
+        # the tables from their one DDL (ews/tables_warehouse.sql), as a run creates them
+        con.execute(f'DROP TABLE IF EXISTS "{FEATURES_TABLE}"')
+        create_tables(con, "warehouse", [*SAMPLE_TABLES, FEATURES_TABLE], feature_names=features)
+        con.execute(sql["create_features_long"])
+        for table in SAMPLE_TABLES:
             con.execute(f'DELETE FROM "{table}"')
         for table in ("validation_results", "quarantine_rows"):
             con.execute(f"DELETE FROM {table} WHERE run_id LIKE 'sample-%'")
@@ -130,11 +137,11 @@ def write_sample_state(
         previous_run = ""
         # Features one as-of date at a time (the long form of all dates would not fit in memory at
         # national size): the first date is the model's training data, the others are the terms.
-        for index, day in enumerate([training_as_of, *as_of.values()]):
+        for index, (feature_term, day) in enumerate([(training_term, training_as_of), *as_of.items()]):
             con.execute(sql["clear_features_long"])
-            con.execute(sql["insert_features_long"], {"as_of_date": day, "features": features, "units": units,
-                                                      "term_index": index})
-            con.execute(sql["create_features" if index == 0 else "append_features"])
+            con.execute(sql["insert_features_long"], {"as_of_date": day, "term": feature_term, "features": features,
+                                                      "units": units, "term_index": index})
+            con.execute(sql["insert_features"])
             if index == 0:
                 continue
             term = str(parsed[index - 1])

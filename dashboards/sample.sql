@@ -15,7 +15,7 @@ FROM range($pupils) t(i);
 
 -- name: insert_features_long
 INSERT INTO sample_features_long
-SELECT p.pupil_id, $as_of_date::DATE AS as_of_date, f.feature,
+SELECT p.pupil_id, $as_of_date::DATE AS as_of_date, $term AS term, f.feature,
     CASE f.unit
         WHEN 'pct' THEN round(25 * p.latent * p.latent * (0.6 + u) + 3 * u, 1)
         WHEN 'pp' THEN round((u - 0.5) * 4 + 2 * (p.latent - 0.5), 1)
@@ -31,7 +31,7 @@ CROSS JOIN (SELECT unnest($features) AS feature, unnest($units) AS unit) f
 CROSS JOIN LATERAL (SELECT (hash(p.pupil_id, f.feature, $term_index) % 10000) / 10000.0 AS u) r;
 
 -- name: insert_scores
-INSERT INTO scores_pupil_term
+INSERT INTO scores_pupil_term BY NAME
 WITH raw AS (
     SELECT p.pupil_id, p.school_code, p.network_id, p.grade,
         1 / (1 + exp(-(-3.4 + 5.5 * p.latent * p.latent + 0.35 * $term_index * (p.latent - 0.4)
@@ -42,12 +42,15 @@ SELECT $run_id AS run_id, pupil_id, $term AS term, $as_of_date::DATE AS as_of_da
     risk,
     CASE WHEN risk >= 0.75 THEN 'meget høj' WHEN risk >= 0.55 THEN 'høj'
          WHEN risk >= 0.3 THEN 'forhøjet' ELSE 'lav' END AS tier,
-    row_number() OVER (PARTITION BY network_id ORDER BY risk DESC, pupil_id)::INTEGER AS rank_in_network,
+    CASE WHEN risk >= 0.75 THEN 'Tværfaglig indsats med plan og opfølgning'
+         WHEN risk >= 0.55 THEN 'Forebyggende indsats med kontaktperson'
+         WHEN risk >= 0.3 THEN 'Drøftelse i netværket' ELSE 'Almen praksis i klassen' END AS tier_step,
+    row_number() OVER (PARTITION BY network_id ORDER BY risk DESC, pupil_id) AS rank_in_network,
     network_id, school_code, grade
 FROM raw;
 
 -- name: insert_flags
-INSERT INTO flags_pupil_term
+INSERT INTO flags_pupil_term BY NAME
 WITH current AS (
     SELECT * FROM scores_pupil_term WHERE run_id = $run_id AND rank_in_network <= $capacity
 ),
@@ -72,10 +75,7 @@ reasons AS (
     FROM chosen
 )
 SELECT c.run_id, c.term, c.as_of_date, c.model_id, c.pupil_id, c.network_id, c.school_code, c.grade,
-    c.status, c.list_rank, c.risk, c.tier,
-    CASE c.tier WHEN 'meget høj' THEN 'Tværfaglig indsats med plan og opfølgning'
-        WHEN 'høj' THEN 'Forebyggende indsats med kontaktperson' WHEN 'forhøjet' THEN 'Drøftelse i netværket'
-        ELSE 'Almen praksis i klassen' END AS tier_step,
+    c.status, c.list_rank, c.risk, c.tier, c.tier_step,
     ps.risk AS previous_risk, c.risk - ps.risk AS risk_change,
     CASE WHEN ps.risk IS NULL THEN 'ingen_tidligere'
          WHEN c.risk - ps.risk > 0.05 THEN 'stigende'
@@ -87,11 +87,11 @@ SELECT c.run_id, c.term, c.as_of_date, c.model_id, c.pupil_id, c.network_id, c.s
     '["fravaer"]' AS reason_families,
     to_json(list_slice(['sundhedsplejerske', 'ppr', 'socialraadgiver', 'uu'], 1,
         1 + (hash(c.pupil_id, 3) % 3)::INTEGER))::VARCHAR AS disciplines,
-    true AS review_required, true AS in_network, 'capacity' AS selection
+    true AS review_required, true AS in_network, 'capacity' AS selection, 'model' AS list_basis
 FROM chosen c LEFT JOIN previous_scores ps USING (pupil_id) JOIN reasons r USING (pupil_id);
 
 -- name: insert_explanations
-INSERT INTO explanations_pupil_term
+INSERT INTO explanations_pupil_term BY NAME
 WITH who AS (
     SELECT s.pupil_id, s.risk FROM scores_pupil_term s
     WHERE s.run_id = $run_id AND ($all_pupils OR s.pupil_id IN (
@@ -117,44 +117,31 @@ SELECT $run_id AS run_id, $term AS term, $as_of_date::DATE AS as_of_date, pupil_
 FROM spiky
 ORDER BY pupil_id, feature;
 
--- name: create_tables
--- The same columns as flags/flags_table.sql, models/explain_tables.sql and models/registry.sql.
-CREATE TABLE IF NOT EXISTS scores_pupil_term (
-    run_id VARCHAR, pupil_id VARCHAR, term VARCHAR, as_of_date DATE, model_id VARCHAR, risk DOUBLE,
-    tier VARCHAR, rank_in_network INTEGER, network_id VARCHAR, school_code VARCHAR, grade SMALLINT);
-CREATE TABLE IF NOT EXISTS flags_pupil_term (
-    run_id VARCHAR, term VARCHAR, as_of_date DATE, model_id VARCHAR, pupil_id VARCHAR, network_id VARCHAR,
-    school_code VARCHAR, grade SMALLINT, status VARCHAR, list_rank INTEGER, risk DOUBLE, tier VARCHAR,
-    tier_step VARCHAR, previous_risk DOUBLE, risk_change DOUBLE, trajectory VARCHAR, path_pattern VARCHAR,
-    reasons_da VARCHAR, context_da VARCHAR, reason_families VARCHAR, disciplines VARCHAR,
-    review_required BOOLEAN, in_network BOOLEAN, selection VARCHAR);
-CREATE TABLE IF NOT EXISTS explanations_pupil_term (
-    run_id VARCHAR, term VARCHAR, as_of_date DATE, pupil_id VARCHAR, feature VARCHAR, feature_value DOUBLE,
-    contribution DOUBLE, family VARCHAR, actionable BOOLEAN, base_value DOUBLE, model_id VARCHAR);
-CREATE TABLE IF NOT EXISTS models (
-    model_id VARCHAR, term VARCHAR, as_of_date DATE, outcome_definition VARCHAR, training_first_cohort VARCHAR,
-    training_last_cohort VARCHAR, training_cohorts VARCHAR, evaluation_cohorts VARCHAR, label_cutoff DATE,
-    training_rows BIGINT, training_pupils BIGINT, evaluation_rows BIGINT, model_config_hash VARCHAR,
-    code_version VARCHAR, data_snapshot VARCHAR, seed BIGINT, feature_names VARCHAR, metrics_json VARCHAR,
-    card_markdown VARCHAR, card_html VARCHAR);
+-- name: create_features_long
+-- The sample's tables are created from their DDL in ews/tables_warehouse.sql (dashboards/sample.py);
+-- this is the sample's own scratch: one long row per pupil, as-of date and feature.
 CREATE OR REPLACE TEMP TABLE sample_features_long (
-    pupil_id VARCHAR, as_of_date DATE, feature VARCHAR, value DOUBLE);
+    pupil_id VARCHAR, as_of_date DATE, term VARCHAR, feature VARCHAR, value DOUBLE);
 
 -- name: clear_features_long
 DELETE FROM sample_features_long;
 
--- name: create_features
-CREATE OR REPLACE TABLE features_pupil_term AS
-PIVOT sample_features_long ON feature USING first(value) GROUP BY pupil_id, as_of_date;
-
--- name: append_features
+-- name: insert_features
 INSERT INTO features_pupil_term BY NAME
-(PIVOT sample_features_long ON feature USING first(value) GROUP BY pupil_id, as_of_date);
+SELECT f.*, p.grade, p.school_code, p.network_id
+FROM (PIVOT sample_features_long ON feature USING first(value) GROUP BY pupil_id, as_of_date, term) f
+JOIN sample_pupils p USING (pupil_id);
 
 -- name: insert_model
-INSERT INTO models VALUES ($model_id, $term, $as_of_date, 'upv_ikke_uddannelsesparat', '2019/20', '2022/23',
-    '["2019/20", "2020/21", "2021/22", "2022/23"]', '["2023/24"]', $label_cutoff, $rows, $rows // 4, $rows // 5,
-    'sample', 'sample', 'sample', 20160101, $feature_names, $metrics_json, $card_markdown, NULL);
+INSERT INTO models BY NAME
+SELECT $model_id AS model_id, $term AS term, $as_of_date AS as_of_date,
+    'upv_ikke_uddannelsesparat' AS outcome_definition, '2019/20' AS training_first_cohort,
+    '2022/23' AS training_last_cohort, '["2019/20", "2020/21", "2021/22", "2022/23"]' AS training_cohorts,
+    '["2023/24"]' AS evaluation_cohorts, $label_cutoff AS label_cutoff, $rows AS training_rows,
+    $rows // 4 AS training_pupils, $rows // 5 AS evaluation_rows, 'sample' AS model_config_hash,
+    'sample' AS code_version, 'sample' AS data_snapshot, 20160101 AS seed, $feature_names AS feature_names,
+    $metrics_json AS metrics_json, $card_markdown AS card_markdown, NULL AS card_html,
+    NULL AS candidate, NULL AS calibration, NULL AS selection_json;
 
 -- name: insert_validation
 INSERT INTO validation_results

@@ -20,12 +20,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+
+from ews.sql import load_sql
+from ews.tables import RUN_TABLES, create_tables, store_of
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 IDENTITY_FILE = "identity.duckdb"
@@ -122,24 +124,13 @@ def _publish_step(step: str) -> None:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the tables every run needs, if missing."""
-    ddl = resources.files("ews").joinpath("warehouse.sql").read_text(encoding="utf-8")
-    con.execute(ddl)
+    """Create the warehouse tables every run needs, if missing (``ews.tables.RUN_TABLES``)."""
+    create_tables(con, "warehouse", RUN_TABLES)
 
 
 def ensure_identity_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the identity tables, if missing."""
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS identity_pupils (pupil_id VARCHAR PRIMARY KEY, "
-        "first_name VARCHAR, last_name VARCHAR, school_code VARCHAR, class_label VARCHAR, "
-        "school_year VARCHAR)"
-    )
-    # the names of every typed register row of the loaded files, so that an unchanged file
-    # need not be read again when another one changes (kept apart from the warehouse)
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS identity_rows (source VARCHAR NOT NULL, source_file VARCHAR "
-        "NOT NULL, source_line BIGINT NOT NULL, first_name VARCHAR, last_name VARCHAR)"
-    )
+    """Create the identity tables, if missing (``ews/tables_identity.sql``)."""
+    create_tables(con, "identity")
 
 
 @contextmanager
@@ -267,7 +258,7 @@ def _remove_old_versions(paths: WarehousePaths, keep: set[str], keep_unversioned
 
 
 def _sql(name: str) -> str:
-    return resources.files("ews").joinpath(name).read_text(encoding="utf-8")
+    return load_sql("ews", name)
 
 
 class IngestScratch:
@@ -378,7 +369,7 @@ class IngestScratch:
 class IngestStore:
     """The ingest's memory in the staged warehouse: what was loaded, from which file bytes.
 
-    Owns the ``raw_*`` tables (see ``warehouse.sql``) and the identity store's
+    Owns the ``raw_*`` tables (see ``tables_warehouse.sql``) and the identity store's
     ``identity_rows``. The ingest asks it which files it loaded before, forgets changed and
     removed files, adds the rows of new ones, evaluates the checks that span files in SQL and
     rebuilds the ``clean_*`` tables from the rows that passed.
@@ -620,9 +611,25 @@ def open_readonly(state_dir: Path, identity: bool = False, version: Path | None 
     path = folder / (IDENTITY_FILE if identity else WAREHOUSE_FILE)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no warehouse yet; run 'ews run --term TERM' first")
-    # Attach to a fresh in-memory database: DuckDB shares one database instance per path within
-    # a process while any connection to it is open, so a plain connect could keep serving a
-    # version a run has since replaced.
+    with open_file_readonly(path) as con:
+        yield con
+
+
+@contextmanager
+def open_file_readonly(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to one DuckDB file, attached as ``snapshot`` to a fresh database.
+
+    A plain ``duckdb.connect(path)`` shares one database instance per path within a process
+    while any connection to it is open: it could keep serving a version a run has since
+    replaced, and it conflicts with an app in the same process that has the file attached
+    ("unique file handle conflict"). Every reader of a store goes through here.
+
+    Args:
+        path: A DuckDB file.
+
+    Yields:
+        A read-only connection whose default database is the file.
+    """
     con = duckdb.connect(":memory:")
     try:
         con.execute("ATTACH $path AS snapshot (READ_ONLY)", {"path": str(path)})
@@ -704,22 +711,25 @@ def delete_rows(con: duckdb.DuckDBPyConnection, table: str, where: dict[str, obj
 
 
 def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    """Append a frame to a table by column name (create the table from it if missing).
+    """Append a frame to a table by column name (create the table from its DDL if missing).
 
     Args:
         con: A connection from :func:`staged_write`.
-        table: Stage-prefixed table name.
+        table: Stage-prefixed table name, declared in ``ews/tables_*.sql``.
         frame: Rows to insert; columns the table lacks are added (earlier rows get NULL).
 
     Returns:
         Rows inserted.
+
+    Raises:
+        UndeclaredTableError: When no schema file declares the table.
     """
     _check_name(table)
+    store = store_of(table)  # refuses a table without DDL in ews/tables_*.sql
+    if not table_exists(con, table):
+        create_tables(con, store, [table])
     con.register("_replace_rows_frame", frame)
     try:
-        if not table_exists(con, table):
-            con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM _replace_rows_frame')
-            return len(frame)
         _add_missing_columns(con, table)
         con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _replace_rows_frame')
     finally:
@@ -765,8 +775,7 @@ def open_runlog(state_dir: Path, read_only: bool = False) -> Iterator[duckdb.Duc
     con = _connect_with_retry(path, read_only, seconds=0.0 if read_only else 5.0)
     try:
         if not read_only:
-            ddl = resources.files("ews").joinpath("runlog.sql").read_text(encoding="utf-8")
-            con.execute(ddl)
+            create_tables(con, "runlog")
         yield con
     finally:
         con.close()
@@ -940,15 +949,13 @@ def content_digest(path: Path) -> dict[str, tuple[int, str]]:
     Returns:
         Table name -> (row count, hash of the sorted rows).
     """
-    con = duckdb.connect(str(path), read_only=True)
-    try:
+    with open_file_readonly(path) as con:
         tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'snapshot' "
+            "ORDER BY table_name").fetchall()]
         digest = {}
         for table in tables:
             rows = con.execute(f'SELECT * FROM "{table}"').fetchall()
             lines = sorted(repr(row) for row in rows)
             digest[table] = (len(rows), hashlib.sha256("\n".join(lines).encode()).hexdigest())
         return digest
-    finally:
-        con.close()

@@ -5,18 +5,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import date
-from importlib import resources
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig, TermCalendar
+from ews.sql import load_sql
+from ews.tables import FEATURES_TABLE, table_ddl
 from ews.terms import Term, month_day, school_year_of
 from ews.warehouse import replace_rows
 from features.catalogue import FEATURE_NAMES
 
-FEATURES_TABLE = "features_pupil_term"
 KEY_COLUMNS = ("pupil_id", "as_of_date", "term", "grade", "school_code", "network_id")
 SCORING_GRADES = (5, 6, 7, 8, 9)
 #: Fewest tests a sitting needs (before the as-of date) for its scores to be standardised.
@@ -26,7 +26,7 @@ FEATURE_DECIMALS = 6
 
 
 def _sql() -> str:
-    return resources.files("features").joinpath("pupil_features.sql").read_text(encoding="utf-8")
+    return load_sql("features", "pupil_features.sql")
 
 
 def term_of_date(calendar: TermCalendar, day: date) -> Term:
@@ -194,15 +194,11 @@ def _feature_column_names() -> list[str]:
 
 
 def features_table_ddl() -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for ``features_pupil_term``, generated from the catalogue.
+    """The DDL of ``features_pupil_term`` (``ews/tables_warehouse.sql``) with the catalogue's columns.
 
     Column names come from the catalogue (code constants, never data).
     """
-    columns = [
-        "pupil_id VARCHAR NOT NULL", "as_of_date DATE NOT NULL", "term VARCHAR NOT NULL",
-        "grade BIGINT NOT NULL", "school_code VARCHAR NOT NULL", "network_id VARCHAR",
-    ] + [f'"{name}" DOUBLE' for name in FEATURE_NAMES if name != "grade"]
-    return f"CREATE TABLE IF NOT EXISTS {FEATURES_TABLE} (" + ", ".join(columns) + ")"
+    return table_ddl(FEATURES_TABLE, [name for name in FEATURE_NAMES if name != "grade"])
 
 
 def design_matrix(frame: pd.DataFrame, names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:

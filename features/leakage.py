@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
-from importlib import resources
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig
+from ews.sql import load_sql
 from features.build import SCORING_GRADES, build_features
 from features.catalogue import FEATURE_NAMES
 from features.timechop import LeakageError
@@ -36,7 +36,7 @@ TOLERANCE = 1e-9
 
 
 def _cut_sql() -> str:
-    return resources.files("features").joinpath("leakage_cut.sql").read_text(encoding="utf-8")
+    return load_sql("features", "leakage_cut.sql")
 
 
 def _cut_statements(home: str) -> list[str]:

@@ -25,7 +25,6 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,6 +35,7 @@ from ews.cells import spreadsheet_cell
 from ews.config import MunicipalityConfig
 from ews.formats import date_da
 from ews.terms import term_name_da
+from ews.sql import load_sql
 from flags.labels import (
     AUDIENCE_CONSULTANT,
     AUDIENCE_NETWORK,
@@ -170,7 +170,7 @@ def read_identities(identity_con: duckdb.DuckDBPyConnection, pupils: list[str]) 
     columns = ["pupil_id", "first_name", "last_name", "class_label", "school_code"]
     if not pupils:
         return pd.DataFrame(columns=columns)
-    sql = resources.files("flags").joinpath("identities.sql").read_text(encoding="utf-8")
+    sql = load_sql("flags", "identities.sql")
     return identity_con.execute(sql, {"pupils": pupils}).df()[columns]
 
 

@@ -28,19 +28,20 @@ from (``run_id``, ``model_id``); the run links to its config hash and data snaps
 from __future__ import annotations
 
 import json
-from importlib import resources
 
 import duckdb
 import pandas as pd
 
 from ews.config import MunicipalityConfig
+from ews.sql import load_sql
+from ews.tables import create_tables
 from ews.terms import Term
 from ews.warehouse import delete_rows, replace_rows, table_exists
 from flags.reasons import MAX_REASONS, MIN_CONTRIBUTION, reasons_for_pupils, reference_kind
 from flags.rule_lists import RuleBasis, rule_selection_code, select_network_by_rule
 from flags.trajectory import TREND_STEP, drift_signals, trajectories
 
-#: Columns of ``flags_pupil_term`` in order (see ``flags/flags_table.sql``).
+#: Columns of ``flags_pupil_term`` in order (see ``ews/tables_warehouse.sql``).
 FLAG_COLUMNS = (
     "run_id", "term", "as_of_date", "model_id", "pupil_id", "network_id", "school_code", "grade",
     "status", "list_rank", "risk", "tier", "tier_step", "previous_risk", "risk_change",
@@ -57,7 +58,7 @@ class FlagListError(ValueError):
 
 
 def _sql(name: str) -> str:
-    return resources.files("flags").joinpath(name).read_text(encoding="utf-8")
+    return load_sql("flags", name)
 
 
 def select_network(
@@ -344,7 +345,7 @@ def store_flag_lists(con: duckdb.DuckDBPyConnection, flags: pd.DataFrame, term: 
     Returns:
         Rows written.
     """
-    con.execute(_sql("flags_table.sql"))
+    create_tables(con, "warehouse", ["flags_pupil_term"])
     return replace_rows(con, "flags_pupil_term", flags[list(FLAG_COLUMNS)], where={"term": term})
 
 
@@ -355,7 +356,7 @@ def withdraw_flag_lists(con: duckdb.DuckDBPyConnection, term: str) -> None:
         con: A connection from ``ews.warehouse.staged_write``.
         term: The term.
     """
-    con.execute(_sql("flags_table.sql"))
+    create_tables(con, "warehouse", ["flags_pupil_term"])
     delete_rows(con, "flags_pupil_term", {"term": term})
 
 

@@ -8,7 +8,6 @@ oracle, ranking by that true probability, is measured like any other score.
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 import duckdb
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig
+from ews.sql import load_sql
 from models.baselines import RULE_BASELINES
 from models.fairness import fairness_report
 from models.gate import GATE_BOOTSTRAP, gate_evaluation, published
@@ -37,7 +37,7 @@ FAIRNESS_BOOTSTRAP = 50
 
 
 def _sql(name: str) -> str:
-    return resources.files("models").joinpath(name).read_text(encoding="utf-8")
+    return load_sql("models", name)
 
 
 def audit_attributes(con: duckdb.DuckDBPyConnection, config: MunicipalityConfig, rows: pd.DataFrame) -> pd.DataFrame:

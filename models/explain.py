@@ -31,13 +31,14 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Protocol
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from ews.sql import load_sql
+from ews.tables import create_tables
 from ews.warehouse import replace_rows
 from features.catalogue import feature_spec
 
@@ -366,7 +367,7 @@ def check_stored_additivity(
     Raises:
         LookupError: When the run has no explanations.
     """
-    sql = resources.files("models").joinpath("explain_additivity.sql").read_text(encoding="utf-8")
+    sql = load_sql("models", "explain_additivity.sql")
     gaps = con.execute(sql, {"run_id": run_id}).df()
     if gaps.empty:
         raise LookupError(f"run {run_id}: no rows in explanations_pupil_term")
@@ -416,8 +417,7 @@ def store_explanations(
     Returns:
         Rows written to ``explanations_pupil_term``.
     """
-    ddl = resources.files("models").joinpath("explain_tables.sql").read_text(encoding="utf-8")
-    con.execute(ddl)
+    create_tables(con, "warehouse", ["explanations_pupil_term", "explanations_family_term"])
     replace_rows(con, "explanations_family_term", families, where={"run_id": run_id})
     return replace_rows(con, "explanations_pupil_term", explanations, where={"run_id": run_id})
 
@@ -433,7 +433,7 @@ def read_explanation(con: duckdb.DuckDBPyConnection, run_id: str, pupil_id: str)
     Returns:
         Rows of ``explanations_pupil_term`` for that pupil and run (empty when none).
     """
-    sql = resources.files("models").joinpath("explain_read_pupil.sql").read_text(encoding="utf-8")
+    sql = load_sql("models", "explain_read_pupil.sql")
     return con.execute(sql, {"run_id": run_id, "pupil_id": pupil_id}).df()
 
 
@@ -483,7 +483,7 @@ def reproduce_explanation(
     if model_id != bundle.model_id:
         raise ValueError(f"run {run_id} was explained with model {model_id}, not {bundle.model_id}")
     as_of = stored["as_of_date"].iloc[0]
-    sql = resources.files("models").joinpath("explain_features_pupil.sql").read_text(encoding="utf-8")
+    sql = load_sql("models", "explain_features_pupil.sql")
     features = con.execute(sql, {"pupil_id": pupil_id, "as_of_date": as_of}).df()
     if features.empty:
         raise LookupError(f"features_pupil_term has no row for pupil {pupil_id} as of {as_of}")

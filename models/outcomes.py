@@ -9,11 +9,11 @@ which the definition exists.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 import duckdb
 import pandas as pd
 
+from ews.sql import load_sql
 from ews.terms import parse_school_year
 
 
@@ -100,7 +100,7 @@ def outcome_definition(name: str) -> OutcomeDefinition:
 
 
 def _sql(name: str) -> str:
-    return resources.files("models").joinpath(name).read_text(encoding="utf-8")
+    return load_sql("models", name)
 
 
 def load_labels(con: duckdb.DuckDBPyConnection, definition: str) -> pd.DataFrame:

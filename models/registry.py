@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
 
+from ews.sql import load_sql
+from ews.tables import create_tables
 from ews.warehouse import replace_rows, table_exists
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,12 +20,12 @@ REGISTRY_TABLE = "models"
 
 
 def _sql(name: str) -> str:
-    return resources.files("models").joinpath(name).read_text(encoding="utf-8")
+    return load_sql("models", name)
 
 
 def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ``models`` table if missing."""
-    con.execute(_sql("registry.sql"))
+    """Create the ``models`` table if missing (DDL in ``ews/tables_warehouse.sql``)."""
+    create_tables(con, "warehouse", [REGISTRY_TABLE])
 
 
 def register_model(con: duckdb.DuckDBPyConnection, bundle: ModelBundle) -> None:

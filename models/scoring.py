@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig
+from ews.tables import create_tables
 from ews.warehouse import replace_rows
 from features.build import SCORING_GRADES, build_features, write_features
 from models.risk_model import ModelBundle
@@ -25,15 +26,6 @@ MANIFEST_METRICS = (
     "roc_auc", "average_precision", "brier", "calibration_error", "precision_at_capacity",
     "recall_at_capacity",
 )
-
-
-def _scores_ddl() -> str:
-    return (
-        f"CREATE TABLE IF NOT EXISTS {SCORES_TABLE} (run_id VARCHAR NOT NULL, term VARCHAR NOT NULL, "
-        "as_of_date DATE NOT NULL, pupil_id VARCHAR NOT NULL, model_id VARCHAR NOT NULL, "
-        "risk DOUBLE NOT NULL, tier VARCHAR NOT NULL, tier_step VARCHAR NOT NULL, network_id VARCHAR, "
-        "school_code VARCHAR NOT NULL, grade BIGINT NOT NULL, rank_in_network BIGINT NOT NULL)"
-    )
 
 
 def assign_tiers(config: MunicipalityConfig, risk: np.ndarray) -> tuple[list[str], list[str]]:
@@ -109,7 +101,7 @@ def score_pupils(
     features = features.assign(term=term)
     write_features(con, features)
     scores = score_frame(config, bundle, features, run_id)
-    con.execute(_scores_ddl())
+    create_tables(con, "warehouse", [SCORES_TABLE])
     replace_rows(con, SCORES_TABLE, scores, where={"term": term})
     return scores
 

@@ -21,7 +21,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import joblib
 import pandas as pd
 
 from ews.config import MunicipalityConfig
+from ews.sql import load_sql
 from ews.terms import Term
 from features.build import SCORING_GRADES, build_features, design_matrix
 from features.catalogue import FEATURE_NAMES, feature_spec
@@ -212,7 +212,7 @@ def frame_digest(frame: pd.DataFrame) -> str:
 
 
 def _fingerprint_sql() -> str:
-    return resources.files("models").joinpath("training_fingerprint.sql").read_text(encoding="utf-8")
+    return load_sql("models", "training_fingerprint.sql")
 
 
 def clean_table_hashes(con: duckdb.DuckDBPyConnection, cut: date) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -133,3 +134,46 @@ def run_copy(finished_run: FinishedRun, tmp_path: Path, monkeypatch: pytest.Monk
     synthetic = state / finished_run.synthetic_dir.relative_to(finished_run.state_dir)
     use_state(monkeypatch, state, synthetic)
     return FinishedRun(state_dir=state, synthetic_dir=synthetic, manifest=finished_run.manifest)
+
+
+
+#: Session fixtures that cost a termly run or more, in order of precedence: under pytest-xdist
+#: (``make test`` runs ``-n 2 --dist loadscope``) every test module that names one is sent to
+#: the same worker, so each is built once per suite instead of once per worker.
+SHARED_WORLDS = ("one_school_world", "finished_run")
+#: Fixtures that stand for a shared world (``run_copy`` copies the finished run).
+_WORLD_ALIASES = {"run_copy": "finished_run"}
+
+
+def _scheduling_scope(rootdir: Path, nodeid: str) -> str:
+    """The xdist work unit of a test: its module, or the shared world its module uses.
+
+    A module stays whole on one worker (its module-scoped fixtures are built once); the modules
+    that use one shared world go to one worker together. Found from the module's text, since the
+    controller that schedules has not collected the tests (``--dist loadgroup`` with
+    ``xdist_group`` marks would do this, but pytest-xdist 3.8 marks node ids in a way pytest 9
+    ignores, so the marks group nothing).
+    """
+    module = nodeid.split("::", 1)[0]
+    try:
+        text = (rootdir / module).read_text(encoding="utf-8")
+    except OSError:
+        return module
+    names = {*SHARED_WORLDS, *_WORLD_ALIASES}
+    used = {_WORLD_ALIASES.get(name, name) for name in names if re.search(rf"\b{name}\b", text)}
+    return next((f"world:{world}" for world in SHARED_WORLDS if world in used), module)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist's types
+    """With ``--dist loadscope``: one work unit per module, and one per shared world."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    rootdir = config.rootpath
+
+    class WorldScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scheduling_scope(rootdir, nodeid)
+
+    return WorldScheduling(config, log)

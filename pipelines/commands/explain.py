@@ -13,7 +13,6 @@ Exit codes: 0 shown (and reproduced); 1 the recomputed explanation differs from 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import resources
 from typing import Annotated, Any
 
 import pandas as pd
@@ -23,6 +22,7 @@ from rich.table import Table
 
 from ews.pseudonym import normalise_cpr, pseudonymise
 from ews.settings import Settings, get_settings
+from ews.sql import load_sql
 from ews.warehouse import open_readonly, table_exists
 
 EXIT_MISMATCH, EXIT_USAGE = 1, 2
@@ -34,7 +34,7 @@ MODELS_FOLDER = "models"
 
 
 def _sql(name: str) -> str:
-    return resources.files("pipelines.commands").joinpath(name).read_text(encoding="utf-8")
+    return load_sql("pipelines.commands", name)
 
 
 def default_bundle_loader(settings: Settings, model_id: str, con: Any) -> Any:

@@ -22,7 +22,8 @@ AFTER_SWITCH = ("cleanup",)
 
 def _publish(state_dir: Path, value: int) -> None:
     with staged_write(state_dir) as session:
-        replace_rows(session.con, "scores_test", pd.DataFrame({"value": [value]}))
+        # a declared table (ews/tables_warehouse.sql): replace_rows refuses any other
+        replace_rows(session.con, "raw_sources", pd.DataFrame({"source": ["test"], "known_fingerprint": [str(value)]}))
         session.identity.execute("DELETE FROM identity_pupils")
         session.identity.execute(
             "INSERT INTO identity_pupils VALUES ($id, 'Navn', $last, '101', '5A', '2025/26')",
@@ -33,7 +34,7 @@ def _published(state_dir: Path) -> tuple[int, str]:
     """What a reader sees: both stores of the version the pointer names, resolved once."""
     version = WarehousePaths(state_dir).published()
     with open_readonly(state_dir, version=version) as con:
-        value = con.execute("SELECT value FROM scores_test").fetchall()
+        value = con.execute("SELECT known_fingerprint::INTEGER FROM raw_sources").fetchall()
     with open_readonly(state_dir, identity=True, version=version) as con:
         names = con.execute("SELECT pupil_id FROM identity_pupils").fetchall()
     assert len(value) == 1 and len(names) == 1
@@ -100,7 +101,7 @@ def test_a_state_folder_from_before_versions_is_read_then_replaced(state_dir):
 
     state_dir.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(state_dir / "warehouse.duckdb")) as con:
-        con.execute("CREATE TABLE scores_test AS SELECT 7 AS value")
+        con.execute("CREATE TABLE raw_sources AS SELECT 'test' AS source, '7' AS known_fingerprint")
     with duckdb.connect(str(state_dir / "identity.duckdb")) as con:
         warehouse.ensure_identity_schema(con)
         con.execute("INSERT INTO identity_pupils VALUES ('p7', 'Navn', 'X', '101', '5A', '2025/26')")

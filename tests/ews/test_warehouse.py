@@ -10,16 +10,25 @@ from ews.warehouse import (
     staged_write,
 )
 
+#: A small declared table (ews/tables_warehouse.sql) standing in for a stage's table: the
+#: warehouse writes only declared tables. Its two text columns hold a key and a value.
+TABLE = "raw_sources"
+VALUE_OF_A = "SELECT known_fingerprint::DOUBLE FROM raw_sources WHERE source = 'A'"
+
+
+def _rows(keys: list[str], values: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"source": keys, "known_fingerprint": [str(v) for v in values]})
+
 
 def _seed(state_dir):
     with staged_write(state_dir) as session:
-        replace_rows(session.con, "scores_test", pd.DataFrame({"term": ["A", "B"], "risk": [0.1, 0.2]}))
+        replace_rows(session.con, TABLE, _rows(["A", "B"], [0.1, 0.2]))
 
 
 def test_a_successful_block_is_swapped_in(state_dir):
     _seed(state_dir)
     with open_readonly(state_dir) as con:
-        assert con.execute("SELECT count(*) FROM scores_test").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM raw_sources").fetchone()[0] == 2
 
 
 def test_a_failing_block_leaves_the_live_file_untouched(state_dir):
@@ -28,7 +37,7 @@ def test_a_failing_block_leaves_the_live_file_untouched(state_dir):
     before_bytes = path.read_bytes()
     before = content_digest(path)
     with pytest.raises(RuntimeError, match="boom"), staged_write(state_dir) as session:
-        replace_rows(session.con, "scores_test", pd.DataFrame({"term": ["A"], "risk": [0.9]}), {"term": "A"})
+        replace_rows(session.con, TABLE, _rows(["A"], [0.9]), {"source": "A"})
         raise RuntimeError("boom")
     assert content_digest(path) == before
     assert path.read_bytes() == before_bytes
@@ -39,11 +48,11 @@ def test_a_failing_block_leaves_the_live_file_untouched(state_dir):
 def test_readers_are_not_locked_out_while_a_run_writes(state_dir):
     _seed(state_dir)
     with staged_write(state_dir) as session:
-        replace_rows(session.con, "scores_test", pd.DataFrame({"term": ["A"], "risk": [0.5]}), {"term": "A"})
+        replace_rows(session.con, TABLE, _rows(["A"], [0.5]), {"source": "A"})
         with open_readonly(state_dir) as con:  # the live file, still the old content
-            assert con.execute("SELECT risk FROM scores_test WHERE term = 'A'").fetchone()[0] == 0.1
+            assert con.execute(VALUE_OF_A).fetchone()[0] == 0.1
     with open_readonly(state_dir) as con:
-        assert con.execute("SELECT risk FROM scores_test WHERE term = 'A'").fetchone()[0] == 0.5
+        assert con.execute(VALUE_OF_A).fetchone()[0] == 0.5
 
 
 def test_a_second_writer_is_refused(state_dir):
@@ -54,8 +63,9 @@ def test_a_second_writer_is_refused(state_dir):
 def test_replace_rows_replaces_only_its_slice(state_dir):
     _seed(state_dir)
     with staged_write(state_dir) as session:
-        replace_rows(session.con, "scores_test", pd.DataFrame({"term": ["B"], "risk": [0.7]}), {"term": "B"})
-        rows = session.con.execute("SELECT term, risk FROM scores_test ORDER BY term").fetchall()
+        replace_rows(session.con, TABLE, _rows(["B"], [0.7]), {"source": "B"})
+        rows = session.con.execute(
+            "SELECT source, known_fingerprint::DOUBLE FROM raw_sources ORDER BY source").fetchall()
     assert rows == [("A", 0.1), ("B", 0.7)]
 
 

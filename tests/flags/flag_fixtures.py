@@ -19,6 +19,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ews.config import MunicipalityConfig, build_config_document
 from ews.warehouse import ensure_identity_schema, ensure_schema, replace_rows
+from features.build import features_table_ddl
 from flags.selection import build_flag_lists, store_flag_lists
 from models.explain import explain_pupils, store_explanations, summarise_families
 
@@ -167,7 +168,12 @@ def scored_run(bundle: StubBundle, config: MunicipalityConfig, pupils: pd.DataFr
 
 def load_run(con: duckdb.DuckDBPyConnection, bundle: StubBundle, features: pd.DataFrame,
              scores: pd.DataFrame, run_id: str, term: str) -> pd.DataFrame:
-    replace_rows(con, "features_pupil_term", features, where={"as_of_date": features["as_of_date"].iloc[0]})
+    con.execute(features_table_ddl())  # the features table from its DDL, as the features step makes it
+    # the table's key columns (NOT NULL in its DDL) from the scores of the same pupils
+    keys = scores[["pupil_id", "school_code", "network_id"]]
+    keyed = features.drop(columns=["school_code", "network_id"], errors="ignore").merge(keys, on="pupil_id")
+    replace_rows(con, "features_pupil_term", keyed.assign(term=term),
+                 where={"as_of_date": features["as_of_date"].iloc[0]})
     replace_rows(con, "scores_pupil_term", scores, where={"term": term})
     explanations = explain_pupils(bundle, features, run_id, term=term)
     store_explanations(con, explanations, summarise_families(explanations), run_id)

@@ -12,6 +12,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ews.warehouse import ensure_schema, replace_rows
+from features.build import features_table_ddl
 from models import explain as explain_module
 from models.explain import (
     EXPLANATION_COLUMNS,
@@ -164,7 +165,10 @@ def test_one_pupil_is_read_back_and_reproduced_from_model_and_features(bundle, s
     con = duckdb.connect()
     ensure_schema(con)
     store_explanations(con, explanations, summarise_families(explanations), "run-1")
-    replace_rows(con, "features_pupil_term", scored)
+    con.execute(features_table_ddl())  # the features table from its DDL, as the features step makes it
+    # the table's key columns (NOT NULL in the DDL) the test frame leaves out
+    keyed = scored.assign(term="2025/26-H1", school_code=scored.get("school_code", "S0001"))
+    replace_rows(con, "features_pupil_term", keyed)
     pupil = scored["pupil_id"].iloc[7]
     stored = read_explanation(con, "run-1", pupil)
     assert len(stored) == len(FEATURES)

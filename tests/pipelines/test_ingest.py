@@ -7,11 +7,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from ews.config import MunicipalityConfig
-from ews.warehouse import WarehousePaths, content_digest, staged_write
+from ews.warehouse import WarehousePaths, content_digest, open_readonly, staged_write
 from pipelines import ingest as ingest_module
 from pipelines.ingest import IngestResult, discover_sources, ingest_sources
 from tests.validation.validation_corpus import KEY, TERM, TODAY, build_inbox, make_config
@@ -63,12 +62,9 @@ def digests(state: Path) -> tuple[dict, dict]:
 
 
 def clean_absence(state: Path) -> list[tuple]:
-    con = duckdb.connect(str(WarehousePaths(state).warehouse), read_only=True)
-    try:
+    with open_readonly(state) as con:
         return con.execute("SELECT * EXCLUDE (pupil_id) FROM clean_absence "
                            "ORDER BY source_file, source_line").fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture
@@ -178,12 +174,9 @@ def test_a_removed_file_takes_its_rows_with_it(inbox: Path, tmp_path: Path) -> N
     assert opened == []
     assert not any(r[-2] == "fravaer_2024-25.csv" for r in clean_absence(state))
     assert "fravaer_2024-25.csv" not in set(result.files["file"])
-    con = duckdb.connect(str(WarehousePaths(state).warehouse), read_only=True)
-    try:
+    with open_readonly(state) as con:
         left = con.execute("SELECT count(*) FROM raw_rows WHERE source_file = 'fravaer_2024-25.csv'"
                            ).fetchone()[0]
-    finally:
-        con.close()
     assert left == 0
 
 

@@ -1,5 +1,8 @@
--- The run log (data/runs.duckdb): one row per execution of a run, kept apart from the
+-- Every table of the run log (state/runs.duckdb). Owned by ews/tables.py.
+-- The run log: one row per execution of a run, kept apart from the
 -- warehouse so that a failed run is recorded while the warehouse stays as it was.
+
+-- name: runs
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR NOT NULL,
     attempt INTEGER NOT NULL,
@@ -15,6 +18,12 @@ CREATE TABLE IF NOT EXISTS runs (
     manifest_path VARCHAR,
     PRIMARY KEY (run_id, attempt)
 );
+-- who ran an execution, so that a later run can tell a killed attempt from a live one
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS pid INTEGER;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS host VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS process_start BIGINT;
+
+-- name: run_sources
 CREATE TABLE IF NOT EXISTS run_sources (
     run_id VARCHAR NOT NULL,
     attempt INTEGER NOT NULL,
@@ -25,7 +34,3 @@ CREATE TABLE IF NOT EXISTS run_sources (
     rows_loaded BIGINT NOT NULL,
     rows_quarantined BIGINT NOT NULL
 );
--- who ran an execution, so that a later run can tell a killed attempt from a live one
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS pid INTEGER;
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS host VARCHAR;
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS process_start BIGINT;
