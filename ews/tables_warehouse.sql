@@ -252,3 +252,76 @@ CREATE TABLE IF NOT EXISTS flags_pupil_term (
 );
 -- warehouses written before list_basis existed: their lists were the model's
 ALTER TABLE flags_pupil_term ADD COLUMN IF NOT EXISTS list_basis VARCHAR DEFAULT 'model';
+
+-- name: reviews_decisions
+-- The review app's reviews, copied by every run from app.sqlite (read-only) so that flags,
+-- decisions and later outcomes can be joined in SQL. Pseudonyms and codes only: no reviewer
+-- name, no free text; of the person responsible for the follow-up only the role.
+-- The whole table is replaced by each run (the app's store is the record; this is its copy).
+CREATE TABLE IF NOT EXISTS reviews_decisions (
+    review_id BIGINT PRIMARY KEY,
+    pupil_id VARCHAR NOT NULL,
+    term VARCHAR NOT NULL,            -- the term of the flag list reviewed
+    run_id VARCHAR NOT NULL,          -- the run that made the flag
+    network_id VARCHAR,
+    school_code VARCHAR,
+    decision VARCHAR NOT NULL,        -- dashboards.labels.DECISIONS
+    dismiss_reason VARCHAR,           -- dashboards.labels.DISMISS_REASONS (decision 'afvist')
+    step VARCHAR,                     -- the step on the indsatstrappe (decision 'indsatstrappe')
+    reviewer_role VARCHAR NOT NULL,
+    reviewed_at TIMESTAMP NOT NULL,   -- UTC
+    responsible_role VARCHAR,         -- role of the person responsible for the follow-up
+    next_step_date DATE               -- when the next step is due
+);
+
+-- name: scores_outcome_evaluation
+-- Earlier models against the outcomes that arrived (models/prospective.py), one row per
+-- evaluating term, model, scored term, outcome definition and grade at scoring time (NULL: all).
+-- Replaced per evaluating term, so the history over terms stays.
+CREATE TABLE IF NOT EXISTS scores_outcome_evaluation (
+    run_id VARCHAR NOT NULL,
+    term VARCHAR NOT NULL,                 -- the evaluating run's term
+    as_of_date DATE NOT NULL,              -- outcomes assessed later had not arrived
+    model_id VARCHAR NOT NULL,
+    model_term VARCHAR NOT NULL,           -- the term the model was trained for
+    model_outcome VARCHAR NOT NULL,        -- the definition the model was trained on (name@vN)
+    scored_term VARCHAR NOT NULL,
+    scored_as_of DATE NOT NULL,
+    outcome_definition VARCHAR NOT NULL,   -- the definition of these outcomes (name@vN)
+    own_definition BOOLEAN NOT NULL,       -- false: a bridge across definitions, not judged
+    grade SMALLINT,                        -- at scoring time; NULL = all grades
+    rows BIGINT NOT NULL,
+    pupils BIGINT NOT NULL,
+    positives BIGINT NOT NULL,
+    roc_auc DOUBLE, roc_auc_low DOUBLE, roc_auc_high DOUBLE,
+    precision_at_capacity DOUBLE, precision_at_capacity_low DOUBLE, precision_at_capacity_high DOUBLE,
+    list_length BIGINT,
+    calibration_error DOUBLE,
+    brier DOUBLE,
+    mean_risk DOUBLE,
+    outcome_rate DOUBLE,
+    promised_roc_auc DOUBLE,
+    promised_precision_at_capacity DOUBLE,
+    promised_calibration_error DOUBLE,
+    promised_roc_auc_se DOUBLE,            -- the promise's own sampling error (Hanley-McNeil)
+    promised_precision_at_capacity_se DOUBLE,
+    dropped VARCHAR                        -- judged metrics that dropped beyond both figures' error
+);
+
+-- name: flags_outcomes
+-- Outcomes of flagged and unflagged, confirmed and dismissed pupils (flags/outcomes.py):
+-- descriptive counts, never an effect. Replaced per evaluating term.
+CREATE TABLE IF NOT EXISTS flags_outcomes (
+    run_id VARCHAR NOT NULL,
+    term VARCHAR NOT NULL,                -- the evaluating run's term
+    as_of_date DATE NOT NULL,
+    scored_run_id VARCHAR NOT NULL,
+    scored_term VARCHAR NOT NULL,
+    scored_as_of DATE NOT NULL,
+    list_basis VARCHAR,                   -- 'model' or 'regel:<rule>'
+    outcome_definition VARCHAR NOT NULL,  -- name@vN
+    pupil_group VARCHAR NOT NULL,           -- flags.outcomes.GROUPS
+    pupils BIGINT NOT NULL,
+    adverse BIGINT NOT NULL,
+    share DOUBLE NOT NULL
+);

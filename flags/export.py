@@ -34,8 +34,8 @@ import pandas as pd
 from ews.cells import spreadsheet_cell
 from ews.config import MunicipalityConfig
 from ews.formats import date_da
-from ews.terms import term_name_da
 from ews.sql import load_sql
+from ews.terms import term_name_da
 from flags.labels import (
     AUDIENCE_CONSULTANT,
     AUDIENCE_NETWORK,

@@ -18,12 +18,12 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from ews.tables import create_tables
 from ews.warehouse import replace_rows
 
 REVIEWS_TABLE = "reviews_decisions"
@@ -47,13 +47,10 @@ FOLLOWUP_STATES: dict[str, str] = {
 OVERDUE_STATES = ("ikke_vurderet_i_tide", "naeste_skridt_overskredet", "uden_naeste_skridt")
 
 
-def _sql(name: str) -> str:
-    return resources.files("flags").joinpath(name).read_text(encoding="utf-8")
-
 
 def ensure_reviews_table(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``reviews_decisions`` if missing."""
-    con.execute(_sql("reviews_table.sql"))
+    create_tables(con, "warehouse", ["reviews_decisions"])
 
 
 def copy_reviews(con: duckdb.DuckDBPyConnection, reviews: pd.DataFrame) -> dict[str, Any]:

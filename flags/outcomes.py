@@ -10,12 +10,13 @@ confirm. The model's accuracy is measured by ``models.prospective`` on the risks
 from __future__ import annotations
 
 from datetime import date
-from importlib import resources
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from ews.sql import load_sql
+from ews.tables import create_tables
 from ews.warehouse import append_rows, delete_rows, read_frame, table_exists
 from flags.followup import ACTIVE_DECISIONS, REVIEWS_TABLE, _reviews_in_force
 from models.outcomes import outcome_definition
@@ -36,9 +37,6 @@ DESCRIPTIVE_NOTE_DA = (
     "risikoen (AUC, præcision), ikke her."
 )
 
-
-def _sql(name: str) -> str:
-    return resources.files("flags").joinpath(name).read_text(encoding="utf-8")
 
 
 def group_pupils(scores: pd.DataFrame, flags: pd.DataFrame, reviews: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +99,7 @@ def flag_outcomes(con: duckdb.DuckDBPyConnection, arrived: ArrivedOutcomes, term
     """
     if not (table_exists(con, "flags_pupil_term") and table_exists(con, "scores_pupil_term")):
         return pd.DataFrame()
-    runs = read_frame(con, _sql("outcome_runs.sql"), {"as_of": arrived.as_of_date})
+    runs = read_frame(con, load_sql("flags", "outcome_runs.sql"), {"as_of": arrived.as_of_date})
     reviews = read_frame(con, f"SELECT review_id, pupil_id, term, decision FROM {REVIEWS_TABLE}") \
         if table_exists(con, REVIEWS_TABLE) else pd.DataFrame(columns=["review_id", "pupil_id", "term", "decision"])
     rows = []
@@ -123,7 +121,7 @@ def flag_outcomes(con: duckdb.DuckDBPyConnection, arrived: ArrivedOutcomes, term
 
 def store_flag_outcomes(con: duckdb.DuckDBPyConnection, term: str, frame: pd.DataFrame) -> None:
     """Replace the term's rows of :data:`OUTCOMES_TABLE`."""
-    con.execute(_sql("outcomes_table.sql"))
+    create_tables(con, "warehouse", [OUTCOMES_TABLE])
     delete_rows(con, OUTCOMES_TABLE, {"term": term})
     if len(frame):
         append_rows(con, OUTCOMES_TABLE, frame)

@@ -22,13 +22,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from ews.sql import load_sql
+from ews.tables import create_tables
 from ews.warehouse import append_rows, delete_rows, read_frame, table_exists
 from models.evaluation import CHANCE_Z, auc_lower_bound
 from models.metrics import list_lengths, score_metrics, select_top_k
@@ -44,9 +45,6 @@ MIN_LIST_LENGTH = 5
 #: Metrics compared with the model card's promise (held-out value) and judged for a drop.
 JUDGED_METRICS = ("roc_auc", "precision_at_capacity")
 
-
-def _sql(name: str) -> str:
-    return resources.files("models").joinpath(name).read_text(encoding="utf-8")
 
 
 def _definition_name(versioned: str) -> str:
@@ -276,7 +274,7 @@ def evaluate_earlier_models(con: duckdb.DuckDBPyConnection, capacity: Mapping[st
     """
     if not (table_exists(con, "scores_pupil_term") and table_exists(con, "models")):
         return pd.DataFrame()
-    scored = read_frame(con, _sql("prospective_scores.sql"), {"as_of": as_of_date})
+    scored = read_frame(con, load_sql("models", "prospective_scores.sql"), {"as_of": as_of_date})
     if scored.empty:
         return pd.DataFrame()
     arrived = arrived_outcomes(con, as_of_date)
@@ -314,8 +312,8 @@ def evaluate_earlier_models(con: duckdb.DuckDBPyConnection, capacity: Mapping[st
 
 
 def store_prospective(con: duckdb.DuckDBPyConnection, term: str, frame: pd.DataFrame) -> None:
-    """Replace the term's rows of :data:`PROSPECTIVE_TABLE` (typed by ``prospective_table.sql``)."""
-    con.execute(_sql("prospective_table.sql"))
+    """Replace the term's rows of :data:`PROSPECTIVE_TABLE` (declared in ``ews/tables_warehouse.sql``)."""
+    create_tables(con, "warehouse", [PROSPECTIVE_TABLE])
     delete_rows(con, PROSPECTIVE_TABLE, {"term": term})
     if len(frame):
         append_rows(con, PROSPECTIVE_TABLE, frame)

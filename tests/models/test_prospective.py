@@ -94,7 +94,7 @@ def _warehouse_with_model(before: pd.DataFrame, after: pd.DataFrame) -> duckdb.D
                 "'x', 'x', 'x', 0, '[]', $metrics)", {"metrics": json.dumps(metrics)})
     scores = after.drop(columns="outcome").assign(
         run_id="r1", term="2023/24-H1", as_of_date=date(2023, 11, 15), model_id="m1", school_code="S01", tier="lav",
-        rank_in_network=0)
+        tier_step="Almen indsats", rank_in_network=0)
     replace_rows(con, "scores_pupil_term", scores)
     outcomes = after[["pupil_id", "outcome"]].assign(
         outcome_definition="upv_ikke_uddannelsesparat", school_year="2023/24", assessed_date=date(2023, 12, 1),
