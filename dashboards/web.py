@@ -241,7 +241,7 @@ def nav(principal: Principal | None) -> list[tuple[str, str]]:
                   ("/drift/stabilitet", "Stabilitet og scorer"), ("/drift/model", "Modelkort"),
                   ("/revision", "Adgangslog")]
     if role == "admin":
-        items.append(("/admin/brugere", "Brugere"))
+        items += [("/admin/brugere", "Brugere"), ("/admin/udtagelser", "Udtagelser")]
     return items
 
 

@@ -31,6 +31,7 @@ from prefect.logging import get_run_logger
 
 import ews
 from ews.config import ConfigError, MunicipalityConfig, config_hash, load_config
+from ews.exclusions import ExclusionStore, exclusions_digest
 from ews.settings import Settings, get_settings
 from ews.terms import Term
 from ews.warehouse import (
@@ -203,6 +204,10 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     say(f"hashing {sum(len(s.files) for s in sources)} files")
     hashes = hash_files_task(sources) if publish else hash_files_task.fn(sources)
     snapshot = data_snapshot(sources, hashes)
+    exclusions = ExclusionStore(settings.state_dir).active(settings.today_date())
+    excluded_digest = exclusions_digest(exclusions)
+    if excluded_digest is not None:  # an exclusion changes the run's output, so its id (ews.exclusions)
+        snapshot = hashlib.sha256(f"{snapshot}|{excluded_digest}".encode()).hexdigest()[:16]
     cfg_hash = config_hash(config)
     version = code_version()
     as_of = config.terms.as_of_date(term)
@@ -217,7 +222,7 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     ctx = RunContext(settings=settings, config=config, term=term, as_of_date=as_of, run_id=run_id,
                      attempt=attempt, config_hash=cfg_hash, code_version=version,
                      data_snapshot=snapshot, run_dir=run_dir, started_at=started,
-                     extra={"previous_rows": previous, "file_hashes": hashes})
+                     extra={"previous_rows": previous, "file_hashes": hashes, "exclusions": exclusions})
     found_files = {entry.source.name: entry.files for entry in sources}
     ctx.extra["coverage"] = source_coverage(config, found_files)
     logger = _logger(publish)

@@ -30,8 +30,27 @@ def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Ware
         rows = views.list_rows(flags, latest, identities, ctx.require_review())
         if vis == "afventer":
             rows = [r for r in rows if r["review"] is None and r["status"] != "ikke_laengere"]
+    withdrawn = _withdrawn_flags(ctx, con, sorted(principal.schools))
     audit(ctx, request, principal, "view_list", True, object_type="school",
           object_id=",".join(sorted(principal.schools)), run_id=chosen.run_id if chosen else None,
           purpose="UU-vejleders flag for tildelte skoler")
     return render(ctx, request, "consultant_list.html", {
-        "term_run": chosen, "terms": terms, "rows": rows, "vis": vis, "schools": sorted(principal.schools)})
+        "term_run": chosen, "terms": terms, "rows": rows, "vis": vis, "schools": sorted(principal.schools),
+        "withdrawn": withdrawn})
+
+
+def _withdrawn_flags(ctx: Ctx, con: Warehouse, schools: list[str]) -> list[dict[str, Any]]:
+    """Flags withdrawn because the pupil was taken out of screening (``ews.exclusions``), newest first."""
+    from ews.exclusions import WITHDRAWN_TABLE
+    from ews.warehouse import table_exists
+
+    if con is None or not schools or not table_exists(con, WITHDRAWN_TABLE):
+        return []
+    frame = con.execute(
+        f"SELECT pupil_id, flagged_term, withdrawn_term, school_code, excluded_on FROM {WITHDRAWN_TABLE} "
+        "WHERE list_contains($schools, school_code) ORDER BY withdrawn_term DESC, excluded_on DESC, pupil_id",
+        {"schools": schools}).df()
+    if frame.empty:
+        return []
+    identities = names(ctx, frame["pupil_id"].tolist(), con)
+    return [{**row, "name": identities.get(row["pupil_id"], {}).get("name")} for row in frame.to_dict("records")]

@@ -9,6 +9,8 @@ from pipelines.commands.audit import audit_app
 from pipelines.commands.dashboards import serve, users_app
 from pipelines.commands.evaluate import evaluate
 from pipelines.commands.explain import explain
+from pipelines.commands.lifecycle import exclude, exclusions
 
-COMMANDS: list[tuple[str, Callable[..., Any]]] = [("evaluate", evaluate), ("explain", explain), ("serve", serve)]
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [("evaluate", evaluate), ("explain", explain), ("serve", serve),
+                                               ("exclude", exclude), ("exclusions", exclusions)]
 GROUPS: list[tuple[str, Any]] = [("users", users_app), ("audit", audit_app)]

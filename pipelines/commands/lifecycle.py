@@ -1,0 +1,143 @@
+"""Command bodies of the data's life cycle (issue 15): exclusion, subject access, retention, records.
+
+A CPR number is never an argument (it would land in the shell's history and in process
+listings): it is typed at a hidden prompt, or read from standard input when that is not a
+terminal (``ews subject-access < file``), hashed with the pseudonymisation key at once and
+dropped. Like ``ews users``, these commands are for whoever administers the server (the shell
+user is recorded as ``cli:<user>``), and every one that touches a pupil is written to the
+review app's audit log. ``pipelines.commands.registry`` registers them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+EXIT_USAGE = 2
+
+
+def _cli_user() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def read_cpr(prompt: str = "CPR-nummer (vises ikke): ") -> str:
+    """Read a CPR number at a hidden prompt, or one line of standard input when it is not a terminal.
+
+    Returns:
+        The text typed (not checked here; never echoed or logged).
+    """
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line.strip()
+
+
+def _settings():  # noqa: ANN202 - Settings, imported lazily to keep `ews --help` fast
+    from ews.settings import get_settings
+
+    return get_settings()
+
+
+def audit_cli(action: str, object_type: str | None, object_id: str | None, purpose: str,
+              outcome: str = "allowed") -> None:
+    """Write a command's use to the review app's audit log (keyed chain, as the app's own entries).
+
+    Args:
+        action: The audit action (``exclude``, ``subject_access``, ``retention``, ...).
+        object_type: ``pupil`` or None.
+        object_id: The pupil's pseudonym (never a CPR number or name) or None.
+        purpose: Why (Danish, shown on the audit page).
+        outcome: ``allowed`` or ``denied``.
+    """
+    from dashboards.store import AppStore, app_db_path
+
+    settings = _settings()
+    store = AppStore(app_db_path(settings.state_dir), audit_key=settings.audit_key_bytes())
+    store.record_audit(action=action, outcome=outcome, username=_cli_user(), role="admin",
+                       object_type=object_type, object_id=object_id, purpose=purpose, path="cli")
+
+
+def _pupil_from_prompt() -> str:
+    from ews.exclusions import ExclusionError, pupil_id_from_cpr
+
+    try:
+        return pupil_id_from_cpr(read_cpr(), _settings().key_bytes())
+    except ExclusionError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def exclude(
+    reason: Annotated[str, typer.Option(help="Reason code: indsigelse, uden_for_maalgruppen, fejl_i_data, "
+                                             "kommunens_afgoerelse")],
+    from_date: Annotated[str | None, typer.Option(
+        "--from", help="The day the exclusion takes effect, YYYY-MM-DD [default: today]")] = None,
+) -> None:
+    """Exclude a pupil from screening: from the next run neither scored, flagged, explained nor trained on.
+
+    The CPR number is asked for at a hidden prompt (or read from standard input), hashed with
+    the pseudonymisation key at once and not kept. An open flag of the pupil is withdrawn by
+    the next run, with a note on the UU consultant's page. Audited.
+    """
+    from ews.exclusions import REASONS, ExclusionError, ExclusionStore
+
+    if reason not in REASONS:
+        err.print(f"[bold red]error:[/] --reason must be one of {', '.join(REASONS)}", highlight=False)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        effective = date.fromisoformat(from_date) if from_date else _settings().today_date()
+    except ValueError:
+        err.print("[bold red]error:[/] --from must be a date like 2026-01-31", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    pupil_id = _pupil_from_prompt()
+    try:
+        entry = ExclusionStore(_settings().state_dir).add(pupil_id, reason, effective, _cli_user())
+    except ExclusionError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    audit_cli("exclude", "pupil", pupil_id, f"Udtaget af screeningen: {reason} fra {entry.excluded_on}")
+    out.print(f"pupil {pupil_id} excluded from screening from {entry.excluded_on} (exclusion {entry.exclusion_id}, "
+              f"reason {entry.reason}); the next run leaves the pupil out", highlight=False)
+
+
+def exclusions(
+    lift: Annotated[int | None, typer.Option(help="End the exclusion with this id (screened again from the "
+                                                  "next run)")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the exclusions as JSON")] = False,
+) -> None:
+    """List the exclusions from screening (pseudonyms, reasons, dates), or end one with --lift."""
+    from ews.exclusions import ExclusionError, ExclusionStore
+
+    store = ExclusionStore(_settings().state_dir)
+    if lift is not None:
+        try:
+            store.lift(lift, _settings().today_date(), _cli_user())
+        except ExclusionError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_USAGE) from None
+        lifted = next(e for e in store.list() if e.exclusion_id == lift)
+        audit_cli("exclude", "pupil", lifted.pupil_id, f"Udtagelse {lift} ophævet")
+    entries = store.list()
+    if json_output:
+        sys.stdout.write(json.dumps([{
+            "exclusion_id": e.exclusion_id, "pupil_id": e.pupil_id, "reason": e.reason,
+            "excluded_on": str(e.excluded_on), "excluded_by": e.excluded_by,
+            "lifted_on": str(e.lifted_on) if e.lifted_on else None} for e in entries], indent=2) + "\n")
+        return
+    table = Table(title=f"Exclusions from screening ({len(entries)})")
+    for column in ("id", "pupil", "reason", "from", "by", "lifted"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(str(e.exclusion_id), e.pupil_id, e.reason, str(e.excluded_on), e.excluded_by,
+                      str(e.lifted_on or "-"))
+    out.print(table)
+
