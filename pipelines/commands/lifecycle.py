@@ -14,6 +14,7 @@ import getpass
 import json
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -141,3 +142,56 @@ def exclusions(
                       str(e.lifted_on or "-"))
     out.print(table)
 
+
+
+def subject_access(
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the two files [default: EWS_STATE_DIR/indsigt]")] = None,
+) -> None:
+    """Answer a subject-access request (GDPR art. 15): one Danish PDF and one JSON about one pupil.
+
+    The CPR number is asked for at a hidden prompt (or read from standard input), hashed at
+    once and not kept. The files hold every row loaded about the pupil per source, features,
+    scores with tier and model, explanations in words, flags, withdrawn flags, exclusions,
+    review decisions and who viewed the pupil when (audit log); nothing about other pupils.
+    They are written with mode 600; hand them over and delete them. The request is audited.
+    """
+    from dashboards.store import AppStore, app_db_path
+    from ews.exclusions import ExclusionStore
+    from ews.warehouse import WarehousePaths, open_readonly
+    from pipelines.flows import load_checked_config
+    from pipelines.subject_access import audit_entries_about, collect_subject_data, write_subject_access
+
+    settings = _settings()
+    pupil_id = _pupil_from_prompt()
+    config = load_checked_config(settings.resolved_config_path)
+    store = AppStore(app_db_path(settings.state_dir), audit_key=settings.audit_key_bytes())
+    audit_cli("subject_access", "pupil", pupil_id, "Indsigt efter art. 15 (udtræk af alle oplysninger om eleven)")
+    reviews = [dict(r) for r in store.reviews_of_pupil(pupil_id)]
+    exclusions = [{"exclusion_id": e.exclusion_id, "reason": e.reason, "excluded_on": str(e.excluded_on),
+                   "excluded_by": e.excluded_by, "lifted_on": str(e.lifted_on) if e.lifted_on else None}
+                  for e in ExclusionStore(settings.state_dir).list() if e.pupil_id == pupil_id]
+    audit_rows = _all_audit(store)
+    version = WarehousePaths(settings.state_dir).published()
+    kinds = {s.name: s.kind for s in config.sources}
+    with open_readonly(settings.state_dir, version=version) as con, \
+            open_readonly(settings.state_dir, identity=True, version=version) as identity:
+        data = collect_subject_data(con, identity, pupil_id, kinds=kinds, reviews=reviews, audit=[],
+                                    exclusions=exclusions)
+    data["views"] = audit_entries_about(audit_rows, pupil_id, data["flags"])
+    files = write_subject_access(data, out_dir or settings.state_dir / "indsigt", _cli_user())
+    summary = ", ".join(f"{key} {count}" for key, count in files.counts.items())
+    out.print(f"subject access for pupil {pupil_id}: {files.pdf_path} and {files.json_path} ({summary})",
+              highlight=False)
+
+
+def _all_audit(store) -> list[dict[str, object]]:  # noqa: ANN001 - AppStore
+    """The whole audit log, newest first, read page by page."""
+    rows: list[dict[str, object]] = []
+    before: int | None = None
+    while True:
+        page = store.read_audit(limit=1000, before_id=before)
+        rows += page
+        if len(page) < 1000:
+            return rows
+        before = int(page[-1]["audit_id"])
