@@ -29,3 +29,12 @@ CREATE TABLE IF NOT EXISTS run_sources (
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS pid INTEGER;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS host VARCHAR;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS process_start BIGINT;
+-- what retention deleted (ews.retention): counts per data item, never an identity
+CREATE TABLE IF NOT EXISTS retention_log (
+    deleted_at TIMESTAMP NOT NULL,
+    today DATE NOT NULL,
+    item VARCHAR NOT NULL,
+    target VARCHAR NOT NULL,
+    rows_deleted BIGINT NOT NULL,
+    triggered_by VARCHAR NOT NULL
+);

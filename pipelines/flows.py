@@ -252,6 +252,8 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
         raise
     _validation_report(ctx, status, message, ingest)
     manifest = _manifest(ctx, status, message, ingest)
+    say("retention")
+    manifest["retention"] = end_of_run_retention(settings, config, run_id, as_of, manifest["warnings"])
     checkpoint = audit_checkpoint(settings)
     if checkpoint is not None:
         manifest["audit_checkpoint"] = checkpoint
@@ -269,6 +271,37 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
                                  description=f"Run {run_id} ({term})")
     logger.info("run %s succeeded", run_id)
     return manifest
+
+
+def end_of_run_retention(settings: Settings, config: MunicipalityConfig, run_id: str, as_of: Any,
+                         warnings: list[str]) -> dict[str, Any]:
+    """Delete what the config's ``retention`` says is past its time (``ews.retention``), after publication.
+
+    Ages count back from the run's as-of date (its school year), not from the calendar: a run
+    of a term deletes what that term's retention says, whenever it is run, so replaying a term
+    gives the same state. ``ews retention --apply`` counts from today.
+
+    Args:
+        settings: The settings (state folder, inbox).
+        config: The municipality config.
+        run_id: The run (recorded as what triggered the deletion).
+        as_of: The run's as-of date.
+        warnings: The manifest's warnings: a retention that failed adds one (the run's own
+            publication stands).
+
+    Returns:
+        Counts deleted per item and table, and the rows past their time that are not deleted.
+    """
+    import duckdb
+
+    from ews.retention import retention_summary, run_retention
+
+    try:
+        counts = run_retention(settings.state_dir, config, as_of, settings.resolved_inbox, run_id)
+    except (duckdb.Error, OSError) as exc:
+        warnings.append(f"retention: not applied ({type(exc).__name__}: {exc}); run 'ews retention --apply'")
+        return {}
+    return retention_summary(counts)
 
 
 def audit_checkpoint(settings: Settings) -> dict[str, Any] | None:

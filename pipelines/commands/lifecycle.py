@@ -195,3 +195,42 @@ def _all_audit(store) -> list[dict[str, object]]:  # noqa: ANN001 - AppStore
         if len(page) < 1000:
             return rows
         before = int(page[-1]["audit_id"])
+
+
+def retention(
+    apply: Annotated[bool, typer.Option("--apply", help="Delete what is past its time (else only show it)")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the counts as JSON")] = False,
+) -> None:
+    """Show what the config's retention rules would delete now, or delete it with --apply.
+
+    Ages count in school years back from today's (EWS_TODAY overrides today). --apply deletes in
+    a new version of the warehouse and identity store, published with one pointer switch (a
+    failure leaves both as they were), removes expired export files and run folders, and
+    writes the counts (never an identity) to the run log's retention_log. Reviews and the audit
+    log are counted, not deleted (docs/data-life-cycle.md). The termly run does this at its end.
+    """
+    from ews.retention import plan_retention, run_retention
+    from ews.warehouse import WarehousePaths, open_readonly
+    from pipelines.flows import load_checked_config
+
+    settings = _settings()
+    config = load_checked_config(settings.resolved_config_path)
+    today = settings.today_date()
+    if apply:
+        counts = run_retention(settings.state_dir, config, today, settings.resolved_inbox, _cli_user())
+    else:
+        version = WarehousePaths(settings.state_dir).published()
+        with open_readonly(settings.state_dir, version=version) as con, \
+                open_readonly(settings.state_dir, identity=True, version=version) as identity:
+            counts = plan_retention(con, identity, config, today, settings.state_dir, settings.resolved_inbox)
+    if json_output:
+        sys.stdout.write(json.dumps([{"item": c.item, "target": c.target, "rows": c.rows, "keep_from": c.keep_from,
+                                      "deleted": apply and c.applied} for c in counts], indent=2) + "\n")
+        return
+    verb = "deleted" if apply else "would delete"
+    table = Table(title=f"Retention on {today}: {verb} {sum(c.rows for c in counts if c.applied)} rows and files")
+    for column in ("item", "target", "keep from", verb):
+        table.add_column(column, justify="right" if column == verb else "left")
+    for c in counts:
+        table.add_row(c.item, c.target, c.keep_from, str(c.rows) if c.applied else f"{c.rows} (not deleted)")
+    out.print(table)
