@@ -38,6 +38,26 @@ RAW_TABLES = ("raw_rows", "raw_quarantine", "raw_checks", "raw_pupil_ids", "raw_
 CLEAN_TABLES = ("clean_pupils", "clean_absence", "clean_tests", "clean_marks", "clean_contacts", "clean_support",
                 "clean_outcomes")
 
+#: The retention item (config key) that covers each table, for the records of processing
+#: (``ews records``); a test checks that every table a run writes is here or in KEPT_TABLES.
+TABLE_RETENTION: dict[str, tuple[str, ...]] = {
+    **{table: ("source_rows_school_years",) for table in RAW_TABLES + CLEAN_TABLES},
+    **{table: ("outputs_school_years",) for table in (*OUTPUT_TABLES_BY_TERM, "explanations_pupil_term",
+                                                      "flags_withdrawn")},
+    "identity_pupils": ("identity_after_leaving_school_years",),
+    "identity_rows": ("source_rows_school_years", "identity_after_leaving_school_years",
+                      "keep_names_of_quarantined_rows"),
+    "reviews": ("reviews_and_audit_years",),
+    "audit_log": ("reviews_and_audit_years",),
+}
+#: Tables kept without a retention period, and why (no pupil-level data, or rebuilt every run).
+KEPT_TABLES: dict[str, str] = {
+    "models": "the model registry: aggregate metrics and a training fingerprint, no pupil-level rows",
+    "raw_sources": "one fingerprint per source (which pupils the cross-file checks saw), no pupil-level rows",
+    "clean_exclusions": "rebuilt by every run from the exclusion store (kept while an exclusion stands)",
+    "ingest_valid_pupils": "a working table of the identity store, emptied and refilled by every ingest",
+}
+
 # The school year a loaded file holds: from its name (``fravaer_2018-19.csv``), else from its
 # latest event date.
 _FILE_YEAR = ("coalesce(TRY_CAST(regexp_extract(source_file, '(\\d{4})-\\d{2}', 1) AS INTEGER), "

@@ -234,3 +234,27 @@ def retention(
     for c in counts:
         table.add_row(c.item, c.target, c.keep_from, str(c.rows) if c.applied else f"{c.rows} (not deleted)")
     out.print(table)
+
+
+def records(
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the four files [default: EWS_STATE_DIR/records]")] = None,
+) -> None:
+    """Write the records of processing (GDPR art. 30) and DPIA input, Danish and English, Markdown and PDF.
+
+    Generated from the config, the source contracts (every column's legal category) and the
+    table catalogue (every table's retention), so they say what the code does. Exit 3 when a
+    source column has no legal category or a table no retention rule.
+    """
+    from pipelines.flows import load_checked_config
+    from pipelines.records import missing_entries, write_records
+
+    settings = _settings()
+    config = load_checked_config(settings.resolved_config_path)
+    problems = missing_entries(config)
+    if problems:
+        for problem in problems:
+            err.print(f"[bold red]error:[/] {problem}", highlight=False)
+        raise typer.Exit(3)
+    for path in write_records(config, out_dir or settings.state_dir / "records"):
+        out.print(str(path), highlight=False)

@@ -9,9 +9,10 @@ from pipelines.commands.audit import audit_app
 from pipelines.commands.dashboards import serve, users_app
 from pipelines.commands.evaluate import evaluate
 from pipelines.commands.explain import explain
-from pipelines.commands.lifecycle import exclude, exclusions, retention, subject_access
+from pipelines.commands.lifecycle import exclude, exclusions, records, retention, subject_access
 
 COMMANDS: list[tuple[str, Callable[..., Any]]] = [("evaluate", evaluate), ("explain", explain), ("serve", serve),
                                                ("exclude", exclude), ("exclusions", exclusions),
-                                               ("subject-access", subject_access), ("retention", retention)]
+                                               ("subject-access", subject_access), ("retention", retention),
+                                               ("records", records)]
 GROUPS: list[tuple[str, Any]] = [("users", users_app), ("audit", audit_app)]
