@@ -47,6 +47,7 @@ TABLE_RETENTION: dict[str, tuple[str, ...]] = {
     "identity_pupils": ("identity_after_leaving_school_years",),
     "identity_rows": ("source_rows_school_years", "identity_after_leaving_school_years",
                       "keep_names_of_quarantined_rows"),
+    "corrections": ("outputs_school_years",),
     "reviews": ("reviews_and_audit_years",),
     "audit_log": ("reviews_and_audit_years",),
 }
@@ -336,8 +337,21 @@ def run_retention(state_dir: Path, config: MunicipalityConfig, today: date, inbo
     with staged_write(state_dir) as session:
         counts = apply_retention(session, config, today, state_dir, inbox)
     counts.append(remove_expired_run_folders(config, today, state_dir))
+    counts.append(_remove_expired_corrections(config, today, state_dir))
     log_retention(state_dir, today, counts, triggered_by)
     return counts
+
+
+def _remove_expired_corrections(config: MunicipalityConfig, today: date, state_dir: Path) -> RetentionCount:
+    """Remove the run log's record of corrections (``pipelines.corrections``) of expired terms."""
+    keep_year = _start(config.retention.outputs_school_years, school_year_of(today))
+    rows = 0
+    with open_runlog(state_dir) as con:
+        if table_exists(con, "corrections"):
+            rows = con.execute("SELECT count(*) FROM corrections WHERE CAST(left(term, 4) AS INTEGER) < $keep",
+                               {"keep": keep_year}).fetchall()[0][0]
+            con.execute("DELETE FROM corrections WHERE CAST(left(term, 4) AS INTEGER) < $keep", {"keep": keep_year})
+    return RetentionCount("outputs_school_years", "runlog.corrections", int(rows), school_year_label(keep_year))
 
 
 def retention_summary(counts: list[RetentionCount]) -> dict[str, object]:

@@ -44,6 +44,7 @@ from ews.warehouse import (
     record_run_start,
     staged_write,
 )
+from pipelines.corrections import changed_files, record_corrections, replaced_rows, rows_before
 from pipelines.coverage import rows_loaded_by_source, source_coverage
 from pipelines.ingest import IngestResult, SourceFiles, data_snapshot, discover_sources, ingest_sources
 from pipelines.manifest import source_entries, write_manifest
@@ -232,8 +233,11 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     try:
         with staged_write(settings.state_dir) as session:
             say("reading and validating exports")
+            changed = changed_files(session.con, sources, hashes)  # corrected exports (rectification)
+            before = rows_before(session.con, changed)
             ingest = ingest_task(session, ctx, sources, say) if publish else ingest_task.fn(
                 session, ctx, sources, say)
+            ctx.extra["corrections"] = replaced_rows(session.con, changed, before)
             ctx.extra["ingest"] = ingest
             ctx.extra["coverage"] = source_coverage(config, found_files,
                                                     rows_loaded_by_source(ingest.files))
@@ -252,6 +256,10 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
         raise
     _validation_report(ctx, status, message, ingest)
     manifest = _manifest(ctx, status, message, ingest)
+    corrections = ctx.extra["corrections"]
+    record_corrections(settings.state_dir, run_id, str(term), corrections)
+    manifest["corrections"] = {"files": int(corrections[["source", "source_file"]].drop_duplicates().shape[0]),
+                               "pupils": int(corrections["pupil_id"].nunique())}
     say("retention")
     manifest["retention"] = end_of_run_retention(settings, config, run_id, as_of, manifest["warnings"])
     checkpoint = audit_checkpoint(settings)

@@ -20,6 +20,7 @@ SECTIONS_DA: tuple[tuple[str, str, str], ...] = (
                                     "(fil og linje), uden CPR-nummer."),
     ("quarantined_rows", "Rækker i karantæne", "Rækker, som ikke bestod kontrollen, og som derfor ikke bruges."),
     ("outcomes", "Udfald", "Registrerede udfald (fx uddannelsesparathed), som modellen lærer af."),
+    ("corrections", "Rettelser", "Rettede udtræk, som erstattede elevens rækker (fil, kørsel og antal rækker)."),
     ("features", "Beregnede oplysninger (features)", "De tal, som scoren beregnes ud fra, pr. opgørelsesdato."),
     ("scores", "Scorer", "Beregnet risiko, niveau og model pr. kørsel."),
     ("explanations", "Forklaringer", "Hvad der trak elevens beregnede risiko op eller ned, i ord."),

@@ -159,6 +159,7 @@ def subject_access(
     from dashboards.store import AppStore, app_db_path
     from ews.exclusions import ExclusionStore
     from ews.warehouse import WarehousePaths, open_readonly
+    from pipelines.corrections import corrections_of
     from pipelines.flows import load_checked_config
     from pipelines.subject_access import audit_entries_about, collect_subject_data, write_subject_access
 
@@ -179,6 +180,7 @@ def subject_access(
         data = collect_subject_data(con, identity, pupil_id, kinds=kinds, reviews=reviews, audit=[],
                                     exclusions=exclusions)
     data["views"] = audit_entries_about(audit_rows, pupil_id, data["flags"])
+    data["corrections"] = corrections_of(settings.state_dir, pupil_id)
     files = write_subject_access(data, out_dir or settings.state_dir / "indsigt", _cli_user())
     summary = ", ".join(f"{key} {count}" for key, count in files.counts.items())
     out.print(f"subject access for pupil {pupil_id}: {files.pdf_path} and {files.json_path} ({summary})",
