@@ -207,8 +207,11 @@ def write_exclusions(con: duckdb.DuckDBPyConnection, active: pd.DataFrame) -> in
     con.execute(f"CREATE TABLE IF NOT EXISTS {EXCLUSIONS_TABLE} (pupil_id VARCHAR NOT NULL, excluded_on DATE NOT NULL)")
     con.execute(f"DELETE FROM {EXCLUSIONS_TABLE}")
     if len(active):
-        frame = active[["pupil_id", "excluded_on"]].copy()  # noqa: F841 - read by DuckDB below
-        con.execute(f"INSERT INTO {EXCLUSIONS_TABLE} SELECT pupil_id, CAST(excluded_on AS DATE) FROM frame")
+        con.register("_exclusions", active[["pupil_id", "excluded_on"]])
+        try:
+            con.execute(f"INSERT INTO {EXCLUSIONS_TABLE} SELECT pupil_id, CAST(excluded_on AS DATE) FROM _exclusions")
+        finally:
+            con.unregister("_exclusions")
     return len(active)
 
 
@@ -267,8 +270,8 @@ def withdraw_open_flags(con: duckdb.DuckDBPyConnection, active: pd.DataFrame, ru
     flagged_run = by_term.get(term) or by_term.get(previous_term)
     if flagged_run is None:
         return 0
-    excluded = active[["pupil_id", "excluded_on", "reason"]].copy()  # noqa: F841 - read by DuckDB below
-    before = con.execute(f"SELECT count(*) FROM {WITHDRAWN_TABLE}").fetchone()[0]
+    con.register("excluded", active[["pupil_id", "excluded_on", "reason"]])
+    before = con.execute(f"SELECT count(*) FROM {WITHDRAWN_TABLE}").fetchall()[0][0]
     con.execute(
         f"INSERT INTO {WITHDRAWN_TABLE} "
         "SELECT f.pupil_id, f.run_id, f.term, f.network_id, f.school_code, e.reason, $run_id, $term, "
@@ -277,4 +280,5 @@ def withdraw_open_flags(con: duckdb.DuckDBPyConnection, active: pd.DataFrame, ru
         f"AND NOT EXISTS (SELECT 1 FROM {WITHDRAWN_TABLE} w "
         "WHERE w.pupil_id = f.pupil_id AND w.flagged_run_id = f.run_id)",
         {"run_id": run_id, "term": term, "flagged": flagged_run})
-    return int(con.execute(f"SELECT count(*) FROM {WITHDRAWN_TABLE}").fetchone()[0] - before)
+    con.unregister("excluded")
+    return int(con.execute(f"SELECT count(*) FROM {WITHDRAWN_TABLE}").fetchall()[0][0] - before)

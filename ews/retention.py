@@ -142,7 +142,7 @@ def _targets(config: MunicipalityConfig, scope: _Scope) -> list[tuple[str, str, 
     keep_outputs = school_year_label(keep_outputs_year)
     keep_identity = school_year_label(_start(retention.identity_after_leaving_school_years, scope.current_year))
     expired = "(source, source_file) IN (SELECT source, source_file FROM expired_files)"
-    by_term = f"CAST(left(term, 4) AS INTEGER) < {int(keep_outputs_year)}"
+    by_term = "CAST(left(term, 4) AS INTEGER) < $keep_outputs"
     targets = [("source_rows_school_years", "warehouse", table, expired, keep_sources) for table in RAW_TABLES]
     targets += [("source_rows_school_years", "warehouse", table,
                  "source_file IN (SELECT source_file FROM expired_files)", keep_sources) for table in CLEAN_TABLES]
@@ -153,7 +153,7 @@ def _targets(config: MunicipalityConfig, scope: _Scope) -> list[tuple[str, str, 
     targets += [("outputs_school_years", "warehouse", table, by_term, keep_outputs)
                 for table in OUTPUT_TABLES_BY_TERM]
     targets.append(("outputs_school_years", "warehouse", "flags_withdrawn",
-                    f"CAST(left(withdrawn_term, 4) AS INTEGER) < {int(keep_outputs_year)}", keep_outputs))
+                    "CAST(left(withdrawn_term, 4) AS INTEGER) < $keep_outputs", keep_outputs))
     targets.append(("identity_after_leaving_school_years", "identity", "identity_pupils",
                     "pupil_id IN (SELECT pupil_id FROM leaver_ids)", keep_identity))
     targets.append(("identity_after_leaving_school_years", "identity", "identity_rows",
@@ -186,10 +186,12 @@ def _table_counts(con: duckdb.DuckDBPyConnection, identity: duckdb.DuckDBPyConne
         if target_con is None or not table_exists(target_con, table):
             counts.append(RetentionCount(item, f"{store}.{table}", 0, keep))
             continue
-        # table names and conditions are code constants (above), never data
-        rows = target_con.execute(f"SELECT count(*) FROM {table} WHERE {condition}").fetchall()[0][0]
+        # table names and conditions are code constants (above), never data; values are bound
+        params = {"keep_outputs": _start(config.retention.outputs_school_years, scope.current_year)}
+        bound = {name: value for name, value in params.items() if f"${name}" in condition}
+        rows = target_con.execute(f"SELECT count(*) FROM {table} WHERE {condition}", bound).fetchall()[0][0]
         if delete and rows:
-            target_con.execute(f"DELETE FROM {table} WHERE {condition}")
+            target_con.execute(f"DELETE FROM {table} WHERE {condition}", bound)
         counts.append(RetentionCount(item, f"{store}.{table}", int(rows), keep))
     return counts
 

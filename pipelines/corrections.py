@@ -78,9 +78,10 @@ def record_corrections(state_dir: Path, run_id: str, term: str, corrections: pd.
                     "rows_replaced BIGINT NOT NULL)")
         con.execute("DELETE FROM corrections WHERE run_id = $run_id", {"run_id": run_id})
         if len(corrections):
-            frame = corrections.assign(run_id=run_id, term=term)[  # noqa: F841 - read by DuckDB below
-                ["run_id", "term", "source", "source_file", "pupil_id", "rows_replaced"]]
-            con.execute("INSERT INTO corrections SELECT * FROM frame")
+            con.register("_corrections", corrections.assign(run_id=run_id, term=term)[
+                ["run_id", "term", "source", "source_file", "pupil_id", "rows_replaced"]])
+            con.execute("INSERT INTO corrections SELECT * FROM _corrections")
+            con.unregister("_corrections")
 
 
 def corrections_of(state_dir: Path, pupil_id: str) -> list[dict[str, object]]:

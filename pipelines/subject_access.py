@@ -128,7 +128,7 @@ def collect_subject_data(con: duckdb.DuckDBPyConnection, identity: duckdb.DuckDB
             "WHERE pupil_id = $p", {"p": pupil_id}).df())
         if table_exists(identity, "identity_rows") and table_exists(con, "raw_rows"):
             lines = con.execute("SELECT source, source_file, source_line FROM raw_rows WHERE pupil_id = $p",
-                                {"p": pupil_id}).df()  # noqa: F841 - read by DuckDB below
+                                {"p": pupil_id}).df()
             identity.register("subject_lines", lines)
             identity_rows = _records(identity.execute(
                 "SELECT r.source, r.source_file, r.source_line, r.first_name, r.last_name FROM identity_rows r "
