@@ -1,4 +1,7 @@
-"""Exclusion from screening (issue 15, part 4): an excluded pupil is in no later output."""
+"""Exclusion from screening (issue 15, part 4): CPR handling and the exclusion store.
+
+The end-to-end test (an excluded pupil is in no later output) is in ``test_lifecycle_runs.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,7 @@ from typer.testing import CliRunner
 
 from ews.exclusions import ExclusionError, ExclusionStore, pupil_id_from_cpr
 from ews.pseudonym import normalise_cpr, pseudonymise
-from ews.warehouse import open_readonly, table_exists
-from tests.conftest import TERM, TEST_KEY, FinishedRun
+from tests.conftest import TEST_KEY
 
 runner = CliRunner()
 
@@ -49,64 +51,3 @@ def test_the_store_keeps_one_active_exclusion_per_pupil_and_lifts_it(tmp_path: P
     assert list(store.active(date(2026, 3, 1))["pupil_id"]) == []
     with pytest.raises(ExclusionError):
         store.lift(first.exclusion_id, date(2026, 3, 2), "admin")
-
-
-def test_an_excluded_pupil_is_in_no_later_score_explanation_flag_list_or_training_set(run_copy: FinishedRun) -> None:
-    from dashboards.store import AppStore, app_db_path
-    from ews.settings import get_settings
-    from models.training import assemble_model_data
-    from pipelines.cli import app
-    from pipelines.flows import load_checked_config, run_term
-
-    state = run_copy.state_dir
-    with open_readonly(state) as con:
-        flagged = con.execute(
-            "SELECT pupil_id, network_id, run_id FROM flags_pupil_term "
-            "WHERE term = $term AND status IN ('ny', 'fortsat') ORDER BY pupil_id LIMIT 1", {"term": TERM}).fetchone()
-    assert flagged is not None, "the shared run flags somebody"
-    pupil_id, network_id, old_run = flagged
-    with open_readonly(state, identity=True) as identity:
-        first, last = identity.execute("SELECT first_name, last_name FROM identity_pupils WHERE pupil_id = $p",
-                                       {"p": pupil_id}).fetchone()
-    cpr = cpr_of(run_copy.synthetic_dir, pupil_id)
-
-    result = runner.invoke(app, ["exclude", "--reason", "indsigelse"], input=cpr + "\n")
-    assert result.exit_code == 0, result.output
-    assert cpr not in result.output and pupil_id in result.output
-
-    manifest = run_term(TERM)
-    assert manifest["exclusions"] == {"pupils_excluded": 1, "flags_withdrawn": 1}
-    run_id = manifest["run_id"]
-    assert run_id != old_run  # an exclusion changes the run's inputs, so its id
-
-    with open_readonly(state) as con:
-        def count(table: str, column: str, value: str) -> int:
-            if not table_exists(con, table):  # a rule list has no explanations (the gate's branch)
-                return 0
-            return con.execute(f"SELECT count(*) FROM {table} WHERE pupil_id = $p AND {column} = $v",
-                               {"p": pupil_id, "v": value}).fetchone()[0]
-
-        assert count("scores_pupil_term", "run_id", run_id) == 0
-        assert count("explanations_pupil_term", "run_id", run_id) == 0
-        assert count("flags_pupil_term", "term", TERM) == 0  # not even "no longer flagged"
-        assert count("features_pupil_term", "term", TERM) == 0
-        assert con.execute("SELECT count(*) FROM scores_pupil_term WHERE run_id = $r", {"r": run_id}).fetchone()[0] > 0
-        withdrawn = con.execute("SELECT flagged_run_id, network_id, reason FROM flags_withdrawn WHERE pupil_id = $p",
-                                {"p": pupil_id}).fetchall()
-        assert withdrawn == [(old_run, network_id, "indsigelse")]
-        config = load_checked_config(get_settings().resolved_config_path)
-        data = assemble_model_data(con, config, TERM)
-        assert pupil_id not in set(data.train["pupil_id"]) | set(data.evaluation["pupil_id"])
-        assert len(data.train) > 0
-
-    worklists = list((state / "runs" / run_id / "uu_worklists").glob("*.csv"))
-    assert worklists
-    for path in worklists:
-        text = path.read_text(encoding="utf-8-sig")
-        assert pupil_id not in text
-        assert not [line for line in text.splitlines() if first in line and last in line]
-    # the CPR number itself is kept nowhere: not in the exclusion store, not in the audit log
-    assert cpr.encode() not in (state / "exclusions.sqlite").read_bytes()
-    assert normalise_cpr(cpr).encode() not in (state / "exclusions.sqlite").read_bytes()
-    entries = AppStore(app_db_path(state), audit_key=get_settings().audit_key_bytes()).read_audit(object_id=pupil_id)
-    assert [e["action"] for e in entries] == ["exclude"]
