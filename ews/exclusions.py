@@ -139,7 +139,7 @@ class ExclusionStore:
         """
         if reason not in REASONS:
             raise ExclusionError(f"unknown reason '{reason}'; one of {sorted(REASONS)}")
-        existing = [e for e in self.list() if e.pupil_id == pupil_id and e.lifted_on is None]
+        existing = [e for e in self.entries() if e.pupil_id == pupil_id and e.lifted_on is None]
         if existing:
             return existing[0]
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -148,7 +148,7 @@ class ExclusionStore:
                 "INSERT INTO exclusions (pupil_id, reason, excluded_on, excluded_by, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?)", (pupil_id, reason, excluded_on.isoformat(), by, now))
             new_id = int(cursor.lastrowid or 0)
-        return next(e for e in self.list() if e.exclusion_id == new_id)
+        return next(e for e in self.entries() if e.exclusion_id == new_id)
 
     def lift(self, exclusion_id: int, lifted_on: date, by: str) -> None:
         """End an exclusion (the pupil is screened again from the next run).
@@ -163,7 +163,7 @@ class ExclusionStore:
         if not changed:
             raise ExclusionError(f"no active exclusion with id {exclusion_id}")
 
-    def list(self) -> list[Exclusion]:
+    def entries(self) -> list[Exclusion]:
         """Every exclusion, oldest first."""
         if not self.path.exists():
             return []
@@ -180,7 +180,7 @@ class ExclusionStore:
         Args:
             on: The day (the run's today).
         """
-        rows = [(e.pupil_id, e.excluded_on, e.reason) for e in self.list()
+        rows = [(e.pupil_id, e.excluded_on, e.reason) for e in self.entries()
                 if e.excluded_on <= on and (e.lifted_on is None or e.lifted_on > on)]
         frame = pd.DataFrame(rows, columns=["pupil_id", "excluded_on", "reason"])
         return frame.drop_duplicates("pupil_id").sort_values("pupil_id").reset_index(drop=True)

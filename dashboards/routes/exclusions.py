@@ -23,7 +23,7 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 @router.get("/udtagelser", response_class=HTMLResponse)
 def exclusions_page(request: Request, ctx: Ctx, _principal: Admin, besked: TextQuery = None) -> Response:
     """The exclusions (pseudonyms, reasons, dates) and the forms to add or lift one."""
-    entries = ExclusionStore(ctx.state_dir).list()
+    entries = ExclusionStore(ctx.state_dir).entries()
     return render(ctx, request, "admin_exclusions.html", {
         "entries": entries, "reasons": REASONS, "message": besked, "today": ctx.settings.today_date().isoformat()})
 
@@ -47,7 +47,7 @@ def exclusions_action(request: Request, ctx: Ctx, principal: Admin, csrf_token: 
             purpose = f"Udtaget af screeningen: {entry.reason} fra {entry.excluded_on}"
         elif action == "lift":
             number = int(exclusion_id)
-            found = next((e for e in store.list() if e.exclusion_id == number), None)
+            found = next((e for e in store.entries() if e.exclusion_id == number), None)
             if found is None:
                 raise ExclusionError(f"no exclusion with id {number}")
             pupil_id = found.pupil_id

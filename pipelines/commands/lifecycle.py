@@ -125,9 +125,9 @@ def exclusions(
         except ExclusionError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(EXIT_USAGE) from None
-        lifted = next(e for e in store.list() if e.exclusion_id == lift)
+        lifted = next(e for e in store.entries() if e.exclusion_id == lift)
         audit_cli("exclude", "pupil", lifted.pupil_id, f"Udtagelse {lift} ophævet")
-    entries = store.list()
+    entries = store.entries()
     if json_output:
         sys.stdout.write(json.dumps([{
             "exclusion_id": e.exclusion_id, "pupil_id": e.pupil_id, "reason": e.reason,
@@ -171,7 +171,7 @@ def subject_access(
     reviews = [dict(r) for r in store.reviews_of_pupil(pupil_id)]
     exclusions = [{"exclusion_id": e.exclusion_id, "reason": e.reason, "excluded_on": str(e.excluded_on),
                    "excluded_by": e.excluded_by, "lifted_on": str(e.lifted_on) if e.lifted_on else None}
-                  for e in ExclusionStore(settings.state_dir).list() if e.pupil_id == pupil_id]
+                  for e in ExclusionStore(settings.state_dir).entries() if e.pupil_id == pupil_id]
     audit_rows = _all_audit(store)
     version = WarehousePaths(settings.state_dir).published()
     kinds = {s.name: s.kind for s in config.sources}

@@ -30,7 +30,7 @@ def test_an_admin_excludes_by_cpr_and_only_the_pseudonym_is_kept_and_audited(env
             follow_redirects=True)
         assert "Ikke udført" in bad.text and "310299" not in bad.text
     pupil_id = pseudonymise("0102034006", env.settings.key_bytes())
-    [entry] = ExclusionStore(env.state_dir).list()
+    [entry] = ExclusionStore(env.state_dir).entries()
     assert (entry.pupil_id, entry.reason, entry.excluded_on, entry.excluded_by) == (
         pupil_id, "indsigelse", date(2026, 1, 10), "anne")
     assert [e["outcome"] for e in env.store.read_audit(object_id=pupil_id)] == ["allowed"]
