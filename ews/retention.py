@@ -338,8 +338,25 @@ def run_retention(state_dir: Path, config: MunicipalityConfig, today: date, inbo
 
     with staged_write(state_dir) as session:
         counts = apply_retention(session, config, today, state_dir, inbox)
-    counts.append(remove_expired_run_folders(config, today, state_dir))
-    counts.append(_remove_expired_corrections(config, today, state_dir))
+    return finish_retention(state_dir, config, today, counts, triggered_by)
+
+
+def finish_retention(state_dir: Path, config: MunicipalityConfig, today: date, counts: list[RetentionCount],
+                     triggered_by: str) -> list[RetentionCount]:
+    """After the publication of :func:`apply_retention`: remove expired run folders and corrections, log.
+
+    Args:
+        state_dir: The state folder.
+        config: The municipality config.
+        today: The day retention counted from.
+        counts: What :func:`apply_retention` deleted.
+        triggered_by: Who or what asked, for the log.
+
+    Returns:
+        All counts.
+    """
+    counts = [*counts, remove_expired_run_folders(config, today, state_dir),
+              _remove_expired_corrections(config, today, state_dir)]
     log_retention(state_dir, today, counts, triggered_by)
     return counts
 

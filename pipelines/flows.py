@@ -5,7 +5,8 @@ One termly run:
 
     config (validated in full) -> find files, hash them -> run id -> run log 'running'
     -> staged warehouse: ingest + validation -> features -> model -> scores -> explanations
-    -> flag lists -> publish (one pointer switch for both stores) -> manifest, artifacts
+    -> flag lists -> retention (ews.retention) -> publish (one pointer switch for both stores)
+    -> manifest, artifacts
     -> run log 'succeeded'
 
 A failure anywhere discards the new version (the published stores are untouched), logs the run
@@ -32,6 +33,7 @@ from prefect.logging import get_run_logger
 import ews
 from ews.config import ConfigError, MunicipalityConfig, config_hash, load_config
 from ews.exclusions import ExclusionStore, exclusions_digest
+from ews.retention import apply_retention, finish_retention, retention_summary
 from ews.settings import Settings, get_settings
 from ews.terms import Term
 from ews.warehouse import (
@@ -244,6 +246,8 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
             for name, stage in stages():
                 say(name)
                 ctx.outputs.update(stage(session, ctx) or {})
+            say("retention")  # in the same version: published with the run, or not at all
+            ctx.extra["retention"] = apply_retention(session, config, as_of, settings.state_dir, inbox)
         status, message = "succeeded", None
     except BaseException as exc:
         status, message = "failed", f"{type(exc).__name__}: {exc}"
@@ -260,8 +264,8 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     record_corrections(settings.state_dir, run_id, str(term), corrections)
     manifest["corrections"] = {"files": int(corrections[["source", "source_file"]].drop_duplicates().shape[0]),
                                "pupils": int(corrections["pupil_id"].nunique())}
-    say("retention")
-    manifest["retention"] = end_of_run_retention(settings, config, run_id, as_of, manifest["warnings"])
+    manifest["retention"] = retention_summary(
+        finish_retention(settings.state_dir, config, as_of, ctx.extra["retention"], run_id))
     checkpoint = audit_checkpoint(settings)
     if checkpoint is not None:
         manifest["audit_checkpoint"] = checkpoint
@@ -279,37 +283,6 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
                                  description=f"Run {run_id} ({term})")
     logger.info("run %s succeeded", run_id)
     return manifest
-
-
-def end_of_run_retention(settings: Settings, config: MunicipalityConfig, run_id: str, as_of: Any,
-                         warnings: list[str]) -> dict[str, Any]:
-    """Delete what the config's ``retention`` says is past its time (``ews.retention``), after publication.
-
-    Ages count back from the run's as-of date (its school year), not from the calendar: a run
-    of a term deletes what that term's retention says, whenever it is run, so replaying a term
-    gives the same state. ``ews retention --apply`` counts from today.
-
-    Args:
-        settings: The settings (state folder, inbox).
-        config: The municipality config.
-        run_id: The run (recorded as what triggered the deletion).
-        as_of: The run's as-of date.
-        warnings: The manifest's warnings: a retention that failed adds one (the run's own
-            publication stands).
-
-    Returns:
-        Counts deleted per item and table, and the rows past their time that are not deleted.
-    """
-    import duckdb
-
-    from ews.retention import retention_summary, run_retention
-
-    try:
-        counts = run_retention(settings.state_dir, config, as_of, settings.resolved_inbox, run_id)
-    except (duckdb.Error, OSError) as exc:
-        warnings.append(f"retention: not applied ({type(exc).__name__}: {exc}); run 'ews retention --apply'")
-        return {}
-    return retention_summary(counts)
 
 
 def audit_checkpoint(settings: Settings) -> dict[str, Any] | None:
