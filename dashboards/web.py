@@ -258,7 +258,7 @@ def nav(principal: Principal | None) -> list[tuple[str, str]]:
                   ("/drift/udfald", "Udfald"),
                   ("/revision", "Adgangslog")]
     if role == "admin":
-        items.append(("/admin/brugere", "Brugere"))
+        items += [("/admin/brugere", "Brugere"), ("/admin/udtagelser", "Udtagelser")]
     return items
 
 

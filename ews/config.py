@@ -252,6 +252,35 @@ class ModelSettings(_Strict):
         return self
 
 
+class Retention(_Strict):
+    """How long each data item is kept, in school years before the current one (``ews.retention``).
+
+    The defaults are a starting point a municipality's data protection officer confirms; why
+    each is what it is is written in ``docs/data-life-cycle.md``. ``ews retention`` shows what
+    would go; ``--apply`` (and the end of every termly run) deletes it.
+    """
+
+    source_rows_school_years: int = Field(
+        10, ge=5, description="Pseudonymised rows of the exports (raw and clean tables, the export files in "
+                              "the inbox), by the file's school year: the model learns from cohorts followed from "
+                              "grade 5 to their grade-8/9 outcome (five school years) and from several such "
+                              "cohorts, so less than five would leave it nothing to learn from")
+    outputs_school_years: int = Field(
+        3, ge=0, description="Features, scores, explanations, flags, withdrawn flags, quarantine and validation "
+                             "results, and each run's folder (the UU working lists), by the term's school year: "
+                             "long enough to follow a flag from grade 5 or 6 to the grade-8 assessment and to "
+                             "compare flags with outcomes")
+    identity_after_leaving_school_years: int = Field(
+        1, ge=0, description="Names and classes (identity store) of pupils with no row in the pupils register for "
+                             "this many school years (left the municipality's schools or finished school)")
+    keep_names_of_quarantined_rows: bool = Field(
+        False, description="Keep the names of register rows that did not pass the checks (they are never shown; "
+                           "a corrected export brings them back)")
+    reviews_and_audit_years: int = Field(
+        5, ge=1, description="Reviews and the app's audit log: shown by 'ews retention' but not deleted by it "
+                             "(their keyed hash chains would break; docs/data-life-cycle.md)")
+
+
 class MunicipalityConfig(_Strict):
     """Everything municipality-specific, validated as a whole."""
 
@@ -276,6 +305,7 @@ class MunicipalityConfig(_Strict):
     quarantine_share_max: float = Field(
         0.05, ge=0, le=1, description="Largest share of one file's rows that may be quarantined "
                                       "before the run stops (a source's own value wins)")
+    retention: Retention = Retention()
 
     def quarantine_share_of(self, source: SourceConfig) -> float:
         """The largest share of a file's rows the source may quarantine before the run stops."""

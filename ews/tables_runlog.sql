@@ -34,3 +34,26 @@ CREATE TABLE IF NOT EXISTS run_sources (
     rows_loaded BIGINT NOT NULL,
     rows_quarantined BIGINT NOT NULL
 );
+
+-- name: retention_log
+-- What retention deleted (ews.retention): counts per data item, never an identity.
+CREATE TABLE IF NOT EXISTS retention_log (
+    deleted_at TIMESTAMP NOT NULL,
+    today DATE NOT NULL,
+    item VARCHAR NOT NULL,
+    target VARCHAR NOT NULL,
+    rows_deleted BIGINT NOT NULL,
+    triggered_by VARCHAR NOT NULL
+);
+
+-- name: corrections
+-- Rows of a pupil that a corrected export replaced or removed (pipelines.corrections): pseudonyms
+-- and counts only, for the pupil's history and the subject-access report.
+CREATE TABLE IF NOT EXISTS corrections (
+    run_id VARCHAR NOT NULL,
+    term VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    source_file VARCHAR NOT NULL,
+    pupil_id VARCHAR NOT NULL,
+    rows_replaced BIGINT NOT NULL
+);

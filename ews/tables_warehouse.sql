@@ -325,3 +325,25 @@ CREATE TABLE IF NOT EXISTS flags_outcomes (
     adverse BIGINT NOT NULL,
     share DOUBLE NOT NULL
 );
+
+-- name: clean_exclusions
+-- The exclusions from screening in effect for the run (ews.exclusions; pseudonym and date, no
+-- reason): build_features leaves these pupils out. Replaced by every run.
+CREATE TABLE IF NOT EXISTS clean_exclusions (
+    pupil_id VARCHAR NOT NULL,
+    excluded_on DATE NOT NULL
+);
+
+-- name: flags_withdrawn
+-- Flags withdrawn because the pupil was taken out of screening (ews.exclusions), once each.
+CREATE TABLE IF NOT EXISTS flags_withdrawn (
+    pupil_id VARCHAR NOT NULL,
+    flagged_run_id VARCHAR NOT NULL,
+    flagged_term VARCHAR NOT NULL,
+    network_id VARCHAR,
+    school_code VARCHAR,
+    reason VARCHAR NOT NULL,
+    withdrawn_by_run VARCHAR NOT NULL,
+    withdrawn_term VARCHAR NOT NULL,
+    excluded_on DATE NOT NULL
+);

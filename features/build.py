@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig, TermCalendar
+from ews.exclusions import excluded_pupils
 from ews.sql import load_sql
 from ews.tables import FEATURES_TABLE, table_ddl
 from ews.terms import Term, month_day, school_year_of
@@ -113,6 +114,8 @@ def build_features(
 ) -> pd.DataFrame:
     """Features for every pupil enrolled on each as-of date, from data dated before it.
 
+    Pupils excluded from screening (``clean_exclusions``, ``ews.exclusions``) get no row.
+
     Args:
         con: A connection with the ``clean_*`` tables.
         config: The municipality config (term calendar, school -> network).
@@ -133,6 +136,9 @@ def build_features(
     params = feature_query_parameters(config, as_of_dates, grades)
     with _asof_joins_as_merges(con):
         frame = con.execute(_sql(), params).df()
+    excluded = excluded_pupils(con)
+    if excluded:  # excluded from screening (ews.exclusions): no features, so no score, flag or training row
+        frame = frame[~frame["pupil_id"].astype(str).isin(excluded)].reset_index(drop=True)
     produced = [c for c in frame.columns if c not in ("pupil_id", "as_of_date", "term", "grade", "school_code")]
     missing = sorted(set(FEATURE_NAMES) - set(produced) - {"grade"})
     extra = sorted(set(produced) - set(FEATURE_NAMES))

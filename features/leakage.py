@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig
+from ews.exclusions import EXCLUSIONS_TABLE, excluded_pupils
 from ews.sql import load_sql
 from features.build import SCORING_GRADES, build_features
 from features.catalogue import FEATURE_NAMES
@@ -62,6 +63,8 @@ def warehouse_cut_at(con: duckdb.DuckDBPyConnection, as_of: date) -> Iterator[No
         con.execute(f"USE {CUT_DATABASE}")
         for statement in _cut_statements(home):
             con.execute(statement, {"as_of": as_of})
+        if excluded_pupils(con, database=home):  # exclusions are not dated: the cut sees them as they are
+            con.execute(f'CREATE TABLE {EXCLUSIONS_TABLE} AS SELECT * FROM "{home}".main.{EXCLUSIONS_TABLE}')
         yield
     finally:
         con.execute(f'USE "{home}"')

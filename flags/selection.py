@@ -33,6 +33,7 @@ import duckdb
 import pandas as pd
 
 from ews.config import MunicipalityConfig
+from ews.exclusions import excluded_pupils
 from ews.sql import load_sql
 from ews.tables import create_tables
 from ews.terms import Term
@@ -178,6 +179,9 @@ def build_flag_lists(
     if previous_run_id is None:
         previous_run_id = resolve_run_for_term(con, previous_term)
     previous = _previous_flags(con, previous_run_id)
+    excluded = excluded_pupils(con)
+    if excluded:  # withdrawn (ews.exclusions.withdraw_open_flags), not listed as "no longer flagged"
+        previous = previous[~previous["pupil_id"].isin(excluded)]
 
     flagging = config.flagging
     eligible = scores[scores["grade"].isin(flagging.grades)]

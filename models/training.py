@@ -29,6 +29,7 @@ import joblib
 import pandas as pd
 
 from ews.config import MunicipalityConfig
+from ews.exclusions import excluded_pupils
 from ews.sql import load_sql
 from ews.terms import Term
 from features.build import SCORING_GRADES, build_features, design_matrix
@@ -256,6 +257,9 @@ def training_fingerprint(con: duckdb.DuckDBPyConnection, plan: TrainingPlan) -> 
         ",".join(split.training_cohorts), ",".join(split.evaluation_cohorts), str(split.label_cutoff),
         ",".join(str(d) for d in plan.as_of_dates),
     ]
+    excluded = excluded_pupils(con)
+    if excluded:  # pupils excluded from screening leave the training rows: a new model
+        parts.append("excluded:" + ",".join(sorted(excluded)))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 

@@ -5,7 +5,8 @@ One termly run:
 
     config (validated in full) -> find files, hash them -> run id -> run log 'running'
     -> staged warehouse: ingest + validation -> features -> model -> scores -> explanations
-    -> flag lists -> publish (one pointer switch for both stores) -> manifest, artifacts
+    -> flag lists -> retention (ews.retention) -> publish (one pointer switch for both stores)
+    -> manifest, artifacts
     -> run log 'succeeded'
 
 A failure anywhere discards the new version (the published stores are untouched), logs the run
@@ -31,6 +32,8 @@ from prefect.logging import get_run_logger
 
 import ews
 from ews.config import ConfigError, MunicipalityConfig, config_hash, load_config
+from ews.exclusions import ExclusionStore, exclusions_digest
+from ews.retention import apply_retention, finish_retention, retention_summary
 from ews.settings import Settings, get_settings
 from ews.terms import Term
 from ews.warehouse import (
@@ -43,6 +46,7 @@ from ews.warehouse import (
     record_run_start,
     staged_write,
 )
+from pipelines.corrections import changed_files, record_corrections, replaced_rows, rows_before
 from pipelines.coverage import rows_loaded_by_source, source_coverage
 from pipelines.ingest import IngestResult, SourceFiles, data_snapshot, discover_sources, ingest_sources
 from pipelines.manifest import source_entries, write_manifest
@@ -203,6 +207,10 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     say(f"hashing {sum(len(s.files) for s in sources)} files")
     hashes = hash_files_task(sources) if publish else hash_files_task.fn(sources)
     snapshot = data_snapshot(sources, hashes)
+    exclusions = ExclusionStore(settings.state_dir).active(settings.today_date())
+    excluded_digest = exclusions_digest(exclusions)
+    if excluded_digest is not None:  # an exclusion changes the run's output, so its id (ews.exclusions)
+        snapshot = hashlib.sha256(f"{snapshot}|{excluded_digest}".encode()).hexdigest()[:16]
     cfg_hash = config_hash(config)
     version = code_version()
     as_of = config.terms.as_of_date(term)
@@ -217,7 +225,7 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     ctx = RunContext(settings=settings, config=config, term=term, as_of_date=as_of, run_id=run_id,
                      attempt=attempt, config_hash=cfg_hash, code_version=version,
                      data_snapshot=snapshot, run_dir=run_dir, started_at=started,
-                     extra={"previous_rows": previous, "file_hashes": hashes})
+                     extra={"previous_rows": previous, "file_hashes": hashes, "exclusions": exclusions})
     found_files = {entry.source.name: entry.files for entry in sources}
     ctx.extra["coverage"] = source_coverage(config, found_files)
     logger = _logger(publish)
@@ -227,14 +235,19 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     try:
         with staged_write(settings.state_dir) as session:
             say("reading and validating exports")
+            changed = changed_files(session.con, sources, hashes)  # corrected exports (rectification)
+            before = rows_before(session.con, changed)
             ingest = ingest_task(session, ctx, sources, say) if publish else ingest_task.fn(
                 session, ctx, sources, say)
+            ctx.extra["corrections"] = replaced_rows(session.con, changed, before)
             ctx.extra["ingest"] = ingest
             ctx.extra["coverage"] = source_coverage(config, found_files,
                                                     rows_loaded_by_source(ingest.files))
             for name, stage in stages():
                 say(name)
                 ctx.outputs.update(stage(session, ctx) or {})
+            say("retention")  # in the same version: published with the run, or not at all
+            ctx.extra["retention"] = apply_retention(session, config, as_of, settings.state_dir, inbox)
             say("publishing")
         status, message = "succeeded", None
     except BaseException as exc:
@@ -248,6 +261,12 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
         raise
     _validation_report(ctx, status, message, ingest)
     manifest = _manifest(ctx, status, message, ingest)
+    corrections = ctx.extra["corrections"]
+    record_corrections(settings.state_dir, run_id, str(term), corrections)
+    manifest["corrections"] = {"files": int(corrections[["source", "source_file"]].drop_duplicates().shape[0]),
+                               "pupils": int(corrections["pupil_id"].nunique())}
+    manifest["retention"] = retention_summary(
+        finish_retention(settings.state_dir, config, as_of, ctx.extra["retention"], run_id))
     checkpoint = audit_checkpoint(settings)
     if checkpoint is not None:
         manifest["audit_checkpoint"] = checkpoint

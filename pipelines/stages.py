@@ -13,6 +13,28 @@ from typing import Any
 from ews.warehouse import WriteSession, read_frame
 
 
+def exclusion_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
+    """Pupils excluded from screening (``ews.exclusions``): left out from here on, open flags withdrawn.
+
+    Copies the exclusions in effect today into ``clean_exclusions`` (every later stage leaves
+    those pupils out) and records each open flag of theirs in ``flags_withdrawn`` for the UU
+    consultant. The manifest gets counts only.
+    """
+    from ews.exclusions import withdraw_open_flags, write_exclusions
+    from ews.terms import Term
+
+    active = ctx.extra.get("exclusions")
+    if active is None:
+        from ews.exclusions import ExclusionStore
+
+        active = ExclusionStore(ctx.settings.state_dir).active(ctx.settings.today_date())
+    excluded = write_exclusions(session.con, active)
+    previous_term = str(Term.parse(str(ctx.term)).previous())
+    withdrawn = withdraw_open_flags(session.con, active, ctx.run_id, str(ctx.term), previous_term)
+    ctx.extra.setdefault("manifest", {})["exclusions"] = {"pupils_excluded": excluded, "flags_withdrawn": withdrawn}
+    return {}
+
+
 def model_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
     """Train (or reuse) the model for the term and score every pupil in grades 5-9."""
     from models.scoring import run_model_stage
@@ -160,6 +182,7 @@ def outcome_stage(session: WriteSession, ctx: Any) -> dict[str, Any]:
 
 
 STAGES: list[tuple[str, Any]] = [
+    ("exclusions from screening", exclusion_stage),
     ("model: train or reuse, then score", model_stage),
     ("explanations", explanation_stage),
     ("flag lists", flag_stage),

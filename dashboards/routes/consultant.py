@@ -39,6 +39,7 @@ def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Ware
         overdue = followup.overdue_rows(states, flags, identities, users)
         if vis == "afventer":  # the filter shows only flags awaiting review, overdue ones too
             overdue = [r for r in overdue if r["state"] == "ikke_vurderet_i_tide"]
+    withdrawn = _withdrawn_flags(ctx, con, sorted(principal.schools))
     audit(ctx, request, principal, "view_list", True, object_type="school",
           object_id=",".join(sorted(principal.schools)), run_id=chosen.run_id if chosen else None,
           purpose="UU-vejleders flag for tildelte skoler")
@@ -47,7 +48,7 @@ def consultant_list(request: Request, ctx: Ctx, principal: Consultant, con: Ware
         "risk_outcome": views.risk_outcome(con, flags),
         "overdue": overdue, "followup_counts": followup.state_counts(states), "hidden_overdue": 0,
         "review_days": followup.review_within_days(ctx), "followup_day": followup.today(ctx).strftime("%d-%m-%Y"),
-        "counts": counts})
+        "counts": counts, "withdrawn": withdrawn})
 
 
 def review_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -64,3 +65,20 @@ def review_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
         "afvist": sum(r["review"] is not None and not r["review"]["active"] for r in on_list),
         "ikke_laengere": len(rows) - len(on_list),
     }
+
+
+def _withdrawn_flags(ctx: Ctx, con: Warehouse, schools: list[str]) -> list[dict[str, Any]]:
+    """Flags withdrawn because the pupil was taken out of screening (``ews.exclusions``), newest first."""
+    from ews.exclusions import WITHDRAWN_TABLE
+    from ews.warehouse import table_exists
+
+    if con is None or not schools or not table_exists(con, WITHDRAWN_TABLE):
+        return []
+    frame = con.execute(
+        f"SELECT pupil_id, flagged_term, withdrawn_term, school_code, excluded_on FROM {WITHDRAWN_TABLE} "
+        "WHERE list_contains($schools, school_code) ORDER BY withdrawn_term DESC, excluded_on DESC, pupil_id",
+        {"schools": schools}).df()
+    if frame.empty:
+        return []
+    identities = names(ctx, frame["pupil_id"].tolist(), con)
+    return [{**row, "name": identities.get(row["pupil_id"], {}).get("name")} for row in frame.to_dict("records")]
