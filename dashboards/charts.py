@@ -7,6 +7,7 @@ numbers in a table, so that a screen reader or a printout loses nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,16 @@ def _svg(width: int, height: int, title: str, description: str, body: list[str],
     return Markup(head + "".join(body) + "</svg>")
 
 
+
+def _waterfall_scale(base_value: float, steps: Sequence[Any]) -> tuple[list[float], float, float]:
+    """The running totals of a waterfall and its axis's ends (padded by 8 %, at least 0.25)."""
+    cumulative = [base_value]
+    for step in steps:
+        cumulative.append(cumulative[-1] + step.contribution)
+    low, high = min(cumulative), max(cumulative)
+    pad = max((high - low) * 0.08, 0.25)
+    return cumulative, low - pad, high + pad
+
 def waterfall_svg(base_value: float, steps: list[WaterfallStep], chart_id: str = "waterfall") -> Markup:
     """A SHAP waterfall: from the average pupil's log-odds, each factor's push up or down.
 
@@ -102,13 +113,8 @@ def waterfall_svg(base_value: float, steps: list[WaterfallStep], chart_id: str =
     row = 28
     top = 34
     height = top + row * (len(steps) + 2) + 46
-    cumulative = [base_value]
-    for step in steps:
-        cumulative.append(cumulative[-1] + step.contribution)
+    cumulative, low, high = _waterfall_scale(base_value, steps)
     final = cumulative[-1]
-    low, high = min(cumulative), max(cumulative)
-    pad = max((high - low) * 0.08, 0.25)
-    low, high = low - pad, high + pad
 
     def x_of(value: float) -> float:
         return label_width + (value - low) / (high - low) * plot_width
@@ -190,13 +196,8 @@ def waterfall_narrow_svg(base_value: float, steps: list[WaterfallStep], chart_id
     """
     width, left, plot_width, row, top = 360, 6, 290, 40, 30
     height = top + row * (len(steps) + 2) + 40
-    cumulative = [base_value]
-    for step in steps:
-        cumulative.append(cumulative[-1] + step.contribution)
+    cumulative, low, high = _waterfall_scale(base_value, steps)
     final = cumulative[-1]
-    low, high = min(cumulative), max(cumulative)
-    pad = max((high - low) * 0.08, 0.25)
-    low, high = low - pad, high + pad
 
     def x_of(value: float) -> float:
         return left + (value - low) / (high - low) * plot_width

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from flags.followup import ACTIVE_DECISIONS as _ACTIVE_DECISIONS
+
 ROLES: dict[str, str] = {
     "network_member": "Netværksmedlem",
     "consultant": "UU-vejleder",
@@ -20,8 +22,9 @@ DECISIONS: dict[str, str] = {
     "indsatstrappe": "Trin på indsatstrappen",
 }
 
-#: Decisions that make a flag active on the network's list.
-ACTIVE_DECISIONS = frozenset({"bekraeftet", "familie_kontaktet", "henvist_netvaerksmoede", "indsatstrappe"})
+#: Decisions that make a flag active on the network's list (defined once, by the follow-up
+#: the warehouse keeps: ``flags.followup``).
+ACTIVE_DECISIONS = _ACTIVE_DECISIONS
 
 #: Coded reasons for dismissing a flag (no free text about a child is stored).
 DISMISS_REASONS: dict[str, str] = {

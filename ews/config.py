@@ -358,6 +358,27 @@ def _unique(problems: list[str], what: str, keys: list[str]) -> None:
         problems.append(f"{what}: duplicated ids {duplicates}")
 
 
+def read_yaml_mapping(path: Path, missing: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (a municipality's or a fleet's config).
+
+    Args:
+        path: The file.
+        missing: What to say after the path when the file does not exist.
+
+    Raises:
+        ConfigError: When it is missing, not YAML, or not a mapping at the top level.
+    """
+    if not path.exists():
+        raise ConfigError(f"{path}: {missing}")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return document
+
+
 def load_config(path: Path) -> MunicipalityConfig:
     """Read and validate the municipality config.
 
@@ -370,17 +391,8 @@ def load_config(path: Path) -> MunicipalityConfig:
     Raises:
         ConfigError: With every problem found, each naming its place in the file.
     """
-    if not path.exists():
-        raise ConfigError(
-            f"{path}: config file not found. Run 'ews synth' for the synthetic municipality "
-            "or set EWS_CONFIG_PATH to your municipality's config."
-        )
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    document = read_yaml_mapping(path, "config file not found. Run 'ews synth' for the synthetic municipality "
+                                       "or set EWS_CONFIG_PATH to your municipality's config.")
     version = document.get("config_version")
     if version != CONFIG_VERSION:
         raise ConfigError(

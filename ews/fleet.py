@@ -27,10 +27,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ews.config import ConfigError, TermCalendar
+from ews.config import ConfigError, TermCalendar, read_yaml_mapping
 from ews.settings import Settings
 
 FLEET_VERSION = 1
@@ -248,14 +247,7 @@ def load_fleet_config(path: Path) -> FleetConfig:
     Raises:
         ConfigError: With every problem found, each naming its place.
     """
-    if not path.exists():
-        raise ConfigError(f"{path}: fleet config not found (see docs/fleet.md for an example)")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    document = read_yaml_mapping(path, "fleet config not found (see docs/fleet.md for an example)")
     if document.get("fleet_version") != FLEET_VERSION:
         raise ConfigError(f"{path}: fleet_version is {document.get('fleet_version')!r}; "
                           f"this code reads version {FLEET_VERSION}")
