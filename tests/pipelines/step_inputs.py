@@ -13,7 +13,7 @@ from ews.terms import Term
 from pipelines.steps import RunInputs
 
 
-def run_inputs(settings: Settings, term: str, run_id: str, run_dir: Path) -> RunInputs:
+def run_inputs(settings: Settings, term: str, run_id: str, run_dir: Path, code_version: str = "test") -> RunInputs:
     """The inputs of a run of ``term`` under ``settings``, without hashing files or logging a run.
 
     Args:
@@ -21,6 +21,7 @@ def run_inputs(settings: Settings, term: str, run_id: str, run_dir: Path) -> Run
         term: The term, e.g. ``2025/26-H1``.
         run_id: The run id the step writes its rows under.
         run_dir: Where the step writes its files.
+        code_version: The code version (part of the model id: the finished run's, to reuse its model).
 
     Returns:
         Inputs with no files found and no exclusions: enough for every step after the ingest.
@@ -29,7 +30,7 @@ def run_inputs(settings: Settings, term: str, run_id: str, run_dir: Path) -> Run
     parsed = Term.parse(term)
     return RunInputs(
         settings=settings, config=config, term=parsed, as_of_date=config.terms.as_of_date(parsed),
-        run_id=run_id, attempt=1, config_hash="test", code_version="test", data_snapshot="test",
+        run_id=run_id, attempt=1, config_hash="test", code_version=code_version, data_snapshot="test",
         run_dir=run_dir, started_at=datetime.now(UTC).replace(tzinfo=None), sources=(), file_hashes={},
         previous_rows={}, exclusions=pd.DataFrame(columns=["pupil_id", "excluded_on", "reason"]),
     )

@@ -46,7 +46,7 @@ def test_the_feature_and_model_steps_run_on_their_own_with_typed_inputs(run_copy
         stored = con.execute("SELECT * FROM features_pupil_term WHERE term = $t ORDER BY pupil_id", {"t": TERM}).df()
         scores = con.execute("SELECT pupil_id, risk, tier, model_id FROM scores_pupil_term WHERE run_id = $r "
                              "ORDER BY pupil_id", {"r": run_id}).df()
-    inputs = run_inputs(get_settings(), TERM, run_id, tmp_path / "run")
+    inputs = run_inputs(get_settings(), TERM, run_id, tmp_path / "run", run_copy.manifest["code_version"])
     with staged_write(run_copy.state_dir) as session:
         features = feature_step(session, inputs)
         model = model_step(session, inputs, features)
