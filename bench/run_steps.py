@@ -5,11 +5,12 @@ Usage (from the repository root):
     .venv/bin/python bench/run_steps.py --state /tmp/steps-bench/state
 
 ``--state`` is a state folder after ``ews demo`` (its ``synthetic/`` inside it, as the demo and
-the test suite's finished run keep it). The current term is run again three times in one
-process with the same files (the ingest reads nothing, the model is reused; a first run, not
-reported, trains it when the code version changed): once through the flow (each step a Prefect
-task, ``termly_flow``) and twice as the plain function (``run_term(publish=False)``, the steps'
-``.fn``), alternating plain, flow, plain. Prints the
+the test suite's finished run keep it); ``EWS_PSEUDONYM_KEY`` (environment or ``.env``) must be
+the key it was made with, or every file is read again under new pseudonyms. The current term
+is run again three times in one process with the same files (the ingest reads nothing, the
+model is reused; a first run, not reported, trains it when the code version changed): once
+through the flow (each step a Prefect task, ``termly_flow``) and twice as the plain function
+(``run_term(publish=False)``, the steps' ``.fn``), alternating plain, flow, plain. Prints the
 seconds per step (the manifest's ``step_seconds``) and the rest of each run's time (hashing,
 publication, report and, in the flow, the task runs' bookkeeping) as a markdown table.
 """
@@ -36,7 +37,6 @@ def main() -> None:
         "PREFECT_HOME": str(state / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
         "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     })
-    os.environ.setdefault("EWS_PSEUDONYM_KEY", "test-key-not-secret")
     from pipelines.flows import run_term, termly_flow
     from pipelines.steps import STEP_NAMES
 
