@@ -14,7 +14,8 @@ Usage (from the repository root):
 
 Steps: ``train`` = features for every as-of date + training + held-out evaluation + model card
 + registry (``models.training.train_or_load_model`` with a fresh models folder); ``score`` =
-features for one as-of date + scoring + writing (``models.scoring.score_pupils``). Each runs in
+features for one as-of date (``features.build.build_scoring_features``) + scoring + writing
+(``models.scoring.score_pupils``). Each runs in
 a fresh process so its peak resident memory (ru_maxrss of the child) is its own.
 
 The simulated warehouse writes ``clean_*`` tables directly with one absence row per pupil and
@@ -64,13 +65,15 @@ from pathlib import Path
 import duckdb
 from ews.config import load_config
 from ews.terms import Term
+from features.build import build_scoring_features
 from models.scoring import score_pupils
 from models.training import load_bundle
 config = load_config(Path({config!r}))
 con = duckdb.connect({warehouse!r}, config={{"memory_limit": {memory!r}}})
 bundle = load_bundle(Path({models!r}), {model_id!r})
 start = time.perf_counter()
-scores = score_pupils(con, config, bundle, {term!r}, config.terms.as_of_date(Term.parse({term!r})), "bench")
+features = build_scoring_features(con, config, {term!r}, config.terms.as_of_date(Term.parse({term!r})))
+scores = score_pupils(con, config, bundle, {term!r}, features, "bench")
 seconds = time.perf_counter() - start
 con.close()
 import resource

@@ -162,6 +162,32 @@ def build_features(
     return pd.concat([keys, values], axis=1)
 
 
+def build_scoring_features(
+    con: duckdb.DuckDBPyConnection,
+    config: MunicipalityConfig,
+    term: str,
+    as_of: date,
+) -> pd.DataFrame:
+    """The features a term is scored on: grades 5-9 on its as-of date, stored and returned.
+
+    Replaces the as-of date's rows of ``features_pupil_term``. Training builds its own features
+    for many as-of dates (``models.training``), only when the model is retrained.
+
+    Args:
+        con: A connection from ``ews.warehouse.staged_write`` (``clean_*`` and
+            ``clean_exclusions`` written).
+        config: The municipality config.
+        term: The term, e.g. ``2025/26-H1`` (the ``term`` of every row).
+        as_of: Its as-of date.
+
+    Returns:
+        The rows written (as :func:`build_features`, with ``term`` set to ``term``).
+    """
+    features = build_features(con, config, [as_of], SCORING_GRADES).assign(term=term)
+    write_features(con, features)
+    return features
+
+
 def empty_features() -> pd.DataFrame:
     """A features frame with no rows and the right columns."""
     columns = {c: pd.Series(dtype=object) for c in KEY_COLUMNS}

@@ -13,7 +13,6 @@ import pandas as pd
 from ews.config import MunicipalityConfig
 from ews.tables import create_tables
 from ews.warehouse import replace_rows
-from features.build import SCORING_GRADES, build_features, write_features
 from models.risk_model import ModelBundle
 
 SCORES_TABLE = "scores_pupil_term"
@@ -78,28 +77,25 @@ def score_pupils(
     config: MunicipalityConfig,
     bundle: ModelBundle,
     term: str,
-    as_of: date,
+    features: pd.DataFrame,
     run_id: str,
 ) -> pd.DataFrame:
-    """Score every pupil in grades 5-9 on the as-of date and store features and scores.
+    """Score the features of a term's as-of date and store the scores.
 
-    Replaces the term's rows of ``scores_pupil_term`` and the as-of date's rows of
-    ``features_pupil_term``.
+    Replaces the term's rows of ``scores_pupil_term``. The features come from the run's
+    features step (``features.build.build_scoring_features``), which stored them.
 
     Args:
         con: A connection from ``ews.warehouse.staged_write``.
         config: The municipality config.
         bundle: The model (from ``models.training.train_or_load_model``).
         term: The term, e.g. ``2025/26-H1``.
-        as_of: Its as-of date.
+        features: The term's features (its as-of date, ``term`` set on every row).
         run_id: The run.
 
     Returns:
         The score rows written.
     """
-    features = build_features(con, config, [as_of], SCORING_GRADES)
-    features = features.assign(term=term)
-    write_features(con, features)
     scores = score_frame(config, bundle, features, run_id)
     create_tables(con, "warehouse", [SCORES_TABLE])
     replace_rows(con, SCORES_TABLE, scores, where={"term": term})
@@ -142,18 +138,20 @@ def run_model_stage(
     config: MunicipalityConfig,
     term: str,
     as_of: date,
+    features: pd.DataFrame,
     run_id: str,
     models_dir: Path,
     code_version: str,
     progress: Any = None,
 ) -> tuple[ModelBundle, pd.DataFrame, dict[str, Any]]:
-    """The termly model step: train or load the model, then score the term.
+    """The termly model step: train or load the model, then score the features it is given.
 
     Args:
         con: A connection from ``ews.warehouse.staged_write``.
         config: The municipality config.
         term: The term.
-        as_of: Its as-of date.
+        as_of: Its as-of date (the look-ahead check's date when the model is retrained).
+        features: The term's features (``features.build.build_scoring_features``).
         run_id: The run.
         models_dir: Folder for model files and cards.
         code_version: Code version (part of the model id).
@@ -167,5 +165,5 @@ def run_model_stage(
 
     bundle = train_or_load_model(con, config, term, models_dir, code_version, progress=progress,
                                  check_as_of=as_of)
-    scores = score_pupils(con, config, bundle, term, as_of, run_id)
+    scores = score_pupils(con, config, bundle, term, features, run_id)
     return bundle, scores, manifest_entry(bundle, scores)

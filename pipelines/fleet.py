@@ -37,44 +37,25 @@ from ews.terms import Term
 
 #: Exit code of ``ews fleet run`` when at least one municipality failed (the others finished).
 EXIT_FLEET_PARTIAL = 8
-#: Steps of a municipality's run, in order, keyed by the first words of the run's progress lines.
-STEPS: list[tuple[str, str]] = [
-    ("hashing", "hash_files"),
-    ("reading and validating", "ingest_and_validation"),
-    ("model", "model_and_gate"),
-    ("explanations", "explanations"),
-    ("flag lists", "flag_lists"),
-    ("publishing", "publish_and_report"),
-]
+#: The part of a municipality's time outside its run's steps (reaching its folders, hashing the
+#: files, the subflow, the publication, the manifest and the report), in ``step_seconds``.
+OTHER_STEP = "other"
 #: The longest message kept on the summary for a failed municipality.
 MAX_MESSAGE = 600
 
 
-class StepClock:
-    """Seconds per step of a run, from the progress lines the run says at each step's start."""
+def line_step_seconds(manifest: dict[str, Any], seconds: float) -> dict[str, float]:
+    """Seconds per step of a municipality's run, from its manifest, and the rest of its time.
 
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._current: str | None = None
-        self._since = time.perf_counter()
-        self._start = self._since
+    Args:
+        manifest: The run's manifest (``step_seconds``: one entry per step, in data-flow order).
+        seconds: Wall time of the municipality's task.
 
-    def __call__(self, message: str) -> None:
-        """Note the start of the step a progress line names (other lines are ignored)."""
-        step = next((name for prefix, name in STEPS if message.startswith(prefix)), None)
-        if step is not None:
-            self._switch(step)
-
-    def _switch(self, step: str | None) -> None:
-        now = time.perf_counter()
-        label = self._current or "prepare"
-        self.seconds[label] = round(self.seconds.get(label, 0.0) + now - self._since, 2)
-        self._current, self._since = step, now
-
-    def finish(self) -> dict[str, float]:
-        """Close the last step (the publication, manifest and report, when the run got that far)."""
-        self._switch(None)
-        return dict(self.seconds)
+    Returns:
+        The manifest's ``step_seconds`` and :data:`OTHER_STEP`: the task's time outside them.
+    """
+    steps = {name: float(value) for name, value in (manifest.get("step_seconds") or {}).items()}
+    return {**steps, OTHER_STEP: round(max(seconds - sum(steps.values()), 0.0), 2)}
 
 
 @task(name="reach-municipality", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE,
@@ -120,14 +101,12 @@ def municipality_flow(entry: MunicipalityEntry, term: str) -> dict[str, Any]:
         term: The term, e.g. ``2025/26-H1``.
 
     Returns:
-        The run manifest, with ``step_seconds`` added.
+        The run manifest (with ``step_seconds``, the seconds of each of its steps).
     """
     from pipelines.flows import run_term
 
-    clock = StepClock()
     reach_municipality_task(entry)
-    manifest = run_term(term, progress=clock, publish=True, settings=municipality_settings(entry))
-    return {**manifest, "step_seconds": clock.finish()}
+    return run_term(term, publish=True, settings=municipality_settings(entry))
 
 
 @task(name="municipality", retries=0, cache_policy=NO_CACHE, task_run_name="{entry.id}")
@@ -182,7 +161,7 @@ def summary_line(entry: MunicipalityEntry, manifest: dict[str, Any], seconds: fl
         "gate": None if gate is None else {"passed": bool(gate.get("passed")), "published": gate.get("published"),
                                            "list_basis": gate.get("list_basis")},
         "warnings": len(manifest.get("warnings", [])),
-        "step_seconds": manifest.get("step_seconds", {}),
+        "step_seconds": line_step_seconds(manifest, seconds),
         "manifest": manifest.get("outputs", {}).get("manifest"),
         "message": None, "error_kind": None, "worker": worker,
     }

@@ -1,13 +1,19 @@
-"""Prefect flows: thin wrappers around the plain functions of every stage.
+"""Prefect flows: thin wrappers around the plain functions of every step.
 
 This is the only module (with ``pipelines.cli`` and ``pipelines.schedule``) that knows Prefect.
 One termly run:
 
     config (validated in full) -> find files, hash them -> run id -> run log 'running'
-    -> staged warehouse: ingest + validation -> features -> model -> scores -> explanations
-    -> flag lists -> retention (ews.retention) -> publish (one pointer switch for both stores)
-    -> manifest, artifacts
+    -> staged warehouse: the steps of ``pipelines.steps`` in data-flow order, each a Prefect task
+       (ingest + validation -> exclusions -> features -> model: train or reuse, score, gate
+       -> explanations -> flag lists -> reviews copy -> outcomes -> retention)
+    -> publish (one pointer switch for both stores) -> manifest, artifacts
     -> run log 'succeeded'
+
+Each step takes the run's ``RunInputs`` and the typed results of the steps it needs, and returns
+a frozen dataclass with its ``seconds``; the manifest is assembled from those results
+(``pipelines.manifest.run_manifest``) with the seconds per step in ``step_seconds``. The tasks
+run one after another in the flow's thread on one staged session: one writer.
 
 A failure anywhere discards the new version (the published stores are untouched), logs the run
 as 'failed' with its message and writes a manifest with status 'failed'. A killed run is
@@ -18,8 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,12 +38,10 @@ from prefect.logging import get_run_logger
 import ews
 from ews.config import ConfigError, MunicipalityConfig, config_hash, load_config
 from ews.exclusions import ExclusionStore, exclusions_digest
-from ews.retention import apply_retention, finish_retention, retention_summary
+from ews.retention import finish_retention
 from ews.settings import Settings, get_settings
 from ews.terms import Term
 from ews.warehouse import (
-    IDENTITY_FILE,
-    WAREHOUSE_FILE,
     WarehousePaths,
     WriteSession,
     open_runlog,
@@ -46,34 +49,16 @@ from ews.warehouse import (
     record_run_start,
     staged_write,
 )
-from pipelines.corrections import changed_files, record_corrections, replaced_rows, rows_before
-from pipelines.coverage import rows_loaded_by_source, source_coverage
-from pipelines.ingest import IngestResult, SourceFiles, data_snapshot, discover_sources, ingest_sources
-from pipelines.manifest import source_entries, write_manifest
+from pipelines import steps
+from pipelines.corrections import record_corrections
+from pipelines.ingest import IngestResult, SourceFiles, data_snapshot, discover_sources
+from pipelines.manifest import run_manifest, source_entries, write_manifest
 from pipelines.readers import file_sha256
+from pipelines.steps import RunInputs
 from validation.gate import severity_problems
-from validation.report import artifact_markdown, manifest_section, render_report, summarise_quarantine
+from validation.report import artifact_markdown, render_report, summarise_quarantine
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class RunContext:
-    """Everything a run's stages share."""
-
-    settings: Settings
-    config: MunicipalityConfig
-    term: Term
-    as_of_date: Any
-    run_id: str
-    attempt: int
-    config_hash: str
-    code_version: str
-    data_snapshot: str
-    run_dir: Path
-    started_at: datetime
-    outputs: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def code_version() -> str:
@@ -129,46 +114,91 @@ def hash_files_task(sources: list[SourceFiles]) -> dict[Path, str]:
 
 
 @task(name="ingest-and-validate", retries=0, cache_policy=NO_CACHE)
-def ingest_task(session: WriteSession, ctx: RunContext, sources: list[SourceFiles],
-                progress: Progress | None) -> IngestResult:
-    """Read, validate and load every source into the staged warehouse."""
-    return ingest_sources(
-        session, ctx.config, sources, key=ctx.settings.key_bytes(), term=ctx.term,
-        today=ctx.settings.today_date(), run_id=ctx.run_id,
-        previous_rows=ctx.extra.get("previous_rows", {}), progress=progress,
-        chunk_rows=ctx.settings.ingest_chunk_rows, scratch_memory=ctx.settings.ingest_scratch_memory,
-        file_hashes=ctx.extra.get("file_hashes"),
-    )
+def ingest_task(session: WriteSession, inputs: RunInputs, progress: Progress | None) -> steps.IngestStep:
+    """Read, validate and load every source into the staged warehouse (``pipelines.steps.ingest_step``)."""
+    return steps.ingest_step(session, inputs, progress)
 
 
-#: Stages after the ingest, in order: (name, function(session, ctx) -> manifest additions).
-#: Later stages (features, model, explanations, flags) are appended by their modules' wiring
-#: in :func:`stages`.
-StageFunction = Callable[[WriteSession, RunContext], dict[str, Any]]
+@task(name="exclusions", retries=0, cache_policy=NO_CACHE)
+def exclusion_task(session: WriteSession, inputs: RunInputs) -> steps.ExclusionStep:
+    """Pupils excluded from screening (``pipelines.steps.exclusion_step``)."""
+    return steps.exclusion_step(session, inputs)
 
 
-def stages() -> list[tuple[str, StageFunction]]:
-    """The stages that follow the ingest, in data-flow order."""
-    from pipelines import stages as stage_module
+@task(name="features", retries=0, cache_policy=NO_CACHE)
+def feature_task(session: WriteSession, inputs: RunInputs) -> steps.FeatureStep:
+    """The term's features (``pipelines.steps.feature_step``)."""
+    return steps.feature_step(session, inputs)
 
-    return stage_module.STAGES
+
+@task(name="model", retries=0, cache_policy=NO_CACHE)
+def model_task(session: WriteSession, inputs: RunInputs, features: steps.FeatureStep,
+               progress: Progress | None) -> steps.ModelStep:
+    """Train or reuse the model, score, gate (``pipelines.steps.model_step``)."""
+    return steps.model_step(session, inputs, features, progress)
 
 
-def _publish_artifacts(ctx: RunContext, ingest: IngestResult) -> None:
+@task(name="explanations", retries=0, cache_policy=NO_CACHE)
+def explanation_task(session: WriteSession, inputs: RunInputs, model: steps.ModelStep,
+                     features: steps.FeatureStep) -> steps.ExplanationStep:
+    """SHAP explanations of the scored pupils (``pipelines.steps.explanation_step``)."""
+    return steps.explanation_step(session, inputs, model, features)
+
+
+@task(name="flag-lists", retries=0, cache_policy=NO_CACHE)
+def flag_task(session: WriteSession, inputs: RunInputs, model: steps.ModelStep, features: steps.FeatureStep,
+              explanations: steps.ExplanationStep) -> steps.FlagStep:
+    """The flag lists and UU working lists (``pipelines.steps.flag_step``)."""
+    return steps.flag_step(session, inputs, model, features, explanations)
+
+
+@task(name="reviews-copy", retries=0, cache_policy=NO_CACHE)
+def review_copy_task(session: WriteSession, inputs: RunInputs) -> steps.ReviewCopyStep:
+    """The review app's reviews into the warehouse (``pipelines.steps.review_copy_step``)."""
+    return steps.review_copy_step(session, inputs)
+
+
+@task(name="outcomes", retries=0, cache_policy=NO_CACHE)
+def outcome_task(session: WriteSession, inputs: RunInputs) -> steps.OutcomeStep:
+    """Earlier models and flags against arrived outcomes (``pipelines.steps.outcome_step``)."""
+    return steps.outcome_step(session, inputs)
+
+
+@task(name="retention", retries=0, cache_policy=NO_CACHE)
+def retention_task(session: WriteSession, inputs: RunInputs) -> steps.RetentionStep:
+    """Delete what is past its time, in the staged version (``pipelines.steps.retention_step``)."""
+    return steps.retention_step(session, inputs)
+
+
+#: The progress line said at the start of each step (the command line shows them).
+STEP_PROGRESS: dict[str, str] = {
+    "ingest": "reading and validating exports",
+    "exclusions": "exclusions from screening",
+    "features": "features as of the term's as-of date",
+    "model": "model: train or reuse, then score",
+    "explanations": "explanations",
+    "flag_lists": "flag lists",
+    "reviews": "reviews: copy from the review app",
+    "outcomes": "outcomes: earlier models and flags against arrived outcomes",
+    "retention": "retention",
+}
+
+
+def _publish_artifacts(inputs: RunInputs, ingest: IngestResult) -> None:
     table = [
         {"kilde": e["name"], "fil": e["file"], "læst": e["rows_read"], "indlæst": e["rows_loaded"],
          "i karantæne": e["rows_quarantined"]}
         for e in source_entries(ingest.files)
     ]
     create_table_artifact(key="ingest-counts", table=table,
-                          description=f"Rows per file, run {ctx.run_id} ({ctx.term})")
+                          description=f"Rows per file, run {inputs.run_id} ({inputs.term})")
     if len(ingest.validation):
         summary = (ingest.validation.groupby(["source", "severity"])
                    .agg(expectations=("success", "size"), failed=("success", lambda s: int((~s).sum())),
                         unexpected=("unexpected_count", "sum"))
                    .reset_index())
         create_table_artifact(key="validation-summary", table=summary.to_dict("records"),
-                              description=f"Validation, run {ctx.run_id} ({ctx.term})")
+                              description=f"Validation, run {inputs.run_id} ({inputs.term})")
 
 
 @flow(name="termly-run", log_prints=False, validate_parameters=False)
@@ -186,20 +216,24 @@ def termly_flow(term: str, progress: Progress | None = None) -> dict[str, Any]:
 
 
 def run_term(term_text: str, *, progress: Progress | None = None, publish: bool = False,
-             settings: Settings | None = None) -> dict[str, Any]:
+             settings: Settings | None = None, skip: Collection[str] = ()) -> dict[str, Any]:
     """The termly run as a plain function (the flow calls it; tests may too).
 
     Args:
         term_text: The term, e.g. ``2025/26-H1``.
         progress: Called with short English status lines.
-        publish: Publish Prefect artifacts (only inside a flow run).
+        publish: Inside a flow run: call the steps as Prefect tasks and publish artifacts.
+            Otherwise the steps' plain functions are called (``task.fn``).
         settings: Settings to use (default: from the environment).
+        skip: Steps to leave out, with every step that needs them (tests and benchmarks only,
+            ``pipelines.steps.steps_to_run``).
 
     Returns:
         The run manifest.
     """
     settings = settings or get_settings()
     say = progress or (lambda _message: None)
+    plan = steps.steps_to_run(skip)
     term = Term.parse(term_text)
     config = load_checked_config(settings.resolved_config_path)  # in full, before any task
     inbox = settings.resolved_inbox
@@ -216,70 +250,65 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     as_of = config.terms.as_of_date(term)
     run_id = make_run_id(term, as_of, cfg_hash, snapshot, version)
     started = datetime.now(UTC).replace(tzinfo=None)
-    run_dir = settings.runs_dir / run_id
     previous = previous_rows_loaded(settings.state_dir)
     attempt = record_run_start(settings.state_dir, {
         "run_id": run_id, "term": str(term), "as_of_date": as_of, "config_hash": cfg_hash,
         "code_version": version, "data_snapshot": snapshot, "started_at": started,
     })
-    ctx = RunContext(settings=settings, config=config, term=term, as_of_date=as_of, run_id=run_id,
-                     attempt=attempt, config_hash=cfg_hash, code_version=version,
-                     data_snapshot=snapshot, run_dir=run_dir, started_at=started,
-                     extra={"previous_rows": previous, "file_hashes": hashes, "exclusions": exclusions})
-    found_files = {entry.source.name: entry.files for entry in sources}
-    ctx.extra["coverage"] = source_coverage(config, found_files)
+    inputs = RunInputs(settings=settings, config=config, term=term, as_of_date=as_of, run_id=run_id,
+                       attempt=attempt, config_hash=cfg_hash, code_version=version, data_snapshot=snapshot,
+                       run_dir=settings.runs_dir / run_id, started_at=started, sources=tuple(sources),
+                       file_hashes=hashes, previous_rows=previous, exclusions=exclusions)
     logger = _logger(publish)
     logger.info("run %s (attempt %s) for %s, as of %s", run_id, attempt, term, as_of)
-    manifest_path = run_dir / "manifest.json"
-    ingest: IngestResult | None = None
+    manifest_path = inputs.run_dir / "manifest.json"
+    results = steps.StepResults()
+
+    def step(name: str, step_task: Any, *args: Any) -> Any:
+        """Run one step (as a Prefect task when publishing) and keep its result; None when left out."""
+        if name not in plan:
+            return None
+        say(STEP_PROGRESS[name])
+        result = step_task(*args) if publish else step_task.fn(*args)
+        setattr(results, name, result)
+        return result
+
     try:
         with staged_write(settings.state_dir) as session:
-            say("reading and validating exports")
-            changed = changed_files(session.con, sources, hashes)  # corrected exports (rectification)
-            before = rows_before(session.con, changed)
-            ingest = ingest_task(session, ctx, sources, say) if publish else ingest_task.fn(
-                session, ctx, sources, say)
-            ctx.extra["corrections"] = replaced_rows(session.con, changed, before)
-            ctx.extra["ingest"] = ingest
-            ctx.extra["coverage"] = source_coverage(config, found_files,
-                                                    rows_loaded_by_source(ingest.files))
-            for name, stage in stages():
-                say(name)
-                ctx.outputs.update(stage(session, ctx) or {})
-            say("retention")  # in the same version: published with the run, or not at all
-            ctx.extra["retention"] = apply_retention(session, config, as_of, settings.state_dir, inbox)
+            step("ingest", ingest_task, session, inputs, say)
+            step("exclusions", exclusion_task, session, inputs)
+            features = step("features", feature_task, session, inputs)
+            model = step("model", model_task, session, inputs, features, say)
+            explanations = step("explanations", explanation_task, session, inputs, model, features)
+            step("flag_lists", flag_task, session, inputs, model, features, explanations)
+            step("reviews", review_copy_task, session, inputs)
+            step("outcomes", outcome_task, session, inputs)
+            step("retention", retention_task, session, inputs)  # published with the run, or not at all
             say("publishing")
         status, message = "succeeded", None
     except BaseException as exc:
         status, message = "failed", f"{type(exc).__name__}: {exc}"
-        _validation_report(ctx, status, message, ingest)
-        manifest = _manifest(ctx, status, message, ingest)
-        write_manifest(manifest, manifest_path)
+        report = _validation_report(inputs, status, message, results)
+        write_manifest(run_manifest(inputs, results, status, message, validation_report=report), manifest_path)
+        ingest = results.ingest.result if results.ingest is not None else None
         record_run_end(settings.state_dir, run_id, attempt, status, _now(), message,
                        str(manifest_path), ingest.files if ingest is not None else None)
         logger.error("run %s failed: %s", run_id, message)
         raise
-    _validation_report(ctx, status, message, ingest)
-    manifest = _manifest(ctx, status, message, ingest)
-    corrections = ctx.extra["corrections"]
-    record_corrections(settings.state_dir, run_id, str(term), corrections)
-    manifest["corrections"] = {"files": int(corrections[["source", "source_file"]].drop_duplicates().shape[0]),
-                               "pupils": int(corrections["pupil_id"].nunique())}
-    manifest["retention"] = retention_summary(
-        finish_retention(settings.state_dir, config, as_of, ctx.extra["retention"], run_id))
-    checkpoint = audit_checkpoint(settings)
-    if checkpoint is not None:
-        manifest["audit_checkpoint"] = checkpoint
-        if not checkpoint["intact"]:
-            manifest["warnings"].append("audit trail: the review app's audit log or reviews fail their "
-                                        "keyed chain; run 'ews audit verify' (" + checkpoint["summary"] + ")")
+    ingest = results.ingest.result
+    report = _validation_report(inputs, status, message, results)
+    record_corrections(settings.state_dir, run_id, str(term), results.ingest.corrections)
+    retention = (finish_retention(settings.state_dir, config, as_of, results.retention.counts, run_id)
+                 if results.retention is not None else None)
+    manifest = run_manifest(inputs, results, status, message, validation_report=report, retention=retention,
+                            audit_checkpoint=audit_checkpoint(settings))
     write_manifest(manifest, manifest_path)
     record_run_end(settings.state_dir, run_id, attempt, status, _now(), message,
                    str(manifest_path), ingest.files)
     if publish:
-        _publish_artifacts(ctx, ingest)
+        _publish_artifacts(inputs, ingest)
         create_markdown_artifact(key="validation-report", markdown=artifact_markdown(
-            ingest.validation, summarise_quarantine(ingest.quarantine), _run_info(ctx, status, message, ingest)))
+            ingest.validation, summarise_quarantine(ingest.quarantine), _run_info(inputs, status, message, results)))
         create_markdown_artifact(key="run-manifest", markdown=_manifest_markdown(manifest),
                                  description=f"Run {run_id} ({term})")
     logger.info("run %s succeeded", run_id)
@@ -312,21 +341,22 @@ def audit_checkpoint(settings: Settings) -> dict[str, Any] | None:
             "heads": {h.table: {"rows": h.rows, "head_id": h.head_id, "head_hash": h.head_hash} for h in heads}}
 
 
-def _run_info(ctx: RunContext, status: str, message: str | None, ingest: IngestResult | None) -> dict[str, Any]:
-    return {"run_id": ctx.run_id, "term": str(ctx.term), "as_of_date": str(ctx.as_of_date), "status": status,
-            "message": message, "municipality": ctx.config.municipality,
-            "started_at": ctx.started_at.isoformat(timespec="seconds"),
+def _run_info(inputs: RunInputs, status: str, message: str | None, results: steps.StepResults) -> dict[str, Any]:
+    ingest = results.ingest.result if results.ingest is not None else None
+    return {"run_id": inputs.run_id, "term": str(inputs.term), "as_of_date": str(inputs.as_of_date),
+            "status": status, "message": message, "municipality": inputs.config.municipality,
+            "started_at": inputs.started_at.isoformat(timespec="seconds"),
             "files": ingest.files if ingest is not None else None,
             "warnings": ingest.warnings if ingest is not None else []}
 
 
-def _validation_report(ctx: RunContext, status: str, message: str | None, ingest: IngestResult | None) -> None:
+def _validation_report(inputs: RunInputs, status: str, message: str | None, results: steps.StepResults) -> Path:
     """The run's readable validation report (self-contained HTML), also for a failed run."""
-    results = ingest.validation if ingest is not None else pd.DataFrame()
+    ingest = results.ingest.result if results.ingest is not None else None
+    results_frame = ingest.validation if ingest is not None else pd.DataFrame()
     summary = summarise_quarantine(ingest.quarantine if ingest is not None else None)
-    path = render_report(results, summary, _run_info(ctx, status, message, ingest),
-                         ctx.run_dir / "validation_report.html")
-    ctx.outputs["validation_report"] = str(Path(path).resolve())
+    return Path(render_report(results_frame, summary, _run_info(inputs, status, message, results),
+                              inputs.run_dir / "validation_report.html"))
 
 
 def _now() -> datetime:
@@ -339,43 +369,6 @@ def _logger(publish: bool):  # noqa: ANN202 - a logging.Logger or Prefect's adap
     import logging
 
     return logging.getLogger("ews.run")
-
-
-def _manifest(ctx: RunContext, status: str, message: str | None,
-              ingest: IngestResult | None) -> dict[str, Any]:
-    paths = WarehousePaths(ctx.settings.state_dir)
-    published = paths.published()  # the version published now (this run's, when it succeeded)
-    ended = _now()
-    validation: dict[str, Any] = {}
-    coverage = ctx.extra.get("coverage", {})
-    if ingest is not None:
-        validation = manifest_section(ingest.validation, ingest.quarantine)
-    return {
-        "run_id": ctx.run_id,
-        "attempt": ctx.attempt,
-        "term": str(ctx.term),
-        "as_of_date": str(ctx.as_of_date),
-        "status": status,
-        "message": message,
-        "started_at": ctx.started_at.isoformat(timespec="seconds"),
-        "ended_at": ended.isoformat(timespec="seconds"),
-        "duration_seconds": round((ended - ctx.started_at).total_seconds(), 1),
-        "config_hash": ctx.config_hash,
-        "code_version": ctx.code_version,
-        "data_snapshot": ctx.data_snapshot,
-        "warehouse": str((published / WAREHOUSE_FILE).resolve()),
-        "identity_store": str((published / IDENTITY_FILE).resolve()),
-        "run_log": str(paths.runlog.resolve()),
-        "sources": source_entries(ingest.files) if ingest is not None else [],
-        "warnings": [*(ingest.warnings if ingest is not None else []), *coverage.get("notes", []),
-                     *ctx.extra.get("warnings", [])],
-        "source_coverage": coverage,
-        "ingest_seconds": ingest.seconds if ingest is not None else {},
-        "files_read": ingest.files_read if ingest is not None else [],
-        "validation": validation,
-        **ctx.extra.get("manifest", {}),
-        "outputs": {"manifest": str((ctx.run_dir / "manifest.json").resolve()), **ctx.outputs},
-    }
 
 
 def _manifest_markdown(manifest: dict[str, Any]) -> str:

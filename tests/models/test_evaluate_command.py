@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ews.terms import Term
+from features.build import build_scoring_features
 from models.scoring import score_pupils
 from pipelines.commands.evaluate import evaluate
 
@@ -32,7 +33,8 @@ def state(trained, sim_warehouse, sim_config, tmp_path, monkeypatch):
     shutil.copy(path, state_dir / "warehouse.duckdb")
     shutil.copytree(models_dir, state_dir / "models")
     con = duckdb.connect(str(state_dir / "warehouse.duckdb"))
-    score_pupils(con, sim_config, bundle, TERM, sim_config.terms.as_of_date(Term.parse(TERM)), "run-1")
+    features = build_scoring_features(con, sim_config, TERM, sim_config.terms.as_of_date(Term.parse(TERM)))
+    score_pupils(con, sim_config, bundle, TERM, features, "run-1")
     con.close()
     config_path = tmp_path / "municipality.yaml"
     config_path.write_text(yaml.safe_dump(sim_config.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")

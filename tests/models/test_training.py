@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ews.terms import Term
+from features.build import build_scoring_features
 from models.registry import read_registered
 from models.scoring import SCORE_COLUMNS, manifest_entry, score_pupils
 from models.training import (
@@ -95,9 +96,9 @@ def test_retraining_with_the_same_data_config_and_seed_gives_the_same_model_and_
     fresh = train_or_load_model(con, sim_config, TERM, tmp_path / "other-models", "test-version",
                                 fairness_bootstrap=5)
     assert fresh.model_id == bundle.model_id
-    as_of = sim_config.terms.as_of_date(Term.parse(TERM))
-    first = score_pupils(con, sim_config, bundle, TERM, as_of, "run-a")
-    second = score_pupils(con, sim_config, fresh, TERM, as_of, "run-a")
+    features = build_scoring_features(con, sim_config, TERM, sim_config.terms.as_of_date(Term.parse(TERM)))
+    first = score_pupils(con, sim_config, bundle, TERM, features, "run-a")
+    second = score_pupils(con, sim_config, fresh, TERM, features, "run-a")
     assert first["risk"].tolist() == second["risk"].tolist()
     assert first["pupil_id"].tolist() == second["pupil_id"].tolist()
     changed = sim_config.model_copy(update={"model": sim_config.model.model_copy(update={"seed": 5})})
@@ -109,7 +110,8 @@ def test_scoring_gives_every_pupil_in_grades_5_to_9_a_risk_and_a_tier(trained, c
     path, models_dir, bundle = trained
     con = copy_of(path)
     as_of = sim_config.terms.as_of_date(Term.parse(TERM))
-    scores = score_pupils(con, sim_config, load_bundle(models_dir, bundle.model_id), TERM, as_of, "run-1")
+    features = build_scoring_features(con, sim_config, TERM, as_of)
+    scores = score_pupils(con, sim_config, load_bundle(models_dir, bundle.model_id), TERM, features, "run-1")
     assert list(scores.columns) == list(SCORE_COLUMNS)
     assert set(scores["grade"]) == {5, 6, 7, 8, 9}
     assert scores["pupil_id"].is_unique and (scores["model_id"] == bundle.model_id).all()
@@ -121,7 +123,7 @@ def test_scoring_gives_every_pupil_in_grades_5_to_9_a_risk_and_a_tier(trained, c
         assert ordered["rank_in_network"].tolist() == list(range(1, len(group) + 1))
         assert ordered["risk"].is_monotonic_decreasing
     # a re-run of the term replaces its rows
-    score_pupils(con, sim_config, bundle, TERM, as_of, "run-2")
+    score_pupils(con, sim_config, bundle, TERM, features, "run-2")
     assert con.execute("SELECT DISTINCT run_id FROM scores_pupil_term").fetchall() == [("run-2",)]
     features = con.execute("SELECT count(*) FROM features_pupil_term WHERE as_of_date = $d", {"d": as_of}).fetchone()
     assert features[0] == len(scores)

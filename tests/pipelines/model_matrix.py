@@ -6,7 +6,7 @@ of the generating model (``pipelines.synth.model.GeneratingModel``); some worlds
 sources out of the config, as a municipality without them would.
 
 The run is the termly run (``pipelines.flows.run_term``) without the explanation and flag-list
-stages unless ``full_pipeline`` is set: they do not change the model or its evaluation, and
+steps unless ``full_pipeline`` is set: they do not change the model or its evaluation, and
 they cost most of the time after the ingest. The evaluation is ``ews evaluate
 --ground-truth`` (``pipelines.commands.evaluate.run_evaluation``) without the fairness
 bootstrap.
@@ -36,8 +36,9 @@ from pipelines.synth.model import GeneratingModel
 TERM = "2025/26-H1"
 MAX_ORACLE_GAP = 0.02
 MIN_HELD_OUT_PUPILS = 1000
-#: Stages left out unless the whole pipeline is asked for (they do not touch the model).
-SKIPPED_STAGES = ("explanations", "flag lists")
+#: Steps left out unless the whole pipeline is asked for (they do not touch the model; the flag
+#: lists need the explanations, so they go with them: ``pipelines.steps.steps_to_run``).
+SKIPPED_STEPS = ("explanations", "flag_lists")
 
 
 @dataclass(frozen=True)
@@ -178,19 +179,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-@contextlib.contextmanager
-def _model_stages_only(full_pipeline: bool) -> Iterator[None]:
-    from pipelines import stages
-
-    saved = list(stages.STAGES)
-    if not full_pipeline:
-        stages.STAGES[:] = [(n, f) for n, f in saved if not n.startswith(SKIPPED_STAGES)]
-    try:
-        yield
-    finally:
-        stages.STAGES[:] = saved
-
-
 def drop_config_sources(config_path: Path, kinds: tuple[str, ...]) -> None:
     """Leave the sources of some kinds out of a municipality config (in place)."""
     document = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -205,7 +193,7 @@ def run_world(world: World, root: Path, *, full_pipeline: bool = False) -> World
     Args:
         world: The world.
         root: An empty folder for the synthetic files and the state.
-        full_pipeline: Also run the explanation and flag-list stages.
+        full_pipeline: Also run the explanation and flag-list steps.
 
     Returns:
         The manifest, the evaluation and the summary figures.
@@ -220,8 +208,8 @@ def run_world(world: World, root: Path, *, full_pipeline: bool = False) -> World
         drop_config_sources(synthetic / "municipality.yaml", world.drop_sources)
     env = {"EWS_STATE_DIR": str(state), "EWS_CONFIG_PATH": str(synthetic / "municipality.yaml"),
            "EWS_INBOX": str(synthetic / "exports"), "EWS_PSEUDONYM_KEY": "matrix-key-not-secret"}
-    with _environment(env), _model_stages_only(full_pipeline):
-        manifest = run_term(TERM)
+    with _environment(env):
+        manifest = run_term(TERM, skip=() if full_pipeline else SKIPPED_STEPS)
         evaluation = run_evaluation(synthetic / "ground_truth", None, state_dir=state, bootstrap=0)
     result = WorldResult(world=world, manifest=manifest, evaluation=evaluation, state_dir=state,
                          seconds=time.perf_counter() - started,

@@ -2,27 +2,26 @@
 
 The finished run's second term sees the first term's grade-9 pupils sit the leaving exam. On a
 copy of its state, a UU consultant's scripted reviews of the first term's flags are recorded in
-the app, then the run's review-copy and outcome stages run again on a staged version: the
+the app, then the run's review-copy and outcome steps run again on a staged version: the
 reviews land in ``reviews_decisions`` and the descriptive outcome counts per group follow them.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from types import SimpleNamespace
 
 import pandas as pd
 
 from dashboards.store import AppStore, app_db_path
 from ews.config import load_config
 from ews.settings import get_settings
-from ews.terms import Term
 from ews.warehouse import open_readonly, staged_write
 from flags.followup import follow_up, network_summary
 from models.outcomes import load_labels
-from pipelines.stages import outcome_stage, review_copy_stage
+from pipelines.steps import outcome_step, review_copy_step
 from tests.conftest import PREVIOUS_TERM, TERM
 from tests.dashboards.dashboard_helpers import FAST_HASHER
+from tests.pipelines.step_inputs import run_inputs
 
 
 def test_scripted_reviews_reach_the_warehouse_and_the_outcomes_of_flagged_pupils(run_copy, tmp_path) -> None:
@@ -60,14 +59,12 @@ def test_scripted_reviews_reach_the_warehouse_and_the_outcomes_of_flagged_pupils
     assert (summary.flagged, summary.reviewed, summary.confirmed, summary.dismissed) == (len(flagged), 5, 3, 2)
     assert summary.dismiss_reasons == {"faglig_vurdering": 2} and summary.overdue == len(unreviewed) + 3
 
-    term = Term.parse(TERM)
-    ctx = SimpleNamespace(settings=settings, config=config, term=term, as_of_date=config.terms.as_of_date(term),
-                          run_id=run_copy.manifest["run_id"], run_dir=tmp_path / "run", extra={})
+    inputs = run_inputs(settings, TERM, run_copy.manifest["run_id"], tmp_path / "run")
     with staged_write(run_copy.state_dir) as session:
-        review_copy_stage(session, ctx)
-        outputs = outcome_stage(session, ctx)
-    assert ctx.extra["manifest"]["reviews"]["reviews"] == 5
-    assert (tmp_path / "run" / "model_card_outcomes.md").exists() and outputs["model_card_outcomes"]
+        reviews = review_copy_step(session, inputs)
+        outcomes = outcome_step(session, inputs)
+    assert reviews.entry["reviews"] == 5
+    assert outcomes.card_section == tmp_path / "run" / "model_card_outcomes.md" and outcomes.card_section.exists()
 
     with open_readonly(run_copy.state_dir) as con:
         copied = con.execute("SELECT pupil_id, decision, dismiss_reason, responsible_role, next_step_date "
@@ -80,7 +77,7 @@ def test_scripted_reviews_reach_the_warehouse_and_the_outcomes_of_flagged_pupils
     assert copied[3][2] == "faglig_vurdering"
 
     scored_as_of = pd.Timestamp(flagged["as_of_date"].iloc[0]).date()
-    arrived = labels[(labels["assessed_date"] > scored_as_of) & (labels["assessed_date"] <= ctx.as_of_date)]
+    arrived = labels[(labels["assessed_date"] > scored_as_of) & (labels["assessed_date"] <= inputs.as_of_date)]
     outcome = dict(zip(arrived["pupil_id"], arrived["outcome"], strict=True))
 
     def expected(pupils: list[str]) -> tuple[int, int]:

@@ -15,7 +15,7 @@ import pytest
 
 from ews.pseudonym import CPR_LIKE
 from ews.warehouse import WarehousePaths, content_digest, open_file_readonly, open_readonly, open_runlog
-from pipelines import stages as stage_module
+from pipelines import steps as step_module
 
 from .conftest import TERM
 
@@ -74,11 +74,11 @@ def test_a_run_that_fails_part_way_leaves_the_warehouse_as_before(run_copy, monk
     warehouse = WarehousePaths(run_copy.state_dir).warehouse
     before = content_digest(warehouse)
 
-    def broken_stage(session, ctx):
+    def broken_features(session, inputs):
         session.con.execute("DELETE FROM clean_absence")
         raise RuntimeError("injected failure after the ingest")
 
-    monkeypatch.setattr(stage_module, "STAGES", [*stage_module.STAGES[:1], ("broken", broken_stage)])
+    monkeypatch.setattr(step_module, "feature_step", broken_features)
     # change the inputs' hash so this is a new run id, as a real next term would be
     (run_copy.synthetic_dir / "exports").touch()
     with pytest.raises(RuntimeError, match="injected failure"):
@@ -87,7 +87,9 @@ def test_a_run_that_fails_part_way_leaves_the_warehouse_as_before(run_copy, monk
     with open_runlog(run_copy.state_dir) as con:
         failed = con.execute("SELECT message, manifest_path FROM runs WHERE status = 'failed'").fetchall()
     assert len(failed) == 1 and "injected failure" in failed[0][0]
-    assert json.loads(Path(failed[0][1]).read_text(encoding="utf-8"))["status"] == "failed"
+    manifest = json.loads(Path(failed[0][1]).read_text(encoding="utf-8"))
+    assert manifest["status"] == "failed"
+    assert list(manifest["step_seconds"]) == ["ingest", "exclusions"]  # the steps that finished
 
 
 def _descendants(pid: int) -> dict[int, str]:
