@@ -31,7 +31,14 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from ews.config import ConfigError
-from ews.fleet import DaskSettings, FleetConfig, MunicipalityEntry, load_fleet_config, municipality_settings
+from ews.fleet import (
+    DaskSettings,
+    FleetConfig,
+    MunicipalityEntry,
+    load_fleet_config,
+    municipality_artifacts,
+    municipality_settings,
+)
 from ews.pseudonym import mask_cpr
 from ews.terms import Term
 
@@ -126,7 +133,8 @@ def municipality_flow(entry: MunicipalityEntry, term: str) -> dict[str, Any]:
 
     clock = StepClock()
     reach_municipality_task(entry)
-    manifest = run_term(term, progress=clock, publish=True, settings=municipality_settings(entry))
+    with municipality_artifacts(entry.id):  # "<id>-run-manifest" etc.: not the last one's under a shared key
+        manifest = run_term(term, progress=clock, publish=True, settings=municipality_settings(entry))
     return {**manifest, "step_seconds": clock.finish()}
 
 
