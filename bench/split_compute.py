@@ -9,6 +9,7 @@ Usage (from the repository root):
 Modes, each in a fresh process (its peak memory is its own, workers included):
 
 * ``one``: one process, one chunk: the computation as it was before the split;
+* ``chunks1``: one process, the chunks one after another (what the chunking alone changes);
 * ``pool2``: chunks in a local pool of 2 processes (``ews run`` outside a fleet);
 * ``dask1`` / ``dask2``: a local Dask cluster of 1 or 2 worker processes of one thread (the
   fleet's setting). The "run" is a task on the cluster, as a municipality's subflow is in
@@ -125,6 +126,8 @@ def child(mode: str, model_path: str, pupils: int, chunk_pupils: int) -> dict[st
     """Run one mode in this (fresh) process."""
     if mode == "one":
         return the_run(model_path, pupils, max(pupils, 1), 1)
+    if mode == "chunks1":
+        return the_run(model_path, pupils, chunk_pupils, 1)
     if mode == "pool2":
         return the_run(model_path, pupils, chunk_pupils, 2)
     workers = int(mode.removeprefix("dask"))

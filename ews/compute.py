@@ -150,14 +150,19 @@ def _map_on_dask(function: Callable[[Any, np.ndarray], Result], shared: Any, chu
     """Compute the chunks as tasks of the cluster this worker belongs to, and gather them in order.
 
     ``worker_client`` secedes this thread from the worker's thread pool while it waits (and
-    rejoins after), so the chunks can run on this worker too.
+    rejoins after), so the chunks can run on this worker too; Dask's work stealing moves some to
+    idle workers.
     """
-    from distributed import worker_client
+    from distributed import get_worker, worker_client
 
     run = uuid.uuid4().hex[:12]
+    here = [get_worker().address]
     with worker_client() as client:
-        [shared_future] = client.scatter([shared], hash=False)  # a list: never split the object itself
-        chunk_futures = client.scatter(chunks, hash=False)
+        # the data stay on this worker (whose thread is free while it waits): the chunks start
+        # here, and idle workers steal some; scattered round-robin, chunks could wait behind
+        # another municipality's run on a busy worker
+        [shared_future] = client.scatter([shared], workers=here, hash=False)  # a list: never split the object
+        chunk_futures = client.scatter(chunks, workers=here, hash=False)
         futures = client.map(function, [shared_future] * len(chunks), chunk_futures,
                              key=[f"{label}-{run}-{i}" for i in range(len(chunks))], pure=False)
         results = client.gather(futures)
