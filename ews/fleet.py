@@ -24,6 +24,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -285,3 +288,37 @@ def municipality_settings(entry: MunicipalityEntry) -> Settings:
     audit = entry.audit_key.read() if entry.audit_key is not None else None
     return Settings(state_dir=entry.state_dir, config_path=entry.config_path, inbox=entry.inbox,
                     pseudonym_key=entry.pseudonym_key.read(), audit_key=audit)
+
+
+#: The municipality whose run publishes Prefect artifacts in this context (a fleet's subflow).
+_ARTIFACT_OWNER: ContextVar[str | None] = ContextVar("ews_artifact_owner", default=None)
+
+
+@contextmanager
+def municipality_artifacts(municipality_id: str) -> Iterator[None]:
+    """Give the Prefect artifacts of the run inside this block the municipality's own keys.
+
+    Without it every municipality's subflow would publish under the same keys, and the Prefect
+    UI's latest artifact of a key would be the municipality that finished last.
+
+    Args:
+        municipality_id: The fleet id (``[a-z0-9-]``, valid in an artifact key).
+    """
+    token = _ARTIFACT_OWNER.set(municipality_id)
+    try:
+        yield
+    finally:
+        _ARTIFACT_OWNER.reset(token)
+
+
+def artifact_key(name: str) -> str:
+    """The key of a run's artifact: ``name`` alone (``ews run``), or ``<id>-name`` in a fleet's subflow.
+
+    Args:
+        name: The artifact's own key, e.g. ``run-manifest``.
+
+    Returns:
+        The key to publish under.
+    """
+    owner = _ARTIFACT_OWNER.get()
+    return name if owner is None else f"{owner}-{name}"

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         ingest_scratch_memory: DuckDB's memory cap for the ingest's scratch store (e.g.
             ``4GB``); beyond it the store works from disk. Peak memory is about the chunk plus
             this cap.
+        compute_chunk_pupils: Pupils a chunk when scoring and explaining (``ews.compute``):
+            the chunks run on the Dask cluster inside a fleet, else in a local process pool.
+            The default keeps a Herning-sized run (about 5,000 pupils) in one chunk.
+        compute_workers: Processes of the local pool for chunks outside Dask (0: every core).
     """
 
     model_config = SettingsConfigDict(env_prefix="EWS_", env_file=".env", extra="ignore")
@@ -47,6 +51,8 @@ class Settings(BaseSettings):
     today: date | None = None
     ingest_chunk_rows: int = Field(default=500_000, ge=1000)
     ingest_scratch_memory: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
+    compute_chunk_pupils: int = Field(default=10_000, ge=100)
+    compute_workers: int = Field(default=0, ge=0)
 
     @property
     def synthetic_dir(self) -> Path:

@@ -25,11 +25,9 @@ Tables written (through :func:`store_explanations`):
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +35,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ews.compute import map_chunks
 from ews.sql import load_sql
 from ews.tables import create_tables
 from ews.warehouse import replace_rows
@@ -55,8 +54,6 @@ FAMILY_COLUMNS = (
 #: Largest tolerated gap between base value + contributions and the model's raw output
 #: (log-odds). SHAP's tree algorithm is exact; the gap is floating-point rounding only.
 ADDITIVITY_TOLERANCE = 1e-6
-#: Pupils per chunk when explanations are computed in several processes.
-_CHUNK_ROWS = 5_000
 
 
 class ExplainableBundle(Protocol):
@@ -186,33 +183,43 @@ def linear_contributions(model: Any, values: np.ndarray) -> tuple[np.ndarray, fl
     return contributions, float(logistic.intercept_[0])
 
 
-def shap_values(model: Any, values: np.ndarray, n_jobs: int = 1) -> tuple[np.ndarray, float]:
+def shap_values(
+    model: Any, values: np.ndarray, n_jobs: int | None = None, chunk_rows: int | None = None,
+) -> tuple[np.ndarray, float]:
     """Exact contributions (log-odds) of the explained model for a matrix of inputs.
 
-    A tree model gets SHAP's TreeExplainer; the logistic pipeline its exact linear
-    contributions (:func:`linear_contributions`).
+    A tree model gets SHAP's TreeExplainer, per chunk of rows (:func:`ews.compute.map_chunks`:
+    on the Dask cluster inside a fleet, else a local process pool); each row's contributions
+    depend on that row alone, so the chunks stacked back are the values of one computation. The
+    logistic pipeline gets its exact linear contributions (:func:`linear_contributions`), in one
+    go (a matrix product).
 
     Args:
         model: A fitted tree model TreeExplainer supports (HistGradientBoostingClassifier), or
             the logistic pipeline.
         values: Inputs, one row per pupil, NaN for missing.
-        n_jobs: Processes to spread the rows over (SHAP's tree code holds the GIL, so threads
-            do not help); ``-1`` uses every core.
+        n_jobs: Processes of the local pool outside Dask (SHAP's tree code holds the GIL, so
+            threads do not help); ``-1`` uses every core; default ``EWS_COMPUTE_WORKERS``.
+        chunk_rows: Pupils a chunk; default ``EWS_COMPUTE_CHUNK_PUPILS``.
 
     Returns:
         The contributions (rows x features) and the base value.
     """
+    contributions, base, _ = _shap_values_mapped(model, values, n_jobs=n_jobs, chunk_rows=chunk_rows)
+    return contributions, base
+
+
+def _shap_values_mapped(
+    model: Any, values: np.ndarray, n_jobs: int | None, chunk_rows: int | None,
+) -> tuple[np.ndarray, float, dict[str, Any]]:
     if is_linear(model):
-        return linear_contributions(model, values)
-    workers = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
-    if workers == 1 or len(values) < 2 * _CHUNK_ROWS:
-        return _shap_chunk(model, values)
-    chunks = np.array_split(values, int(np.ceil(len(values) / _CHUNK_ROWS)))
-    # spawn, not fork: the flow runs threads (Prefect), and forking a threaded process can hang
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        parts = list(pool.map(_shap_chunk, [model] * len(chunks), chunks))
-    return np.vstack([part for part, _ in parts]), parts[0][1]
+        contributions, base = linear_contributions(model, values)
+        return contributions, base, {"chunks": 1, "backend": "inline", "workers": 1}
+    workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    mapped = map_chunks(_shap_chunk, model, values, chunk_rows=chunk_rows, local_workers=workers,
+                        label="ews-shap")
+    contributions = np.vstack([part for part, _ in mapped.results])
+    return contributions, mapped.results[0][1], mapped.describe()
 
 
 def explain_pupils(
@@ -220,9 +227,13 @@ def explain_pupils(
     features_frame: pd.DataFrame,
     run_id: str,
     term: str | None = None,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
+    chunk_pupils: int | None = None,
 ) -> pd.DataFrame:
     """SHAP explanations for every pupil in a features frame, in long form.
+
+    Computed per chunk of pupils (:func:`shap_values`); the rows are the same whatever the
+    chunk size or where the chunks ran.
 
     Args:
         bundle: The trained bundle whose ``explained_model`` scored the pupils.
@@ -230,7 +241,8 @@ def explain_pupils(
             every model feature; NaN means missing.
         run_id: The run that scores and explains.
         term: The run's term (e.g. ``2025/26-H1``), kept for re-runs that replace a term.
-        n_jobs: Processes for the SHAP computation (see :func:`shap_values`).
+        n_jobs: Processes of the local pool outside Dask (see :func:`shap_values`).
+        chunk_pupils: Pupils a chunk; default ``EWS_COMPUTE_CHUNK_PUPILS``.
 
     Returns:
         Rows of ``explanations_pupil_term`` (:data:`EXPLANATION_COLUMNS`), one per pupil and
@@ -239,12 +251,21 @@ def explain_pupils(
     Raises:
         ValueError: When a pupil appears twice.
     """
+    return _explain(bundle, features_frame, run_id, term, n_jobs, chunk_pupils)[0]
+
+
+def _explain(
+    bundle: ExplainableBundle, features_frame: pd.DataFrame, run_id: str, term: str | None,
+    n_jobs: int | None, chunk_pupils: int | None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`explain_pupils`, with where the chunks were computed (:meth:`ews.compute.ChunkMap.describe`)."""
     if features_frame["pupil_id"].duplicated().any():
         dupes = features_frame.loc[features_frame["pupil_id"].duplicated(), "pupil_id"].head(3).tolist()
         raise ValueError(f"features frame has more than one row for pupils {dupes}")
     names = list(bundle.feature_names)
     matrix = design_matrix(bundle, features_frame).to_numpy(dtype="float64")
-    contributions, base = shap_values(bundle.explained_model, matrix, n_jobs=n_jobs)
+    contributions, base, compute = _shap_values_mapped(bundle.explained_model, matrix, n_jobs=n_jobs,
+                                                       chunk_rows=chunk_pupils)
     n_pupils, n_features = matrix.shape
     specs = [feature_spec(name) for name in names]
     as_of = features_frame["as_of_date"].to_numpy() if "as_of_date" in features_frame else None
@@ -272,7 +293,7 @@ def explain_pupils(
         "base_value": np.full(n_pupils * n_features, base),
         "model_id": _constant(bundle.model_id, n_pupils * n_features),
     })
-    return frame
+    return frame, compute
 
 
 def _constant(value: str | None, rows: int) -> pd.Categorical:
@@ -504,11 +525,14 @@ def explain_run(
     features_frame: pd.DataFrame,
     run_id: str,
     term: str,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
+    chunk_pupils: int | None = None,
 ) -> dict[str, Any]:
     """Explain every scored pupil of a run, store the explanations and check additivity.
 
-    The one call the termly flow makes after scoring.
+    The one call the termly flow makes after scoring. The SHAP values are computed per chunk
+    of pupils (on the Dask cluster when the run is a fleet's subflow, else a local process
+    pool: :mod:`ews.compute`) and gathered back here; only this process writes them.
 
     Args:
         con: A connection from ``ews.warehouse.staged_write``.
@@ -516,18 +540,20 @@ def explain_run(
         features_frame: The features of exactly the scored pupils (one row each).
         run_id: The run.
         term: The run's term.
-        n_jobs: Processes for SHAP (see :func:`shap_values`).
+        n_jobs: Processes of the local pool outside Dask (see :func:`shap_values`).
+        chunk_pupils: Pupils a chunk; default ``EWS_COMPUTE_CHUNK_PUPILS``.
 
     Returns:
-        The manifest entry: ``pupils``, ``rows``, ``model_id``, ``additivity_max_error``.
+        The manifest entry: ``pupils``, ``rows``, ``model_id``, ``additivity_max_error`` and
+        ``compute`` (``chunks``, ``backend``: ``inline``, ``local_pool`` or ``dask``, ``workers``).
 
     Raises:
         AdditivityError: When any pupil's stored contributions do not add up to the output.
     """
-    explanations = explain_pupils(bundle, features_frame, run_id, term=term, n_jobs=n_jobs)
+    explanations, compute = _explain(bundle, features_frame, run_id, term, n_jobs, chunk_pupils)
     families = summarise_families(explanations, raw_model_output(bundle, features_frame))
     rows = store_explanations(con, explanations, families, run_id)
     report = check_stored_additivity(con, run_id)
     require_additivity(report, run_id)
     return {"pupils": report.pupils, "rows": rows, "model_id": bundle.model_id,
-            "additivity_max_error": report.max_abs_error}
+            "additivity_max_error": report.max_abs_error, "compute": compute}

@@ -10,10 +10,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ews.compute import ChunkMap, map_chunks
 from ews.config import MunicipalityConfig
 from ews.tables import create_tables
 from ews.warehouse import replace_rows
-from models.risk_model import ModelBundle
+from features.build import design_matrix
+from models.risk_model import ModelBundle, boosting_threads
 
 SCORES_TABLE = "scores_pupil_term"
 SCORE_COLUMNS = (
@@ -35,8 +37,42 @@ def assign_tiers(config: MunicipalityConfig, risk: np.ndarray) -> tuple[list[str
     return [config.tiers[i].name for i in index], [config.tiers[i].step for i in index]
 
 
+def _risk_chunk(calibrated: Any, values: np.ndarray) -> np.ndarray:
+    """Calibrated risk of a block of design-matrix rows (a chunk task: pure, no database)."""
+    with boosting_threads():
+        return np.asarray(calibrated.predict_proba(values)[:, 1], dtype="float64")
+
+
+def predict_risk_chunked(
+    bundle: ModelBundle, features: pd.DataFrame, chunk_pupils: int | None = None,
+    local_workers: int | None = None,
+) -> tuple[np.ndarray, ChunkMap]:
+    """The calibrated risk of every row, computed per chunk of pupils (``ews.compute.map_chunks``).
+
+    Each row's risk depends on that row alone, so the result is the same as
+    ``bundle.predict_risk(features)`` whatever the chunk size or where the chunks ran (on the
+    Dask cluster when the run is a fleet's subflow, else a local process pool).
+
+    Args:
+        bundle: The model.
+        features: Rows of a features frame.
+        chunk_pupils: Pupils a chunk; default ``EWS_COMPUTE_CHUNK_PUPILS``.
+        local_workers: Processes of the local pool outside Dask; default ``EWS_COMPUTE_WORKERS``.
+
+    Returns:
+        The risks in row order, and where the chunks were computed.
+    """
+    if len(features) == 0:
+        return np.zeros(0), ChunkMap([], 0, "inline", 1)
+    matrix = design_matrix(features, bundle.feature_names)
+    mapped = map_chunks(_risk_chunk, bundle.calibrated, matrix, chunk_rows=chunk_pupils,
+                        local_workers=local_workers, label="ews-score")
+    return np.concatenate(mapped.results), mapped
+
+
 def score_frame(
-    config: MunicipalityConfig, bundle: ModelBundle, features: pd.DataFrame, run_id: str
+    config: MunicipalityConfig, bundle: ModelBundle, features: pd.DataFrame, run_id: str,
+    chunk_pupils: int | None = None,
 ) -> pd.DataFrame:
     """Scores of a features frame (pure: no database).
 
@@ -45,12 +81,14 @@ def score_frame(
         bundle: The model.
         features: From ``features.build.build_features`` for one as-of date.
         run_id: The run.
+        chunk_pupils: Pupils a chunk of the risk computation (:func:`predict_risk_chunked`);
+            default ``EWS_COMPUTE_CHUNK_PUPILS``.
 
     Returns:
         The rows of ``scores_pupil_term``: rank 1 is the highest risk in the network; ties
         are ordered by pupil id.
     """
-    risk = bundle.predict_risk(features)
+    risk, _ = predict_risk_chunked(bundle, features, chunk_pupils)
     tiers, steps = assign_tiers(config, risk)
     frame = pd.DataFrame({
         "run_id": run_id,

@@ -31,7 +31,14 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from ews.config import ConfigError
-from ews.fleet import DaskSettings, FleetConfig, MunicipalityEntry, load_fleet_config, municipality_settings
+from ews.fleet import (
+    DaskSettings,
+    FleetConfig,
+    MunicipalityEntry,
+    load_fleet_config,
+    municipality_artifacts,
+    municipality_settings,
+)
 from ews.pseudonym import mask_cpr
 from ews.terms import Term
 
@@ -106,7 +113,8 @@ def municipality_flow(entry: MunicipalityEntry, term: str) -> dict[str, Any]:
     from pipelines.flows import run_term
 
     reach_municipality_task(entry)
-    return run_term(term, publish=True, settings=municipality_settings(entry))
+    with municipality_artifacts(entry.id):  # "<id>-run-manifest" etc.: not the last one's under a shared key
+        return run_term(term, publish=True, settings=municipality_settings(entry))
 
 
 @task(name="municipality", retries=0, cache_policy=NO_CACHE, task_run_name="{entry.id}")

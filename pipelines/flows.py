@@ -38,6 +38,7 @@ from prefect.logging import get_run_logger
 import ews
 from ews.config import ConfigError, MunicipalityConfig, config_hash, load_config
 from ews.exclusions import ExclusionStore, exclusions_digest
+from ews.fleet import artifact_key
 from ews.retention import finish_retention
 from ews.settings import Settings, get_settings
 from ews.terms import Term
@@ -190,14 +191,14 @@ def _publish_artifacts(inputs: RunInputs, ingest: IngestResult) -> None:
          "i karantæne": e["rows_quarantined"]}
         for e in source_entries(ingest.files)
     ]
-    create_table_artifact(key="ingest-counts", table=table,
+    create_table_artifact(key=artifact_key("ingest-counts"), table=table,
                           description=f"Rows per file, run {inputs.run_id} ({inputs.term})")
     if len(ingest.validation):
         summary = (ingest.validation.groupby(["source", "severity"])
                    .agg(expectations=("success", "size"), failed=("success", lambda s: int((~s).sum())),
                         unexpected=("unexpected_count", "sum"))
                    .reset_index())
-        create_table_artifact(key="validation-summary", table=summary.to_dict("records"),
+        create_table_artifact(key=artifact_key("validation-summary"), table=summary.to_dict("records"),
                               description=f"Validation, run {inputs.run_id} ({inputs.term})")
 
 
@@ -307,9 +308,9 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
                    str(manifest_path), ingest.files)
     if publish:
         _publish_artifacts(inputs, ingest)
-        create_markdown_artifact(key="validation-report", markdown=artifact_markdown(
+        create_markdown_artifact(key=artifact_key("validation-report"), markdown=artifact_markdown(
             ingest.validation, summarise_quarantine(ingest.quarantine), _run_info(inputs, status, message, results)))
-        create_markdown_artifact(key="run-manifest", markdown=_manifest_markdown(manifest),
+        create_markdown_artifact(key=artifact_key("run-manifest"), markdown=_manifest_markdown(manifest),
                                  description=f"Run {run_id} ({term})")
     logger.info("run %s succeeded", run_id)
     return manifest

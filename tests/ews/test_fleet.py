@@ -155,3 +155,12 @@ def test_a_cluster_on_other_machines_needs_a_prefect_server_its_workers_reach(tm
     path = _write(tmp_path, [_entry("alpha", 8101)], dask={"address": "tcp://10.0.0.5:8786"})
     with pytest.raises(ConfigError, match="needs a Prefect server its workers reach"):
         run_fleet("2025/26-H1", path)
+
+
+def test_artifact_keys_are_the_municipality_s_own_only_inside_its_block():
+    from ews.fleet import artifact_key, municipality_artifacts
+
+    assert artifact_key("run-manifest") == "run-manifest"
+    with municipality_artifacts("ikast-brande"):
+        assert artifact_key("run-manifest") == "ikast-brande-run-manifest"
+    assert artifact_key("run-manifest") == "run-manifest"

@@ -194,13 +194,46 @@ def test_a_missing_model_feature_is_named(bundle, scored):
         explain_pupils(bundle, scored.drop(columns="notifications_12m"), "run-1")
 
 
-def test_several_processes_give_the_same_values(bundle, scored, monkeypatch):
-    monkeypatch.setattr(explain_module, "_CHUNK_ROWS", 50)
+def test_several_processes_give_the_same_values(bundle, scored):
     values = pd.concat([scored] * 2, ignore_index=True)[list(FEATURES)].to_numpy(float)
-    serial, base = shap_values(bundle.explained_model, values, n_jobs=1)
-    parallel, base_parallel = shap_values(bundle.explained_model, values, n_jobs=2)
+    serial, base = shap_values(bundle.explained_model, values, n_jobs=1, chunk_rows=10_000)
+    parallel, base_parallel = shap_values(bundle.explained_model, values, n_jobs=2, chunk_rows=50)
     np.testing.assert_array_equal(serial, parallel)
     assert base == base_parallel
+
+
+def test_chunks_of_pupils_give_the_same_explanation_rows(bundle, scored, explanations):
+    whole = explain_pupils(bundle, scored, "run-1", term="2025/26-H1", chunk_pupils=10_000)
+    pd.testing.assert_frame_equal(whole, explanations)
+    chunked = explain_pupils(bundle, scored, "run-1", term="2025/26-H1", chunk_pupils=7, n_jobs=1)
+    pd.testing.assert_frame_equal(chunked, whole)
+
+
+def _explain_on_a_worker(bundle, scored):
+    from ews.compute import dask_worker_address
+
+    con = duckdb.connect()  # the run's own (staged) warehouse: only this task writes it
+    ensure_schema(con)
+    entry = explain_module.explain_run(con, bundle, scored, "run-d", "2025/26-H1", chunk_pupils=64)
+    stored = con.execute("SELECT * FROM explanations_pupil_term ORDER BY pupil_id, feature").df()
+    return dask_worker_address(), entry, stored
+
+
+def test_explanations_inside_a_dask_task_are_computed_by_the_cluster_and_stored_alike(bundle, scored):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        address, entry, stored = client.submit(_explain_on_a_worker, bundle, scored, pure=False).result(timeout=300)
+    assert address is not None
+    assert entry["compute"] == {"chunks": 5, "backend": "dask", "workers": 1}
+    assert entry["pupils"] == len(scored) and entry["additivity_max_error"] < 1e-6
+    con = duckdb.connect()
+    ensure_schema(con)
+    here = explain_module.explain_run(con, bundle, scored, "run-d", "2025/26-H1", chunk_pupils=10_000)
+    assert here["compute"] == {"chunks": 1, "backend": "inline", "workers": 1}
+    local = con.execute("SELECT * FROM explanations_pupil_term ORDER BY pupil_id, feature").df()
+    pd.testing.assert_frame_equal(stored, local)
 
 
 def test_a_key_column_that_is_also_a_feature_is_read_once(bundle, scored, explanations):

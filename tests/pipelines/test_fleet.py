@@ -236,3 +236,17 @@ def test_only_os_errors_are_retried():
 
     assert _is_os_error(State(OSError("share away")))
     assert not _is_os_error(State(ValueError("bad config")))
+
+
+def test_each_municipality_s_artifacts_have_keys_of_their_own(fleet_run: FleetRun):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    beta = next(line for line in fleet_run.summary["municipalities"] if line["id"] == "beta")
+    assert beta["status"] == "succeeded"
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"beta {TERM}"])))
+    keys = {artifact.key for artifact in artifacts}
+    assert {"beta-ingest-counts", "beta-validation-report", "beta-run-manifest"} <= keys
+    assert all(key.startswith("beta-") for key in keys)

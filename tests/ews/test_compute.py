@@ -1,0 +1,59 @@
+"""Chunks of pupils: in order, the same results inline, in a local pool and on a Dask cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from ews.compute import chunk_bounds, dask_worker_address, map_chunks
+
+
+def _row_sums(offset: float, values: np.ndarray) -> np.ndarray:
+    return values.sum(axis=1) + offset
+
+
+def test_chunk_bounds_cover_every_row_once_in_order():
+    assert chunk_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert chunk_bounds(8, 4) == [(0, 4), (4, 8)]
+    assert chunk_bounds(3, 10) == [(0, 3)]
+    assert chunk_bounds(0, 5) == [(0, 0)]
+    with pytest.raises(ValueError, match="at least 1"):
+        chunk_bounds(5, 0)
+
+
+def test_one_chunk_is_computed_here_and_several_come_back_in_row_order():
+    values = np.arange(30, dtype=float).reshape(15, 2)
+    whole = map_chunks(_row_sums, 0.5, values, chunk_rows=100, local_workers=1)
+    assert (whole.chunks, whole.backend) == (1, "inline")
+    split = map_chunks(_row_sums, 0.5, values, chunk_rows=4, local_workers=1)
+    assert split.chunks == 4 and [len(r) for r in split.results] == [4, 4, 4, 3]
+    np.testing.assert_array_equal(np.concatenate(split.results), whole.results[0])
+
+
+def test_the_chunk_size_comes_from_the_setting(monkeypatch):
+    monkeypatch.setenv("EWS_COMPUTE_CHUNK_PUPILS", "100")
+    values = np.ones((250, 2))
+    assert map_chunks(_row_sums, 0.0, values, local_workers=1).chunks == 3
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A Dask cluster of one worker thread in this process (cheap; the fleet's test mode)."""
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def _inside_a_task(values: np.ndarray) -> tuple[str | None, str, int, np.ndarray]:
+    mapped = map_chunks(_row_sums, 0.5, values, chunk_rows=4, local_workers=1)
+    return dask_worker_address(), mapped.backend, mapped.chunks, np.concatenate(mapped.results)
+
+
+def test_inside_a_dask_task_the_chunks_go_to_the_cluster_even_with_one_busy_thread(dask_client):
+    values = np.arange(30, dtype=float).reshape(15, 2)
+    assert dask_worker_address() is None
+    # the task secedes while it waits, so its own (only) worker thread computes the chunks
+    address, backend, chunks, result = dask_client.submit(_inside_a_task, values, pure=False).result(timeout=120)
+    assert address is not None and (backend, chunks) == ("dask", 4)
+    np.testing.assert_array_equal(result, _row_sums(0.5, values))
