@@ -19,6 +19,7 @@ years (the old demo test's size, about 3 minutes of CPU).
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import re
@@ -29,8 +30,14 @@ from pathlib import Path
 
 import pytest
 
-_SESSION_HOME = Path(tempfile.mkdtemp(prefix="ews-test-prefect-"))
-os.environ.setdefault("PREFECT_HOME", str(_SESSION_HOME))
+if "PREFECT_HOME" not in os.environ:
+    # The session's Prefect home (its temporary server's SQLite database), one per process
+    # (the xdist controller and each worker), removed at exit. Registered before Prefect
+    # starts its server, so it runs after Prefect's own exit hook has stopped the server
+    # (atexit runs last-registered first) and nothing writes into the folder any more.
+    _SESSION_HOME = Path(tempfile.mkdtemp(prefix="ews-test-prefect-"))
+    atexit.register(shutil.rmtree, _SESSION_HOME, ignore_errors=True)
+    os.environ["PREFECT_HOME"] = str(_SESSION_HOME)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

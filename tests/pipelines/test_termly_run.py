@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -17,7 +19,7 @@ from ews.pseudonym import CPR_LIKE
 from ews.warehouse import WarehousePaths, content_digest, open_file_readonly, open_readonly, open_runlog
 from pipelines import steps as step_module
 
-from .conftest import TERM
+from .conftest import PREVIOUS_TERM, TERM, FinishedRun, use_state
 
 
 def test_manifest_names_what_scripts_rely_on(finished_run):
@@ -50,22 +52,6 @@ def test_the_run_is_logged_with_counts(finished_run):
     assert run[0] == "succeeded" and run[1] == TERM and run[2] and run[3] and run[4] is not None
     assert files[0] == len(finished_run.manifest["sources"])
     assert files[1] == sum(s["rows_read"] for s in finished_run.manifest["sources"])
-
-
-def test_a_second_run_of_the_same_term_changes_nothing(run_copy):
-    from pipelines.flows import termly_flow
-
-    paths = WarehousePaths(run_copy.state_dir)
-    before = content_digest(paths.warehouse)
-    identity_before = content_digest(WarehousePaths(run_copy.state_dir).identity)
-    manifest = termly_flow(TERM)
-    assert manifest["run_id"] == run_copy.manifest["run_id"]
-    assert content_digest(paths.warehouse) == before  # the newly published version
-    assert content_digest(WarehousePaths(run_copy.state_dir).identity) == identity_before
-    with open_runlog(run_copy.state_dir) as con:
-        attempts = con.execute("SELECT attempt, status FROM runs WHERE run_id = $r ORDER BY attempt",
-                               {"r": manifest["run_id"]}).fetchall()
-    assert attempts == [(1, "succeeded"), (2, "succeeded")]
 
 
 def test_a_run_that_fails_part_way_leaves_the_warehouse_as_before(run_copy, monkeypatch):
@@ -118,58 +104,109 @@ def _started(pid: int) -> str | None:
         return None
 
 
-def test_a_killed_run_leaves_the_warehouse_as_before(run_copy):
-    """Killed with SIGKILL in the middle: both stores as before, no child process left, and
-    the next run marks the attempt 'killed' (issue 17)."""
+@dataclass
+class KilledThenRerun:
+    """A run killed part way through, and the next run: the current term's again, same files."""
+
+    state_dir: Path
+    manifest: dict
+    killed_pid: int
+    returncode: int | None
+    published: tuple[str, str]
+    digests: dict[str, dict]
+    child_commands: list[str]
+    children_left: list[int]
+    running_after_kill: list[int]
+    partial_left: list[str]
+
+
+@pytest.fixture(scope="module")
+def killed_then_rerun(finished_run: FinishedRun, tmp_path_factory: pytest.TempPathFactory) -> KilledThenRerun:
+    """``ews run`` of the previous term killed with SIGKILL while it writes, then the current term
+    run again in this process on the same files (the run that marks the killed attempt, and the
+    second run of the same term: one re-run of the term serves both tests below)."""
     from pipelines.flows import termly_flow
 
-    paths = WarehousePaths(run_copy.state_dir)
-    before = content_digest(paths.warehouse)
-    identity_before = content_digest(paths.identity)
+    state = tmp_path_factory.mktemp("killed") / "state"
+    shutil.copytree(finished_run.state_dir, state, ignore=shutil.ignore_patterns("prefect"))
+    synthetic = state / finished_run.synthetic_dir.relative_to(finished_run.state_dir)
+    paths = WarehousePaths(state)
+    digests = {"before": {"warehouse": content_digest(paths.warehouse), "identity": content_digest(paths.identity)}}
     published = paths.published()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", "--term", "2024/25-H2"],
-        env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while (not list(paths.versions.glob("*.partial")) and process.poll() is None
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_state(monkeypatch, state, synthetic)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "run", "--term", PREVIOUS_TERM],
+            env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while (not list(paths.versions.glob("*.partial")) and process.poll() is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
+            assert process.poll() is None, process.stderr.read().decode()
+            time.sleep(1.0)  # let it write into the new version
+            children = _descendants(process.pid)
+            commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                        for pid in children]
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        after_kill = {"published": paths.published(), "warehouse": content_digest(paths.warehouse),
+                      "identity": content_digest(paths.identity)}
+        deadline = time.monotonic() + 60
+        while ([pid for pid, started in children.items() if _started(pid) == started]
                and time.monotonic() < deadline):
-            time.sleep(0.05)
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(1.0)  # let it write into the new version
-        children = _descendants(process.pid)
-        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                    for pid in children]
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == -signal.SIGKILL
-    assert paths.published() == published
-    assert content_digest(paths.warehouse) == before
-    assert content_digest(paths.identity) == identity_before
+            time.sleep(0.1)
+        left = [pid for pid, started in children.items() if _started(pid) == started]
+        with open_runlog(state) as con:
+            running = [row[0] for row in con.execute("SELECT pid FROM runs WHERE status = 'running'").fetchall()]
+        manifest = termly_flow(TERM)  # the next run
+    digests["after_kill"] = after_kill
+    digests["after_rerun"] = {"warehouse": content_digest(paths.warehouse), "identity": content_digest(paths.identity)}
+    return KilledThenRerun(state, manifest, process.pid, process.returncode, published, digests, commands, left,
+                           running, [p.name for p in paths.versions.glob("*.partial")])
+
+
+def test_a_killed_run_leaves_the_warehouse_as_before(killed_then_rerun: KilledThenRerun) -> None:
+    """Killed with SIGKILL in the middle: both stores as before, no child process left, and
+    the next run marks the attempt 'killed' (issue 17)."""
+    run = killed_then_rerun
+    assert run.returncode == -signal.SIGKILL
+    after_kill, before = run.digests["after_kill"], run.digests["before"]
+    assert after_kill["published"] == run.published
+    assert after_kill["warehouse"] == before["warehouse"]
+    assert after_kill["identity"] == before["identity"]
     # Prefect's temporary server and the watchdog were its children; none outlives it
+    commands = run.child_commands
     assert any("uvicorn" in command for command in commands), commands
     assert any("-c" in command.split() for command in commands), commands  # the watchdog
-    deadline = time.monotonic() + 60
-    while [pid for pid, started in children.items() if _started(pid) == started] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert [pid for pid, started in children.items() if _started(pid) == started] == []
+    assert run.children_left == []
+    assert run.running_after_kill == [run.killed_pid]
 
-    with open_runlog(run_copy.state_dir) as con:
-        (pid,) = con.execute("SELECT pid FROM runs WHERE status = 'running'").fetchone()
-    assert pid == process.pid
-    termly_flow(TERM)  # the next run
-    with open_runlog(run_copy.state_dir) as con:
+    with open_runlog(run.state_dir) as con:
         rows = con.execute("SELECT term, status, ended_at, message FROM runs WHERE pid = $pid",
-                           {"pid": process.pid}).fetchall()
+                           {"pid": run.killed_pid}).fetchall()
         running = con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0]
-    assert len(rows) == 1 and rows[0][:3] == ("2024/25-H2", "killed", None)
-    assert f"process {process.pid}" in rows[0][3] and "found at" in rows[0][3]
+    assert len(rows) == 1 and rows[0][:3] == (PREVIOUS_TERM, "killed", None)
+    assert f"process {run.killed_pid}" in rows[0][3] and "found at" in rows[0][3]
     assert running == 0
-    assert not list(paths.versions.glob("*.partial"))
+    assert run.partial_left == []
+
+
+def test_a_second_run_of_the_same_term_changes_nothing(killed_then_rerun: KilledThenRerun,
+                                                        finished_run: FinishedRun) -> None:
+    """The run after the kill is the current term's second run, on the same files (the killed
+    attempt, of the previous term, left both stores as they were: the test above)."""
+    run = killed_then_rerun
+    assert run.manifest["run_id"] == finished_run.manifest["run_id"]
+    assert run.digests["after_rerun"] == run.digests["before"]  # the newly published version
+    with open_runlog(run.state_dir) as con:
+        attempts = con.execute("SELECT attempt, status FROM runs WHERE run_id = $r ORDER BY attempt",
+                               {"r": run.manifest["run_id"]}).fetchall()
+    assert attempts == [(1, "succeeded"), (2, "succeeded")]
 
 
 def _text_values(con: duckdb.DuckDBPyConnection) -> list[str]:
