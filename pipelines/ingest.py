@@ -35,6 +35,7 @@ from ews.terms import Term, parse_school_year, school_year_label, school_year_of
 from ews.warehouse import IngestScratch, IngestStore, WriteSession, replace_rows
 from pipelines.readers import FILE_COLUMN, LINE_COLUMN, ExportStream, file_sha256
 from validation.contracts import EVENT_DATES, LAST_UPV_YEAR, key_hashes, row_checks, school_year_of_file
+from validation.engine import VerdictCache
 from validation.errors import FileLevelError
 from validation.gate import (
     CROSS_FILE_CHECKS,
@@ -553,12 +554,13 @@ def _ingest_source(
     # the checks of one file, on the new rows only (chunks may span files: the results are
     # split by file, so that each file's counts can be kept while the file is)
     file_results: list[pd.DataFrame] = []
+    verdicts = VerdictCache()
     for start in range(0, staged.rows, chunk_rows):
         rows = min(chunk_rows, staged.rows - start)
         typed = scratch.typed_chunk(start, rows, empty.dtypes, dates_as_objects=False)
         extra = {c: typed.pop(c).to_numpy() for c in ("_seq", "_key_a", "_key_b") if c in typed}
         outcome = check_rows(typed, source, context, skip=CROSS_FILE_CHECKS,
-                             more_rows=start + rows < staged.rows)
+                             more_rows=start + rows < staged.rows, verdicts=verdicts)
         file_results.append(results_by_file(outcome, typed, source, context))
         clock = _lap(state, "contracts", clock)
         reason = np.full(len(typed), None, dtype=object)
