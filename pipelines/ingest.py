@@ -480,6 +480,7 @@ def _stage_source(scratch: IngestScratch, store: IngestStore, source: SourceConf
     events = EVENT_DATES.get(kind, ())
     scratch.start_source()
     staged = _Staged()
+    pseudonyms: dict[str, tuple[str | None, float]] = {}  # this source's CPR values, this run
     for stream in streams:
         name = stream.path.name
         state.files_read.append(name)
@@ -490,7 +491,7 @@ def _stage_source(scratch: IngestScratch, store: IngestStore, source: SourceConf
         ids: list[np.ndarray] = []
         latest = None
         for raw in stream.chunks(chunk_rows):
-            parsed = parse_source_frame(raw, source, key)
+            parsed = parse_source_frame(raw, source, key, pseudonyms)
             check_structure(parsed.typed, source)
             if len(parsed.quarantine):
                 store.add_quarantine(parsed.quarantine.assign(source=source.name, step="typing"))

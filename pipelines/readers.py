@@ -239,26 +239,43 @@ class ExportStream:
 
     def _stream_duckdb(self, con: Any, spill: str, canonical: list[str], rows: int
                        ) -> Iterator[pd.DataFrame]:
+        import pyarrow as pa
+
         try:
             reader = con.sql("SELECT * FROM export_rows ORDER BY rowid").to_arrow_reader(
                 max(2048, min(rows, 1 << 20)))
+            # DuckDB hands out batches of about 120,000 rows: gather them into chunks of
+            # ``rows``, so that the typing's fixed costs are paid once a chunk
+            pending: list[Any] = []
+            held = 0
             line = 2
             for batch in reader:
-                fetched = batch.to_pandas()
-                for start in range(0, len(fetched), rows):
-                    part = fetched.iloc[start:start + rows]
-                    # Arrow-backed text, as DuckDB gives it (the typing would convert object
-                    # columns to it anyway)
-                    frame = pd.DataFrame({name: part[f"m{i}"].astype("string[pyarrow]").fillna("")
-                                          .reset_index(drop=True) for i, name in enumerate(canonical)})
-                    frame[FILE_COLUMN] = self.path.name
-                    frame[LINE_COLUMN] = np.arange(line, line + len(part), dtype="int64")
-                    frame["_field_count_ok"] = True
-                    line += len(part)
-                    self.rows_read += len(part)
-                    yield frame
+                pending.append(batch)
+                held += batch.num_rows
+                while held >= rows:
+                    table = pa.Table.from_batches(pending)
+                    yield self._duckdb_frame(table.slice(0, rows), canonical, line)
+                    line += rows
+                    rest = table.slice(rows)
+                    pending, held = rest.to_batches(), rest.num_rows
+            if held:
+                yield self._duckdb_frame(pa.Table.from_batches(pending), canonical, line)
         finally:
             _close(con, spill)
+
+    def _duckdb_frame(self, table: Any, canonical: list[str], line: int) -> pd.DataFrame:
+        """A chunk of DuckDB's rows (an Arrow table) as a frame; ``line`` is its first line."""
+        import pyarrow.compute as pc
+
+        # Arrow-backed text, as DuckDB gives it, without a copy (the typing would convert
+        # object columns to it anyway); an empty field is "" as from the csv module
+        frame = pd.DataFrame({name: pd.Series(pd.arrays.ArrowStringArray(
+            pc.fill_null(table.column(f"m{i}"), ""))) for i, name in enumerate(canonical)})
+        frame[FILE_COLUMN] = self.path.name
+        frame[LINE_COLUMN] = np.arange(line, line + table.num_rows, dtype="int64")
+        frame["_field_count_ok"] = True
+        self.rows_read += table.num_rows
+        return frame
 
     def _first_row(self) -> list[str]:
         with self._open_text() as text:
@@ -620,6 +637,8 @@ def _check_columns(path: Path, source: SourceConfig, header: list[str]) -> None:
 
 
 def _cell_text(value: object) -> str:
+    if value.__class__ is str:  # most cells: no further test
+        return value  # type: ignore[return-value]
     if value is None:
         return ""
     if isinstance(value, datetime):

@@ -120,7 +120,8 @@ def _spread(per_value: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Seri
     return per_value.take(codes).set_axis(index)
 
 
-def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> ParsedSource:
+def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes,
+                       pseudonyms: dict[str, tuple[str | None, float]] | None = None) -> ParsedSource:
     """Type one source's raw rows by its canonical schema.
 
     Every column is factorized once, and all of its typing and flagging (strip, value mapping,
@@ -133,6 +134,8 @@ def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> P
             lineage columns), possibly several files of the same source.
         source: The source's config (value mappings, date formats, decimal mark).
         key: The pseudonymisation key.
+        pseudonyms: Pseudonyms of CPR values of earlier chunks, under the same key (see
+            :func:`ews.pseudonym.pseudonymise_series`); added to.
 
     Returns:
         Typed rows, identity rows and quarantined rows; every input row is in exactly one of
@@ -187,7 +190,7 @@ def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> P
         if column.required:
             flag(empty, f"missing_value: {column.name} is empty")
         if column.type == "cpr":
-            ids = pseudonymise_series(text.where(~empty), key)
+            ids = pseudonymise_series(text.where(~empty), key, pseudonyms)
             invalid = ~empty & ids["pupil_id"].isna().to_numpy()
             shaped = text.str.match(CPR_PATTERN.pattern, na=False).to_numpy(dtype=bool) & invalid
             flag(shaped, "invalid_cpr: the date of birth in the CPR number is not a day of the calendar "
