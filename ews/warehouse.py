@@ -352,9 +352,15 @@ class IngestScratch:
             The rows in ``_seq`` order with their ``_seq`` (and ``_key_a``, ``_key_b`` when
             the kind has a key).
         """
-        frame = self.con.execute(
+        import pyarrow as pa
+
+        # through Arrow, with text as Arrow-backed strings (``.df()`` makes a Python object
+        # of every value, then the dtypes below convert them back)
+        table = self.con.sql(
             "SELECT * FROM ingest_typed WHERE _seq >= $lo AND _seq < $hi ORDER BY _seq",
-            {"lo": first_seq, "hi": first_seq + rows}).df()
+            params={"lo": first_seq, "hi": first_seq + rows}).to_arrow_table()
+        text = pd.StringDtype("pyarrow")
+        frame = table.to_pandas(types_mapper={pa.string(): text, pa.large_string(): text}.get)
         restored = {}
         for name, dtype in dtypes.items():
             values = frame[name]
