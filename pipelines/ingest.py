@@ -303,7 +303,9 @@ def _clean_school_year(kind: str, typed: pd.DataFrame) -> pd.Series | None:
     if kind == "pupils":
         # the school year of the register export the row came from (a pupil enrolled before
         # August is listed again in each year's register)
-        return typed["source_file"].map(lambda name: school_year_label(school_year_of_file(name)))
+        names = typed["source_file"]
+        labels = {name: school_year_label(school_year_of_file(name)) for name in names.unique()}
+        return names.map(labels)
     if kind == "upv":
         dates = pd.to_datetime(typed["assessed_date"])
         years = dates.dt.year.where(dates.dt.month >= 8, dates.dt.year - 1)

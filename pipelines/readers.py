@@ -393,8 +393,12 @@ class ExportStream:
 
     # Excel ----------------------------------------------------------------------------------
 
-    def _sheet_rows(self) -> tuple[int, list[list[object]]]:
-        """The configured sheet's cells (python-calamine) and the sheet row of the first one."""
+    def _sheet_rows(self, rows: int | None = None) -> tuple[int, list[list[object]]]:
+        """The configured sheet's cells (python-calamine) and the sheet row of the first one.
+
+        Args:
+            rows: Only the first so many sheet rows (the header check needs one).
+        """
         from python_calamine import CalamineError, CalamineWorkbook
 
         path, source = self.path, self.source
@@ -414,7 +418,7 @@ class ExportStream:
                     file=path.name, check="sheet",
                 )
             # from cell A1 (not from the first cell with a value): list positions are sheet rows
-            cells = workbook.get_sheet_by_name(source.sheet).to_python(skip_empty_area=False)
+            cells = workbook.get_sheet_by_name(source.sheet).to_python(skip_empty_area=False, nrows=rows)
         except CalamineError as exc:
             raise FileLevelError(
                 f"{path.name}: not a readable Excel workbook ({type(exc).__name__}). Export it again "
@@ -425,7 +429,7 @@ class ExportStream:
         return 1, cells
 
     def _xlsx_header(self) -> list[str]:
-        first, cells = self._sheet_rows()
+        first, cells = self._sheet_rows(rows=1)
         header = [_cell_text(v).strip() for v in cells[0]] if cells and first == 1 else []
         while header and not header[-1]:
             header.pop()
