@@ -112,12 +112,16 @@ def pseudonymise(digits: str, key: bytes) -> str:
     return "p" + digest[:15].translate(_HEX_TO_LETTERS)
 
 
-def pseudonymise_series(values: pd.Series, key: bytes) -> pd.DataFrame:
+def pseudonymise_series(values: pd.Series, key: bytes,
+                        known: dict[str, tuple[str | None, float]] | None = None) -> pd.DataFrame:
     """Pseudonymise a column of CPR numbers.
 
     Args:
         values: Raw CPR values as read from a file.
         key: The secret pseudonymisation key.
+        known: Results for raw values seen before under the same key (a run's chunks of one
+            source share most of their pupils); new results are added to it. It lives in
+            memory only, for one ingest, like the rows it was built from.
 
     Returns:
         A frame aligned with ``values`` with ``pupil_id`` (None where the value is not a
@@ -126,12 +130,21 @@ def pseudonymise_series(values: pd.Series, key: bytes) -> pd.DataFrame:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     unique_ids = np.empty(len(uniques) + 1, dtype=object)
     unique_years = np.full(len(uniques) + 1, np.nan)
+    memo = known if known is not None and len(known) < KNOWN_PSEUDONYMS_MAX else None
     for i, raw in enumerate(uniques):
-        digits = normalise_cpr(raw)
-        if digits is not None:
-            unique_ids[i] = pseudonymise(digits, key)
-            unique_years[i] = birth_year_from_cpr(digits)
+        found = known.get(raw) if known is not None else None
+        if found is None:
+            digits = normalise_cpr(raw)
+            found = (None, np.nan) if digits is None else (
+                pseudonymise(digits, key), float(birth_year_from_cpr(digits)))
+            if memo is not None:
+                memo[raw] = found
+        unique_ids[i], unique_years[i] = found
     # code -1 (missing) picks the last slot, which stays None / NaN
     return pd.DataFrame(
         {"pupil_id": unique_ids[codes], "birth_year": unique_years[codes]}, index=values.index
     )
+
+
+#: Raw values :func:`pseudonymise_series` remembers at most (about 150 MB).
+KNOWN_PSEUDONYMS_MAX = 2_000_000

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -326,7 +327,7 @@ class IngestScratch:
         if keys is not None:
             stored["_key_a"] = keys["_key_a"].to_numpy()
             stored["_key_b"] = keys["_key_b"].to_numpy()
-        self.con.register("_chunk", stored)
+        self.con.register("_chunk", pa_table(stored))
         try:
             if not self._columns:
                 self.con.execute("CREATE TABLE ingest_typed AS SELECT * FROM _chunk")
@@ -351,9 +352,15 @@ class IngestScratch:
             The rows in ``_seq`` order with their ``_seq`` (and ``_key_a``, ``_key_b`` when
             the kind has a key).
         """
-        frame = self.con.execute(
+        import pyarrow as pa
+
+        # through Arrow, with text as Arrow-backed strings (``.df()`` makes a Python object
+        # of every value, then the dtypes below convert them back)
+        table = self.con.sql(
             "SELECT * FROM ingest_typed WHERE _seq >= $lo AND _seq < $hi ORDER BY _seq",
-            {"lo": first_seq, "hi": first_seq + rows}).df()
+            params={"lo": first_seq, "hi": first_seq + rows}).to_arrow_table()
+        text = pd.StringDtype("pyarrow")
+        frame = table.to_pandas(types_mapper={pa.string(): text, pa.large_string(): text}.get)
         restored = {}
         for name, dtype in dtypes.items():
             values = frame[name]
@@ -423,8 +430,13 @@ class IngestStore:
         self._append("raw_files", pd.DataFrame([record]))
 
     def add_rows(self, frame: pd.DataFrame) -> None:
-        """Append typed rows (the columns of ``raw_rows`` they have)."""
-        self._append("raw_rows", frame)
+        """Append typed rows (the columns of ``raw_rows`` they have).
+
+        Handed to DuckDB as an Arrow table: its scan of pandas' object columns (the verdicts,
+        mostly empty) inspects every value, which made this write a third of the ingest.
+        """
+        if len(frame):
+            self._append("raw_rows", pa_table(frame))
 
     def add_quarantine(self, frame: pd.DataFrame) -> None:
         """Append quarantined rows (the columns of ``raw_quarantine``)."""
@@ -450,7 +462,7 @@ class IngestStore:
         finally:
             self.identity.unregister("_names_chunk")
 
-    def _append(self, table: str, frame: pd.DataFrame) -> None:
+    def _append(self, table: str, frame: pd.DataFrame | Any) -> None:
         if not len(frame):
             return
         self.con.register("_ingest_frame", frame)
@@ -959,3 +971,10 @@ def content_digest(path: Path) -> dict[str, tuple[int, str]]:
             lines = sorted(repr(row) for row in rows)
             digest[table] = (len(rows), hashlib.sha256("\n".join(lines).encode()).hexdigest())
         return digest
+
+
+def pa_table(frame: pd.DataFrame) -> Any:
+    """A frame as an Arrow table, for DuckDB to scan without looking at each Python object."""
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)

@@ -35,6 +35,7 @@ from ews.terms import Term, parse_school_year, school_year_label, school_year_of
 from ews.warehouse import IngestScratch, IngestStore, WriteSession, replace_rows
 from pipelines.readers import FILE_COLUMN, LINE_COLUMN, ExportStream, file_sha256
 from validation.contracts import EVENT_DATES, LAST_UPV_YEAR, key_hashes, row_checks, school_year_of_file
+from validation.engine import VerdictCache
 from validation.errors import FileLevelError
 from validation.gate import (
     CROSS_FILE_CHECKS,
@@ -302,7 +303,9 @@ def _clean_school_year(kind: str, typed: pd.DataFrame) -> pd.Series | None:
     if kind == "pupils":
         # the school year of the register export the row came from (a pupil enrolled before
         # August is listed again in each year's register)
-        return typed["source_file"].map(lambda name: school_year_label(school_year_of_file(name)))
+        names = typed["source_file"]
+        labels = {name: school_year_label(school_year_of_file(name)) for name in names.unique()}
+        return names.map(labels)
     if kind == "upv":
         dates = pd.to_datetime(typed["assessed_date"])
         years = dates.dt.year.where(dates.dt.month >= 8, dates.dt.year - 1)
@@ -479,6 +482,7 @@ def _stage_source(scratch: IngestScratch, store: IngestStore, source: SourceConf
     events = EVENT_DATES.get(kind, ())
     scratch.start_source()
     staged = _Staged()
+    pseudonyms: dict[str, tuple[str | None, float]] = {}  # this source's CPR values, this run
     for stream in streams:
         name = stream.path.name
         state.files_read.append(name)
@@ -489,7 +493,7 @@ def _stage_source(scratch: IngestScratch, store: IngestStore, source: SourceConf
         ids: list[np.ndarray] = []
         latest = None
         for raw in stream.chunks(chunk_rows):
-            parsed = parse_source_frame(raw, source, key)
+            parsed = parse_source_frame(raw, source, key, pseudonyms)
             check_structure(parsed.typed, source)
             if len(parsed.quarantine):
                 store.add_quarantine(parsed.quarantine.assign(source=source.name, step="typing"))
@@ -553,12 +557,13 @@ def _ingest_source(
     # the checks of one file, on the new rows only (chunks may span files: the results are
     # split by file, so that each file's counts can be kept while the file is)
     file_results: list[pd.DataFrame] = []
+    verdicts = VerdictCache()
     for start in range(0, staged.rows, chunk_rows):
         rows = min(chunk_rows, staged.rows - start)
         typed = scratch.typed_chunk(start, rows, empty.dtypes, dates_as_objects=False)
         extra = {c: typed.pop(c).to_numpy() for c in ("_seq", "_key_a", "_key_b") if c in typed}
         outcome = check_rows(typed, source, context, skip=CROSS_FILE_CHECKS,
-                             more_rows=start + rows < staged.rows)
+                             more_rows=start + rows < staged.rows, verdicts=verdicts)
         file_results.append(results_by_file(outcome, typed, source, context))
         clock = _lap(state, "contracts", clock)
         reason = np.full(len(typed), None, dtype=object)

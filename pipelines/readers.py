@@ -239,26 +239,43 @@ class ExportStream:
 
     def _stream_duckdb(self, con: Any, spill: str, canonical: list[str], rows: int
                        ) -> Iterator[pd.DataFrame]:
+        import pyarrow as pa
+
         try:
             reader = con.sql("SELECT * FROM export_rows ORDER BY rowid").to_arrow_reader(
                 max(2048, min(rows, 1 << 20)))
+            # DuckDB hands out batches of about 120,000 rows: gather them into chunks of
+            # ``rows``, so that the typing's fixed costs are paid once a chunk
+            pending: list[Any] = []
+            held = 0
             line = 2
             for batch in reader:
-                fetched = batch.to_pandas()
-                for start in range(0, len(fetched), rows):
-                    part = fetched.iloc[start:start + rows]
-                    # Arrow-backed text, as DuckDB gives it (the typing would convert object
-                    # columns to it anyway)
-                    frame = pd.DataFrame({name: part[f"m{i}"].astype("string[pyarrow]").fillna("")
-                                          .reset_index(drop=True) for i, name in enumerate(canonical)})
-                    frame[FILE_COLUMN] = self.path.name
-                    frame[LINE_COLUMN] = np.arange(line, line + len(part), dtype="int64")
-                    frame["_field_count_ok"] = True
-                    line += len(part)
-                    self.rows_read += len(part)
-                    yield frame
+                pending.append(batch)
+                held += batch.num_rows
+                while held >= rows:
+                    table = pa.Table.from_batches(pending)
+                    yield self._duckdb_frame(table.slice(0, rows), canonical, line)
+                    line += rows
+                    rest = table.slice(rows)
+                    pending, held = rest.to_batches(), rest.num_rows
+            if held:
+                yield self._duckdb_frame(pa.Table.from_batches(pending), canonical, line)
         finally:
             _close(con, spill)
+
+    def _duckdb_frame(self, table: Any, canonical: list[str], line: int) -> pd.DataFrame:
+        """A chunk of DuckDB's rows (an Arrow table) as a frame; ``line`` is its first line."""
+        import pyarrow.compute as pc
+
+        # Arrow-backed text, as DuckDB gives it, without a copy (the typing would convert
+        # object columns to it anyway); an empty field is "" as from the csv module
+        frame = pd.DataFrame({name: pd.Series(pd.arrays.ArrowStringArray(
+            pc.fill_null(table.column(f"m{i}"), ""))) for i, name in enumerate(canonical)})
+        frame[FILE_COLUMN] = self.path.name
+        frame[LINE_COLUMN] = np.arange(line, line + table.num_rows, dtype="int64")
+        frame["_field_count_ok"] = True
+        self.rows_read += table.num_rows
+        return frame
 
     def _first_row(self) -> list[str]:
         with self._open_text() as text:
@@ -376,8 +393,12 @@ class ExportStream:
 
     # Excel ----------------------------------------------------------------------------------
 
-    def _sheet_rows(self) -> tuple[int, list[list[object]]]:
-        """The configured sheet's cells (python-calamine) and the sheet row of the first one."""
+    def _sheet_rows(self, rows: int | None = None) -> tuple[int, list[list[object]]]:
+        """The configured sheet's cells (python-calamine) and the sheet row of the first one.
+
+        Args:
+            rows: Only the first so many sheet rows (the header check needs one).
+        """
         from python_calamine import CalamineError, CalamineWorkbook
 
         path, source = self.path, self.source
@@ -397,7 +418,7 @@ class ExportStream:
                     file=path.name, check="sheet",
                 )
             # from cell A1 (not from the first cell with a value): list positions are sheet rows
-            cells = workbook.get_sheet_by_name(source.sheet).to_python(skip_empty_area=False)
+            cells = workbook.get_sheet_by_name(source.sheet).to_python(skip_empty_area=False, nrows=rows)
         except CalamineError as exc:
             raise FileLevelError(
                 f"{path.name}: not a readable Excel workbook ({type(exc).__name__}). Export it again "
@@ -408,7 +429,7 @@ class ExportStream:
         return 1, cells
 
     def _xlsx_header(self) -> list[str]:
-        first, cells = self._sheet_rows()
+        first, cells = self._sheet_rows(rows=1)
         header = [_cell_text(v).strip() for v in cells[0]] if cells and first == 1 else []
         while header and not header[-1]:
             header.pop()
@@ -620,6 +641,8 @@ def _check_columns(path: Path, source: SourceConfig, header: list[str]) -> None:
 
 
 def _cell_text(value: object) -> str:
+    if value.__class__ is str:  # most cells: no further test
+        return value  # type: ignore[return-value]
     if value is None:
         return ""
     if isinstance(value, datetime):

@@ -410,8 +410,10 @@ def _as_datetime(values: pd.Series) -> pd.Series:
 
 
 def _year_bound(years: pd.Series, month: int, day: int, offset: int) -> pd.Series:
-    bounds = {y: pd.Timestamp(int(y) + offset, month, day) for y in years.dropna().unique()}
-    return pd.to_datetime(years.map(bounds)).astype("datetime64[ns]")
+    codes, uniques = pd.factorize(years)  # per distinct year; a missing year (-1) gives NaT
+    bounds = np.array([np.datetime64(pd.Timestamp(int(y) + offset, month, day), "ns") for y in uniques]
+                      + [np.datetime64("NaT", "ns")], dtype="datetime64[ns]")
+    return pd.Series(bounds[codes], index=years.index)
 
 
 def _school_year_start(dates: pd.Series) -> pd.Series:
@@ -421,8 +423,9 @@ def _school_year_start(dates: pd.Series) -> pd.Series:
 
 
 def _labels(years: pd.Series) -> pd.Series:
-    labels = {y: school_year_label(int(y)) for y in years.dropna().unique()}
-    return years.map(labels).astype("object").where(years.notna(), None)
+    codes, uniques = pd.factorize(years)  # per distinct year; a missing year (-1) gives None
+    labels = np.array([school_year_label(int(y)) for y in uniques] + [None], dtype=object)
+    return pd.Series(labels[codes], index=years.index, dtype="object")
 
 
 def _expected_scale(years: pd.Series) -> pd.Series:

@@ -37,7 +37,7 @@ from validation.contracts import (
     row_checks,
     severity_of,
 )
-from validation.engine import CheckResult, run_checks
+from validation.engine import CheckResult, VerdictCache, run_checks
 from validation.errors import FileLevelError
 
 RESULT_COLUMNS = ["source", "expectation", "column_name", "success", "unexpected_count",
@@ -299,7 +299,8 @@ def check_volume(counts: Mapping[str, int], source: SourceConfig, previous: Mapp
 
 def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationContext,
                duplicates: tuple[pd.Series, pd.Series] | None = None,
-               more_rows: bool = False, skip: frozenset[str] = frozenset()) -> ValidationOutcome:
+               more_rows: bool = False, skip: frozenset[str] = frozenset(),
+               verdicts: VerdictCache | None = None) -> ValidationOutcome:
     """The source kind's row contracts through Great Expectations, for all rows or a chunk.
 
     Args:
@@ -313,6 +314,8 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
             the failing rows checked so far, not all of them).
         skip: Names of checks not to evaluate here (the ingest evaluates
             :data:`CROSS_FILE_CHECKS` in SQL over every file, see :func:`check_across_files`).
+        verdicts: The verdicts on value combinations of earlier chunks of the same source
+            (see :class:`validation.engine.VerdictCache`), reused and added to.
 
     Returns:
         Valid rows, quarantined rows, one result per check and the mask of rows kept.
@@ -327,7 +330,7 @@ def check_rows(frame: pd.DataFrame, source: SourceConfig, context: ValidationCon
     prepared = prepare_frame(frame, source.kind, context.known_pupils, duplicates=duplicates)
     checks = [c for c in row_checks(source.kind, context.today, context.school_codes, source.grade_range)
               if c.name not in skip]
-    outcomes = run_checks(prepared, checks, source.name)
+    outcomes = run_checks(prepared, checks, source.name, verdicts=verdicts)
     results: list[dict] = []
     quarantined: list[pd.DataFrame] = []
     failing_rows = {o.check.name: o.rows for o in outcomes if len(o.rows)}

@@ -79,20 +79,63 @@ def _parse_numbers(values: pd.Series, decimal: str) -> tuple[pd.Series, pd.Serie
     return pd.to_numeric(text.where(~wrong_mark), errors="coerce"), wrong_mark
 
 
-def _per_row(codes: np.ndarray, per_value: pd.Series, missing: object) -> np.ndarray:
-    """Spread a result per distinct value (from ``pd.factorize``) back to the rows."""
-    values = np.append(per_value.to_numpy(dtype=type(missing)), np.array([missing], dtype=type(missing)))
-    return values[codes]  # code -1 (a missing value) picks the appended slot
+class _Reasons:
+    """The first reason (and its column) each row is quarantined for, in the order flagged."""
+
+    def __init__(self, rows: int) -> None:
+        self.held = np.zeros(rows, dtype=bool)
+        self.reason = np.full(rows, None, dtype=object)
+        self.column = np.full(rows, None, dtype=object)
+
+    def flag_rows(self, mask: np.ndarray, column: str, text: str) -> None:
+        """Flag the rows of ``mask`` that have no reason yet."""
+        fresh = mask & ~self.held
+        if fresh.any():
+            self.held |= fresh
+            self.reason[fresh] = text
+            self.column[fresh] = column
+
+    def flag_values(self, codes: np.ndarray, mask: pd.Series | np.ndarray, column: str,
+                    text: str | pd.Series) -> None:
+        """Flag the rows whose distinct value (``codes`` into ``mask``) is flagged.
+
+        ``text`` is one text for every flagged value, or one text per distinct value.
+        """
+        flagged = np.asarray(mask, dtype=bool)
+        if not flagged.any():
+            return
+        fresh = flagged[codes] & ~self.held
+        if not fresh.any():
+            return
+        self.held |= fresh
+        if isinstance(text, str):
+            self.reason[fresh] = text
+        else:
+            self.reason[fresh] = text.to_numpy(dtype=object)[codes[fresh]]
+        self.column[fresh] = column
 
 
-def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> ParsedSource:
+def _spread(per_value: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """A result per distinct value (from ``pd.factorize``) spread back to the rows."""
+    return per_value.take(codes).set_axis(index)
+
+
+def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes,
+                       pseudonyms: dict[str, tuple[str | None, float]] | None = None) -> ParsedSource:
     """Type one source's raw rows by its canonical schema.
+
+    Every column is factorized once, and all of its typing and flagging (strip, value mapping,
+    dates, numbers, the CPR hash, the reasons with the value they show) runs on its distinct
+    values: a column of dates, codes or CPR numbers has a few hundred to a few thousand of them
+    in a million rows. The results are spread back to the rows by the codes.
 
     Args:
         raw: Rows from :func:`pipelines.readers.read_export` (strings, canonical names,
             lineage columns), possibly several files of the same source.
         source: The source's config (value mappings, date formats, decimal mark).
         key: The pseudonymisation key.
+        pseudonyms: Pseudonyms of CPR values of earlier chunks, under the same key (see
+            :func:`ews.pseudonym.pseudonymise_series`); added to.
 
     Returns:
         Typed rows, identity rows and quarantined rows; every input row is in exactly one of
@@ -100,94 +143,94 @@ def parse_source_frame(raw: pd.DataFrame, source: SourceConfig, key: bytes) -> P
     """
     columns: tuple[Column, ...] = SOURCE_KINDS[source.kind]
     frame = raw.reset_index(drop=True)
-    reason = pd.Series(None, index=frame.index, dtype="object")
-    reason_column = pd.Series(None, index=frame.index, dtype="object")
-
-    def flag(mask: pd.Series, column: str, text: str | pd.Series) -> None:
-        fresh = mask & reason.isna()
-        if fresh.any():
-            reason.loc[fresh] = text if isinstance(text, str) else text[fresh]
-            reason_column.loc[fresh] = column
+    reasons = _Reasons(len(frame))
 
     if "_field_count_ok" in frame:
-        flag(~frame["_field_count_ok"].astype(bool), "",
-             "wrong_field_count: the line does not have as many fields as the header")
-    # the door's checks of every read column, on each column's distinct values (a column of
-    # dates or codes has a few hundred of them in a million rows)
-    distinct = {column.name: pd.factorize(frame[column.name].astype("string")) for column in columns}
+        reasons.flag_rows(~frame["_field_count_ok"].astype(bool).to_numpy(), "",
+                          "wrong_field_count: the line does not have as many fields as the header")
+    # each column's distinct values (a missing value is one of them, so every step below
+    # treats it exactly as it would on the rows)
+    distinct: dict[str, tuple[np.ndarray, pd.Series]] = {}
+    for column in columns:
+        codes, values = pd.factorize(frame[column.name].astype("string"), use_na_sentinel=False)
+        distinct[column.name] = (codes, pd.Series(values, dtype="string"))
+    # the door's checks of every read column
     for column in columns:
         codes, values = distinct[column.name]
-        lengths = _per_row(codes, pd.Series(values, dtype="string").str.len().fillna(0).astype("int64"), 0)
-        long = pd.Series(lengths > MAX_FIELD_CHARS, index=frame.index)
+        lengths = values.str.len().fillna(0).astype("int64")
+        long = lengths > MAX_FIELD_CHARS
         if long.any():
-            shown = pd.Series([f"{n:,}" for n in lengths], index=frame.index, dtype="object")
-            flag(long, column.name, f"field_too_long: {column.name} has " + shown
-                 + f" characters (at most {MAX_FIELD_CHARS:,} are read)")
+            shown = pd.Series([f"{n:,}" for n in lengths], index=values.index, dtype="object")
+            reasons.flag_values(codes, long, column.name, f"field_too_long: {column.name} has " + shown
+                                + f" characters (at most {MAX_FIELD_CHARS:,} are read)")
     for column in columns:
         if column.type == "cpr":
             continue
         # a CPR number typed into another column (a name, a class, a code) is caught at the
         # door: the row goes to quarantine (masked), never to the identity store or a table
         codes, values = distinct[column.name]
-        shaped = _per_row(codes, pd.Series(values, dtype="string").str.contains(CPR_IN_TEXT, na=False), False)
-        flag(pd.Series(shaped.astype(bool), index=frame.index), column.name,
-             f"cpr_in_field: {column.name} holds a value shaped like a CPR number (not stored, "
-             "masked here); fix the export")
+        reasons.flag_values(codes, values.str.contains(CPR_IN_TEXT, na=False), column.name,
+                            f"cpr_in_field: {column.name} holds a value shaped like a CPR number "
+                            "(not stored, masked here); fix the export")
     typed = pd.DataFrame(index=frame.index)
     identity = pd.DataFrame(index=frame.index)
     for column in columns:
-        text = frame[column.name].astype("string").str.strip()
+        codes, values = distinct[column.name]
+        text = values.str.strip()
         mapping = source.values.get(column.name)
         if mapping:
             text = text.map(lambda v, m=mapping: m.get(v, v) if isinstance(v, str) else v)
             text = text.astype("string")
-        empty = text.isna() | (text == "")
+        empty = (text.isna() | (text == "")).to_numpy(dtype=bool)
+
+        def flag(mask: pd.Series | np.ndarray, message: str | pd.Series, name: str = column.name,
+                 codes: np.ndarray = codes) -> None:
+            reasons.flag_values(codes, mask, name, message)
+
         if column.required:
-            flag(empty, column.name, f"missing_value: {column.name} is empty")
+            flag(empty, f"missing_value: {column.name} is empty")
         if column.type == "cpr":
-            ids = pseudonymise_series(text.where(~empty), key)
-            invalid = ~empty & ids["pupil_id"].isna()
-            shaped = pd.Series(False, index=frame.index)
-            if invalid.any():  # the regex on the few invalid values only
-                shaped.loc[invalid] = text[invalid].str.match(CPR_PATTERN.pattern, na=False).astype(bool)
-            flag(invalid & shaped, column.name,
-                 "invalid_cpr: the date of birth in the CPR number is not a day of the calendar "
+            ids = pseudonymise_series(text.where(~empty), key, pseudonyms)
+            invalid = ~empty & ids["pupil_id"].isna().to_numpy()
+            shaped = text.str.match(CPR_PATTERN.pattern, na=False).to_numpy(dtype=bool) & invalid
+            flag(shaped, "invalid_cpr: the date of birth in the CPR number is not a day of the calendar "
                  "(e.g. 31 February, or 29 February outside a leap year)")
-            flag(invalid, column.name, "invalid_cpr: the value is not a CPR number (ddmmyy-xxxx)")
-            typed["pupil_id"] = ids["pupil_id"]
-            typed["birth_year"] = ids["birth_year"]
+            flag(invalid, "invalid_cpr: the value is not a CPR number (ddmmyy-xxxx)")
+            typed["pupil_id"] = _spread(ids["pupil_id"], codes, frame.index)
+            typed["birth_year"] = _spread(ids["birth_year"], codes, frame.index)
         elif column.identity:
-            identity[column.name] = text
+            identity[column.name] = _spread(text, codes, frame.index)
         elif column.type == "date":
             parsed = _parse_dates(text.where(~empty), source.date_formats)
             shown = text.fillna("")
             implausible = parsed.notna() & ((parsed < DATE_RANGE[0]) | (parsed > DATE_RANGE[1]))
-            flag(implausible, column.name,
-                 "bad_date: '" + shown + f"' lies outside the years {DATE_RANGE[0].year}-"
+            flag(implausible, "bad_date: '" + shown + f"' lies outside the years {DATE_RANGE[0].year}-"
                  f"{DATE_RANGE[1].year}: a typing error?")
             parsed = parsed.where(~implausible)
-            flag(~empty & parsed.isna(), column.name,
+            flag(~empty & parsed.isna().to_numpy(),
                  "bad_date: '" + shown + f"' is not a date ({' or '.join(source.date_formats)})")
-            typed[column.name] = parsed.dt.date
+            typed[column.name] = _spread(parsed.dt.date, codes, frame.index)
         elif column.type in ("int", "float"):
             numbers, wrong_mark = _parse_numbers(text.where(~empty), source.decimal)
             shown = text.fillna("")
-            flag(wrong_mark, column.name,
-                 "bad_decimal_mark: '" + shown + f"' uses the wrong decimal mark (expected '{source.decimal}')")
-            flag(~empty & numbers.isna(), column.name, "not_a_number: '" + shown + "' is not a number")
+            flag(wrong_mark, "bad_decimal_mark: '" + shown
+                 + f"' uses the wrong decimal mark (expected '{source.decimal}')")
+            flag(~empty & numbers.isna().to_numpy(), "not_a_number: '" + shown + "' is not a number")
             if column.type == "int":
                 fractional = numbers.notna() & (numbers != np.floor(numbers))
-                flag(fractional, column.name, "not_a_whole_number: '" + shown + "' is not a whole number")
-                typed[column.name] = numbers.where(~fractional).astype("Int64")
+                flag(fractional, "not_a_whole_number: '" + shown + "' is not a whole number")
+                typed[column.name] = _spread(numbers.where(~fractional).astype("Int64"), codes, frame.index)
             else:
-                typed[column.name] = numbers.astype("Float64")
+                typed[column.name] = _spread(numbers.astype("Float64"), codes, frame.index)
         else:
-            typed[column.name] = text.where(~empty)
+            typed[column.name] = _spread(text.where(~empty), codes, frame.index)
     for name in LINEAGE:
         typed[name] = frame[name]
     if not identity.empty:
         identity.insert(0, "pupil_id", typed["pupil_id"])
-    bad = reason.notna()
+    bad = pd.Series(reasons.held, index=frame.index)
+    reason = pd.Series(reasons.reason, index=frame.index)
+    reason_column = pd.Series(reasons.column, index=frame.index)
     quarantine = _quarantine_frame(frame[bad], typed[bad], reason[bad], reason_column[bad], columns)
     return ParsedSource(
         typed=typed[~bad].reset_index(drop=True),

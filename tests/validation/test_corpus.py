@@ -40,11 +40,11 @@ def reuse_identical_validations() -> Any:
     seen: dict[tuple, Any] = {}
     original = gate.run_checks
 
-    def run_checks(frame, checks, suite_name):  # noqa: ANN001, ANN202 - same as the original
+    def run_checks(frame, checks, suite_name, **options):  # noqa: ANN001, ANN003, ANN202 - as the original
         key = (suite_name, tuple(c.name for c in checks), tuple(frame.columns),
                int(pd.util.hash_pandas_object(frame.astype(str), index=True).sum()))
         if key not in seen:
-            seen[key] = original(frame, checks, suite_name)
+            seen[key] = original(frame, checks, suite_name, **options)
         return seen[key]
 
     patcher = pytest.MonkeyPatch()

@@ -13,7 +13,7 @@ from ews.pseudonym import CPR_LIKE
 from ews.terms import Term
 from tests.validation.validation_corpus import make_config, typed_frame
 from validation.contracts import RowCheck, configurable_checks, key_hashes, prepare_frame, row_checks
-from validation.engine import ContractError, run_checks
+from validation.engine import ContractError, VerdictCache, run_checks
 from validation.errors import FileLevelError
 from validation.gate import (
     QUARANTINE_COLUMNS,
@@ -378,3 +378,44 @@ def test_key_hashes_are_equal_for_equal_keys_in_any_chunk_and_differ_otherwise()
     alone = key_hashes(frame.iloc[[2]], "absence")
     assert (alone["_key_a"].iloc[0], alone["_key_b"].iloc[0]) == pairs[0]
     assert key_hashes(frame.assign(contact_date=None), "contacts") is None
+
+
+def repeated(frame: pd.DataFrame, times: int) -> pd.DataFrame:
+    """The rows ``times`` over, on lines of their own (values repeat as in a real export)."""
+    out = pd.concat([frame] * times, ignore_index=True)
+    out["source_line"] = pd.Series(range(2, len(out) + 2), dtype="int64")
+    return out
+
+
+@pytest.mark.parametrize("kind", ["absence", "tests"])
+def test_checks_on_distinct_value_combinations_give_the_results_of_every_row(kind: str) -> None:
+    if kind == "absence":
+        rows = absence_rows({}, {"illness_days": 4.0, "unauthorised_days": 2.0}, {"illness_days": -1.0},
+                            {"school_days": 7.0, "late_arrivals": None}, {"school_code": "999"},
+                            {"period_start": date(2025, 9, 12), "period_end": date(2025, 9, 8)},
+                            {"period_start": date(2025, 12, 1), "period_end": None}, {"pupil_id": "pz"})
+    else:  # a check with a row condition (the scale) and missing scores
+        rows = national_test_rows([("matematik", date(2025, 10, 2), 950.0, "OVERGANG"),
+                                   ("matematik", date(2025, 10, 3), None, "NT"),
+                                   ("dansk_laesning", date(2025, 10, 3), 60.0, "NT"),
+                                   ("matematik", date(2025, 10, 4), 512.0, "OVERGANG")])
+    frame = prepare_frame(repeated(rows, 5), kind, pd.Index(["pa"]))
+    checks = row_checks(kind, TODAY, frozenset({"101"}))
+    distinct = run_checks(frame, checks, kind)
+    every_row = run_checks(frame, checks, kind, distinct=False)
+    assert any(not r.success for r in every_row)
+    for mine, theirs in zip(distinct, every_row, strict=True):
+        assert (mine.check.name, mine.success, mine.element_count, mine.unexpected_count) == (
+            theirs.check.name, theirs.success, theirs.element_count, theirs.unexpected_count)
+        np.testing.assert_array_equal(mine.rows, theirs.rows)
+    scale = {r.check.name: r for r in distinct}["score_in_scale_NT"] if kind == "tests" else None
+    assert scale is None or (scale.element_count, scale.unexpected_count) == (10, 0)
+    # in chunks, the verdicts of the first chunk's combinations serve the second chunk
+    verdicts = VerdictCache()
+    half = len(frame) // 2
+    first = run_checks(frame.iloc[:half].reset_index(drop=True), checks, kind, verdicts=verdicts)
+    second = run_checks(frame.iloc[half:].reset_index(drop=True), checks, kind, verdicts=verdicts)
+    for one, two, theirs in zip(first, second, every_row, strict=True):
+        assert one.unexpected_count + two.unexpected_count == theirs.unexpected_count
+        assert one.element_count + two.element_count == theirs.element_count
+        np.testing.assert_array_equal(np.concatenate([one.rows, two.rows + half]), theirs.rows)
