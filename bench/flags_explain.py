@@ -41,7 +41,8 @@ class Bundle:
     explained_model: HistGradientBoostingClassifier
 
 
-def _features(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def simulated_features(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Simulated features of ``n`` pupils (four latent families, 12 % missing) and outcomes."""
     rng = np.random.default_rng(seed)
     latent = rng.normal(size=(n, 4))
     loadings = rng.normal(0.6, 0.2, size=(4, len(FEATURE_NAMES)))
@@ -57,7 +58,7 @@ def _features(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def bundle() -> Bundle:
-    frame, y = _features(30_000, seed=1)
+    frame, y = simulated_features(30_000, seed=1)
     model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
                                            monotonic_cst=monotone_constraints(), early_stopping=False,
                                            random_state=0)
@@ -66,7 +67,7 @@ def bundle() -> Bundle:
 
 
 def _scored(n: int, seed: int) -> pd.DataFrame:
-    frame, _ = _features(n, seed)
+    frame, _ = simulated_features(n, seed)
     frame.insert(0, "pupil_id", [f"p{i:015d}" for i in range(n)])
     frame.insert(1, "as_of_date", date(2025, 11, 15))
     return frame

@@ -53,18 +53,10 @@ NATIONAL = 325_000
 
 def features_frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """Simulated features of ``n`` pupils (as ``bench/flags_explain.py``) and outcomes."""
-    from features.catalogue import FEATURE_NAMES
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from flags_explain import simulated_features
 
-    rng = np.random.default_rng(seed)
-    latent = rng.normal(size=(n, 4))
-    loadings = rng.normal(0.6, 0.2, size=(4, len(FEATURE_NAMES)))
-    families = rng.integers(0, 4, len(FEATURE_NAMES))
-    values = latent[:, families] * loadings[families, np.arange(len(FEATURE_NAMES))] + rng.normal(
-        0, 1, (n, len(FEATURE_NAMES)))
-    values[rng.random(values.shape) < 0.12] = np.nan
-    frame = pd.DataFrame(values, columns=list(FEATURE_NAMES))
-    frame["grade"] = rng.integers(5, 10, n).astype(float)
-    y = (rng.random(n) < 1 / (1 + np.exp(-(latent.sum(axis=1) - 1.2)))).astype(int)
+    frame, y = simulated_features(n, seed)
     frame.insert(0, "pupil_id", [f"p{i:015d}" for i in range(n)])
     frame.insert(1, "as_of_date", date(2025, 11, 15))
     return frame, y
