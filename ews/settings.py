@@ -32,9 +32,6 @@ class Settings(BaseSettings):
         today: Overrides today's date (tests and replays); dates after it are "in the future".
         ingest_chunk_rows: Rows the ingest reads, types and checks at a time; memory grows
             with it (about 0.7 GB at 500,000), not with the size of the exports.
-        ingest_scratch_memory: DuckDB's memory cap for the ingest's scratch store (e.g.
-            ``4GB``); beyond it the store works from disk. Peak memory is about the chunk plus
-            this cap.
         compute_chunk_pupils: Pupils a chunk when scoring and explaining (``ews.compute``):
             the chunks run on the Dask cluster inside a fleet, else in a local process pool.
             The default keeps a Herning-sized run (about 5,000 pupils) in one chunk.
@@ -50,7 +47,6 @@ class Settings(BaseSettings):
     audit_key: SecretStr | None = None
     today: date | None = None
     ingest_chunk_rows: int = Field(default=500_000, ge=1000)
-    ingest_scratch_memory: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
     compute_chunk_pupils: int = Field(default=10_000, ge=100)
     compute_workers: int = Field(default=0, ge=0)
 

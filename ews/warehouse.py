@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -233,7 +232,7 @@ def _fsync(path: Path) -> None:
 
 
 def _remove_leftovers(paths: WarehousePaths) -> None:
-    """Remove what a killed run left behind: its scratch store and unpublished version."""
+    """Remove what a killed run left behind: its unpublished version (and the scratch folder of older versions)."""
     for leftover in paths.state_dir.glob(".ingest-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     (paths.state_dir / (POINTER_FILE + ".next")).unlink(missing_ok=True)
@@ -260,117 +259,6 @@ def _remove_old_versions(paths: WarehousePaths, keep: set[str], keep_unversioned
 
 def _sql(name: str) -> str:
     return load_sql("ews", name)
-
-
-class IngestScratch:
-    """Where the ingest holds the typed rows of a source's new files between typing and checks.
-
-    The files of a source that the ingest reads (new or changed ones) are typed in chunks;
-    their rows (pseudonymised: no CPR numbers, no names) go to a scratch DuckDB file with
-    ``_seq`` (their order: file name, then line) and two hashes of their unique key, and come
-    back in chunks for the contracts. The scratch file lives in a temporary folder of the
-    state folder and is deleted when the ingest ends, whatever way it ends (or by the next
-    run, if this one was killed).
-
-    Args:
-        session: The run's staged warehouse and identity store.
-        memory_limit: DuckDB's memory limit for the scratch file (it spills to disk beyond it).
-    """
-
-    TYPED = "ingest_typed"
-
-    def __init__(self, session: WriteSession, memory_limit: str = "4GB") -> None:
-        self._folder = tempfile.TemporaryDirectory(prefix=".ingest-", dir=session.state_dir)
-        folder = Path(self._folder.name)
-        self.folder = folder
-        self.con = duckdb.connect(str(folder / "scratch.duckdb"))
-        self.con.execute("SET memory_limit = $limit", {"limit": memory_limit})
-        self.con.execute("SET temp_directory = $dir", {"dir": str(folder / "spill")})
-        self._columns: list[str] = []
-
-    def __enter__(self) -> IngestScratch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Drop the scratch file."""
-        self.con.close()
-        self._folder.cleanup()
-
-    def start_source(self) -> None:
-        """Forget the previous source's rows."""
-        self.con.execute("DROP TABLE IF EXISTS ingest_typed")
-        self._columns = []
-
-    def add_typed(self, frame: pd.DataFrame, keys: pd.DataFrame | None, first_seq: int,
-                  date_columns: Sequence[str]) -> None:
-        """Append a chunk's typed rows.
-
-        Args:
-            frame: Typed rows of the chunk (object columns of dates in ``date_columns``).
-            keys: ``_key_a`` and ``_key_b`` row for row, or None when the kind has no key.
-            first_seq: ``_seq`` of the chunk's first row.
-            date_columns: Columns holding dates.
-        """
-        if self._columns and not len(frame):
-            return
-        stored = frame.reset_index(drop=True)
-        for name in stored.columns:
-            if name in date_columns:
-                stored[name] = pd.to_datetime(stored[name]).astype("datetime64[s]")
-            elif stored[name].dtype == object:
-                # text (pupil_id): a chunk where every value is missing must still be VARCHAR
-                stored[name] = stored[name].astype("string")
-        stored["_seq"] = np.arange(first_seq, first_seq + len(frame), dtype="int64")
-        if keys is not None:
-            stored["_key_a"] = keys["_key_a"].to_numpy()
-            stored["_key_b"] = keys["_key_b"].to_numpy()
-        self.con.register("_chunk", pa_table(stored))
-        try:
-            if not self._columns:
-                self.con.execute("CREATE TABLE ingest_typed AS SELECT * FROM _chunk")
-                self._columns = list(stored.columns)
-            else:
-                self.con.execute("INSERT INTO ingest_typed BY NAME SELECT * FROM _chunk")
-        finally:
-            self.con.unregister("_chunk")
-
-    def typed_chunk(self, first_seq: int, rows: int, dtypes: pd.Series,
-                    dates_as_objects: bool = True) -> pd.DataFrame:
-        """Typed rows ``first_seq`` .. ``first_seq + rows - 1``, with the dtypes they had.
-
-        Args:
-            first_seq: ``_seq`` of the first row.
-            rows: Rows at most.
-            dtypes: The dtypes of the typed frame.
-            dates_as_objects: Give dates back as ``datetime.date`` objects, as typed; False
-                keeps them ``datetime64`` (faster to check and to store).
-
-        Returns:
-            The rows in ``_seq`` order with their ``_seq`` (and ``_key_a``, ``_key_b`` when
-            the kind has a key).
-        """
-        import pyarrow as pa
-
-        # through Arrow, with text as Arrow-backed strings (``.df()`` makes a Python object
-        # of every value, then the dtypes below convert them back)
-        table = self.con.sql(
-            "SELECT * FROM ingest_typed WHERE _seq >= $lo AND _seq < $hi ORDER BY _seq",
-            params={"lo": first_seq, "hi": first_seq + rows}).to_arrow_table()
-        text = pd.StringDtype("pyarrow")
-        frame = table.to_pandas(types_mapper={pa.string(): text, pa.large_string(): text}.get)
-        restored = {}
-        for name, dtype in dtypes.items():
-            values = frame[name]
-            if pd.api.types.is_datetime64_any_dtype(values) and not pd.api.types.is_datetime64_any_dtype(dtype):
-                restored[name] = values.dt.date.astype(object) if dates_as_objects else values
-            else:
-                restored[name] = values.astype(dtype)
-        extra = {name: frame[name].to_numpy() for name in ("_seq", "_key_a", "_key_b")
-                 if name in frame.columns}
-        return pd.DataFrame(restored).assign(**extra)
 
 
 class IngestStore:

@@ -3,9 +3,10 @@
 Plain functions (no Prefect here; ``pipelines.flows`` wraps them). A file is read only when
 its bytes, its source's config or the ingest code changed since the run that loaded it (the
 warehouse's ``raw_*`` tables remember each loaded file's SHA-256, typed rows, typing
-quarantine and check counts); a removed file's rows go. For the files it reads, the order per
-source is: read (file-level checks) -> type and pseudonymise -> volume -> the checks of one
-file (Great Expectations) -> store, in chunks so that memory does not grow with the exports.
+quarantine and check counts); a removed file's rows go. For the files it reads, one pass
+per source, in chunks so that memory does not grow with the exports: read (file-level checks)
+-> type and pseudonymise -> the checks of one file (Great Expectations) -> store; then the
+volume (a volume stop is reported before a stop of the checks of one file).
 Then the checks that span files (duplicate keys, unknown pupils) run in SQL over every loaded
 row of the source, and the ``clean_*`` tables are rebuilt from the rows that passed. The head
 of every file to read is checked before any file is read in full, and everything is written
@@ -21,7 +22,7 @@ import hmac
 import importlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -32,7 +33,7 @@ import pandas as pd
 from ews.config import MunicipalityConfig, SourceConfig
 from ews.schema import SOURCE_KINDS
 from ews.terms import Term, parse_school_year, school_year_label, school_year_of
-from ews.warehouse import IngestScratch, IngestStore, WriteSession, replace_rows
+from ews.warehouse import IngestStore, WriteSession, replace_rows
 from pipelines.readers import FILE_COLUMN, LINE_COLUMN, ExportStream, file_sha256
 from validation.contracts import EVENT_DATES, LAST_UPV_YEAR, key_hashes, row_checks, school_year_of_file
 from validation.engine import VerdictCache
@@ -353,7 +354,6 @@ def ingest_sources(
     previous_rows: dict[str, int],
     progress: Callable[[str], None] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    scratch_memory: str = "4GB",
     file_hashes: dict[Path, str] | None = None,
 ) -> IngestResult:
     """Bring the staged warehouse up to date with the exports, reading only what changed.
@@ -362,10 +362,11 @@ def ingest_sources(
     and ingest code is not read again: its typed rows stay. A changed file replaces exactly
     its own rows and a removed file's rows go. The head of every file to read (encoding,
     separator, header, mapped columns) is checked before any file is read in full. Then,
-    source by source: the files to read are typed in chunks of ``chunk_rows`` rows into a
-    scratch store; the volume (every current file) is compared with the last run's; the
-    checks of one file run through Great Expectations on the new rows only; the checks across
-    files (duplicate keys, unknown pupils) run in SQL over every loaded row of the source.
+    source by source: the files to read are read, typed, checked by the checks of one file
+    (Great Expectations, on the new rows only) and stored in one pass, ``chunk_rows`` rows at
+    a time; the volume (every current file) is compared with the last run's (a volume stop
+    is reported before a stop of the checks of one file); the checks across files (duplicate
+    keys, unknown pupils) run in SQL over every loaded row of the source.
     Finally the ``clean_*`` slices whose sources changed are rebuilt from the rows that
     passed. Writes go to the staged copy only: a file-level problem anywhere leaves the live
     warehouse untouched.
@@ -381,7 +382,6 @@ def ingest_sources(
         previous_rows: Rows loaded per source by the previous successful run (volume check).
         progress: Called with a short English status per file.
         chunk_rows: Rows read, typed and checked at a time.
-        scratch_memory: DuckDB's memory cap for the scratch store (it works from disk beyond).
         file_hashes: SHA-256 of the files, when the caller has them (the run's data snapshot);
             files not in it are hashed here.
 
@@ -407,16 +407,14 @@ def ingest_sources(
         state = _IngestState(file_hashes=hashes, warnings=list(year_warnings),
                              share_of=config.quarantine_share_of)
         pupils_sources = [plan.source.name for plan in plans if plan.source.kind == "pupils"]
-        with IngestScratch(session, memory_limit=scratch_memory) as scratch:
-            for plan in plans:
-                if plan.source.kind != "pupils" and state.known_fingerprint is None:
-                    state.known_fingerprint = store.build_known(pupils_sources)
-                context = ValidationContext(
-                    term=term, today=today, previous_rows=previous_rows, calendar=config.terms,
-                    school_codes=frozenset(s.code for s in config.schools))
-                _ingest_source(store, scratch, plan, streams[plan.source.name], context, key,
-                               source_fingerprint(plan.source, config, key), chunk_rows, state,
-                               progress)
+        for plan in plans:
+            if plan.source.kind != "pupils" and state.known_fingerprint is None:
+                state.known_fingerprint = store.build_known(pupils_sources)
+            context = ValidationContext(
+                term=term, today=today, previous_rows=previous_rows, calendar=config.terms,
+                school_codes=frozenset(s.code for s in config.schools))
+            _ingest_source(store, plan, streams[plan.source.name], context, key,
+                           source_fingerprint(plan.source, config, key), chunk_rows, state, progress)
         clock = time.perf_counter()
         _rebuild_clean(store, plans, state)
         identity = pd.DataFrame()
@@ -459,40 +457,61 @@ class _IngestState:
 
 
 @dataclass
-class _Staged:
-    """The typed rows of the files a source reads in this run, as staged in the scratch store."""
+class _Loaded:
+    """The files a source reads in this run: typed, checked one by one and stored."""
 
     rows: int = 0
-    #: File name -> (first ``_seq``, typed rows).
-    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: File name -> typed rows.
+    typed_rows: dict[str, int] = field(default_factory=dict)
     streams: dict[str, ExportStream] = field(default_factory=dict)
     max_event: dict[str, object] = field(default_factory=dict)
+    #: Per chunk: the results of the checks of one file, split by file.
+    file_results: list[pd.DataFrame] = field(default_factory=list)
+    #: A check of one file that stops the run, held until the volume has been checked.
+    stop: FileLevelError | None = None
 
 
-def _stage_source(scratch: IngestScratch, store: IngestStore, source: SourceConfig,
-                  streams: list[ExportStream], key: bytes, chunk_rows: int, state: _IngestState,
-                  progress: Callable[[str], None] | None) -> _Staged:
-    """Read and type the files to read chunk by chunk into the scratch store.
+def _with_last(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, bool]]:
+    """Each chunk with whether it is the last one of its file (one chunk read ahead)."""
+    previous = None
+    for chunk in chunks:
+        if previous is not None:
+            yield previous, False
+        previous = chunk
+    if previous is not None:
+        yield previous, True
 
-    Their typing quarantine, pupil ids (pupils) and names (to the identity store) are stored
-    per file as they come.
+
+def _load_files(store: IngestStore, source: SourceConfig, streams: list[ExportStream],
+                context: ValidationContext, key: bytes, chunk_rows: int, state: _IngestState,
+                progress: Callable[[str], None] | None) -> _Loaded:
+    """Read, type, check and store the files to read, chunk by chunk, in one pass.
+
+    Each chunk is typed (its typing quarantine, pupil ids (pupils) and names (to the identity
+    store) are stored as they come), then checked by the checks of one file (Great
+    Expectations, on the distinct value combinations not judged in an earlier chunk), and its
+    rows go to ``raw_rows`` with their verdicts and key hashes. The checks across files and
+    the volume need every row of the source, so they come after; a check of one file that
+    stops the run is held (:attr:`_Loaded.stop`) and the remaining rows are only read and
+    typed, so that the volume check can still come first, as a stop of its own.
     """
     kind = source.kind
     dates = [c.name for c in SOURCE_KINDS[kind] if c.type == "date"]
     events = EVENT_DATES.get(kind, ())
-    scratch.start_source()
-    staged = _Staged()
+    loaded = _Loaded()
+    verdicts = VerdictCache()
     pseudonyms: dict[str, tuple[str | None, float]] = {}  # this source's CPR values, this run
-    for stream in streams:
+    clock = time.perf_counter()
+    for number, stream in enumerate(streams):
         name = stream.path.name
         state.files_read.append(name)
-        staged.streams[name] = stream
+        loaded.streams[name] = stream
         if progress:
             progress(f"reading {name}")
-        first = staged.rows
+        first = loaded.rows
         ids: list[np.ndarray] = []
         latest = None
-        for raw in stream.chunks(chunk_rows):
+        for raw, last in _with_last(stream.chunks(chunk_rows)):
             parsed = parse_source_frame(raw, source, key, pseudonyms)
             check_structure(parsed.typed, source)
             if len(parsed.quarantine):
@@ -502,27 +521,56 @@ def _stage_source(scratch: IngestScratch, store: IngestStore, source: SourceConf
                 store.add_names(parsed.identity[["first_name", "last_name"]].assign(
                     source=source.name, source_file=parsed.typed["source_file"].to_numpy(),
                     source_line=parsed.typed["source_line"].to_numpy()))
+            typed = parsed.typed.reset_index(drop=True)
             for column in events:
-                values = parsed.typed[column].dropna()
+                values = typed[column].dropna()
                 if len(values):
                     top = max(values)
                     latest = top if latest is None else max(latest, top)
-            scratch.add_typed(parsed.typed, key_hashes(parsed.typed, kind), staged.rows, dates)
-            staged.rows += len(parsed.typed)
+            for column in dates:
+                # datetime64: faster to check and to store than date objects
+                typed[column] = pd.to_datetime(typed[column]).astype("datetime64[s]")
+            loaded.rows += len(typed)
             if progress:
                 progress(f"reading {name}: {stream.rows_read:,} rows")
-        staged.ranges[name] = (first, staged.rows - first)
-        staged.max_event[name] = latest
+            clock = _lap(state, "read_and_type", clock)
+            if loaded.stop is not None or not len(typed):
+                continue
+            try:
+                outcome = check_rows(typed, source, context, skip=CROSS_FILE_CHECKS,
+                                     more_rows=not last or number + 1 < len(streams), verdicts=verdicts)
+            except FileLevelError as stop:
+                loaded.stop = stop
+                clock = _lap(state, "contracts", clock)
+                continue
+            loaded.file_results.append(results_by_file(outcome, typed, source, context))
+            clock = _lap(state, "contracts", clock)
+            reason = np.full(len(typed), None, dtype=object)
+            column_name = np.full(len(typed), None, dtype=object)
+            bad = ~outcome.kept
+            reason[bad] = outcome.quarantine["reason"].to_numpy()
+            column_name[bad] = outcome.quarantine["column_name"].to_numpy()
+            stored = typed.assign(source=source.name, _local_reason=reason, _local_column=column_name)
+            school_year = _clean_school_year(kind, typed)
+            if school_year is not None:
+                stored["_clean_school_year"] = school_year.to_numpy()
+            keys = key_hashes(typed, kind)
+            if keys is not None:
+                stored["_key_a"], stored["_key_b"] = keys["_key_a"].to_numpy(), keys["_key_b"].to_numpy()
+            store.add_rows(stored)
+            clock = _lap(state, "write", clock)
+        loaded.typed_rows[name] = loaded.rows - first
+        loaded.max_event[name] = latest
         if ids:
             unique = pd.unique(np.concatenate(ids))
             store.add_pupil_ids(pd.DataFrame({"source": source.name, "source_file": name,
                                               "pupil_id": unique}).sort_values("pupil_id"))
-    return staged
+            clock = _lap(state, "write", clock)
+    return loaded
 
 
 def _ingest_source(
     store: IngestStore,
-    scratch: IngestScratch,
     plan: _SourcePlan,
     streams: list[ExportStream],
     context: ValidationContext,
@@ -544,57 +592,36 @@ def _ingest_source(
         return
     if progress and plan.kept:
         progress(f"source {source.name}: {len(plan.kept)} file(s) unchanged since they were loaded")
-    staged = _stage_source(scratch, store, source, streams, key, chunk_rows, state, progress)
-    clock = _lap(state, "read_and_type", clock)
+    loaded = _load_files(store, source, streams, context, key, chunk_rows, state, progress)
+    clock = time.perf_counter()
     typed_rows = {row["source_file"]: int(row["rows_typed"]) for row in plan.stored.to_dict("records")
                   if row["source_file"] in plan.kept}
-    typed_rows.update({name: count for name, (_first, count) in staged.ranges.items()})
+    typed_rows.update(loaded.typed_rows)
     total = sum(typed_rows.values())
+    # the volume before any check of the rows: a file of the wrong size is the first thing to say
     volume = check_volume({source.name: total, **typed_rows}, source, context.previous_rows)
+    if loaded.stop is not None:
+        raise loaded.stop
     empty = _empty_typed(source, key)
     structure = check_structure(empty, source)
     positions = {c.name: i for i, c in enumerate(row_checks(kind, context.today, context.school_codes))}
-    # the checks of one file, on the new rows only (chunks may span files: the results are
-    # split by file, so that each file's counts can be kept while the file is)
-    file_results: list[pd.DataFrame] = []
-    verdicts = VerdictCache()
-    for start in range(0, staged.rows, chunk_rows):
-        rows = min(chunk_rows, staged.rows - start)
-        typed = scratch.typed_chunk(start, rows, empty.dtypes, dates_as_objects=False)
-        extra = {c: typed.pop(c).to_numpy() for c in ("_seq", "_key_a", "_key_b") if c in typed}
-        outcome = check_rows(typed, source, context, skip=CROSS_FILE_CHECKS,
-                             more_rows=start + rows < staged.rows, verdicts=verdicts)
-        file_results.append(results_by_file(outcome, typed, source, context))
-        clock = _lap(state, "contracts", clock)
-        reason = np.full(len(typed), None, dtype=object)
-        column = np.full(len(typed), None, dtype=object)
-        bad = ~outcome.kept
-        reason[bad] = outcome.quarantine["reason"].to_numpy()
-        column[bad] = outcome.quarantine["column_name"].to_numpy()
-        stored = typed.assign(source=source.name, _local_reason=reason, _local_column=column)
-        school_year = _clean_school_year(kind, typed)
-        if school_year is not None:
-            stored["_clean_school_year"] = school_year.to_numpy()
-        if "_key_a" in extra:
-            stored["_key_a"], stored["_key_b"] = extra["_key_a"], extra["_key_b"]
-        store.add_rows(stored)
-        clock = _lap(state, "write", clock)
-    if file_results:
-        by_file = pd.concat(file_results, ignore_index=True)
+    if loaded.file_results:
+        by_file = pd.concat(loaded.file_results, ignore_index=True)
         for name, group in by_file.groupby("source_file", sort=True):
             checks = combine_results([group[RESULT_COLUMNS]])
             store.add_checks(checks.assign(source_file=name, position=checks["expectation"].map(
                 positions).astype("int32")))
     for path in plan.to_read:
         name = path.name
-        stream = staged.streams[name]
-        latest = staged.max_event[name]
+        stream = loaded.streams[name]
+        latest = loaded.max_event[name]
         store.add_file({
             "source": source.name, "source_file": name, "file_sha256": state.file_hashes[path],
             "fingerprint": fingerprint, "checked_today": context.today,
             "max_event_date": pd.Timestamp(latest).date() if latest is not None else None,
-            "rows_read": stream.rows_read, "rows_typed": staged.ranges[name][1],
+            "rows_read": stream.rows_read, "rows_typed": loaded.typed_rows[name],
             "extra_columns": ", ".join(stream.extra_columns)})
+    clock = _lap(state, "write", clock)
     # the checks across files, in SQL over every loaded row of the source
     known = state.known_fingerprint if kind != "pupils" else "-"
     if plan.to_read or plan.removed or store.known_fingerprint(source.name) != known:

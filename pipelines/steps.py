@@ -272,7 +272,7 @@ def ingest_step(session: WriteSession, inputs: RunInputs, progress: Progress | N
     result = ingest_sources(
         session, inputs.config, sources, key=settings.key_bytes(), term=inputs.term,
         today=settings.today_date(), run_id=inputs.run_id, previous_rows=dict(inputs.previous_rows),
-        progress=progress, chunk_rows=settings.ingest_chunk_rows, scratch_memory=settings.ingest_scratch_memory,
+        progress=progress, chunk_rows=settings.ingest_chunk_rows,
         file_hashes=hashes,
     )
     corrections = replaced_rows(session.con, changed, before)

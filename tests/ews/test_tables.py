@@ -26,8 +26,6 @@ FEATURE_COLUMNS = [name for name in FEATURE_NAMES if name != "grade"]
 
 #: Tables created outside ``ews/tables_*.sql`` on purpose, with the reason.
 NOT_STORED = {
-    # the ingest's scratch file (IngestScratch, a .ingest-* folder removed after the run)
-    ("ews/warehouse.py", "ingest_typed"),
     # the leakage check's copies of the clean tables, cut at an as-of date, in an in-memory
     # database attached for the check only (features/leakage.py)
     *(("features/leakage_cut.sql", t) for t in (

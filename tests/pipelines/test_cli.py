@@ -88,10 +88,10 @@ def test_a_bad_setting_exits_3_naming_the_variable(monkeypatch, capsys):
 
     from pipelines.cli import main
 
-    monkeypatch.setenv("EWS_INGEST_SCRATCH_MEMORY", "lots")
+    monkeypatch.setenv("EWS_INGEST_CHUNK_ROWS", "lots")
     monkeypatch.setattr("sys.argv", ["ews", "check-config"])
     with pytest.raises(SystemExit) as stopped:
         main()
     assert stopped.value.code == EXIT_CONFIG
     message = capsys.readouterr().err
-    assert "EWS_INGEST_SCRATCH_MEMORY" in message and "Traceback" not in message
+    assert "EWS_INGEST_CHUNK_ROWS" in message and "Traceback" not in message
