@@ -261,6 +261,54 @@ def _sql(name: str) -> str:
     return load_sql("ews", name)
 
 
+class RowsWriter:
+    """Appends chunks of typed rows to ``raw_rows`` on a thread of its own, one at a time.
+
+    DuckDB releases the GIL while it converts and appends a chunk, so the ingest types and
+    checks the next chunk on the other core meanwhile. At most one chunk is being written and
+    one prepared: :meth:`add` waits for the previous write first (and raises its error, if it
+    failed). The writes go through a cursor of the staged warehouse (a connection of its own,
+    the same database and transactions' view), never through the connection the caller uses.
+
+    Args:
+        con: The staged warehouse.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._cursor = con.cursor()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ews-raw-rows")
+        self._pending: Any = None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Append a chunk's rows (the columns of ``raw_rows`` they have), in the background."""
+        self.wait()
+        if len(frame):
+            self._pending = self._pool.submit(self._write, frame)
+
+    def _write(self, frame: pd.DataFrame) -> None:
+        self._cursor.register("_rows_chunk", pa_table(frame))
+        try:
+            self._cursor.execute('INSERT INTO "raw_rows" BY NAME SELECT * FROM _rows_chunk')
+        finally:
+            self._cursor.unregister("_rows_chunk")
+
+    def wait(self) -> None:
+        """Wait until the chunk being written is written; raise its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Write the last chunk and release the thread and cursor."""
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+            self._cursor.close()
+
+
 class IngestStore:
     """The ingest's memory in the staged warehouse: what was loaded, from which file bytes.
 
@@ -317,14 +365,14 @@ class IngestStore:
         """Record a file as loaded (the columns of ``raw_files``)."""
         self._append("raw_files", pd.DataFrame([record]))
 
-    def add_rows(self, frame: pd.DataFrame) -> None:
-        """Append typed rows (the columns of ``raw_rows`` they have).
-
-        Handed to DuckDB as an Arrow table: its scan of pandas' object columns (the verdicts,
-        mostly empty) inspects every value, which made this write a third of the ingest.
-        """
-        if len(frame):
-            self._append("raw_rows", pa_table(frame))
+    @contextmanager
+    def rows_writer(self) -> Iterator[RowsWriter]:
+        """A :class:`RowsWriter` for ``raw_rows``, closed (its last chunk written) at the end."""
+        writer = RowsWriter(self.con)
+        try:
+            yield writer
+        finally:
+            writer.close()
 
     def add_quarantine(self, frame: pd.DataFrame) -> None:
         """Append quarantined rows (the columns of ``raw_quarantine``)."""

@@ -33,7 +33,7 @@ import pandas as pd
 from ews.config import MunicipalityConfig, SourceConfig
 from ews.schema import SOURCE_KINDS
 from ews.terms import Term, parse_school_year, school_year_label, school_year_of
-from ews.warehouse import IngestStore, WriteSession, replace_rows
+from ews.warehouse import IngestStore, RowsWriter, WriteSession, replace_rows
 from pipelines.readers import FILE_COLUMN, LINE_COLUMN, ExportStream, file_sha256
 from validation.contracts import EVENT_DATES, LAST_UPV_YEAR, key_hashes, row_checks, school_year_of_file
 from validation.engine import VerdictCache
@@ -493,12 +493,25 @@ def _load_files(store: IngestStore, source: SourceConfig, streams: list[ExportSt
     rows go to ``raw_rows`` with their verdicts and key hashes. The checks across files and
     the volume need every row of the source, so they come after; a check of one file that
     stops the run is held (:attr:`_Loaded.stop`) and the remaining rows are only read and
-    typed, so that the volume check can still come first, as a stop of its own.
+    typed, so that the volume check can still come first, as a stop of its own. A chunk's
+    rows are written on a thread of their own (:class:`ews.warehouse.RowsWriter`) while the
+    next chunk is typed and checked.
     """
+    loaded = _Loaded()
+    with store.rows_writer() as writer:
+        _load_streams(store, writer, source, streams, context, key, chunk_rows, state, progress, loaded)
+        clock = time.perf_counter()
+    _lap(state, "write", clock)  # waiting for the last chunk's write
+    return loaded
+
+
+def _load_streams(store: IngestStore, writer: RowsWriter, source: SourceConfig, streams: list[ExportStream],
+                  context: ValidationContext, key: bytes, chunk_rows: int, state: _IngestState,
+                  progress: Callable[[str], None] | None, loaded: _Loaded) -> None:
+    """The pass of :func:`_load_files` over its files; rows go to ``raw_rows`` through ``writer``."""
     kind = source.kind
     dates = [c.name for c in SOURCE_KINDS[kind] if c.type == "date"]
     events = EVENT_DATES.get(kind, ())
-    loaded = _Loaded()
     verdicts = VerdictCache()
     pseudonyms: dict[str, tuple[str | None, float]] = {}  # this source's CPR values, this run
     clock = time.perf_counter()
@@ -557,7 +570,7 @@ def _load_files(store: IngestStore, source: SourceConfig, streams: list[ExportSt
             keys = key_hashes(typed, kind)
             if keys is not None:
                 stored["_key_a"], stored["_key_b"] = keys["_key_a"].to_numpy(), keys["_key_b"].to_numpy()
-            store.add_rows(stored)
+            writer.add(stored)  # waits for the previous chunk's write, then writes this one meanwhile
             clock = _lap(state, "write", clock)
         loaded.typed_rows[name] = loaded.rows - first
         loaded.max_event[name] = latest
@@ -566,7 +579,6 @@ def _load_files(store: IngestStore, source: SourceConfig, streams: list[ExportSt
             store.add_pupil_ids(pd.DataFrame({"source": source.name, "source_file": name,
                                               "pupil_id": unique}).sort_values("pupil_id"))
             clock = _lap(state, "write", clock)
-    return loaded
 
 
 def _ingest_source(
