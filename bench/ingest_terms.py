@@ -19,7 +19,10 @@ Each ingest step is ``staged_write`` + ``ingest_sources`` (the warehouse copy, t
 the swap), not the model stages. With ``--end-to-end`` each step is instead the command a user
 types, ``ews run --term 2025/26-H1 --json`` (ingest, validation, features, model trained or
 reused, scoring, explanations, flag lists, outcomes, retention, publication), and the step's
-manifest gives the split. Prints markdown rows for docs/benchmarks.md.
+manifest gives the split; ``--prefect-server`` starts a Prefect server for the bench and
+points the runs at it (``PREFECT_API_URL``), as an operator would, instead of each ``ews run``
+starting a temporary server of its own (10-20 s on this machine). Prints markdown rows for
+docs/benchmarks.md.
 
 The inbox is built from hard links to the exports (only the cut current-year files are new
 files), so a national-size work folder does not need its 18 GiB of exports twice.
@@ -170,8 +173,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="repeat the re-run step (median)")
     parser.add_argument("--end-to-end", action="store_true",
                         help="each step is 'ews run --term 2025/26-H1' (the whole termly run), not the ingest only")
+    parser.add_argument("--prefect-server", action="store_true",
+                        help="with --end-to-end: the runs report to a Prefect server started for the bench "
+                             "(PREFECT_API_URL, as an operator runs it), not each to a temporary server of its own")
     args = parser.parse_args()
-    schools, ppg = SIZES[args.size]
     work = args.work or Path(tempfile.mkdtemp(prefix=f"ews-terms-{args.size}-"))
     out = work / "synthetic"
     inbox = work / "inbox"
@@ -179,10 +184,62 @@ def main() -> None:
     env = {**os.environ, "EWS_STATE_DIR": str(state), "EWS_CONFIG_PATH": str(out / "municipality.yaml"),
            "EWS_INBOX": str(inbox), "EWS_PSEUDONYM_KEY": "bench"}
     rows = []
+    server = start_prefect_server(work, env) if args.prefect_server else None
+    try:
+        measure(args, work, out, inbox, state, env, rows)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    mode = "whole termly runs (ews run)" if args.end_to_end else "ingest only"
+    if server is not None:
+        mode += ", reporting to a running Prefect server"
+    size_mb = sum(p.stat().st_size for p in (out / "exports").iterdir()) / 2**20
+    print(f"machine: {os.cpu_count()} cores, {memory:.0f} GiB, load average now {load}; {args.size}: "
+          f"{size_mb:.0f} MiB of exports; {mode}")
+    print("| step | wall time | peak memory | note |")
+    print("|---|---:|---:|---|")
+    print("\n".join(rows))
+    print(f"(work folder {work}; remove it when done)")
+
+
+def start_prefect_server(work: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start ``prefect server start`` on a free local port; put its API URL into ``env``."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = work / "prefect-server"
+    home.mkdir(parents=True, exist_ok=True)
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env={**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    env["PREFECT_API_URL"] = url
+                    return server
+        except OSError:
+            time.sleep(1)
+    server.terminate()
+    raise SystemExit(f"the Prefect server on {url} did not answer within 180 s")
+
+
+def measure(args: argparse.Namespace, work: Path, out: Path, inbox: Path, state: Path, env: dict[str, str],
+            rows: list[str]) -> None:
+    """Synth (unless skipped), the plain read and the ingest steps; appends markdown rows."""
+    schools, ppg = SIZES[args.size]
     if not args.skip_synth:
         seconds, peak, _ = run_step("synth", SYNTH.format(out=str(out), schools=schools, ppg=ppg), env)
         rows.append(f"| synth | {seconds:.1f} s | {peak:.0f} MiB | |")
-    size_mb = sum(p.stat().st_size for p in (out / "exports").iterdir()) / 2**20
     plain, peak, note = run_step("plain read", PLAIN_READ.format(
         config=str(out / "municipality.yaml"), inbox=str(out / "exports")), env)
     rows.append(f"| DuckDB plain read_csv of every CSV export | {plain:.1f} s | {peak:.0f} MiB | {note} |")
@@ -202,15 +259,6 @@ def main() -> None:
         else:
             seconds, peak, note = run_step(name, INGEST, env)
         rows.append(f"| {name} | {seconds:.1f} s ({seconds / plain:.1f}x plain read) | {peak:.0f} MiB | {note} |")
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    mode = "whole termly runs (ews run)" if args.end_to_end else "ingest only"
-    print(f"machine: {os.cpu_count()} cores, {memory:.0f} GiB, load average now {load}; {args.size}: "
-          f"{size_mb:.0f} MiB of exports; {mode}")
-    print("| step | wall time | peak memory | note |")
-    print("|---|---:|---:|---|")
-    print("\n".join(rows))
-    print(f"(work folder {work}; remove it when done)")
 
 
 if __name__ == "__main__":

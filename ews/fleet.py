@@ -274,7 +274,7 @@ def municipality_settings(entry: MunicipalityEntry) -> Settings:
 
     Every tenant field (folders, config, keys) is set here, so an ``EWS_STATE_DIR`` or
     ``EWS_PSEUDONYM_KEY`` in the worker's environment or ``.env`` cannot make two municipalities
-    share anything; operator-wide settings (chunk size, scratch memory) still come from there.
+    share anything; operator-wide settings (chunk sizes, workers) still come from there.
 
     Args:
         entry: The municipality.

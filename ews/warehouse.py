@@ -300,12 +300,22 @@ class RowsWriter:
         if pending is not None:
             pending.result()
 
-    def close(self) -> None:
-        """Write the last chunk and release the thread and cursor."""
+    def close(self, raise_errors: bool = True) -> None:
+        """Write the last chunk and release the thread and cursor.
+
+        Args:
+            raise_errors: Raise the last write's error; False drops it (the caller is already
+                raising an error of its own).
+        """
         try:
-            self.wait()
+            try:
+                self.wait()
+            except Exception:
+                if raise_errors:
+                    raise
+            finally:
+                self._pool.shutdown(wait=True)
         finally:
-            self._pool.shutdown(wait=True)
             self._cursor.close()
 
 
@@ -367,12 +377,19 @@ class IngestStore:
 
     @contextmanager
     def rows_writer(self) -> Iterator[RowsWriter]:
-        """A :class:`RowsWriter` for ``raw_rows``, closed (its last chunk written) at the end."""
+        """A :class:`RowsWriter` for ``raw_rows``, closed (its last chunk written) at the end.
+
+        When the block raises, the pending write is waited for and its own error, if any, is
+        dropped: the block's error (a file's line and column, an interruption) is the one to
+        report, and the staged copy is discarded anyway.
+        """
         writer = RowsWriter(self.con)
         try:
             yield writer
-        finally:
-            writer.close()
+        except BaseException:
+            writer.close(raise_errors=False)
+            raise
+        writer.close()
 
     def add_quarantine(self, frame: pd.DataFrame) -> None:
         """Append quarantined rows (the columns of ``raw_quarantine``)."""

@@ -22,7 +22,7 @@ import hmac
 import importlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -65,7 +65,8 @@ CLEAN_COLUMNS = {
 TABLE_OF_KIND = {"absence": "clean_absence", "tests": "clean_tests", "marks": "clean_marks",
                  "contacts": "clean_contacts", "support": "clean_support"}
 LINEAGE = ["source_file", "source_line"]
-#: Rows read, typed and checked at a time (``EWS_INGEST_CHUNK_ROWS``): about 0.7 GB at peak.
+#: Rows read, typed and checked at a time (``EWS_INGEST_CHUNK_ROWS``): at most two chunks are held
+#: at once (one being written while the next is typed and checked).
 DEFAULT_CHUNK_ROWS = 500_000
 
 
@@ -467,19 +468,25 @@ class _Loaded:
     max_event: dict[str, object] = field(default_factory=dict)
     #: Per chunk: the results of the checks of one file, split by file.
     file_results: list[pd.DataFrame] = field(default_factory=list)
-    #: A check of one file that stops the run, held until the volume has been checked.
+    #: A check of one file that stops the run, held until the volume has been checked, with
+    #: the chunk it stopped on and the typed rows of the source up to and including it.
     stop: FileLevelError | None = None
+    stop_chunk: pd.DataFrame | None = None
+    rows_at_stop: int = 0
 
+    def final_stop(self, source: SourceConfig, context: ValidationContext) -> FileLevelError | None:
+        """The held stop, its message saying whether typed rows of the source followed it.
 
-def _with_last(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, bool]]:
-    """Each chunk with whether it is the last one of its file (one chunk read ahead)."""
-    previous = None
-    for chunk in chunks:
-        if previous is not None:
-            yield previous, False
-        previous = chunk
-    if previous is not None:
-        yield previous, True
+        The stop was found not knowing what followed; when rows did, the chunk is checked
+        again to say so ("checked so far", "the rest of the source was not checked").
+        """
+        if self.stop is None or self.rows == self.rows_at_stop or self.stop_chunk is None:
+            return self.stop
+        try:
+            check_rows(self.stop_chunk, source, context, skip=CROSS_FILE_CHECKS, more_rows=True)
+        except FileLevelError as stop:
+            return stop
+        return self.stop
 
 
 def _load_files(store: IngestStore, source: SourceConfig, streams: list[ExportStream],
@@ -515,7 +522,7 @@ def _load_streams(store: IngestStore, writer: RowsWriter, source: SourceConfig, 
     verdicts = VerdictCache()
     pseudonyms: dict[str, tuple[str | None, float]] = {}  # this source's CPR values, this run
     clock = time.perf_counter()
-    for number, stream in enumerate(streams):
+    for stream in streams:
         name = stream.path.name
         state.files_read.append(name)
         loaded.streams[name] = stream
@@ -524,7 +531,7 @@ def _load_streams(store: IngestStore, writer: RowsWriter, source: SourceConfig, 
         first = loaded.rows
         ids: list[np.ndarray] = []
         latest = None
-        for raw, last in _with_last(stream.chunks(chunk_rows)):
+        for raw in stream.chunks(chunk_rows):
             parsed = parse_source_frame(raw, source, key, pseudonyms)
             check_structure(parsed.typed, source)
             if len(parsed.quarantine):
@@ -550,10 +557,9 @@ def _load_streams(store: IngestStore, writer: RowsWriter, source: SourceConfig, 
             if loaded.stop is not None or not len(typed):
                 continue
             try:
-                outcome = check_rows(typed, source, context, skip=CROSS_FILE_CHECKS,
-                                     more_rows=not last or number + 1 < len(streams), verdicts=verdicts)
+                outcome = check_rows(typed, source, context, skip=CROSS_FILE_CHECKS, verdicts=verdicts)
             except FileLevelError as stop:
-                loaded.stop = stop
+                loaded.stop, loaded.stop_chunk, loaded.rows_at_stop = stop, typed, loaded.rows
                 clock = _lap(state, "contracts", clock)
                 continue
             loaded.file_results.append(results_by_file(outcome, typed, source, context))
@@ -612,8 +618,9 @@ def _ingest_source(
     total = sum(typed_rows.values())
     # the volume before any check of the rows: a file of the wrong size is the first thing to say
     volume = check_volume({source.name: total, **typed_rows}, source, context.previous_rows)
-    if loaded.stop is not None:
-        raise loaded.stop
+    stop = loaded.final_stop(source, context)
+    if stop is not None:
+        raise stop
     empty = _empty_typed(source, key)
     structure = check_structure(empty, source)
     positions = {c.name: i for i, c in enumerate(row_checks(kind, context.today, context.school_codes))}

@@ -7,13 +7,15 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ews.config import MunicipalityConfig
-from ews.warehouse import WarehousePaths, content_digest, open_readonly, staged_write
+from ews.warehouse import IngestStore, RowsWriter, WarehousePaths, content_digest, open_readonly, staged_write
 from pipelines import ingest as ingest_module
 from pipelines.ingest import IngestResult, discover_sources, ingest_sources
 from tests.validation.validation_corpus import KEY, TERM, TODAY, build_inbox, make_config
+from validation.errors import FileLevelError
 
 ABSENCE_HEADER = ("CPR;Skolekode;Periode fra;Periode til;Skoledage;Sygdom;Lovligt fravær;"
                   "Ulovligt fravær;For sent\n")
@@ -163,6 +165,38 @@ def test_a_changed_file_replaces_exactly_its_rows(inbox: Path, tmp_path: Path) -
     changed = [r for r in after if r[-2] == "fravaer_2024-25.csv"]
     # three rows now, the second with two days of illness, on the lines of the new file
     assert [(r[-1], r[4]) for r in changed] == [(2, 0.0), (3, 2.0), (4, 0.0)]
+
+
+def _broken_write(_writer: RowsWriter, _frame: object) -> None:
+    raise OSError("No space left on device")
+
+
+def test_a_failed_write_of_raw_rows_stops_the_run_and_leaves_the_warehouse(
+        inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows are written on a thread of their own: its error still reaches the run."""
+    state = tmp_path / "state"
+    run(inbox, state)
+    before = digests(state)
+    _change_a_row_and_drop_one(inbox)
+    monkeypatch.setattr(RowsWriter, "_write", _broken_write)
+    with pytest.raises(OSError, match="No space left on device"):
+        run(inbox, state)
+    assert digests(state) == before
+
+
+def test_an_error_of_the_ingest_is_reported_over_a_failed_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file's own error (line and column) is what the steward needs, not the write that failed
+    beside it while the staged copy was being discarded."""
+    monkeypatch.setattr(RowsWriter, "_write", _broken_write)
+    with staged_write(tmp_path / "state") as session:
+        store = IngestStore(session)
+        with pytest.raises(FileLevelError, match="line 3"):
+            with store.rows_writer() as writer:
+                writer.add(pd.DataFrame({"source": ["absence"]}))
+                raise FileLevelError("fravaer_2025-26.csv, line 3: an unclosed quote", file="fravaer_2025-26.csv",
+                                     line=3, check="quote")
+        store.close()
 
 
 def test_a_removed_file_takes_its_rows_with_it(inbox: Path, tmp_path: Path) -> None:

@@ -258,6 +258,22 @@ def test_reading_in_chunks_gives_the_same_warehouse_and_identity_store(name: str
     assert digests[1][1]["identity_pupils"][0] > 0
 
 
+@pytest.mark.parametrize(("chunk_rows", "rows_follow"), [(DEFAULT_CHUNK_ROWS, False), (2, True)])
+def test_a_stop_says_checked_so_far_only_when_rows_of_the_source_followed(
+        chunk_rows: int, rows_follow: bool, tmp_path: Path, baseline_state: Path) -> None:
+    """The checks of one file run as the chunks are typed, before it is known what follows; the
+    held stop's message still says whether typed rows of the source were left unchecked."""
+    case = next(c for c in CASES if c["case"] == "marks_severity_file")  # a bad mark on line 3 of 5
+    state = tmp_path / "state"
+    shutil.copytree(baseline_state, state)
+    with pytest.raises(FileLevelError) as caught:
+        run_ingest(build_inbox(case, tmp_path / "inbox"), state, case, chunk_rows)
+    message = str(caught.value)
+    assert caught.value.line == 3 and "mark_not_7_point" in message
+    assert ("checked so far" in message) is rows_follow, message
+    assert ("the rest of the source was not checked" in message) is rows_follow, message
+
+
 @pytest.mark.parametrize("chunk_rows", [DEFAULT_CHUNK_ROWS, 1])
 def test_two_pupils_sources_keep_each_pupils_own_name(chunk_rows: int, tmp_path: Path) -> None:
     inbox = build_inbox(None, tmp_path / "inbox")
