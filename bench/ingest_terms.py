@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 CURRENT_YEAR = "2025-26"
 SIZES = {"small": (3, 60), "herning": (20, 1000), "national": (1100, 65000)}
@@ -189,8 +190,7 @@ def main() -> None:
         measure(args, work, out, inbox, state, env, rows)
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=60)
+            server.stop()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     mode = "whole termly runs (ews run)" if args.end_to_end else "ingest only"
@@ -205,32 +205,18 @@ def main() -> None:
     print(f"(work folder {work}; remove it when done)")
 
 
-def start_prefect_server(work: Path, env: dict[str, str]) -> subprocess.Popen:
-    """Start ``prefect server start`` on a free local port; put its API URL into ``env``."""
-    import socket
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def start_prefect_server(work: Path, env: dict[str, str]) -> Any:
+    """Start Prefect's server in a subprocess (as ``ews fleet run`` does); put its API URL into ``env``."""
     home = work / "prefect-server"
     home.mkdir(parents=True, exist_ok=True)
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env={**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    env["PREFECT_API_URL"] = url
-                    return server
-        except OSError:
-            time.sleep(1)
-    server.terminate()
-    raise SystemExit(f"the Prefect server on {url} did not answer within 180 s")
+    os.environ["PREFECT_HOME"] = str(home)  # before Prefect is imported: the server's database
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=180)
+    env["PREFECT_API_URL"] = server.api_url
+    return server
 
 
 def measure(args: argparse.Namespace, work: Path, out: Path, inbox: Path, state: Path, env: dict[str, str],
