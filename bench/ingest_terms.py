@@ -88,7 +88,7 @@ from pipelines.ingest import discover_sources, ingest_sources
 settings = get_settings()
 config = load_config(settings.resolved_config_path)
 sources = discover_sources(config, settings.resolved_inbox)
-with staged_write(settings.state_dir) as session:
+with staged_write(settings.state_dir, settings.warehouse_memory_limit) as session:
     result = ingest_sources(session, config, sources, key=settings.key_bytes(), term=Term.parse("2025/26-H1"),
                             today=settings.today_date(), run_id="bench", previous_rows={},
                             chunk_rows=settings.ingest_chunk_rows)

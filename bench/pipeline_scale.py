@@ -43,7 +43,7 @@ config = config.model_copy(update={{"sources": [
     for s in config.sources]}})
 sources = discover_sources(config, inbox)
 term = Term.parse({last!r})
-with staged_write(settings.state_dir) as session:
+with staged_write(settings.state_dir, settings.warehouse_memory_limit) as session:
     result = ingest_sources(session, config, sources, key=settings.key_bytes(), term=term,
                             today=settings.today_date(), run_id="bench", previous_rows={{}},
                             chunk_rows=settings.ingest_chunk_rows)

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
             the chunks run on the Dask cluster inside a fleet, else in a local process pool.
             The default keeps a Herning-sized run (about 5,000 pupils) in one chunk.
         compute_workers: Processes of the local pool for chunks outside Dask (0: every core).
+        warehouse_memory_limit: DuckDB's memory cap for the warehouse a run writes (``"8GB"``);
+            above it joins and aggregates spill to disk in the run's own folder. Unset: 8 GiB,
+            or half the machine's memory when that is less.
     """
 
     model_config = SettingsConfigDict(env_prefix="EWS_", env_file=".env", extra="ignore")
@@ -49,6 +52,7 @@ class Settings(BaseSettings):
     ingest_chunk_rows: int = Field(default=500_000, ge=1000)
     compute_chunk_pupils: int = Field(default=10_000, ge=100)
     compute_workers: int = Field(default=0, ge=0)
+    warehouse_memory_limit: str | None = Field(default=None, pattern=r"^\s*\d+(\.\d+)?\s*[KMGT]i?B\s*$")
 
     @property
     def synthetic_dir(self) -> Path:

@@ -134,7 +134,7 @@ def ensure_identity_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextmanager
-def staged_write(state_dir: Path) -> Iterator[WriteSession]:
+def staged_write(state_dir: Path, memory_limit: str | None = None) -> Iterator[WriteSession]:
     """Open a new version of the warehouse and identity store for one run.
 
     The published stores are copied into a new folder ``versions/<version>.partial/``; the run
@@ -146,8 +146,15 @@ def staged_write(state_dir: Path) -> Iterator[WriteSession]:
     switch, versions older than the one just replaced are removed; the one just replaced is
     kept for readers that resolved the pointer just before the switch.
 
+    The warehouse connection is capped at ``memory_limit`` (DuckDB's ``memory_limit``; by default
+    :func:`default_memory_limit`): above it DuckDB spills joins, aggregates and sorts to
+    ``<warehouse>.tmp`` inside the partial folder, which goes with the folder. Without a cap
+    DuckDB takes 80 % of the machine, and at national size the checks across files grew the
+    process past 20 GiB.
+
     Args:
         state_dir: The state folder.
+        memory_limit: DuckDB's memory limit for the warehouse (``"8GB"``); None for the default.
 
     Yields:
         Connections to the new version's stores.
@@ -173,7 +180,8 @@ def staged_write(state_dir: Path) -> Iterator[WriteSession]:
             for file_name in (WAREHOUSE_FILE, IDENTITY_FILE):
                 if (previous / file_name).exists():
                     _copy(previous / file_name, partial / file_name)
-            con = duckdb.connect(str(partial / WAREHOUSE_FILE))
+            con = duckdb.connect(str(partial / WAREHOUSE_FILE),
+                                 config={"memory_limit": memory_limit or default_memory_limit()})
             identity = duckdb.connect(str(partial / IDENTITY_FILE))
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
@@ -211,6 +219,19 @@ def staged_write(state_dir: Path) -> Iterator[WriteSession]:
         _publish_step("cleanup")
         _remove_old_versions(paths, keep={name, previous.name},
                              keep_unversioned=previous == state_dir)
+
+
+def default_memory_limit() -> str:
+    """The warehouse's memory cap when none is set: 8 GiB, or half the machine's memory when that is less.
+
+    8 GiB leaves room under a 16 GB budget for the reader (capped at 1 GB), the chunk in hand
+    and the identity store; half the machine keeps a small municipal server out of swap.
+    """
+    try:
+        machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        machine = 16 * 2**30
+    return f"{min(8 * 2**30, machine // 2) // 2**20}MiB"
 
 
 def _copy(source: Path, target: Path) -> None:

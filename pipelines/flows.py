@@ -275,7 +275,7 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
         return result
 
     try:
-        with staged_write(settings.state_dir) as session:
+        with staged_write(settings.state_dir, settings.warehouse_memory_limit) as session:
             step("ingest", ingest_task, session, inputs, say)
             step("exclusions", exclusion_task, session, inputs)
             features = step("features", feature_task, session, inputs)

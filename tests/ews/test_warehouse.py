@@ -72,3 +72,30 @@ def test_replace_rows_replaces_only_its_slice(state_dir):
 def test_table_names_must_say_their_stage(state_dir):
     with staged_write(state_dir) as session, pytest.raises(ValueError, match="stage"):
         replace_rows(session.con, "pupils", pd.DataFrame({"a": [1]}))
+
+
+def test_the_writing_connection_is_capped_and_spills_inside_its_version(state_dir):
+    def cap(session) -> str:
+        return session.con.execute(
+            "SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").fetchone()[0]
+
+    with staged_write(state_dir, "300MiB") as session:
+        assert cap(session) in ("300.0 MiB", "314.5 MB")
+        spill = session.con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        assert ".partial" in spill  # spilled pages go with the unpublished version
+    with staged_write(state_dir) as session:
+        # the default leaves room under a 16 GB budget: at most 8 GiB
+        value, unit = cap(session).split()
+        assert float(value) * {"MiB": 2**20, "GiB": 2**30, "MB": 1e6, "GB": 1e9}[unit] <= 8 * 2**30
+
+
+def test_a_memory_limit_setting_must_name_its_unit(monkeypatch):
+    from pydantic import ValidationError
+
+    from ews.settings import Settings
+
+    monkeypatch.setenv("EWS_WAREHOUSE_MEMORY_LIMIT", "6GB")
+    assert Settings().warehouse_memory_limit == "6GB"
+    monkeypatch.setenv("EWS_WAREHOUSE_MEMORY_LIMIT", "6")
+    with pytest.raises(ValidationError):
+        Settings()
