@@ -198,8 +198,11 @@ class ExportStream:
     def _duckdb_chunks(self, rows: int) -> Iterator[pd.DataFrame] | None:
         """The file's rows through DuckDB's CSV reader, or None when the ``csv`` module must read it.
 
-        A first pass counts the rows DuckDB reads (failing on any malformed line); only when
-        they are one per physical line after the header does the second pass stream them.
+        One scan keeps the mapped columns in a temporary table (failing on any malformed line
+        or undecodable value); only when its rows are one per physical line after the header
+        are they streamed. Columns the config does not map (free text among them) are never
+        kept: a second scan counts only them, so that their values are decoded and checked
+        too. A file whose every column is mapped is scanned once.
         """
         plan = _duckdb_plan(self.path, self.source.encoding)
         if plan is None:
@@ -218,18 +221,20 @@ class ExportStream:
         scan = ("read_csv($path, delim = $delim, encoding = $encoding, columns = $columns, "
                 "header = false, skip = 1, auto_detect = false, strict_mode = true, "
                 "quote = '\"', escape = '\"', null_padding = false)")
-        # every column is counted, so that every value is decoded and checked in this pass;
-        # the mapped ones are kept, in file order (rowid), unmapped ones are never kept
-        counts = ", ".join(f"count(c{i})" for i in range(len(self.header)))
+        # the mapped columns are kept, in file order (rowid); the unmapped ones are only
+        # counted (DuckDB decodes just the columns a scan uses), and never kept
         selected = ", ".join(f"c{position} AS m{i}" for i, position in enumerate(positions.values()))
+        unmapped = [i for i in range(len(self.header)) if i not in set(positions.values())]
         try:
             con.execute(f"CREATE TEMP TABLE export_rows AS SELECT {selected} FROM {scan}", options)
-            counted = con.execute(f"SELECT count(*), {counts} FROM {scan}", options).fetchall()[0][0]
+            kept = con.execute("SELECT count(*) FROM export_rows").fetchall()[0][0]
+            counted = kept if not unmapped else con.execute(
+                f"SELECT count(*), {', '.join(f'count(c{i})' for i in unmapped)} FROM {scan}",
+                options).fetchall()[0][0]
         except duckdb.Error:
             _close(con, spill)
             return None
-        if counted != expected_rows or counted == 0 or con.execute(
-                "SELECT count(*) FROM export_rows").fetchall()[0][0] != counted:
+        if counted != expected_rows or counted == 0 or kept != counted:
             _close(con, spill)
             return None
         if self._first_row() != self.header:

@@ -157,6 +157,23 @@ def test_bad_bytes_far_into_a_file_are_found_on_their_line(tmp_path: Path) -> No
     assert str(caught.value).startswith("fravaer_2025-26.csv, line 30002:")
 
 
+@pytest.mark.parametrize("column", ["mapped", "not mapped"])
+def test_bad_bytes_are_found_in_every_column_whether_read_or_not(tmp_path: Path, column: str) -> None:
+    # DuckDB's reader keeps only mapped columns, and decodes only the columns a scan uses: a
+    # value of a column the config does not read (here an extra one) must be decoded too
+    lines = [line + ";note" for line in absence_lines(40_000)]
+    was, now = (";0,5;", ";0,5<bad>;") if column == "mapped" else (";note", ";note<bad>")
+    lines[30_000] = lines[30_000].replace(was, now)
+    path = tmp_path / "fravaer_2025-26.csv"
+    path.write_bytes(("\n".join([ABSENCE_HEADER + ";Note", *lines]) + "\n").encode("utf-8").replace(
+        b"<bad>", b"\xe6"))
+    assert b"\xe6" in path.read_bytes()
+    with pytest.raises(FileLevelError) as caught:
+        for _ in ExportStream(path, source("absence")).chunks(5000):
+            pass
+    assert caught.value.check == "encoding" and caught.value.line == 30_002
+
+
 def test_a_truncated_last_line_is_caught_when_reading_in_chunks(tmp_path: Path) -> None:
     path = tmp_path / "fravaer_2025-26.csv"
     path.write_bytes(("\n".join([ABSENCE_HEADER, *absence_lines(5)]) + "\n150314-4001;101;04-08").encode())
