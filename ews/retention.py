@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,6 +30,8 @@ from ews.config import MunicipalityConfig
 from ews.terms import school_year_label, school_year_of
 from ews.warehouse import WriteSession, open_runlog, table_exists
 
+#: The retention item of the exports' rows (raw and clean tables, names per row, export files).
+SOURCE_ROWS_ITEM = "source_rows_school_years"
 #: Output tables keyed by term (the term's first four characters are its school year's start).
 OUTPUT_TABLES_BY_TERM = ("features_pupil_term", "scores_pupil_term", "flags_pupil_term", "quarantine_rows",
                          "validation_results")
@@ -184,9 +187,12 @@ def _unbind(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _table_counts(con: duckdb.DuckDBPyConnection, identity: duckdb.DuckDBPyConnection | None,
-                  config: MunicipalityConfig, scope: _Scope, delete: bool) -> list[RetentionCount]:
+                  config: MunicipalityConfig, scope: _Scope, delete: bool,
+                  items: Collection[str] | None = None) -> list[RetentionCount]:
     counts = []
     for item, store, table, condition, keep in _targets(config, scope):
+        if items is not None and item not in items:
+            continue
         target_con = con if store == "warehouse" else identity
         if target_con is None or not table_exists(target_con, table):
             counts.append(RetentionCount(item, f"{store}.{table}", 0, keep))
@@ -271,8 +277,53 @@ def _file_counts(config: MunicipalityConfig, scope: _Scope, state_dir: Path, inb
                            len(_expired_run_folders(state_dir / "runs", config, scope)), keep_outputs)]
 
 
+@dataclass(frozen=True)
+class SourceExpiry:
+    """What :func:`expire_source_rows` deleted early in a run, for :func:`apply_retention` to finish.
+
+    Attributes:
+        scope: Which files, pupils and lines were past their time before anything was deleted.
+        counts: The rows of the exports deleted (item :data:`SOURCE_ROWS_ITEM`).
+    """
+
+    scope: _Scope
+    counts: list[RetentionCount]
+
+
+def _delete(session: WriteSession, config: MunicipalityConfig, scope: _Scope,
+            items: Collection[str] | None) -> list[RetentionCount]:
+    for connection in (session.con, session.identity):
+        _bind(connection, scope)
+    try:
+        return _table_counts(session.con, session.identity, config, scope, delete=True, items=items)
+    finally:
+        for connection in (session.con, session.identity):
+            _unbind(connection)
+
+
+def expire_source_rows(session: WriteSession, config: MunicipalityConfig, today: date) -> SourceExpiry:
+    """Delete the exports' rows past their time (:data:`SOURCE_ROWS_ITEM`) in a staged version.
+
+    A termly run does this right after its ingest, before its features and its model, so that no
+    model is trained on rows the same run deletes (and the next run, finding the same rows,
+    reuses the model instead of training again). The rest of retention, and the removal of the
+    expired export files from the inbox, waits for :func:`apply_retention` at the run's end: the
+    outcome evaluation still needs the outputs of the school year that is about to go.
+
+    Args:
+        session: From ``ews.warehouse.staged_write``.
+        config: The municipality config.
+        today: The day.
+
+    Returns:
+        The scope (computed before this deletion) and the counts deleted.
+    """
+    scope = _scope(session.con, config, today)
+    return SourceExpiry(scope=scope, counts=_delete(session, config, scope, {SOURCE_ROWS_ITEM}))
+
+
 def apply_retention(session: WriteSession, config: MunicipalityConfig, today: date, state_dir: Path,
-                    inbox: Path | None) -> list[RetentionCount]:
+                    inbox: Path | None, expired: SourceExpiry | None = None) -> list[RetentionCount]:
     """Delete what is past its time, in a staged version (published by the caller's ``staged_write``).
 
     The tables are changed in the new version only; the expired export files are removed from
@@ -285,18 +336,20 @@ def apply_retention(session: WriteSession, config: MunicipalityConfig, today: da
         today: The day.
         state_dir: The state folder.
         inbox: The export folder.
+        expired: When :func:`expire_source_rows` already deleted the exports' rows in this
+            session: the rest is deleted with its scope (computed before that deletion, so
+            that the pupils of the deleted files are still known as leavers).
 
     Returns:
         The counts deleted (and the app's, not deleted).
     """
-    scope = _scope(session.con, config, today)
-    for connection in (session.con, session.identity):
-        _bind(connection, scope)
-    try:
-        counts = _table_counts(session.con, session.identity, config, scope, delete=True)
-    finally:
-        for connection in (session.con, session.identity):
-            _unbind(connection)
+    if expired is None:
+        scope = _scope(session.con, config, today)
+        counts = _delete(session, config, scope, None)
+    else:
+        scope = expired.scope
+        others = {item for item, *_rest in _targets(config, scope)} - {SOURCE_ROWS_ITEM}
+        counts = [*expired.counts, *_delete(session, config, scope, others)]
     removed = _expired_inbox_files(inbox, scope)
     for path in removed:
         path.unlink()

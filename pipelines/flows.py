@@ -5,7 +5,8 @@ One termly run:
 
     config (validated in full) -> find files, hash them -> run id -> run log 'running'
     -> staged warehouse: the steps of ``pipelines.steps`` in data-flow order, each a Prefect task
-       (ingest + validation -> exclusions -> features -> model: train or reuse, score, gate
+       (ingest + validation -> expiry of old export rows -> exclusions -> features
+       -> model: train or reuse, score, gate
        -> explanations -> flag lists -> reviews copy -> outcomes -> retention)
     -> publish (one pointer switch for both stores) -> manifest, artifacts
     -> run log 'succeeded'
@@ -165,15 +166,22 @@ def outcome_task(session: WriteSession, inputs: RunInputs) -> steps.OutcomeStep:
     return steps.outcome_step(session, inputs)
 
 
+@task(name="expiry", retries=0, cache_policy=NO_CACHE)
+def expiry_task(session: WriteSession, inputs: RunInputs) -> steps.ExpiryStep:
+    """The exports' rows past their time, deleted before the model sees them (``pipelines.steps.expiry_step``)."""
+    return steps.expiry_step(session, inputs)
+
+
 @task(name="retention", retries=0, cache_policy=NO_CACHE)
-def retention_task(session: WriteSession, inputs: RunInputs) -> steps.RetentionStep:
-    """Delete what is past its time, in the staged version (``pipelines.steps.retention_step``)."""
-    return steps.retention_step(session, inputs)
+def retention_task(session: WriteSession, inputs: RunInputs, expiry: steps.ExpiryStep | None) -> steps.RetentionStep:
+    """Delete the rest of what is past its time, in the staged version (``pipelines.steps.retention_step``)."""
+    return steps.retention_step(session, inputs, expiry)
 
 
 #: The progress line said at the start of each step (the command line shows them).
 STEP_PROGRESS: dict[str, str] = {
     "ingest": "reading and validating exports",
+    "expiry": "retention: the exports' rows past their time",
     "exclusions": "exclusions from screening",
     "features": "features as of the term's as-of date",
     "model": "model: train or reuse, then score",
@@ -277,6 +285,7 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     try:
         with staged_write(settings.state_dir, settings.warehouse_memory_limit) as session:
             step("ingest", ingest_task, session, inputs, say)
+            expiry = step("expiry", expiry_task, session, inputs)  # before the model sees the rows
             step("exclusions", exclusion_task, session, inputs)
             features = step("features", feature_task, session, inputs)
             model = step("model", model_task, session, inputs, features, say)
@@ -284,7 +293,7 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
             step("flag_lists", flag_task, session, inputs, model, features, explanations)
             step("reviews", review_copy_task, session, inputs)
             step("outcomes", outcome_task, session, inputs)
-            step("retention", retention_task, session, inputs)  # published with the run, or not at all
+            step("retention", retention_task, session, inputs, expiry)  # published with the run, or not at all
             say("publishing")
         status, message = "succeeded", None
     except BaseException as exc:

@@ -181,9 +181,10 @@ def build_records(config: MunicipalityConfig, lang: Language) -> list[Section]:
     table_rows = [[table, _retention_text(config, table, lang)] for table in sorted(TABLE_RETENTION)]
     table_rows += [[table, reason] for table, reason in sorted(KEPT_TABLES.items())]
     sections.append(Section("Opbevaring pr. tabel" if da else "Retention per table", [
-        "Fra konfigurationens 'retention'; 'ews retention' viser, hvad der skal slettes, og kørslen sletter det "
-        "til sidst." if da else
-        "From the config's 'retention'; 'ews retention' shows what is due and every run deletes it at its end."],
+        "Fra konfigurationens 'retention'; 'ews retention' viser, hvad der skal slettes. Kørslen sletter "
+        "eksporternes rækker lige efter indlæsningen, før modellen ser dem, og resten til sidst." if da else
+        "From the config's 'retention'; 'ews retention' shows what is due. Every run deletes the exports' rows "
+        "right after reading them, before the model sees them, and the rest at its end."],
         ["tabel" if da else "table", "opbevaring" if da else "retention"], table_rows))
     ignored = sorted({c for s in config.sources for c in s.ignore_columns})
     sections.append(Section("Sikkerhedsforanstaltninger" if da else "Safeguards", [

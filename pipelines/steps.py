@@ -2,8 +2,9 @@
 
 A run is, in data-flow order (:data:`STEPS`)::
 
-    ingest -> exclusions -> features -> model (train or reuse, score, gate) -> explanations
-    -> flag lists -> reviews copy -> outcomes -> retention
+    ingest -> expiry (the exports' rows past their time) -> exclusions -> features
+    -> model (train or reuse, score, gate) -> explanations -> flag lists -> reviews copy
+    -> outcomes -> retention (the rest, and the expired export files)
 
 Every step takes the run's :class:`RunInputs` (immutable, run-wide), the staged
 :class:`~ews.warehouse.WriteSession` it writes through, and the results of the steps it needs,
@@ -34,7 +35,7 @@ from ews.warehouse import WriteSession
 from pipelines.ingest import IngestResult, SourceFiles
 
 if TYPE_CHECKING:  # imported where used: the command line starts without scikit-learn
-    from ews.retention import RetentionCount
+    from ews.retention import RetentionCount, SourceExpiry
     from models.risk_model import ModelBundle
 
 Progress = Callable[[str], None]
@@ -228,6 +229,19 @@ class OutcomeStep:
     summary: dict[str, Any]
     warnings: tuple[str, ...]
     card_section: Path | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ExpiryStep:
+    """The exports' rows past their time, deleted right after the ingest (``ews.retention.expire_source_rows``).
+
+    Attributes:
+        expired: What was deleted and the scope the run's retention step finishes with.
+        seconds: Wall time of the step.
+    """
+
+    expired: SourceExpiry
     seconds: float
 
 
@@ -501,12 +515,33 @@ def outcome_step(session: WriteSession, inputs: RunInputs) -> OutcomeStep:
                        card_section=card_section, seconds=_since(started))
 
 
-def retention_step(session: WriteSession, inputs: RunInputs) -> RetentionStep:
+def expiry_step(session: WriteSession, inputs: RunInputs) -> ExpiryStep:
+    """Delete the exports' rows past their time before the features and the model see them.
+
+    A model trained on rows that the same run deletes would be retrained by the next run on the
+    same term (its training data changed), and would have learnt from data past its time.
+
+    Args:
+        session: The staged session.
+        inputs: The run's inputs (today's date is the as-of date).
+
+    Returns:
+        What was deleted, for :func:`retention_step` to finish.
+    """
+    from ews.retention import expire_source_rows
+
+    started = time.perf_counter()
+    expired = expire_source_rows(session, inputs.config, inputs.as_of_date)
+    return ExpiryStep(expired=expired, seconds=_since(started))
+
+
+def retention_step(session: WriteSession, inputs: RunInputs, expiry: ExpiryStep | None) -> RetentionStep:
     """Delete what is past its time, in the same staged version (published with the run or not at all).
 
     Args:
         session: The staged session.
         inputs: The run's inputs (today's date is the as-of date; the inbox).
+        expiry: The run's :func:`expiry_step` (the exports' rows already deleted), or None.
 
     Returns:
         What was deleted (``ews.retention.finish_retention`` completes it after publication).
@@ -515,13 +550,14 @@ def retention_step(session: WriteSession, inputs: RunInputs) -> RetentionStep:
 
     started = time.perf_counter()
     counts = apply_retention(session, inputs.config, inputs.as_of_date, inputs.settings.state_dir,
-                             inputs.settings.resolved_inbox)
+                             inputs.settings.resolved_inbox, expiry.expired if expiry is not None else None)
     return RetentionStep(counts=counts, seconds=_since(started))
 
 
 #: The run's steps in data-flow order: (name, the steps whose results it takes or whose tables it reads).
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ingest", ()),
+    ("expiry", ("ingest",)),
     ("exclusions", ("ingest",)),
     ("features", ("ingest", "exclusions")),
     ("model", ("features",)),
@@ -529,7 +565,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("flag_lists", ("model", "features", "explanations")),
     ("reviews", ()),
     ("outcomes", ("ingest",)),
-    ("retention", ("ingest",)),
+    ("retention", ("expiry",)),
 )
 STEP_NAMES: tuple[str, ...] = tuple(name for name, _ in STEPS)
 
@@ -553,6 +589,8 @@ def steps_to_run(skip: Collection[str] = ()) -> tuple[str, ...]:
     if unknown or "ingest" in skip:
         raise ValueError(f"steps that cannot be left out: {unknown or ['ingest']}; the steps are {STEP_NAMES}")
     left_out: set[str] = set(skip)
+    if "retention" in left_out:  # the expiry is retention's first half: left out with it
+        left_out.add("expiry")
     for name, needs in STEPS:
         if left_out.intersection(needs):
             left_out.add(name)
@@ -564,6 +602,7 @@ class StepResults:
     """The results of a run's steps as they finish (None: not run, or not reached)."""
 
     ingest: IngestStep | None = None
+    expiry: ExpiryStep | None = None
     exclusions: ExclusionStep | None = None
     features: FeatureStep | None = None
     model: ModelStep | None = None

@@ -43,8 +43,28 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _apply_as_a_run_does(state: Path, config_path: Path, inbox: Path) -> None:
+    """Retention in two halves, as a termly run applies it: the exports' rows right after the
+    ingest (before the model), the rest and the expired files at the run's end."""
+    from datetime import date
+
+    from ews.config import load_config
+    from ews.retention import apply_retention, expire_source_rows, finish_retention
+    from ews.warehouse import staged_write
+
+    config, today = load_config(config_path), date.fromisoformat(TODAY)
+    with staged_write(state) as session:
+        expired = expire_source_rows(session, config, today)
+        assert expired.counts and {c.item for c in expired.counts} == {"source_rows_school_years"}
+        assert session.con.execute(f"SELECT count(*) FROM raw_files WHERE {OLD_FILE}").fetchall() == [(0,)]
+        assert all(p.exists() for p in inbox.iterdir())  # the files go only at the end
+        counts = apply_retention(session, config, today, state, inbox, expired)
+    finish_retention(state, config, today, counts, "test")
+
+
+@pytest.mark.parametrize("way", ["command", "run"])
 def test_aged_state_loses_exactly_the_expired_rows_files_and_folders_and_logs_counts(
-        run_copy: FinishedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        run_copy: FinishedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str) -> None:
     from pipelines.cli import app
 
     state = run_copy.state_dir
@@ -65,8 +85,11 @@ def test_aged_state_loses_exactly_the_expired_rows_files_and_folders_and_logs_co
     preview = runner.invoke(app, ["retention", "--json"])
     assert preview.exit_code == 0, preview.output
     assert WarehousePaths(state).published() == published  # a preview changes nothing
-    result = runner.invoke(app, ["retention", "--apply", "--json"])
-    assert result.exit_code == 0, result.output
+    if way == "command":
+        result = runner.invoke(app, ["retention", "--apply", "--json"])
+        assert result.exit_code == 0, result.output
+    else:
+        _apply_as_a_run_does(state, config_path, inbox)
     after = WarehousePaths(state).published()
     assert after != published
 

@@ -75,7 +75,7 @@ def test_a_run_that_fails_part_way_leaves_the_warehouse_as_before(run_copy, monk
     assert len(failed) == 1 and "injected failure" in failed[0][0]
     manifest = json.loads(Path(failed[0][1]).read_text(encoding="utf-8"))
     assert manifest["status"] == "failed"
-    assert list(manifest["step_seconds"]) == ["ingest", "exclusions"]  # the steps that finished
+    assert list(manifest["step_seconds"]) == ["ingest", "expiry", "exclusions"]  # the steps that finished
 
 
 def _descendants(pid: int) -> dict[int, str]:
