@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -536,7 +536,7 @@ class IngestStore:
             {"source": source}).df()
 
     def rebuild_clean(self, table: str, select: str, sources: Sequence[str],
-                      where: dict[str, object] | None) -> None:
+                      where: dict[str, object] | None, files: Collection[str] | None = None) -> None:
         """Replace a slice of a clean table with the passing rows of some sources.
 
         Args:
@@ -545,15 +545,66 @@ class IngestStore:
                 ingest from its column lists, never from input data).
             sources: The configured sources whose rows make the slice.
             where: The slice (None: the whole table).
+            files: Only the rows of these files (every clean row carries its ``source_file``);
+                None: every file of the sources.
         """
-        delete_rows(self.con, table, where)
         _check_name(table)
+        for column in where or {}:
+            _check_name_column(column)
+        params: dict[str, object] = {"sources": list(sources)}
+        only = ""
+        if files is not None:
+            if not files:
+                return
+            params["files"] = sorted(files)
+            only = " AND rows.source_file IN (SELECT unnest($files::VARCHAR[]))"
+            condition = " AND ".join([*(f'"{c}" = ${c}' for c in where or {}),
+                                      "source_file IN (SELECT unnest($files::VARCHAR[]))"])
+            self.con.execute(f'DELETE FROM "{table}" WHERE {condition}',
+                             {**(where or {}), "files": params["files"]})
+        else:
+            delete_rows(self.con, table, where)
         self.con.execute(
             f'INSERT INTO "{table}" BY NAME SELECT {select} FROM raw_rows AS rows '
-            "WHERE rows.source IN (SELECT unnest($sources::VARCHAR[])) AND NOT EXISTS ("
+            f"WHERE rows.source IN (SELECT unnest($sources::VARCHAR[])){only} AND NOT EXISTS ("
             "SELECT 1 FROM raw_quarantine AS q WHERE q.step = 'contracts' AND q.source = rows.source "
             "AND q.source_file = rows.source_file AND q.source_line = rows.source_line) "
-            "ORDER BY rows.source_file, rows.source_line", {"sources": list(sources)})
+            "ORDER BY rows.source_file, rows.source_line", params)
+
+    def outcome_marks(self, source: str) -> dict[str, tuple]:
+        """Per file, the lines of a source's cross-file verdicts (contract quarantine) as a mark.
+
+        A count and two order-free hashes of the lines: two marks differ when the file's
+        quarantined lines differ (the clean rows of a file whose mark is unchanged stay right).
+        """
+        rows = self.con.execute(
+            "SELECT source_file, count(*), bit_xor(hash(source_line)), sum(hash(source_line)::HUGEINT) "
+            "FROM raw_quarantine WHERE source = $source AND step = 'contracts' GROUP BY source_file",
+            {"source": source}).fetchall()
+        return {str(row[0]): tuple(row[1:]) for row in rows}
+
+    def clean_out_of_step(self, table: str, sources: Sequence[str], where: dict[str, object] | None) -> set[str]:
+        """Files of some sources whose clean rows in a slice are not as many as their passing rows.
+
+        A guard for rebuilding only some files: a clean table emptied or changed outside the
+        ingest (a schema change, a manual repair) is rebuilt for every file it lost.
+        """
+        _check_name(table)
+        for column in where or {}:
+            _check_name_column(column)
+        condition = " AND ".join(f'"{c}" = ${c}' for c in where or {}) or "true"
+        rows = self.con.execute(
+            "WITH raw AS (SELECT source_file, count(*) AS n FROM raw_rows "
+            "  WHERE source IN (SELECT unnest($sources::VARCHAR[])) GROUP BY source_file), "
+            "held AS (SELECT source_file, count(DISTINCT source_line) AS n FROM raw_quarantine "
+            "  WHERE step = 'contracts' AND source IN (SELECT unnest($sources::VARCHAR[])) GROUP BY source_file), "
+            f'clean AS (SELECT source_file, count(*) AS n FROM "{table}" WHERE {condition} GROUP BY source_file) '
+            "SELECT coalesce(raw.source_file, clean.source_file) FROM raw "
+            "LEFT JOIN held ON held.source_file = raw.source_file "
+            "FULL JOIN clean ON clean.source_file = raw.source_file "
+            "WHERE coalesce(raw.n, 0) - coalesce(held.n, 0) <> coalesce(clean.n, 0)",
+            {**(where or {}), "sources": list(sources)}).fetchall()
+        return {str(row[0]) for row in rows}
 
     def latest_identity(self, sources: Sequence[str]) -> pd.DataFrame:
         """Per pupil, the name and class of the latest valid register row of the sources.

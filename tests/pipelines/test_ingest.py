@@ -167,6 +167,32 @@ def test_a_changed_file_replaces_exactly_its_rows(inbox: Path, tmp_path: Path) -
     assert [(r[-1], r[4]) for r in changed] == [(2, 0.0), (3, 2.0), (4, 0.0)]
 
 
+@pytest.mark.parametrize("lost", [False, True])
+def test_only_the_clean_rows_of_changed_files_are_rebuilt(inbox: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, lost: bool) -> None:
+    state = tmp_path / "state"
+    run(inbox, state)
+    if lost:  # clean rows lost outside the ingest (a repair, a schema change) come back
+        with staged_write(state) as session:
+            session.con.execute("DELETE FROM clean_absence WHERE source_file = 'fravaer_2025-26.csv'")
+    rebuilt: dict[str, object] = {}
+    original = IngestStore.rebuild_clean
+
+    def recording(self, table, select, sources, where, files=None):  # noqa: ANN001, ANN202
+        rebuilt[table] = None if files is None else sorted(files)
+        return original(self, table, select, sources, where, files)
+
+    monkeypatch.setattr(IngestStore, "rebuild_clean", recording)
+    _change_a_row_and_drop_one(inbox)
+    run(inbox, state)
+    # the other absence file keeps its clean rows unless they were lost; pupils are untouched
+    assert rebuilt == {"clean_absence": None if lost else ["fravaer_2024-25.csv"]}
+    monkeypatch.setattr(IngestStore, "rebuild_clean", original)
+    fresh = tmp_path / "fresh"
+    run(inbox, fresh)
+    assert digests(state) == digests(fresh)
+
+
 def _broken_write(_writer: RowsWriter, _frame: object) -> None:
     raise OSError("No space left on device")
 
