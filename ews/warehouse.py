@@ -549,8 +549,6 @@ class IngestStore:
                 None: every file of the sources.
         """
         _check_name(table)
-        for column in where or {}:
-            _check_name_column(column)
         params: dict[str, object] = {"sources": list(sources)}
         only = ""
         if files is not None:
@@ -558,10 +556,8 @@ class IngestStore:
                 return
             params["files"] = sorted(files)
             only = " AND rows.source_file IN (SELECT unnest($files::VARCHAR[]))"
-            condition = " AND ".join([*(f'"{c}" = ${c}' for c in where or {}),
-                                      "source_file IN (SELECT unnest($files::VARCHAR[]))"])
-            self.con.execute(f'DELETE FROM "{table}" WHERE {condition}',
-                             {**(where or {}), "files": params["files"]})
+            self.con.execute(f'DELETE FROM "{table}" WHERE {_slice_condition(where)} AND source_file IN '
+                             "(SELECT unnest($files::VARCHAR[]))", {**(where or {}), "files": params["files"]})
         else:
             delete_rows(self.con, table, where)
         self.con.execute(
@@ -590,9 +586,7 @@ class IngestStore:
         ingest (a schema change, a manual repair) is rebuilt for every file it lost.
         """
         _check_name(table)
-        for column in where or {}:
-            _check_name_column(column)
-        condition = " AND ".join(f'"{c}" = ${c}' for c in where or {}) or "true"
+        condition = _slice_condition(where)
         rows = self.con.execute(
             "WITH raw AS (SELECT source_file, count(*) AS n FROM raw_rows "
             "  WHERE source IN (SELECT unnest($sources::VARCHAR[])) GROUP BY source_file), "
@@ -741,10 +735,14 @@ def delete_rows(con: duckdb.DuckDBPyConnection, table: str, where: dict[str, obj
     if where is None:
         con.execute(f'DELETE FROM "{table}"')
         return
-    for column in where:
+    con.execute(f'DELETE FROM "{table}" WHERE {_slice_condition(where)}', where)
+
+
+def _slice_condition(where: dict[str, object] | None) -> str:
+    """The SQL condition of a slice (column = $column for each; ``true`` for the whole table)."""
+    for column in where or {}:
         _check_name_column(column)
-    condition = " AND ".join(f'"{c}" = ${c}' for c in where)
-    con.execute(f'DELETE FROM "{table}" WHERE {condition}', where)
+    return " AND ".join(f'"{c}" = ${c}' for c in where or {}) or "true"
 
 
 def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:

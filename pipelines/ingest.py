@@ -419,7 +419,7 @@ def ingest_sources(
         clock = time.perf_counter()
         _rebuild_clean(store, plans, state)
         identity = pd.DataFrame()
-        if state.dirty & set(pupils_sources):
+        if set(state.refresh) & set(pupils_sources):
             identity = store.latest_identity(pupils_sources)
             identity["school_year"] = [school_year_label(school_year_of(d))
                                        for d in identity.pop("enrolled_from")]
@@ -447,10 +447,8 @@ class _IngestState:
     results: list[pd.DataFrame] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     file_hashes: dict[Path, str] = field(default_factory=dict)
-    #: Sources whose verdicts changed in this run (their clean slice is rebuilt).
-    dirty: set[str] = field(default_factory=set)
-    #: Per dirty source, the files whose clean rows are rebuilt (read, removed, or with other
-    #: cross-file verdicts than before); None: every file.
+    #: Sources whose rows or verdicts changed in this run -> the files whose clean rows are
+    #: rebuilt (read, removed, or with other cross-file verdicts than before); None: every file.
     refresh: dict[str, set[str] | None] = field(default_factory=dict)
     files_read: list[str] = field(default_factory=list)
     known_fingerprint: str | None = None
@@ -609,7 +607,6 @@ def _ingest_source(
         # no export of this (optional) source: nothing of it stays
         store.forget_outcome(source.name)
         if plan.removed:
-            state.dirty.add(source.name)
             state.refresh[source.name] = None
         return
     if progress and plan.kept:
@@ -648,7 +645,6 @@ def _ingest_source(
     # the checks across files, in SQL over every loaded row of the source
     known = state.known_fingerprint if kind != "pupils" else "-"
     if plan.to_read or plan.removed or store.known_fingerprint(source.name) != known:
-        state.dirty.add(source.name)
         marks = store.outcome_marks(source.name)
         store.forget_outcome(source.name)
         if total:
@@ -776,9 +772,9 @@ def _rebuild_clean(store: IngestStore, plans: list[_SourcePlan], state: _IngestS
         entry[3].append(plan.source.name)
     current = {plan.source.name: {path.name for path in plan.files} for plan in plans}
     for table, where, kind, names in slices.values():
-        if not state.dirty & set(names):
+        wanted = [state.refresh[name] for name in names if name in state.refresh]
+        if not wanted:
             continue
-        wanted = [state.refresh.get(name) for name in names if name in state.dirty]
         files = None if any(w is None for w in wanted) else set().union(*wanted)
         if files is not None:
             files |= store.clean_out_of_step(table, names, where)
