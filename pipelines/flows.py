@@ -53,9 +53,9 @@ from ews.warehouse import (
 )
 from pipelines import steps
 from pipelines.corrections import record_corrections
+from pipelines.file_hashes import CACHE_FILE, file_hashes
 from pipelines.ingest import IngestResult, SourceFiles, data_snapshot, discover_sources
 from pipelines.manifest import run_manifest, source_entries, write_manifest
-from pipelines.readers import file_sha256
 from pipelines.steps import RunInputs
 from validation.gate import severity_problems
 from validation.report import artifact_markdown, render_report, summarise_quarantine
@@ -110,9 +110,13 @@ def previous_rows_loaded(state_dir: Path) -> dict[str, int]:
 
 
 @task(name="hash-files", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def hash_files_task(sources: list[SourceFiles]) -> dict[Path, str]:
-    """Hash every input file (I/O, so retried)."""
-    return {path: file_sha256(path) for entry in sources for path in entry.files}
+def hash_files_task(sources: list[SourceFiles], state_dir: Path) -> dict[Path, str]:
+    """Hash every input file (I/O, so retried); unchanged files from the state folder's cache.
+
+    See :mod:`pipelines.file_hashes`: a file whose device, inode, size and times are those it had
+    when it was hashed keeps its hash, so a term does not read every school year's bytes again.
+    """
+    return file_hashes([path for entry in sources for path in entry.files], state_dir / CACHE_FILE)
 
 
 @task(name="ingest-and-validate", retries=0, cache_policy=NO_CACHE)
@@ -248,7 +252,8 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     inbox = settings.resolved_inbox
     sources = discover_sources(config, inbox)
     say(f"hashing {sum(len(s.files) for s in sources)} files")
-    hashes = hash_files_task(sources) if publish else hash_files_task.fn(sources)
+    hashes = (hash_files_task(sources, settings.state_dir) if publish
+              else hash_files_task.fn(sources, settings.state_dir))
     snapshot = data_snapshot(sources, hashes)
     exclusions = ExclusionStore(settings.state_dir).active(settings.today_date())
     excluded_digest = exclusions_digest(exclusions)
