@@ -28,6 +28,7 @@ import pandas as pd
 
 from ews.pseudonym import normalise_cpr, pseudonymise
 from ews.tables import create_tables
+from ews.warehouse import fetch_one
 
 EXCLUSIONS_FILE = "exclusions.sqlite"
 #: The warehouse table of the active exclusions of a run (pseudonyms and dates only).
@@ -224,7 +225,7 @@ def excluded_pupils(con: duckdb.DuckDBPyConnection, database: str | None = None)
         database: The attached database to read (default: the connection's current one).
     """
     if database is None:
-        row = con.execute("SELECT current_database()").fetchone()
+        row = fetch_one(con, "SELECT current_database()")
         database = str(row[0]) if row else "memory"
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = $db AND schema_name = 'main' "
                          "AND table_name = $t", {"db": database, "t": EXCLUSIONS_TABLE}).fetchall()
@@ -255,8 +256,7 @@ def withdraw_open_flags(con: duckdb.DuckDBPyConnection, active: pd.DataFrame, ru
         Flags newly withdrawn.
     """
     create_tables(con, "warehouse", [WITHDRAWN_TABLE])
-    has_flags = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'flags_pupil_term'"
-                            ).fetchone()
+    has_flags = fetch_one(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'flags_pupil_term'")
     if active.empty or not has_flags or not has_flags[0]:
         return 0
     runs = con.execute(

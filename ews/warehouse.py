@@ -447,8 +447,8 @@ class IngestStore:
 
     def known_fingerprint(self, source: str) -> str | None:
         """The known pupils a source's cross-file checks were last evaluated against."""
-        row = self.con.execute("SELECT known_fingerprint FROM raw_sources WHERE source = $source",
-                               {"source": source}).fetchone()
+        row = fetch_one(self.con, "SELECT known_fingerprint FROM raw_sources WHERE source = $source",
+                        {"source": source})
         return None if row is None else str(row[0])
 
     def set_known_fingerprint(self, source: str, fingerprint: str) -> None:
@@ -467,14 +467,14 @@ class IngestStore:
             A fingerprint of the set (count and an order-free hash).
         """
         self.con.execute(_sql("ingest_known.sql"), {"sources": list(pupils_sources)})
-        count, digest = self.con.execute(
-            "SELECT count(*), coalesce(bit_xor(hash(pupil_id)), 0) FROM ingest_known").fetchone()
+        count, digest = fetch_one(
+            self.con, "SELECT count(*), coalesce(bit_xor(hash(pupil_id)), 0) FROM ingest_known") or (0, 0)
         return f"{count}:{digest}"
 
     def row_count(self, source: str) -> int:
         """Typed rows of a source's current files."""
-        return int(self.con.execute("SELECT count(*) FROM raw_rows WHERE source = $source",
-                                    {"source": source}).fetchone()[0])
+        row = fetch_one(self.con, "SELECT count(*) FROM raw_rows WHERE source = $source", {"source": source})
+        return int(row[0]) if row else 0
 
     def local_failures(self, source: str) -> pd.DataFrame:
         """Rows that failed a check of one file: file, line, ``_local_reason``, ``_local_column``."""
@@ -676,8 +676,28 @@ def snapshot_version(con: duckdb.DuckDBPyConnection) -> Path | None:
     A reader that opened the warehouse and later needs the identity store of the same request
     opens it with ``open_readonly(..., identity=True, version=snapshot_version(con))``.
     """
-    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'snapshot'").fetchone()
+    row = fetch_one(con, "SELECT path FROM duckdb_databases() WHERE database_name = 'snapshot'")
     return Path(row[0]).parent if row and row[0] else None
+
+
+def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | None = None
+              ) -> tuple[Any, ...] | None:
+    """The first row of a query of at most a few rows (None: no row), its result read to the end.
+
+    DuckDB 2 keeps a result that ``fetchone()`` left unread open on its connection, and the
+    connection's next ``register`` then fails ("connection has an unfinished result"); the
+    project's DuckDB code calls this instead of ``fetchone()``.
+
+    Args:
+        con: A DuckDB connection.
+        sql: The query.
+        params: Its named parameters.
+
+    Returns:
+        The first row, or None.
+    """
+    rows = con.execute(sql, params or {}).fetchall()
+    return rows[0] if rows else None
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -685,7 +705,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     rows = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = $name",
         {"name": table},
-    ).fetchall()  # fetch to the end: a half-read result blocks register() on this connection
+    ).fetchall()  # fetch to the end: a half-read result blocks register() on this connection (fetch_one)
     return bool(rows and rows[0][0])
 
 
@@ -912,10 +932,8 @@ def record_run_start(state_dir: Path, run: dict[str, object]) -> int:
     mark_killed_runs(state_dir, str(run["run_id"]), run["started_at"])
     pid = os.getpid()
     with open_runlog(state_dir) as con:
-        row = con.execute(
-            "SELECT coalesce(max(attempt), 0) + 1 FROM runs WHERE run_id = $run_id",
-            {"run_id": run["run_id"]},
-        ).fetchone()
+        row = fetch_one(con, "SELECT coalesce(max(attempt), 0) + 1 FROM runs WHERE run_id = $run_id",
+                        {"run_id": run["run_id"]})
         attempt = int(row[0]) if row else 1
         con.execute(
             "INSERT INTO runs (run_id, attempt, term, as_of_date, status, started_at, "

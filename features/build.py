@@ -15,7 +15,7 @@ from ews.exclusions import excluded_pupils
 from ews.sql import load_sql
 from ews.tables import FEATURES_TABLE, table_ddl
 from ews.terms import Term, month_day, school_year_of
-from ews.warehouse import replace_rows
+from ews.warehouse import fetch_one, replace_rows
 from features.catalogue import FEATURE_NAMES
 
 KEY_COLUMNS = ("pupil_id", "as_of_date", "term", "grade", "school_code", "network_id")
@@ -65,7 +65,7 @@ def _asof_joins_as_merges(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     and it estimates the unnested as-of list at a handful of rows: that plan is a hundred
     times slower here. The setting is restored afterwards.
     """
-    row = con.execute("SELECT current_setting('asof_loop_join_threshold')").fetchone()
+    row = fetch_one(con, "SELECT current_setting('asof_loop_join_threshold')")
     previous = int(row[0]) if row else 64
     con.execute("SET asof_loop_join_threshold = 0")
     try:

@@ -21,6 +21,7 @@ import pandas as pd
 from ews.config import MunicipalityConfig
 from ews.exclusions import EXCLUSIONS_TABLE, excluded_pupils
 from ews.sql import load_sql
+from ews.warehouse import fetch_one
 from features.build import SCORING_GRADES, build_features
 from features.catalogue import FEATURE_NAMES
 from features.timechop import LeakageError
@@ -56,7 +57,7 @@ def warehouse_cut_at(con: duckdb.DuckDBPyConnection, as_of: date) -> Iterator[No
     Yields:
         Nothing; unqualified table names resolve to the cut copies inside the block.
     """
-    row = con.execute("SELECT current_database()").fetchone()
+    row = fetch_one(con, "SELECT current_database()")
     home = str(row[0]) if row else "memory"
     con.execute(f"ATTACH ':memory:' AS {CUT_DATABASE}")
     try:

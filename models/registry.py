@@ -11,7 +11,7 @@ import pandas as pd
 
 from ews.sql import load_sql
 from ews.tables import create_tables
-from ews.warehouse import replace_rows, table_exists
+from ews.warehouse import fetch_one, replace_rows, table_exists
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.risk_model import ModelBundle
@@ -84,5 +84,5 @@ def latest_scored_model(con: duckdb.DuckDBPyConnection, term: str | None = None)
     """``(model_id, term)`` of the latest scored term (or of ``term``), or None."""
     if not (table_exists(con, REGISTRY_TABLE) and table_exists(con, "scores_pupil_term")):
         return None
-    row = con.execute(_sql("registry_latest.sql"), {"term": term}).fetchone()
+    row = fetch_one(con, _sql("registry_latest.sql"), {"term": term})
     return (str(row[0]), str(row[1])) if row else None

@@ -23,7 +23,7 @@ from rich.table import Table
 from ews.pseudonym import normalise_cpr, pseudonymise
 from ews.settings import Settings, get_settings
 from ews.sql import load_sql
-from ews.warehouse import open_readonly, table_exists
+from ews.warehouse import fetch_one, open_readonly, table_exists
 
 EXIT_MISMATCH, EXIT_USAGE = 1, 2
 
@@ -113,7 +113,7 @@ def explain_pupil(
             return EXIT_USAGE
         stored = read_explanation(con, run_id, pupil_id)
         if stored.empty:
-            known = con.execute(_sql("explain_run_exists.sql"), {"run_id": run_id}).fetchone()
+            known = fetch_one(con, _sql("explain_run_exists.sql"), {"run_id": run_id})
             what = f"pupil {pupil_id} was not scored in run {run_id}" if known and known[0] \
                 else f"run {run_id} has no explanations (check the run id in data/runs/)"
             console.print(f"[red]{what}[/]")

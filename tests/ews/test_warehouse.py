@@ -2,9 +2,11 @@ import pandas as pd
 import pytest
 
 from ews.warehouse import (
+    IngestStore,
     WarehouseBusyError,
     WarehousePaths,
     content_digest,
+    fetch_one,
     open_readonly,
     replace_rows,
     staged_write,
@@ -99,3 +101,24 @@ def test_a_memory_limit_setting_must_name_its_unit(monkeypatch):
     monkeypatch.setenv("EWS_WAREHOUSE_MEMORY_LIMIT", "6")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_a_row_read_with_fetch_one_leaves_the_connection_free(state_dir):
+    # DuckDB 2: after fetchone() of a query with a row, the connection's next register() fails
+    # ("unfinished result"); fetch_one reads the result to its end
+    _seed(state_dir)
+    with staged_write(state_dir) as session:
+        con = session.con
+        con.execute("SELECT source FROM raw_sources").fetchone()
+        with pytest.raises(Exception, match="unfinished result"):
+            con.register("_frame", pd.DataFrame({"a": [1]}))
+        con.execute("SELECT 1").fetchall()
+        assert fetch_one(con, "SELECT source FROM raw_sources ORDER BY source") == ("A",)
+        assert fetch_one(con, "SELECT source FROM raw_sources WHERE source = $s", {"s": "C"}) is None
+        con.register("_frame", pd.DataFrame({"a": [1]}))
+        con.unregister("_frame")
+        # where the ingest reads one value and then appends a frame on the same connection
+        store = IngestStore(session)
+        assert store.known_fingerprint("A") == "0.1"
+        store.add_pupil_ids(pd.DataFrame({"source": ["pupils"], "source_file": ["elever.csv"], "pupil_id": ["p"]}))
+        store.close()
