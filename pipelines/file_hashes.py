@@ -2,14 +2,15 @@
 
 A run names its data by the hashes of its input files (the run id, the data snapshot, which
 files the ingest reads again). Hashing means reading every byte: 18 GiB of exports at national
-size, about 45 s at the 0.4 GB/s the bench machine's disk gives, every term, although only the
-current school year's files change. The hashes are therefore kept in a small cache in the
+size, 37 s in the national bench (docs/benchmarks.md), every term, although only the current
+school year's files change. The hashes are therefore kept in a small cache in the
 state folder (``file_hashes.json``), each with what the file system says about the file when
 it was hashed: device, inode, size, and the modification and status-change times in
 nanoseconds. A file whose five values are all the same is taken to have the same bytes, under
-whatever name or folder it is found (a hard link of last term's file is the same file). Any
-write changes a file's status-change time (``st_ctime``), which no ordinary tool can set back,
-so a file rewritten in place and given its old modification time is still hashed again.
+whatever name or folder it is found (making a new hard link changes the status-change time, so
+the file is hashed once more, and then found under either name). Any write changes a file's
+status-change time (``st_ctime``), which no ordinary tool can set back, so a file rewritten in
+place and given its old modification time is still hashed again.
 
 One case is not covered by the times: a file written again within its file system's timestamp
 granularity (2 s on FAT, about 1 s on some network shares) after it was hashed could keep all
