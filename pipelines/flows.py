@@ -76,10 +76,19 @@ def code_version() -> str:
     return f"{ews.__version__}+{described}" if described else ews.__version__
 
 
+#: Hex digits written as the letters a-p (0 -> a, ..., f -> p), as pseudonyms and content marks are.
+_AS_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+
+
 def make_run_id(term: Term, as_of: Any, cfg_hash: str, snapshot: str, version: str) -> str:
-    """A run id that is a content hash of the run's inputs: the same inputs, the same id."""
+    """A run id that is a content hash of the run's inputs: the same inputs, the same id.
+
+    The hash's ten hex digits are written as letters (a-p): in about one run in a hundred they
+    would all be decimal digits, a run id that reads as a CPR number, which every message, log
+    and summary check for CPR numbers would then mask or flag.
+    """
     digest = hashlib.sha256(f"{term}|{as_of}|{cfg_hash}|{snapshot}|{version}".encode()).hexdigest()
-    return f"{term.start_year}-{(term.start_year + 1) % 100:02d}-H{term.half}-{digest[:10]}"
+    return f"{term.start_year}-{(term.start_year + 1) % 100:02d}-H{term.half}-{digest[:10].translate(_AS_LETTERS)}"
 
 
 def load_checked_config(path: Path) -> MunicipalityConfig:
