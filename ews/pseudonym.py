@@ -12,7 +12,6 @@ import pandas as pd
 
 CPR_PATTERN = re.compile(r"^(\d{2})(\d{2})(\d{2})-?(\d{4})$")
 #: Pattern a test greps for anywhere in the warehouse, manifests, logs and outputs.
-_HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 #: A CPR number is a token of its own (``ddmmyy-xxxx`` or ten digits); ten digits inside a
 #: longer run of letters and digits (a SHA-256 in hex) are not one.
 CPR_LIKE = re.compile(r"(?<![0-9A-Za-z])(\d{6}-\d{4}|\d{10})(?![0-9A-Za-z])")
@@ -21,6 +20,17 @@ CPR_LIKE = re.compile(r"(?<![0-9A-Za-z])(\d{6}-\d{4}|\d{10})(?![0-9A-Za-z])")
 #: :data:`CPR_LIKE` on purpose (a CPR number glued to a name, ``Anna0102031234``, or typed with
 #: a space), so that a CPR number typed into the wrong column is caught whatever its dress.
 CPR_IN_TEXT = re.compile(r"(?<!\d)\d{6}[-\s/]?\d{4}(?!\d)")
+_HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+
+
+def hex_as_letters(text: str) -> str:
+    """Hex digits written as the letters a-p (0 -> a, ..., f -> p).
+
+    Pseudonyms, content marks and run ids are written so: a string of hex digits can be all
+    decimal digits, and ten of them read as a CPR number, which every check for CPR numbers
+    then masks or flags.
+    """
+    return text.translate(_HEX_TO_LETTERS)
 
 
 def mask_cpr(text: str) -> str:

@@ -40,6 +40,7 @@ import ews
 from ews.config import ConfigError, MunicipalityConfig, config_hash, load_config
 from ews.exclusions import ExclusionStore, exclusions_digest
 from ews.fleet import artifact_key
+from ews.pseudonym import hex_as_letters
 from ews.retention import finish_retention
 from ews.settings import Settings, get_settings
 from ews.terms import Term
@@ -76,10 +77,6 @@ def code_version() -> str:
     return f"{ews.__version__}+{described}" if described else ews.__version__
 
 
-#: Hex digits written as the letters a-p (0 -> a, ..., f -> p), as pseudonyms and content marks are.
-_AS_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
-
-
 def make_run_id(term: Term, as_of: Any, cfg_hash: str, snapshot: str, version: str) -> str:
     """A run id that is a content hash of the run's inputs: the same inputs, the same id.
 
@@ -88,7 +85,7 @@ def make_run_id(term: Term, as_of: Any, cfg_hash: str, snapshot: str, version: s
     and summary check for CPR numbers would then mask or flag.
     """
     digest = hashlib.sha256(f"{term}|{as_of}|{cfg_hash}|{snapshot}|{version}".encode()).hexdigest()
-    return f"{term.start_year}-{(term.start_year + 1) % 100:02d}-H{term.half}-{digest[:10].translate(_AS_LETTERS)}"
+    return f"{term.start_year}-{(term.start_year + 1) % 100:02d}-H{term.half}-{hex_as_letters(digest[:10])}"
 
 
 def load_checked_config(path: Path) -> MunicipalityConfig:

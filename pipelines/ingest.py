@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ews.config import MunicipalityConfig, SourceConfig
+from ews.pseudonym import hex_as_letters
 from ews.schema import SOURCE_KINDS
 from ews.terms import Term, parse_school_year, school_year_label, school_year_of
 from ews.warehouse import IngestStore, RowsWriter, WriteSession, replace_rows
@@ -719,7 +720,7 @@ def content_mark(sha256: str) -> str:
     Returns:
         Twelve letters.
     """
-    return sha256[:12].translate(str.maketrans("0123456789abcdef", "abcdefghijklmnop"))
+    return hex_as_letters(sha256[:12])
 
 
 def _check_quarantine_share(source: SourceConfig, name: str, sha256: str, rows_read: int,
