@@ -119,7 +119,7 @@ def pseudonymise(digits: str, key: bytes) -> str:
         pseudonym can never look like a CPR number.
     """
     digest = hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
-    return "p" + digest[:15].translate(_HEX_TO_LETTERS)
+    return "p" + hex_as_letters(digest[:15])
 
 
 def pseudonymise_series(values: pd.Series, key: bytes,

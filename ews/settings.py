@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         warehouse_memory_limit: DuckDB's memory cap for the warehouse a run writes (``"8GB"``);
             above it joins and aggregates spill to disk in the run's own folder. Unset: 8 GiB,
             or half the machine's memory when that is less.
+        file_hash_cache: Reuse the SHA-256 of export files that did not change since an
+            earlier run hashed them (``pipelines.file_hashes``); turn off for an inbox on a file
+            system without a trustworthy status-change time (FAT, sshfs, some SMB servers).
     """
 
     model_config = SettingsConfigDict(env_prefix="EWS_", env_file=".env", extra="ignore")
@@ -53,6 +56,7 @@ class Settings(BaseSettings):
     compute_chunk_pupils: int = Field(default=10_000, ge=100)
     compute_workers: int = Field(default=0, ge=0)
     warehouse_memory_limit: str | None = Field(default=None, pattern=r"^\s*\d+(\.\d+)?\s*[KMGT]i?B\s*$")
+    file_hash_cache: bool = True
 
     @property
     def synthetic_dir(self) -> Path:

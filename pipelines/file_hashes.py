@@ -16,12 +16,21 @@ One case is not covered by the times: a file written again within its file syste
 granularity (2 s on FAT, about 1 s on some network shares) after it was hashed could keep all
 five values. As git does for its index, a hash is therefore only kept when the file's last
 change was at least :data:`RACE_MARGIN_NS` before the hashing began; a file changed just before
-a run is hashed again by the next one. A cache that cannot be read is ignored, and the cache
-only ever holds file names, sizes, times and hashes, never a row of data.
+a run is hashed again by the next one. A cache that cannot be read is ignored.
+
+The cache holds file names and hashes only: the five values are kept as one keyed digest
+written in letters, never as numbers, because a size, inode or device number of ten digits (a
+1.4 GB export) would read as a CPR number to every check that looks for one.
+
+The status-change time is only as good as the file system's. FAT and exFAT, sshfs and some SMB
+servers report or let a client set another time in its place; on such an inbox, and on one
+whose server's clock may run more than two seconds behind the runner's, turn the cache off
+(``EWS_FILE_HASH_CACHE=false``) and every file is hashed on every run, as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -29,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ews.pseudonym import hex_as_letters
 from pipelines.readers import file_sha256
 
 log = logging.getLogger(__name__)
@@ -36,14 +46,24 @@ log = logging.getLogger(__name__)
 #: The cache's file in the state folder.
 CACHE_FILE = "file_hashes.json"
 #: The cache's format; a cache of another format is ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: How long before the hashing a file must have last changed for its hash to be kept.
 RACE_MARGIN_NS = 2_000_000_000
 
 
-def _identity(stat: os.stat_result) -> dict[str, int]:
-    return {"device": stat.st_dev, "inode": stat.st_ino, "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns}
+def _digest(*values: int) -> str:
+    """Numbers as one digest in letters: nothing in the cache reads as a CPR number."""
+    return hex_as_letters(hashlib.sha256(":".join(map(str, values)).encode()).hexdigest()[:24])
+
+
+def _file_key(stat: os.stat_result) -> str:
+    """The file, under any of its names: its device and inode."""
+    return _digest(stat.st_dev, stat.st_ino)
+
+
+def _state(stat: os.stat_result) -> str:
+    """What must be unchanged for the file's hash to stand: device, inode, size and both times."""
+    return _digest(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def _read_cache(path: Path) -> dict[str, dict]:
@@ -92,21 +112,20 @@ def file_hashes(paths: Iterable[Path], cache: Path | None,
     kept: dict[str, dict] = {}
     hashes: dict[Path, str] = {}
     for path in paths:
-        before = _identity(os.stat(path))
-        name = f"{before['device']}:{before['inode']}"  # a file's bytes, under any of its names
+        stat = os.stat(path)
+        name, before = _file_key(stat), _state(stat)
         entry = known.get(name)
-        if isinstance(entry, dict) and {k: entry.get(k) for k in before} == before and isinstance(
-                entry.get("sha256"), str):
+        if isinstance(entry, dict) and entry.get("state") == before and isinstance(entry.get("sha256"), str):
             hashes[path] = entry["sha256"]
             kept[name] = entry
             continue
         started = time.time_ns()
         digest = hasher(path)
         hashes[path] = digest
-        after = _identity(os.stat(path))
-        settled = max(after["mtime_ns"], after["ctime_ns"]) <= started - race_margin_ns
-        if after == before and settled:
-            kept[name] = {**after, "sha256": digest, "name": Path(path).name}
+        after = os.stat(path)
+        settled = max(after.st_mtime_ns, after.st_ctime_ns) <= started - race_margin_ns
+        if _state(after) == before and settled:
+            kept[name] = {"state": before, "sha256": digest, "name": Path(path).name}
     if cache is not None and kept != known:
         _write_cache(cache, kept)
     return hashes

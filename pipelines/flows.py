@@ -116,13 +116,14 @@ def previous_rows_loaded(state_dir: Path) -> dict[str, int]:
 
 
 @task(name="hash-files", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def hash_files_task(sources: list[SourceFiles], state_dir: Path) -> dict[Path, str]:
+def hash_files_task(sources: list[SourceFiles], cache: Path | None) -> dict[Path, str]:
     """Hash every input file (I/O, so retried); unchanged files from the state folder's cache.
 
     See :mod:`pipelines.file_hashes`: a file whose device, inode, size and times are those it had
     when it was hashed keeps its hash, so a term does not read every school year's bytes again.
+    ``cache`` None (``EWS_FILE_HASH_CACHE=false``) hashes every file.
     """
-    return file_hashes([path for entry in sources for path in entry.files], state_dir / CACHE_FILE)
+    return file_hashes([path for entry in sources for path in entry.files], cache)
 
 
 @task(name="ingest-and-validate", retries=0, cache_policy=NO_CACHE)
@@ -258,8 +259,8 @@ def run_term(term_text: str, *, progress: Progress | None = None, publish: bool 
     inbox = settings.resolved_inbox
     sources = discover_sources(config, inbox)
     say(f"hashing {sum(len(s.files) for s in sources)} files")
-    hashes = (hash_files_task(sources, settings.state_dir) if publish
-              else hash_files_task.fn(sources, settings.state_dir))
+    cache = settings.state_dir / CACHE_FILE if settings.file_hash_cache else None
+    hashes = hash_files_task(sources, cache) if publish else hash_files_task.fn(sources, cache)
     snapshot = data_snapshot(sources, hashes)
     exclusions = ExclusionStore(settings.state_dir).active(settings.today_date())
     excluded_digest = exclusions_digest(exclusions)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ews.pseudonym import CPR_LIKE
 from pipelines.file_hashes import CACHE_FILE, file_hashes
 from pipelines.readers import file_sha256
 
@@ -53,7 +54,7 @@ def test_an_unchanged_file_is_not_read_again(exports: list[Path], tmp_path: Path
     assert read == [] and second == first
     stored = json.loads(cache.read_text(encoding="utf-8"))
     assert sorted(entry["name"] for entry in stored["files"].values()) == [p.name for p in exports]
-    assert "CPR" not in cache.read_text(encoding="utf-8")  # names, sizes, times and hashes only
+    assert "CPR" not in cache.read_text(encoding="utf-8")  # names and hashes only
 
 
 def test_a_file_rewritten_with_its_old_size_and_time_is_hashed_again(exports: list[Path],
@@ -141,3 +142,18 @@ def test_a_hard_link_of_a_hashed_file_in_another_folder_is_not_read_again(export
     result, read = hashes([linked, copied], cache)
     assert read == [copied.name]
     assert result == {linked: file_sha256(exports[0]), copied: file_sha256(exports[1])}
+
+
+def test_nothing_in_the_cache_reads_as_a_cpr_number(tmp_path: Path) -> None:
+    # a national absence export has ten digits of bytes (1.4 GB); inodes and devices can too
+    big = tmp_path / "fravaer_2024-25.csv"
+    with open(big, "wb") as handle:
+        handle.truncate(1_400_000_000)  # sparse: no disk, and the hasher below reads nothing
+    old = os.stat(big)
+    os.utime(big, ns=(old.st_atime_ns, old.st_mtime_ns - AN_HOUR_NS))
+    cache = tmp_path / CACHE_FILE
+    result = file_hashes([big], cache, hasher=lambda _path: "ab" * 32, race_margin_ns=0)
+    assert result == {big: "ab" * 32}
+    text = cache.read_text(encoding="utf-8")
+    assert "fravaer_2024-25.csv" in text and not CPR_LIKE.findall(text), text
+    assert str(os.stat(big).st_size) not in text and str(os.stat(big).st_ino) not in text
