@@ -23,8 +23,9 @@ written in letters, never as numbers, because a size, inode or device number of 
 1.4 GB export) would read as a CPR number to every check that looks for one.
 
 The status-change time is only as good as the file system's. FAT and exFAT, sshfs and some SMB
-servers report or let a client set another time in its place; on such an inbox, and on one
-whose server's clock may run more than two seconds behind the runner's, turn the cache off
+servers report or let a client set another time in its place, and an NFS client may answer
+from attributes cached up to about a minute before; on such an inbox, and on one whose
+server's clock may run more than two seconds behind the runner's, turn the cache off
 (``EWS_FILE_HASH_CACHE=false``) and every file is hashed on every run, as before.
 """
 
