@@ -227,9 +227,9 @@ def excluded_pupils(con: duckdb.DuckDBPyConnection, database: str | None = None)
     if database is None:
         row = fetch_one(con, "SELECT current_database()")
         database = str(row[0]) if row else "memory"
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = $db AND schema_name = 'main' "
-                         "AND table_name = $t", {"db": database, "t": EXCLUSIONS_TABLE}).fetchall()
-    if not exists or not exists[0][0]:
+    exists = fetch_one(con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = $db AND schema_name = 'main' "
+                       "AND table_name = $t", {"db": database, "t": EXCLUSIONS_TABLE})
+    if not exists or not exists[0]:
         return set()
     quoted = database.replace('"', '""')
     return {row[0] for row in con.execute(f'SELECT pupil_id FROM "{quoted}".main.{EXCLUSIONS_TABLE}').fetchall()}

@@ -702,11 +702,8 @@ def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether the table exists in the main schema."""
-    rows = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = $name",
-        {"name": table},
-    ).fetchall()  # fetch to the end: a half-read result blocks register() on this connection (fetch_one)
-    return bool(rows and rows[0][0])
+    row = fetch_one(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = $name", {"name": table})
+    return bool(row and row[0])
 
 
 def _check_name(table: str) -> None:

@@ -18,7 +18,7 @@ five values. As git does for its index, a hash is therefore only kept when the f
 change was at least :data:`RACE_MARGIN_NS` before the hashing began; a file changed just before
 a run is hashed again by the next one. A cache that cannot be read is ignored.
 
-The cache holds file names and hashes only: the five values are kept as one keyed digest
+The cache holds file names and hashes only: the five values are kept as one digest
 written in letters, never as numbers, because a size, inode or device number of ten digits (a
 1.4 GB export) would read as a CPR number to every check that looks for one.
 
