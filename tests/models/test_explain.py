@@ -287,3 +287,35 @@ def test_a_logistic_winner_gets_exact_linear_contributions_with_indicators_credi
     families = summarise_families(explanations)
     store_explanations(con, explanations, families, "run-lr")
     assert check_stored_additivity(con, "run-lr").ok
+
+
+@pytest.mark.parametrize("leaves", [4, 8, 31, 90])
+def test_trees_run_once_per_distinct_path_give_shaps_own_values(leaves):
+    """The deduplicated TreeSHAP equals SHAP's TreeExplainer on every row of the whole model.
+
+    The rows include missing values and values exactly on split thresholds (where ``<=``
+    decides the side); 90 leaves take the path for trees of more than 64 splits.
+    """
+    import shap
+
+    rng = np.random.default_rng(leaves)
+    x = rng.normal(size=(3000, 6))
+    x[:, 2] = np.round(x[:, 2])
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(x[:, 0] + x[:, 1] * x[:, 2])))).astype(int)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    model = HistGradientBoostingClassifier(max_iter=40, max_leaf_nodes=leaves, min_samples_leaf=5,
+                                           early_stopping=False, random_state=0).fit(x, y)
+    rows = rng.normal(size=(2000, 6))
+    rows[rng.random(rows.shape) < 0.2] = np.nan
+    splits = [(node["feature_idx"], node["num_threshold"]) for predictor in model._predictors
+              for node in predictor[0].nodes if not node["is_leaf"]]
+    for row, (feature, threshold) in zip(range(0, 2000, 3), splits * 100, strict=False):
+        rows[row, feature] = threshold  # exactly on a split: goes left
+    explainer = shap.TreeExplainer(model)
+    expected = explainer.shap_values(rows, check_additivity=False)
+    contributions, base = explain_module._shap_chunk(explain_module.tree_paths(model), rows)
+    np.testing.assert_allclose(contributions, expected, rtol=0, atol=1e-12)
+    assert base == pytest.approx(float(np.asarray(explainer.expected_value).reshape(-1)[-1]), abs=1e-12)
+    np.testing.assert_allclose(contributions.sum(axis=1) + base, model.decision_function(rows), atol=1e-9)
+    if leaves == 90:
+        assert max(len(p[0].nodes) for p in model._predictors) > 2 * 64
