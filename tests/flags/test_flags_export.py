@@ -356,3 +356,21 @@ def test_a_rule_list_says_so_in_every_format(two_runs, tmp_path):
                                       reviews={pupils[0]: ReviewShown("Bekræftet: drøftes i netværket", "")})
     assert network_list.basis_da == line
     assert csv_bytes(network_list).decode("utf-8-sig").splitlines()[0] == f"{DISCLAIMER_DA} {line}"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_networks_written_in_chunks_give_the_same_lists(exported, two_runs, tmp_path, monkeypatch, workers):
+    """A national config's networks are written a chunk at a time, by a pool of processes
+    (``EWS_COMPUTE_WORKERS``): the same entries, in the config's order, and the same files."""
+    import flags.export as export_module
+
+    monkeypatch.setattr(export_module, "NETWORKS_PER_CHUNK", 1)
+    monkeypatch.setenv("EWS_COMPUTE_WORKERS", workers)
+    out, entries = exported
+    chunked_out = tmp_path / CUR_RUN / "lister"
+    chunked = export_flag_lists(two_runs.con, two_runs.identity, two_runs.config, CUR_TERM, CUR_RUN, chunked_out,
+                                LINEAGE, relative_to=chunked_out.parent)
+    assert chunked == entries
+    for entry in entries:
+        assert (chunked_out.parent / entry["csv"]).read_bytes() == (out.parent / entry["csv"]).read_bytes()
+        assert pdf_text(chunked_out.parent / entry["pdf"]) == pdf_text(out.parent / entry["pdf"])

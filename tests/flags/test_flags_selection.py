@@ -192,3 +192,13 @@ def test_the_previous_run_is_found_or_an_ambiguity_named(two_runs):
     con.execute("CREATE TABLE scores_pupil_term AS SELECT * FROM _s")
     with pytest.raises(FlagListError, match="previous_run_id"):
         resolve_run_for_term(con, PREV_TERM)
+
+
+def test_the_summary_of_some_networks_is_their_rows_of_the_whole_summary(two_runs):
+    flags = two_runs.flags[CUR_RUN]
+    whole = summarise_lists(flags, two_runs.config)
+    some = summarise_lists(flags, two_runs.config, networks=["N3", "N1"])
+    assert list(some["network_id"]) == ["N1", "N3"]  # the config's order
+    pd.testing.assert_frame_equal(some, whole[whole["network_id"].isin(["N1", "N3"])].reset_index(drop=True))
+    empty = summarise_lists(flags.iloc[0:0], two_runs.config)
+    assert (empty[["flagged", "ny", "fortsat", "ikke_laengere"]] == 0).all().all()
