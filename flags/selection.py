@@ -28,7 +28,7 @@ from (``run_id``, ``model_id``); the run links to its config hash and data snaps
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import duckdb
 import pandas as pd
@@ -127,6 +127,18 @@ def resolve_run_for_term(con: duckdb.DuckDBPyConnection, term: str) -> str | Non
     )
 
 
+def _by_network(frame: pd.DataFrame) -> Callable[[str], pd.DataFrame]:
+    """A network's rows of a frame (``network_id``), the frame grouped once."""
+    groups = frame.groupby("network_id", sort=False).indices if len(frame) else {}
+    empty = frame.iloc[0:0]
+
+    def rows(network_id: str) -> pd.DataFrame:
+        positions = groups.get(network_id)
+        return empty if positions is None else frame.iloc[positions]
+
+    return rows
+
+
 def build_flag_lists(
     con: duckdb.DuckDBPyConnection,
     config: MunicipalityConfig,
@@ -190,22 +202,24 @@ def build_flag_lists(
         eligible = eligible.merge(rule.scores[["pupil_id", "rule_score", "tie"]], on="pupil_id", how="left")
         eligible = eligible.assign(rule_score=eligible["rule_score"].fillna(0.0))
     parts = []
+    # one pass over the rows per table, not one per network (a national config has ~1,100)
+    eligible_of, scores_of, previous_of = (_by_network(frame) for frame in (eligible, scores, previous))
     for network in config.networks:
-        own = eligible[eligible["network_id"] == network.id]
+        own = eligible_of(network.id)
         if rule is None:
             code = selection_code(flagging.mode, network.capacity_per_term, flagging.threshold)
             chosen = select_network(own, flagging.mode, network.capacity_per_term, flagging.threshold)
         else:
             code = rule_selection_code(rule.rule, network.capacity_per_term)
             chosen = select_network_by_rule(own, network.capacity_per_term).drop(columns=["rule_score", "tie"])
-        before = previous[previous["network_id"] == network.id]
+        before = previous_of(network.id)
         was_flagged = set(before["pupil_id"])
         chosen = chosen.assign(
             status=["fortsat" if p in was_flagged else "ny" for p in chosen["pupil_id"]],
             in_network=True, selection=code,
         )
         dropped = before[~before["pupil_id"].isin(chosen["pupil_id"])]
-        current = scores[scores["network_id"] == network.id].set_index("pupil_id")
+        current = scores_of(network.id).set_index("pupil_id")
         stayed = dropped[dropped["pupil_id"].isin(current.index)]
         left = dropped[~dropped["pupil_id"].isin(current.index)]
         stayed_rows = current.loc[stayed["pupil_id"]].reset_index().assign(
