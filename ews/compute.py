@@ -114,6 +114,7 @@ def map_chunks(
     chunk_rows: int | None = None,
     local_workers: int | None = None,
     label: str = "ews-chunk",
+    on_dask: bool = True,
 ) -> ChunkMap:
     """Apply ``function(shared, chunk)`` to consecutive chunks of rows of ``values``.
 
@@ -126,6 +127,10 @@ def map_chunks(
         local_workers: Processes of the local pool outside Dask; default ``EWS_COMPUTE_WORKERS``.
             1 computes the chunks one after another in this process.
         label: Prefix of the Dask task keys (shown on Dask's dashboard).
+        on_dask: Whether chunks may go to the Dask cluster when this runs inside a Dask task.
+            False for chunks that hold personal data (names): inside a fleet they are then
+            computed in this process, one after another, never on a worker shared with other
+            municipalities or spilled to its disk.
 
     Returns:
         The results in row order, with where they were computed.
@@ -135,6 +140,8 @@ def map_chunks(
     if len(chunks) == 1:
         return ChunkMap([function(shared, chunks[0])], 1, "inline", 1)
     if dask_worker_address() is not None:
+        if not on_dask:
+            return ChunkMap([function(shared, chunk) for chunk in chunks], len(chunks), "inline", 1)
         return _map_on_dask(function, shared, chunks, label)
     workers = min(local_workers if local_workers is not None else compute_workers(), len(chunks))
     if workers <= 1:

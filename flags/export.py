@@ -463,6 +463,12 @@ def export_flag_lists(
     lineage = {"run_id": run_id, "term": term, **{k: v for k, v in lineage.items() if v is not None}}
     if "model_id" not in lineage and len(flags):
         lineage["model_id"] = str(flags["model_id"].dropna().iloc[0])
+    stems: dict[str, str] = {}
+    for network in config.networks:
+        other = stems.setdefault(safe_file_stem(network.id), network.id)
+        if other != network.id:
+            raise ValueError(f"networks {other!r} and {network.id!r} would share the file name "
+                             f"{safe_file_stem(network.id)}{WORKLIST_SUFFIX}: give one of them another id")
     out_dir.mkdir(parents=True, exist_ok=True)
     by_network = dict(tuple(flags.groupby("network_id", sort=False))) if len(flags) else {}
     work = np.empty(len(config.networks), dtype=object)  # one item a network, never split apart
@@ -473,14 +479,16 @@ def export_flag_lists(
         # written by whichever process gets the network's chunk
         work[position] = (network.id, own, read_identities(identity_con, named))
     shared = _ExportJob(config, term, lineage, out_dir, relative_to)
-    mapped = map_chunks(_export_networks, shared, work, chunk_rows=NETWORKS_PER_CHUNK, label="ews-worklists")
+    # the chunks carry names: never to a Dask cluster, whose workers serve other municipalities
+    # and may spill to their own disks; inside a fleet they are written here, one after another
+    mapped = map_chunks(_export_networks, shared, work, chunk_rows=NETWORKS_PER_CHUNK, on_dask=False)
     return [entry for chunk in mapped.results for entry in chunk]
 
 
 #: Networks whose working lists one process writes at a time. A municipality up to about
 #: Herning's size (19 networks) is one chunk, written in the run's own process; a national-sized
-#: config (about 1,100 networks, 0.5 s of PDF and Excel each) is spread over the local pool's
-#: processes, or the Dask cluster inside a fleet (``ews.compute.map_chunks``).
+#: config (about 1,100 networks, 0.2-0.5 s of PDF and Excel each) is spread over the local
+#: pool's processes (``ews.compute.map_chunks``; never the Dask cluster: the chunks hold names).
 NETWORKS_PER_CHUNK = 25
 
 

@@ -411,7 +411,7 @@ def summarise_lists(flags: pd.DataFrame, config: MunicipalityConfig,
     chosen = [n for n in config.networks if networks is None or n.id in networks]
     status = flags["status"]
     leaving = status == "ikke_laengere"
-    in_network = flags.loc[leaving, "in_network"].astype(bool).reindex(flags.index, fill_value=False)
+    in_network = flags["in_network"].where(leaving, False).astype(bool)  # read only where leaving, as counted
     counts = pd.DataFrame({
         "network_id": flags["network_id"],
         "flagged": ~leaving,

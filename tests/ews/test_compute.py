@@ -57,3 +57,18 @@ def test_inside_a_dask_task_the_chunks_go_to_the_cluster_even_with_one_busy_thre
     address, backend, chunks, result = dask_client.submit(_inside_a_task, values, pure=False).result(timeout=120)
     assert address is not None and (backend, chunks) == ("dask", 4)
     np.testing.assert_array_equal(result, _row_sums(0.5, values))
+
+
+def _inside_a_task_kept_off_the_cluster(values: np.ndarray) -> tuple[str | None, str, int, np.ndarray]:
+    mapped = map_chunks(_row_sums, 0.5, values, chunk_rows=4, local_workers=2, on_dask=False)
+    return dask_worker_address(), mapped.backend, mapped.chunks, np.concatenate(mapped.results)
+
+
+def test_chunks_that_hold_names_stay_in_the_task_that_made_them(dask_client):
+    """``on_dask=False`` (the UU working lists: names): inside a Dask task the chunks are
+    computed by that task, one after another, not sent to the cluster or to a local pool."""
+    values = np.arange(30, dtype=float).reshape(15, 2)
+    address, backend, chunks, result = dask_client.submit(_inside_a_task_kept_off_the_cluster, values,
+                                                          pure=False).result(timeout=120)
+    assert address is not None and (backend, chunks) == ("inline", 4)
+    np.testing.assert_array_equal(result, _row_sums(0.5, values))

@@ -374,3 +374,13 @@ def test_networks_written_in_chunks_give_the_same_lists(exported, two_runs, tmp_
     for entry in entries:
         assert (chunked_out.parent / entry["csv"]).read_bytes() == (out.parent / entry["csv"]).read_bytes()
         assert pdf_text(chunked_out.parent / entry["pdf"]) == pdf_text(out.parent / entry["pdf"])
+
+
+def test_two_networks_that_would_share_a_file_name_are_refused_before_any_file(two_runs, tmp_path):
+    networks = [*two_runs.config.networks]
+    clash = networks[0].model_copy(update={"id": "N1 Vest", "name": "Vest"})
+    twin = networks[1].model_copy(update={"id": "N1/Vest", "name": "Vest 2"})
+    config = two_runs.config.model_copy(update={"networks": [*networks, clash, twin]})
+    with pytest.raises(ValueError, match="'N1 Vest' and 'N1/Vest' would share the file name N1_Vest"):
+        export_flag_lists(two_runs.con, two_runs.identity, config, CUR_TERM, CUR_RUN, tmp_path / "w", LINEAGE)
+    assert not (tmp_path / "w").exists()
