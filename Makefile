@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 EWS := $(BIN)/ews
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
+# uv gives each file 60 s to compile to bytecode by default; a loaded CI machine can need more
+export UV_COMPILE_BYTECODE_TIMEOUT := 600
 
 .PHONY: install demo test lint bench prefect-ui browser-deps clean
 

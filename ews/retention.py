@@ -132,10 +132,14 @@ def _scope(con: duckdb.DuckDBPyConnection, config: MunicipalityConfig, today: da
         registered = con.execute("SELECT DISTINCT pupil_id FROM raw_rows WHERE pupil_id IS NOT NULL "
                                  "AND enrolled_from IS NOT NULL").df()
         leavers = registered[~registered["pupil_id"].isin(present)].reset_index(drop=True)
+        # only the register's rows have names (identity_rows); the leavers' other rows (absence,
+        # tests, ...) are hundreds of millions at national size and are not looked up
+        named = [source.name for source in config.sources if source.kind == "pupils"]
         con.register("leaver_ids", leavers)
         try:
             lines = con.execute("SELECT source, source_file, source_line FROM raw_rows "
-                                "WHERE pupil_id IN (SELECT pupil_id FROM leaver_ids)").df()
+                                "WHERE source IN (SELECT unnest($named)) "
+                                "AND pupil_id IN (SELECT pupil_id FROM leaver_ids)", {"named": named}).df()
         finally:
             con.unregister("leaver_ids")
         register = con.execute("SELECT source_file, source_line FROM clean_pupils").df()
