@@ -23,8 +23,6 @@ from ews.tables import create_tables
 from ews.warehouse import open_runlog, table_exists
 from pipelines.ingest import SourceFiles
 
-_EMPTY = pd.DataFrame(columns=["source", "source_file", "pupil_id", "row_hash"])
-
 
 def _queries() -> dict[str, str]:
     return load_queries("pipelines", "corrections.sql")
@@ -41,33 +39,48 @@ def changed_files(con: duckdb.DuckDBPyConnection, sources: list[SourceFiles],
     return pd.DataFrame(changed, columns=["source", "source_file"])
 
 
-def _hashes(con: duckdb.DuckDBPyConnection, files: pd.DataFrame) -> pd.DataFrame:
+def _keep_hashes(con: duckdb.DuckDBPyConnection, files: pd.DataFrame, table: str) -> int:
+    """Keep the row hashes of some files in a temporary table of this connection; its row count.
+
+    The hashes stay in DuckDB (which spills to the staged version's folder above its memory
+    cap): a corrected national absence export is some 27 M rows, too many for pandas twice.
+    """
+    con.execute(f"DROP TABLE IF EXISTS {table}")  # table: a module constant, never data
     if files.empty:
-        return _EMPTY
+        return 0
     con.register("changed_files", files)
     try:
-        return con.execute(_queries()["row_hashes"]).df()
+        con.execute(f"CREATE TEMP TABLE {table} AS " + _queries()["row_hashes"].strip().rstrip(";"))
     finally:
         con.unregister("changed_files")
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
-def rows_before(con: duckdb.DuckDBPyConnection, files: pd.DataFrame) -> pd.DataFrame:
-    """The pupils' row hashes of the changed files, before the ingest replaces them."""
-    return _hashes(con, files)
+def rows_before(con: duckdb.DuckDBPyConnection, files: pd.DataFrame) -> int:
+    """Keep the pupils' row hashes of the changed files before the ingest replaces them.
+
+    Returns:
+        The rows kept (in the connection's temporary table ``before_rows``).
+    """
+    return _keep_hashes(con, files, "before_rows")
 
 
-def replaced_rows(con: duckdb.DuckDBPyConnection, files: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
-    """Per changed file and pupil, the rows the new version no longer has (``rows_replaced``)."""
-    if before.empty:
+def replaced_rows(con: duckdb.DuckDBPyConnection, files: pd.DataFrame, before: int) -> pd.DataFrame:
+    """Per changed file and pupil, the rows the new version no longer has (``rows_replaced``).
+
+    Args:
+        con: The connection :func:`rows_before` kept the hashes in.
+        files: The changed files.
+        before: What :func:`rows_before` returned.
+    """
+    if not before:
         return pd.DataFrame(columns=["source", "source_file", "pupil_id", "rows_replaced"])
-    after = _hashes(con, files)
-    con.register("before_rows", before)
-    con.register("after_rows", after)
+    _keep_hashes(con, files, "after_rows")
     try:
         return con.execute(_queries()["replaced"]).df()
     finally:
-        con.unregister("before_rows")
-        con.unregister("after_rows")
+        con.execute("DROP TABLE IF EXISTS before_rows")
+        con.execute("DROP TABLE IF EXISTS after_rows")
 
 
 def record_corrections(state_dir: Path, run_id: str, term: str, corrections: pd.DataFrame) -> None:
