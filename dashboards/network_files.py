@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from ews.config import MunicipalityConfig
-from flags.export import ReviewShown, build_network_list, safe_file_stem, write_files
+from ews.config import MunicipalityConfig, safe_file_stem
+from flags.export import ReviewShown, build_network_list, write_files
 from flags.labels import AUDIENCE_NETWORK
 
 #: Formats a network may download, with their media types.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -319,6 +320,12 @@ class MunicipalityConfig(_Strict):
         _unique(problems, "networks", [n.id for n in self.networks])
         _unique(problems, "schools", [s.code for s in self.schools])
         _unique(problems, "sources", [s.name for s in self.sources])
+        stems: dict[str, str] = {}
+        for network in self.networks:  # each network's files are named after its id
+            other = stems.setdefault(safe_file_stem(network.id), network.id)
+            if other != network.id:
+                problems.append(f"networks {other!r} and {network.id!r} would share the file name "
+                                f"{safe_file_stem(network.id)}: give one of them another id")
         network_ids = {n.id for n in self.networks}
         for network in self.networks:
             if network.area not in self.areas:
@@ -350,6 +357,12 @@ class MunicipalityConfig(_Strict):
     def tier_for(self, risk: float) -> Tier:
         """The highest tier whose threshold the risk reaches."""
         return [t for t in self.tiers if risk >= t.min_risk][-1]
+
+
+def safe_file_stem(network_id: str) -> str:
+    """A network id usable as a file name (letters, digits, ``-`` and ``_`` kept)."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", network_id).strip("_")
+    return stem or "netvaerk"
 
 
 def _unique(problems: list[str], what: str, keys: list[str]) -> None:

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 CPR_PATTERN = re.compile(r"^(\d{2})(\d{2})(\d{2})-?(\d{4})$")
-#: Pattern a test greps for anywhere in the warehouse, manifests, logs and outputs.
-#: A CPR number is a token of its own (``ddmmyy-xxxx`` or ten digits); ten digits inside a
+#: The pattern a test greps for anywhere in the warehouse, manifests, logs and outputs. A CPR
+#: number is a token of its own (``ddmmyy-xxxx`` or ten digits); ten digits inside a
 #: longer run of letters and digits (a SHA-256 in hex) are not one.
 CPR_LIKE = re.compile(r"(?<![0-9A-Za-z])(\d{6}-\d{4}|\d{10})(?![0-9A-Za-z])")
 #: What the door looks for in every column but the CPR column: six digits and four digits,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,7 +33,7 @@ import pandas as pd
 
 from ews.cells import spreadsheet_cell
 from ews.compute import map_chunks
-from ews.config import MunicipalityConfig
+from ews.config import MunicipalityConfig, safe_file_stem
 from ews.formats import date_da
 from ews.sql import load_sql
 from ews.terms import term_name_da
@@ -151,12 +150,6 @@ class NetworkList:
     def term_da(self) -> str:
         """The term as Danish users name it (``2025/26-H1`` -> ``efterår 2025``)."""
         return term_name_da(self.term)
-
-
-def safe_file_stem(network_id: str) -> str:
-    """A network id usable as a file name (letters, digits, ``-`` and ``_`` kept)."""
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", network_id).strip("_")
-    return stem or "netvaerk"
 
 
 def read_identities(identity_con: duckdb.DuckDBPyConnection, pupils: list[str]) -> pd.DataFrame:
@@ -463,12 +456,6 @@ def export_flag_lists(
     lineage = {"run_id": run_id, "term": term, **{k: v for k, v in lineage.items() if v is not None}}
     if "model_id" not in lineage and len(flags):
         lineage["model_id"] = str(flags["model_id"].dropna().iloc[0])
-    stems: dict[str, str] = {}
-    for network in config.networks:
-        other = stems.setdefault(safe_file_stem(network.id), network.id)
-        if other != network.id:
-            raise ValueError(f"networks {other!r} and {network.id!r} would share the file name "
-                             f"{safe_file_stem(network.id)}{WORKLIST_SUFFIX}: give one of them another id")
     out_dir.mkdir(parents=True, exist_ok=True)
     by_network = dict(tuple(flags.groupby("network_id", sort=False))) if len(flags) else {}
     work = np.empty(len(config.networks), dtype=object)  # one item a network, never split apart

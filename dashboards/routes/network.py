@@ -33,7 +33,7 @@ from dashboards.web import (
     names,
     render,
 )
-from flags.export import safe_file_stem
+from ews.config import safe_file_stem
 from flags.followup import network_summary
 from flags.followup_pdf import followup_pdf
 

@@ -377,10 +377,13 @@ def test_networks_written_in_chunks_give_the_same_lists(exported, two_runs, tmp_
 
 
 def test_two_networks_that_would_share_a_file_name_are_refused_before_any_file(two_runs, tmp_path):
-    networks = [*two_runs.config.networks]
-    clash = networks[0].model_copy(update={"id": "N1 Vest", "name": "Vest"})
-    twin = networks[1].model_copy(update={"id": "N1/Vest", "name": "Vest 2"})
-    config = two_runs.config.model_copy(update={"networks": [*networks, clash, twin]})
+    """The config refuses them when it is read, before any run step (``MunicipalityConfig``)."""
+    from ews.config import MunicipalityConfig
+
+    document = two_runs.config.model_dump()
+    first, second = document["networks"][:2]
+    clash, twin = {**first, "id": "N1 Vest", "name": "Vest"}, {**second, "id": "N1/Vest", "name": "Vest 2"}
     with pytest.raises(ValueError, match="'N1 Vest' and 'N1/Vest' would share the file name N1_Vest"):
+        config = MunicipalityConfig.model_validate({**document, "networks": [*document["networks"], clash, twin]})
         export_flag_lists(two_runs.con, two_runs.identity, config, CUR_TERM, CUR_RUN, tmp_path / "w", LINEAGE)
     assert not (tmp_path / "w").exists()
