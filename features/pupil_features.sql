@@ -16,8 +16,9 @@
 --       (801 and 201): the term a date belongs to.
 --
 -- Windows: 6m = period_end in [as_of - 182, as_of), 12m = [as_of - 365, as_of),
--- all = everything before as_of. Windowed sums are differences of per-pupil cumulative sums
--- picked with ASOF joins, so the cost grows with pupils x as-of dates, not with history.
+-- all = everything before as_of. A pupil's windows are filtered sums over their rows before the
+-- as-of date: the cost grows with the absence rows of the pupils in base times their as-of
+-- dates, and the memory with pupils x as-of dates (never with the rows).
 WITH as_of_list AS (
     SELECT
         unnest($as_of_dates::DATE[]) AS as_of_date,
@@ -47,79 +48,41 @@ base AS (
     FROM enrolment
     WHERE pick = 1
 ),
--- absence: one row per pupil and period end, with cumulative sums ----------------------
-absence_by_end AS (
+-- absence windows: filtered sums over the pupil's rows dated before the as-of date -------
+-- One pass over the absence rows of the pupils in base, each row once per as-of date of its
+-- pupil, into one group per (as-of date, pupil). Nothing the size of the absence history is
+-- kept: a national term (a hundred million weekly rows for the pupils scored) streams through.
+absence_rows AS NOT MATERIALIZED (
     SELECT
-        pupil_id, period_end,
-        sum(school_days) AS school_days,
-        sum(illness_days) AS illness_days,
-        sum(authorised_days) AS authorised_days,
-        sum(unauthorised_days) AS unauthorised_days,
-        sum(illness_days + authorised_days + unauthorised_days) AS total_days,
-        sum(late_arrivals) AS late_arrivals
-    FROM clean_absence
-    WHERE pupil_id IN (SELECT DISTINCT pupil_id FROM base)
-    GROUP BY pupil_id, period_end
-),
-absence_cum AS (
-    SELECT
-        pupil_id, period_end,
-        sum(school_days) OVER w AS c_school,
-        sum(illness_days) OVER w AS c_illness,
-        sum(authorised_days) OVER w AS c_authorised,
-        sum(unauthorised_days) OVER w AS c_unauthorised,
-        sum(total_days) OVER w AS c_total,
-        sum(late_arrivals) OVER w AS c_late
-    FROM absence_by_end
-    WINDOW w AS (PARTITION BY pupil_id ORDER BY period_end ROWS UNBOUNDED PRECEDING)
-),
-cum_now AS (
-    SELECT b.as_of_date, b.pupil_id, c.c_school, c.c_illness, c.c_authorised, c.c_unauthorised,
-        c.c_total, c.c_late
-    FROM base AS b ASOF LEFT JOIN absence_cum AS c
-        ON b.pupil_id = c.pupil_id AND b.as_of_date > c.period_end
-),
-cum_6m AS (
-    SELECT b.as_of_date, b.pupil_id, c.c_school, c.c_illness, c.c_authorised, c.c_unauthorised,
-        c.c_total, c.c_late
-    FROM base AS b ASOF LEFT JOIN absence_cum AS c
-        ON b.pupil_id = c.pupil_id AND b.cut_6m > c.period_end
-),
-cum_12m AS (
-    SELECT b.as_of_date, b.pupil_id, c.c_school, c.c_illness, c.c_authorised, c.c_unauthorised,
-        c.c_total, c.c_late
-    FROM base AS b ASOF LEFT JOIN absence_cum AS c
-        ON b.pupil_id = c.pupil_id AND b.cut_12m > c.period_end
-),
-cum_term AS (
-    SELECT b.as_of_date, b.pupil_id, c.c_school, c.c_total
-    FROM base AS b ASOF LEFT JOIN absence_cum AS c
-        ON b.pupil_id = c.pupil_id AND b.term_start > c.period_end
+        b.as_of_date, b.pupil_id, b.term_start, b.cut_6m, b.cut_12m, a.period_end,
+        a.school_days, a.illness_days, a.authorised_days, a.unauthorised_days,
+        a.illness_days + a.authorised_days + a.unauthorised_days AS total_days,
+        a.late_arrivals
+    FROM base AS b
+    JOIN clean_absence AS a ON a.pupil_id = b.pupil_id AND a.period_end < b.as_of_date
 ),
 absence_windows AS (
     SELECT
-        n.as_of_date, n.pupil_id,
-        n.c_school AS school_all,
-        n.c_illness AS illness_all, n.c_authorised AS authorised_all,
-        n.c_unauthorised AS unauthorised_all, n.c_total AS total_all,
-        n.c_school - coalesce(h.c_school, 0) AS school_6m,
-        n.c_illness - coalesce(h.c_illness, 0) AS illness_6m,
-        n.c_authorised - coalesce(h.c_authorised, 0) AS authorised_6m,
-        n.c_unauthorised - coalesce(h.c_unauthorised, 0) AS unauthorised_6m,
-        n.c_total - coalesce(h.c_total, 0) AS total_6m,
-        n.c_late - coalesce(h.c_late, 0) AS late_6m,
-        n.c_school - coalesce(y.c_school, 0) AS school_12m,
-        n.c_illness - coalesce(y.c_illness, 0) AS illness_12m,
-        n.c_authorised - coalesce(y.c_authorised, 0) AS authorised_12m,
-        n.c_unauthorised - coalesce(y.c_unauthorised, 0) AS unauthorised_12m,
-        n.c_total - coalesce(y.c_total, 0) AS total_12m,
-        n.c_late - coalesce(y.c_late, 0) AS late_12m,
-        n.c_school - coalesce(t.c_school, 0) AS school_term,
-        n.c_total - coalesce(t.c_total, 0) AS total_term
-    FROM cum_now AS n
-    JOIN cum_6m AS h USING (as_of_date, pupil_id)
-    JOIN cum_12m AS y USING (as_of_date, pupil_id)
-    JOIN cum_term AS t USING (as_of_date, pupil_id)
+        as_of_date, pupil_id,
+        sum(school_days) AS school_all,
+        sum(illness_days) AS illness_all, sum(authorised_days) AS authorised_all,
+        sum(unauthorised_days) AS unauthorised_all, sum(total_days) AS total_all,
+        coalesce(sum(school_days) FILTER (WHERE period_end >= cut_6m), 0) AS school_6m,
+        coalesce(sum(illness_days) FILTER (WHERE period_end >= cut_6m), 0) AS illness_6m,
+        coalesce(sum(authorised_days) FILTER (WHERE period_end >= cut_6m), 0) AS authorised_6m,
+        coalesce(sum(unauthorised_days) FILTER (WHERE period_end >= cut_6m), 0) AS unauthorised_6m,
+        coalesce(sum(total_days) FILTER (WHERE period_end >= cut_6m), 0) AS total_6m,
+        coalesce(sum(late_arrivals) FILTER (WHERE period_end >= cut_6m), 0) AS late_6m,
+        coalesce(sum(school_days) FILTER (WHERE period_end >= cut_12m), 0) AS school_12m,
+        coalesce(sum(illness_days) FILTER (WHERE period_end >= cut_12m), 0) AS illness_12m,
+        coalesce(sum(authorised_days) FILTER (WHERE period_end >= cut_12m), 0) AS authorised_12m,
+        coalesce(sum(unauthorised_days) FILTER (WHERE period_end >= cut_12m), 0) AS unauthorised_12m,
+        coalesce(sum(total_days) FILTER (WHERE period_end >= cut_12m), 0) AS total_12m,
+        coalesce(sum(late_arrivals) FILTER (WHERE period_end >= cut_12m), 0) AS late_12m,
+        coalesce(sum(school_days) FILTER (WHERE period_end >= term_start), 0) AS school_term,
+        coalesce(sum(total_days) FILTER (WHERE period_end >= term_start), 0) AS total_term
+    FROM absence_rows
+    GROUP BY as_of_date, pupil_id
 ),
 -- absence per complete term (the term a period belongs to is that of its end date) ----
 absence_terms AS (
@@ -131,8 +94,9 @@ absence_terms AS (
             ELSE (year(period_end) - 1) * 2
         END AS term_index,
         sum(school_days) AS school_days,
-        sum(total_days) AS total_days
-    FROM absence_by_end
+        sum(illness_days + authorised_days + unauthorised_days) AS total_days
+    FROM clean_absence
+    WHERE pupil_id IN (SELECT DISTINCT pupil_id FROM base)
     GROUP BY ALL
 ),
 base_term_index AS (
@@ -172,39 +136,73 @@ absence_term_features AS (
     FROM term_ranked
     GROUP BY as_of_date, pupil_id
 ),
--- longest spell: runs of consecutive periods with at least half the school days absent --
-absence_marked AS (
+-- longest spell: runs of consecutive periods (a pupil's rows with the same end date are one
+-- period) with at least half the school days absent. Only the last year's periods are
+-- grouped; a run already going when the year began also counts its days before the year
+-- (spell_carry), found among the older periods of just those pupils.
+spell_periods AS (
     SELECT
-        pupil_id, period_end, total_days,
-        school_days > 0 AND total_days >= 0.5 * school_days AS absent,
-        row_number() OVER (PARTITION BY pupil_id ORDER BY period_end) AS rn_all
-    FROM absence_by_end
+        as_of_date, pupil_id, period_end, sum(total_days) AS total_days,
+        coalesce(sum(school_days) > 0 AND sum(total_days) >= 0.5 * sum(school_days), false) AS absent
+    FROM absence_rows
+    WHERE period_end >= cut_12m
+    GROUP BY as_of_date, pupil_id, period_end
 ),
-absence_runs AS (
-    SELECT
-        pupil_id, period_end,
-        sum(total_days) OVER (
-            PARTITION BY pupil_id, island ORDER BY period_end ROWS UNBOUNDED PRECEDING
-        ) AS run_days
+spell_islands AS (
+    SELECT as_of_date, pupil_id, period_end, total_days,
+        -- periods before it in the year that were not absent: 0 for a run that starts the year
+        rn_all - row_number() OVER (PARTITION BY as_of_date, pupil_id ORDER BY period_end) AS island
+    FROM (
+        SELECT *, row_number() OVER (PARTITION BY as_of_date, pupil_id ORDER BY period_end) AS rn_all
+        FROM spell_periods
+    )
+    WHERE absent
+),
+spell_runs AS (
+    SELECT as_of_date, pupil_id, island, sum(total_days ORDER BY period_end) AS run_days
+    FROM spell_islands
+    GROUP BY ALL
+),
+spell_before AS (
+    -- the periods before the year of the pupils whose year begins inside a run
+    SELECT r.as_of_date, r.pupil_id, a.period_end,
+        sum(a.illness_days + a.authorised_days + a.unauthorised_days) AS total_days,
+        coalesce(sum(a.school_days) > 0
+            AND sum(a.illness_days + a.authorised_days + a.unauthorised_days) >= 0.5 * sum(a.school_days),
+            false) AS absent
+    FROM spell_runs AS r
+    JOIN base AS b USING (as_of_date, pupil_id)
+    JOIN clean_absence AS a ON a.pupil_id = r.pupil_id AND a.period_end < b.cut_12m
+    WHERE r.island = 0
+    GROUP BY ALL
+),
+spell_carry AS (
+    -- the days of the run's periods before the year: those after the last period not absent
+    SELECT as_of_date, pupil_id,
+        sum(total_days ORDER BY period_end) FILTER (
+            WHERE period_end > coalesce(last_present, DATE '0001-01-01')
+        ) AS carry
     FROM (
         SELECT *,
-            rn_all - row_number() OVER (PARTITION BY pupil_id ORDER BY period_end) AS island
-        FROM absence_marked
-        WHERE absent
+            max(CASE WHEN NOT absent THEN period_end END) OVER (PARTITION BY as_of_date, pupil_id) AS last_present
+        FROM spell_before
     )
+    GROUP BY as_of_date, pupil_id
 ),
 absence_spells AS (
-    SELECT b.as_of_date, b.pupil_id, max(r.run_days) AS longest_spell
-    FROM base AS b
-    JOIN absence_runs AS r
-        ON r.pupil_id = b.pupil_id AND r.period_end < b.as_of_date AND r.period_end >= b.cut_12m
-    GROUP BY b.as_of_date, b.pupil_id
+    SELECT r.as_of_date, r.pupil_id,
+        max(CASE WHEN r.island = 0 THEN coalesce(c.carry, 0) + r.run_days ELSE r.run_days END) AS longest_spell
+    FROM spell_runs AS r
+    LEFT JOIN spell_carry AS c USING (as_of_date, pupil_id)
+    GROUP BY r.as_of_date, r.pupil_id
 ),
 -- the school's mean absence over the last year -----------------------------------------
 school_by_end AS (
     SELECT school_code, period_end, sum(school_days) AS school_days,
         sum(illness_days + authorised_days + unauthorised_days) AS total_days
     FROM clean_absence
+    -- earlier rows would add the same amount to both ends of every window
+    WHERE period_end >= (SELECT min(cut_12m) FROM base)
     GROUP BY school_code, period_end
 ),
 school_cum AS (

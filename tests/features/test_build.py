@@ -1,6 +1,7 @@
 import math
-from datetime import date
+from datetime import date, timedelta
 
+import numpy as np
 import pytest
 
 from features.build import (
@@ -154,3 +155,76 @@ def test_term_of_date(config):
     assert str(term_of_date(config.terms, date(2019, 11, 15))) == "2019/20-H1"
     assert str(term_of_date(config.terms, date(2020, 4, 15))) == "2019/20-H2"
     assert str(term_of_date(config.terms, date(2020, 7, 15))) == "2019/20-H2"
+
+
+def _reference_absence(absence, pupil, as_of):
+    """The absence windows and the longest spell as the catalogue defines them, row by row."""
+    cut_6m, cut_12m = as_of - timedelta(days=182), as_of - timedelta(days=365)
+    mine = [r for r in absence if r["pupil_id"] == pupil and r["period_end"] < as_of]
+    total = {"all": 0.0, "6m": 0.0, "12m": 0.0}
+    school = {"all": 0.0, "6m": 0.0, "12m": 0.0}
+    for r in mine:
+        days = r["illness_days"] + r["authorised_days"] + r["unauthorised_days"]
+        for window, cut in (("all", date.min), ("6m", cut_6m), ("12m", cut_12m)):
+            if r["period_end"] >= cut:
+                total[window] += days
+                school[window] += r["school_days"]
+    periods = {}  # rows with the same end date are one period
+    for r in mine:
+        days = r["illness_days"] + r["authorised_days"] + r["unauthorised_days"]
+        period = periods.setdefault(r["period_end"], [0.0, 0.0])
+        period[0] += days
+        period[1] += r["school_days"]
+    longest, run = 0.0, 0.0
+    for end in sorted(periods):
+        days, school_days = periods[end]
+        run = run + days if school_days > 0 and days >= 0.5 * school_days else 0.0
+        if run and end >= cut_12m:
+            longest = max(longest, run)
+    return {
+        "absence_total_pct_all": 100 * total["all"] / school["all"],
+        "absence_total_pct_6m": 100 * total["6m"] / school["6m"] if school["6m"] else float("nan"),
+        "absence_total_pct_12m": 100 * total["12m"] / school["12m"] if school["12m"] else float("nan"),
+        "absence_longest_spell_days_12m": longest if school["12m"] else float("nan"),
+    }
+
+
+def test_absence_windows_and_spells_match_a_row_by_row_reference(con, rows, config):
+    """Random weekly absence over three years for many pupils and four as-of dates at once.
+
+    Runs are long enough to cross the start of the 12-month window (their days before it
+    count) and some weeks are split over two schools (one period, two rows).
+    """
+    rng = np.random.default_rng(7)
+    pupils, absence = [], []
+    for i in range(40):
+        pupil = f"p{i:02d}"
+        pupils += rows.pupil_years(pupil, "S1", 2017, 3, 4, date(2017, 8, 1))
+        start, level = date(2017, 8, 14) + timedelta(weeks=int(rng.integers(0, 20))), 0.0
+        for week in range(150 - int(rng.integers(0, 40))):
+            if rng.random() < 0.12:  # switch between attending and a spell of absence
+                level = 0.0 if level else float(rng.choice([2.5, 3.0, 5.0]))
+            monday = start + timedelta(weeks=week)
+            days = level if level else float(rng.choice([0.0, 0.0, 0.0, 1.0, 2.0]))
+            if rng.random() < 0.05:  # the week split over two schools: only together absent
+                absence.append(_week(pupil, monday, monday + timedelta(days=4), school_days=2.0, ill=days / 2))
+                absence.append({**_week(pupil, monday, monday + timedelta(days=4), school_days=3.0,
+                                        unauth=days / 2), "school_code": "S2"})
+            else:
+                absence.append(_week(pupil, monday, monday + timedelta(days=4), unauth=days))
+    rows.insert(con, "clean_pupils", pupils)
+    rows.insert(con, "clean_absence", absence)
+    as_of_dates = [date(2018, 11, 15), date(2019, 4, 15), date(2019, 11, 15), date(2020, 4, 15)]
+    frame = build_features(con, config, as_of_dates, grades=[3, 4, 5, 6])
+    assert len(frame) == 40 * 4
+    crossing = 0
+    for row in frame.itertuples():
+        expected = _reference_absence(absence, row.pupil_id, row.as_of_date)
+        for name, value in expected.items():
+            assert getattr(row, name) == pytest.approx(value, abs=1e-6, nan_ok=True), (row.pupil_id, name)
+        if expected["absence_longest_spell_days_12m"] > 0:
+            year_days = _reference_absence(
+                [r for r in absence if r["period_end"] >= row.as_of_date - timedelta(days=365)],
+                row.pupil_id, row.as_of_date)["absence_longest_spell_days_12m"]
+            crossing += year_days != expected["absence_longest_spell_days_12m"]
+    assert crossing >= 3  # runs that began before the year, counted whole
