@@ -42,6 +42,13 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# One OpenMP thread per test process, as every fit and prediction of the runs uses
+# (models.risk_model.BOOSTING_THREADS): with two xdist workers on two cores, a test that fits
+# boosted trees itself would otherwise start OpenMP's busy-waiting threads on both (a 90-leaf
+# fit took 5.8 s instead of 0.13 s beside another job). Read when OpenMP loads, so set before
+# any test imports scikit-learn (and numpy's BLAS likewise, where it is not loaded yet).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 #: The term of the shared finished run (the demo term) and the one before it.
 TERM = "2025/26-H1"
