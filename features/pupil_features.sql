@@ -52,11 +52,17 @@ base AS (
 -- One pass over the absence rows of the pupils in base, each row once per as-of date of its
 -- pupil, into one group per (as-of date, pupil). Nothing the size of the absence history is
 -- kept: a national term (a hundred million weekly rows for the pupils scored) streams through.
+-- Day counts are summed as decimals (to a millionth of a day), here and below: exact sums, the
+-- same whatever order the threads add them in, and 0.1 + 0.2 days are 0.3 at the 10 % line.
 absence_rows AS NOT MATERIALIZED (
     SELECT
         b.as_of_date, b.pupil_id, b.term_start, b.cut_6m, b.cut_12m, a.period_end,
-        a.school_days, a.illness_days, a.authorised_days, a.unauthorised_days,
-        a.illness_days + a.authorised_days + a.unauthorised_days AS total_days,
+        a.school_days::DECIMAL(18, 6) AS school_days,
+        a.illness_days::DECIMAL(18, 6) AS illness_days,
+        a.authorised_days::DECIMAL(18, 6) AS authorised_days,
+        a.unauthorised_days::DECIMAL(18, 6) AS unauthorised_days,
+        a.illness_days::DECIMAL(18, 6) + a.authorised_days::DECIMAL(18, 6)
+            + a.unauthorised_days::DECIMAL(18, 6) AS total_days,
         a.late_arrivals
     FROM base AS b
     JOIN clean_absence AS a ON a.pupil_id = b.pupil_id AND a.period_end < b.as_of_date
@@ -93,8 +99,9 @@ absence_terms AS (
             WHEN month(period_end) * 100 + day(period_end) >= $h2_md THEN (year(period_end) - 1) * 2 + 1
             ELSE (year(period_end) - 1) * 2
         END AS term_index,
-        sum(school_days) AS school_days,
-        sum(illness_days + authorised_days + unauthorised_days) AS total_days
+        sum(school_days::DECIMAL(18, 6)) AS school_days,
+        sum(illness_days::DECIMAL(18, 6) + authorised_days::DECIMAL(18, 6) + unauthorised_days::DECIMAL(18, 6))
+            AS total_days
     FROM clean_absence
     WHERE pupil_id IN (SELECT DISTINCT pupil_id FROM base)
     GROUP BY ALL
@@ -159,27 +166,29 @@ spell_islands AS (
     WHERE absent
 ),
 spell_runs AS (
-    SELECT as_of_date, pupil_id, island, sum(total_days ORDER BY period_end) AS run_days
+    SELECT as_of_date, pupil_id, island, sum(total_days) AS run_days
     FROM spell_islands
     GROUP BY ALL
 ),
 spell_before AS (
     -- the periods before the year of the pupils whose year begins inside a run
-    SELECT r.as_of_date, r.pupil_id, a.period_end,
-        sum(a.illness_days + a.authorised_days + a.unauthorised_days) AS total_days,
-        coalesce(sum(a.school_days) > 0
-            AND sum(a.illness_days + a.authorised_days + a.unauthorised_days) >= 0.5 * sum(a.school_days),
-            false) AS absent
-    FROM spell_runs AS r
-    JOIN base AS b USING (as_of_date, pupil_id)
-    JOIN clean_absence AS a ON a.pupil_id = r.pupil_id AND a.period_end < b.cut_12m
-    WHERE r.island = 0
+    SELECT as_of_date, pupil_id, period_end, sum(total_days) AS total_days,
+        coalesce(sum(school_days) > 0 AND sum(total_days) >= 0.5 * sum(school_days), false) AS absent
+    FROM (
+        SELECT r.as_of_date, r.pupil_id, a.period_end, a.school_days::DECIMAL(18, 6) AS school_days,
+            a.illness_days::DECIMAL(18, 6) + a.authorised_days::DECIMAL(18, 6)
+                + a.unauthorised_days::DECIMAL(18, 6) AS total_days
+        FROM spell_runs AS r
+        JOIN base AS b USING (as_of_date, pupil_id)
+        JOIN clean_absence AS a ON a.pupil_id = r.pupil_id AND a.period_end < b.cut_12m
+        WHERE r.island = 0
+    )
     GROUP BY ALL
 ),
 spell_carry AS (
     -- the days of the run's periods before the year: those after the last period not absent
     SELECT as_of_date, pupil_id,
-        sum(total_days ORDER BY period_end) FILTER (
+        sum(total_days) FILTER (
             WHERE period_end > coalesce(last_present, DATE '0001-01-01')
         ) AS carry
     FROM (
@@ -198,8 +207,9 @@ absence_spells AS (
 ),
 -- the school's mean absence over the last year -----------------------------------------
 school_by_end AS (
-    SELECT school_code, period_end, sum(school_days) AS school_days,
-        sum(illness_days + authorised_days + unauthorised_days) AS total_days
+    SELECT school_code, period_end, sum(school_days::DECIMAL(18, 6)) AS school_days,
+        sum(illness_days::DECIMAL(18, 6) + authorised_days::DECIMAL(18, 6) + unauthorised_days::DECIMAL(18, 6))
+            AS total_days
     FROM clean_absence
     -- earlier rows would add the same amount to both ends of every window
     WHERE period_end >= (SELECT min(cut_12m) FROM base)

@@ -228,3 +228,19 @@ def test_absence_windows_and_spells_match_a_row_by_row_reference(con, rows, conf
                 row.pupil_id, row.as_of_date)["absence_longest_spell_days_12m"]
             crossing += year_days != expected["absence_longest_spell_days_12m"]
     assert crossing >= 3  # runs that began before the year, counted whole
+
+
+def test_absence_days_are_summed_exactly_at_the_ten_percent_line(con, rows, config):
+    """Fractions of days add up exactly: 0.1 + 0.2 absent days of 3 school days are 10 %.
+
+    In binary floating point 0.1 + 0.2 is 0.30000000000000004, the share 10.000000000000002 %,
+    and the pupil would be "above 10 %"; summed as decimals it is exactly 10 %, not above.
+    """
+    rows.insert(con, "clean_pupils", rows.pupil_years("pA", "S1", 2018, 4, 2, date(2018, 8, 1)))
+    rows.insert(con, "clean_absence", [
+        _week("pA", date(2019, 9, 2), date(2019, 9, 6), school_days=1.5, ill=0.1),
+        _week("pA", date(2019, 9, 9), date(2019, 9, 13), school_days=1.5, auth=0.2),
+    ])
+    row = _row(build_features(con, config, [AS_OF]), "pA")
+    assert row["absence_total_pct_12m"] == 10.0
+    assert row["absence_concerning_12m"] == 0.0
