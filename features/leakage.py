@@ -1,8 +1,8 @@
 """The look-ahead check: features must not change when data dated after the as-of date vanish.
 
-For an as-of date ``d`` the check copies every ``clean_*`` table into an in-memory database
-attached to the same connection, keeping only what was known before ``d`` (rows dated on or
-after ``d`` are removed; end dates on or after ``d`` become "still open"), builds the features
+For an as-of date ``d`` the check puts a view of every ``clean_*`` table into an in-memory
+database attached to the same connection, showing only what was known before ``d`` (rows dated
+on or after ``d`` are left out; end dates on or after ``d`` become "still open"), builds the features
 there and compares them with the features built on the full tables. Any difference means a
 feature looked past its as-of date; :class:`features.timechop.LeakageError` names the
 features.
@@ -29,7 +29,7 @@ from features.timechop import LeakageError
 FeatureBuilder = Callable[[duckdb.DuckDBPyConnection, MunicipalityConfig, Sequence[date], Sequence[int]], pd.DataFrame]
 
 CUT_DATABASE = "ews_asof_cut"
-#: Tables the cut copies; features may read only these.
+#: Tables the cut shows; features may read only these.
 CLEAN_TABLES = (
     "clean_pupils", "clean_absence", "clean_tests", "clean_marks", "clean_contacts",
     "clean_support", "clean_outcomes",
@@ -41,9 +41,10 @@ def _cut_sql() -> str:
     return load_sql("features", "leakage_cut.sql")
 
 
-def _cut_statements(home: str) -> list[str]:
+def _cut_statements(home: str, as_of: date) -> list[str]:
     code = "\n".join(line for line in _cut_sql().splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip().replace("$home", f'"{home}"') for s in code.split(";") if s.strip()]
+    cut = f"DATE '{date.isoformat(as_of)}'"  # a date object's own text: never a value from the data
+    return [s.strip().replace("$home", f'"{home}"').replace("$as_of", cut) for s in code.split(";") if s.strip()]
 
 
 @contextlib.contextmanager
@@ -62,10 +63,10 @@ def warehouse_cut_at(con: duckdb.DuckDBPyConnection, as_of: date) -> Iterator[No
     con.execute(f"ATTACH ':memory:' AS {CUT_DATABASE}")
     try:
         con.execute(f"USE {CUT_DATABASE}")
-        for statement in _cut_statements(home):
-            con.execute(statement, {"as_of": as_of})
+        for statement in _cut_statements(home, as_of):
+            con.execute(statement)
         if excluded_pupils(con, database=home):  # exclusions are not dated: the cut sees them as they are
-            con.execute(f'CREATE TABLE {EXCLUSIONS_TABLE} AS SELECT * FROM "{home}".main.{EXCLUSIONS_TABLE}')
+            con.execute(f'CREATE VIEW {EXCLUSIONS_TABLE} AS SELECT * FROM "{home}".main.{EXCLUSIONS_TABLE}')
         yield
     finally:
         con.execute(f'USE "{home}"')

@@ -25,13 +25,8 @@ PACKAGES = ("ews", "pipelines", "validation", "features", "models", "flags", "da
 FEATURE_COLUMNS = [name for name in FEATURE_NAMES if name != "grade"]
 
 #: Tables created outside ``ews/tables_*.sql`` on purpose, with the reason.
-NOT_STORED = {
-    # the leakage check's copies of the clean tables, cut at an as-of date, in an in-memory
-    # database attached for the check only (features/leakage.py)
-    *(("features/leakage_cut.sql", t) for t in (
-        "clean_pupils", "clean_absence", "clean_tests", "clean_marks", "clean_contacts", "clean_support",
-        "clean_outcomes")),
-}
+#: (None now: the leakage check's cut at an as-of date is views, features/leakage_cut.sql.)
+NOT_STORED: set[tuple[str, str]] = set()
 #: The review app's SQLite store (another engine, another file): its DDL stays with the app.
 APP_STORE = {"dashboards/store.sql", "dashboards/store.py",
              # the exclusion register: a SQLite store of its own beside app.sqlite (ews.exclusions)
