@@ -74,3 +74,12 @@ def test_compare_features_counts_changed_values_and_rows(history, config):
     changed.loc[0, "absence_total_pct_6m"] += 1
     assert compare_features(full, changed) == {"absence_total_pct_6m": 1}
     assert compare_features(full, full.iloc[:1]) == {"rows": 1}
+
+
+def test_an_excluded_pupil_stays_excluded_inside_the_cut(history, config):
+    """The cut shows the exclusion register as it is (it is not dated), so both builds leave the pupil out."""
+    history.execute("CREATE TABLE clean_exclusions (pupil_id VARCHAR NOT NULL, excluded_on DATE NOT NULL)")
+    history.execute("INSERT INTO clean_exclusions VALUES ('pB', DATE '2019-09-01')")
+    check_no_lookahead(history, config, [AS_OF])
+    with warehouse_cut_at(history, AS_OF):
+        assert sorted(build_features(history, config, [AS_OF])["pupil_id"]) == ["pA"]
