@@ -218,7 +218,7 @@ def write_exclusions(con: duckdb.DuckDBPyConnection, active: pd.DataFrame) -> in
 
 
 def excluded_pupils(con: duckdb.DuckDBPyConnection, database: str | None = None) -> set[str]:
-    """The pseudonyms in ``clean_exclusions`` (empty when the table does not exist).
+    """The pseudonyms in ``clean_exclusions`` (empty when neither a table nor a view of that name exists).
 
     Args:
         con: A warehouse connection.
@@ -227,8 +227,9 @@ def excluded_pupils(con: duckdb.DuckDBPyConnection, database: str | None = None)
     if database is None:
         row = fetch_one(con, "SELECT current_database()")
         database = str(row[0]) if row else "memory"
-    exists = fetch_one(con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = $db AND schema_name = 'main' "
-                       "AND table_name = $t", {"db": database, "t": EXCLUSIONS_TABLE})
+    # a table or a view (the look-ahead check's cut shows the register as a view)
+    exists = fetch_one(con, "SELECT count(*) FROM information_schema.tables WHERE table_catalog = $db "
+                       "AND table_schema = 'main' AND table_name = $t", {"db": database, "t": EXCLUSIONS_TABLE})
     if not exists or not exists[0]:
         return set()
     quoted = database.replace('"', '""')

@@ -66,8 +66,7 @@ def warehouse_cut_at(con: duckdb.DuckDBPyConnection, as_of: date) -> Iterator[No
         for statement in _cut_statements(home, as_of):
             con.execute(statement)
         if excluded_pupils(con, database=home):  # exclusions are not dated: the cut sees them as they are
-            # a copy (a few rows), since ews.exclusions looks for a table, not a view
-            con.execute(f'CREATE TABLE {EXCLUSIONS_TABLE} AS SELECT * FROM "{home}".main.{EXCLUSIONS_TABLE}')
+            con.execute(f'CREATE VIEW {EXCLUSIONS_TABLE} AS SELECT * FROM "{home}".main.{EXCLUSIONS_TABLE}')
         yield
     finally:
         con.execute(f'USE "{home}"')
