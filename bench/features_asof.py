@@ -10,7 +10,8 @@ Run: ``.venv/bin/python bench/features_asof.py WAREHOUSE CONFIG [--term 2025/26-
 * ``--reference OLD.sql``: another version of ``features/pupil_features.sql`` (e.g.
   ``git show cb264e3~1:features/pupil_features.sql > old.sql``), timed in the same process
   after the current one; the script then reports every feature column whose values differ
-  (after the 6 decimals ``features.build`` keeps).
+  (``features.leakage.compare_features``: rows, and values beyond 1e-9). The first query reads
+  the warehouse cold: run both orders before trusting a difference of a few seconds.
 
 DuckDB runs with the given memory limit and threads and a spill folder beside the warehouse
 (``<warehouse>.bench_tmp``, removed afterwards). Peak memory and spill are DuckDB's own
@@ -28,14 +29,14 @@ import time
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ews.config import load_config  # noqa: E402
 from ews.terms import Term  # noqa: E402
-from features.build import FEATURE_DECIMALS, SCORING_GRADES, _sql, feature_query_parameters  # noqa: E402
+from features.build import SCORING_GRADES, _sql, feature_query_parameters  # noqa: E402
+from features.leakage import compare_features  # noqa: E402
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict, profile: Path) -> tuple[pd.DataFrame, dict]:
@@ -49,27 +50,6 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict, profile: Path) 
     return frame, {"seconds": seconds, "rows": len(frame),
                    "peak_memory_gb": system.get("peak_buffer_memory", 0) / 1e9,
                    "peak_spill_gb": system.get("peak_temp_dir_size", 0) / 1e9}
-
-
-def _differences(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
-    if list(a.columns) != list(b.columns) or len(a) != len(b):
-        return [f"shapes differ: {a.shape} against {b.shape}"]
-    keys = ["pupil_id", "as_of_date"]
-    if not a[keys].equals(b[keys]):
-        return ["the (pupil, as-of date) rows differ"]
-    found = []
-    for column in a.columns:
-        if column in keys:
-            continue
-        if a[column].dtype.kind in "fiu":
-            x = a[column].astype("float64").round(FEATURE_DECIMALS).to_numpy()
-            y = b[column].astype("float64").round(FEATURE_DECIMALS).to_numpy()
-            differ = ~((x == y) | (np.isnan(x) & np.isnan(y)))
-            if differ.any():
-                found.append(f"{column}: {int(differ.sum())} rows")
-        elif not a[column].equals(b[column]):
-            found.append(f"{column}: values differ")
-    return found
 
 
 def main() -> None:
@@ -107,8 +87,9 @@ def main() -> None:
                 print(f"{name:>9}: {figures['rows']:,} rows in {figures['seconds']:.1f} s, DuckDB peak "
                       f"{figures['peak_memory_gb']:.2f} GB, spill {figures['peak_spill_gb']:.2f} GB", flush=True)
             if args.reference:
-                found = _differences(results["reference"], results["current"])
-                print("identical features" if not found else "DIFFERENT: " + "; ".join(found))
+                found = compare_features(results["reference"], results["current"])
+                print("identical features" if not found else "DIFFERENT (column: pupils): " + "; ".join(
+                    f"{name}: {count}" for name, count in sorted(found.items())))
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
