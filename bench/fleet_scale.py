@@ -58,13 +58,15 @@ def write_municipalities(work: Path, sizes: list[tuple[int, int]], first: str) -
     return entries
 
 
-def run_configuration(work: Path, entries: list[dict], workers: int) -> tuple[float, dict]:
+def run_configuration(work: Path, entries: list[dict], workers: int,
+                      memory_limit: str | None = None) -> tuple[float, dict]:
     root = work / f"workers-{workers}"
     if root.exists():
         subprocess.run(["rm", "-rf", str(root)], check=True)
     root.mkdir(parents=True)
     fleet = {"fleet_version": 1, "operator": "bench", "state_dir": str(root / "operator"),
-             "dask": {"n_workers": workers, "threads_per_worker": 1, "processes": True},
+             "dask": {"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                      **({"memory_limit": memory_limit} if memory_limit else {})},
              "municipalities": [{**e, "state_dir": str(root / e["id"])} for e in entries]}
     path = root / "fleet.yaml"
     path.write_text(json.dumps(fleet))  # JSON is YAML
@@ -97,11 +99,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="1x20,2x40,3x60,4x100")
     parser.add_argument("--first-school-year", default="2018/19")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--memory-limit", default=None,
+                        help="each Dask worker's memory cap (default: the fleet config's, 6GiB); a national-sized "
+                             "fleet's largest municipality needs more")
     args = parser.parse_args()
     entries = write_municipalities(args.work, parse_sizes(args.sizes), args.first_school_year)
     results = {}
     for workers in args.workers:
-        wall, summary = run_configuration(args.work, entries, workers)
+        wall, summary = run_configuration(args.work, entries, workers, args.memory_limit)
         results[workers] = (wall, summary)
         print(f"{workers} worker(s): {wall:.1f} s wall, fleet flow {summary['duration_seconds']} s, "
               f"status {summary['status']}", file=sys.stderr)
