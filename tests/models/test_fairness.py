@@ -48,3 +48,47 @@ def test_intervals_are_reproducible():
     frame, y, risk, flagged = _frame()
     first = fairness_report(frame, y, risk, flagged, attributes=["sex"], n_boot=10, seed=4)
     assert first == fairness_report(frame, y, risk, flagged, attributes=["sex"], n_boot=10, seed=4)
+
+
+def test_the_bootstrap_gives_fairlearn_s_numbers_for_every_replicate_and_group():
+    """The bootstrap's sums for all groups and replicates at once against fairlearn's MetricFrame
+    over the same re-weighted cells (the way the intervals were computed before, one metric call
+    a replicate and group): the same numbers, NaN exactly where fairlearn has no row."""
+    from models.fairness import _METRICS, _bootstrap_metrics, _cells, _group_metrics
+
+    rng = np.random.default_rng(7)
+    n, pupils, n_groups = 900, 250, 9
+    pupil_codes = rng.integers(0, pupils, n)
+    group_codes = pupil_codes % n_groups  # a pupil stays in one group
+    y = (rng.random(n) < 0.3).astype(np.int64)
+    f = (rng.random(n) < 0.2).astype(np.int64)
+    f[group_codes == 3] = 0  # a group nobody is flagged in: precision has no denominator
+    y[group_codes == 5] = 1  # a group where everyone has the outcome: no false positive rate
+    risk = rng.random(n)
+    small = np.isin(pupil_codes, [8, 17])  # group 8 has two pupils: often not drawn at all
+    keep = ~((group_codes == 8) & ~small)
+    pupil_codes, group_codes, y, f, risk = (a[keep] for a in (pupil_codes, group_codes, y, f, risk))
+    weights = [rng.multinomial(pupils, np.full(pupils, 1 / pupils)) for _ in range(40)]
+    labels = np.array([f"g{i}" for i in range(n_groups)], dtype=object)
+
+    ours = _bootstrap_metrics(group_codes, y, f, risk, pupil_codes, weights, n_groups)
+    replicas = [_cells(group_codes, y, f, risk, w[pupil_codes].astype(float), n_groups) for w in weights]
+    reference = _group_metrics(pd.concat(replicas, ignore_index=True), labels,
+                               np.repeat(np.arange(len(replicas)), [len(r) for r in replicas]))
+    compared = 0
+    for replicate in range(len(weights)):
+        for code, label in enumerate(labels):
+            present = (replicate, label) in reference.index
+            for metric in _METRICS:
+                got = ours[metric][replicate, code]
+                if not present:
+                    assert np.isnan(got), (replicate, label, metric)
+                    continue
+                want = float(reference.loc[(replicate, label), metric])
+                assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want, rel=1e-12, abs=1e-12), \
+                    (replicate, label, metric, got, want)
+                compared += 1
+    assert compared > len(weights) * (n_groups - 1) * len(_METRICS) * 0.9
+    assert np.isnan(ours["precision"][:, 3]).all() and np.isnan(ours["false_positive_rate"][:, 5]).all()
+    # the case of a group none of whose pupils was drawn happened, and is NaN on both sides
+    assert np.isnan(ours["flag_rate"][:, 8]).any()
