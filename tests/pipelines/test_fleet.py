@@ -55,6 +55,7 @@ class FleetRun:
     gamma: Path
     gamma_before: dict[str, str]
     operator: Path
+    chunks_on_dask: list[str]
 
 
 def _published_digests(state: Path) -> dict[str, str]:
@@ -67,6 +68,9 @@ def _published_digests(state: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fleet_run(one_school_world: WorldResult, tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
+    """The fleet run, with chunks of 100 pupils so that beta's scoring goes to the Dask cluster
+    (``ews.compute``: the run's thread secedes from the worker while it waits) with gamma still
+    queued behind it on the cluster's one worker thread."""
     alpha = one_school_world.state_dir
     alpha_files = alpha.parent / "synthetic"
     root = tmp_path_factory.mktemp("fleet")
@@ -80,7 +84,9 @@ def fleet_run(one_school_world: WorldResult, tmp_path_factory: pytest.TempPathFa
     shutil.copytree(alpha_files, gamma / "synthetic", ignore=no_truth)
     pupils = sorted((gamma / "synthetic" / "exports").glob("elever_2025-26.*"))[0]
     text = pupils.read_text(encoding="utf-8-sig")
-    pupils.write_text(text.replace("CPR;", "Personnummer;", 1), encoding="utf-8-sig")
+    # a shorter header than beta's: the fleet takes the largest export folder first, so beta runs
+    # first and gamma waits
+    pupils.write_text(text.replace("CPR;", "Nr;", 1), encoding="utf-8-sig")
     fleet = {
         "fleet_version": 1, "operator": "Test operator", "state_dir": "operator",
         "dask": {"processes": False},
@@ -95,9 +101,24 @@ def fleet_run(one_school_world: WorldResult, tmp_path_factory: pytest.TempPathFa
     fleet_path = root / "fleet.yaml"
     fleet_path.write_text(yaml.safe_dump(fleet), encoding="utf-8")
     before = _published_digests(gamma)
-    summary = run_fleet(TERM, fleet_path)
+    import ews.compute
+
+    patcher = pytest.MonkeyPatch()
+    on_dask: list[str] = []
+    real_map_on_dask = ews.compute._map_on_dask
+
+    def recorded(function, shared, chunks, label):  # noqa: ANN001, ANN202 - as the original
+        on_dask.append(label)
+        return real_map_on_dask(function, shared, chunks, label)
+
+    patcher.setenv("EWS_COMPUTE_CHUNK_PUPILS", "100")  # the least allowed
+    patcher.setattr(ews.compute, "_map_on_dask", recorded)
+    try:
+        summary = run_fleet(TERM, fleet_path)
+    finally:
+        patcher.undo()
     return FleetRun(summary=summary, fleet_path=fleet_path, alpha=alpha, beta=root / "beta",
-                    gamma=gamma, gamma_before=before, operator=root / "operator")
+                    gamma=gamma, gamma_before=before, operator=root / "operator", chunks_on_dask=on_dask)
 
 
 def _ids_in_duckdb(path: Path, scratch: Path) -> set[str]:
@@ -155,6 +176,16 @@ def test_a_broken_municipality_stops_alone_with_its_message(fleet_run: FleetRun)
     with open_runlog(fleet_run.gamma, read_only=True) as con:
         status, message = con.execute("SELECT status, message FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
     assert status == "failed" and "elever_2025-26" in message
+
+
+def test_a_worker_runs_one_municipality_at_a_time_even_while_its_chunks_run(fleet_run: FleetRun):
+    """Beta's scoring went to the cluster in chunks (its thread seceded while it waited); gamma,
+    queued on the same single worker thread, did not start until beta had finished."""
+    lines = {line["id"]: line for line in fleet_run.summary["municipalities"]}
+    assert "ews-score" in fleet_run.chunks_on_dask
+    beta, gamma = lines["beta"], lines["gamma"]
+    assert beta["status"] == "succeeded", beta["message"]
+    assert beta["started_at"] < beta["finished_at"] <= gamma["started_at"] < gamma["finished_at"]
 
 
 def test_no_pupil_id_of_one_municipality_is_in_another_s_state(fleet_run: FleetRun, tmp_path: Path):
@@ -250,3 +281,21 @@ def test_each_municipality_s_artifacts_have_keys_of_their_own(fleet_run: FleetRu
     keys = {artifact.key for artifact in artifacts}
     assert {"beta-ingest-counts", "beta-validation-report", "beta-run-manifest"} <= keys
     assert all(key.startswith("beta-") for key in keys)
+
+
+def test_a_cluster_without_municipality_slots_is_refused_before_any_run():
+    from ews.config import ConfigError
+    from pipelines.fleet import MUNICIPALITY_SLOT, require_municipality_slots
+
+    class Client:
+        def __init__(self, workers):
+            self.workers = workers
+
+        def scheduler_info(self, n_workers):
+            return {"workers": self.workers}
+
+    with pytest.raises(ConfigError, match=f"--resources {MUNICIPALITY_SLOT}=1"):
+        require_municipality_slots(Client({"tcp://a": {"resources": {}}, "tcp://b": {}}))
+    require_municipality_slots(Client({"tcp://a": {"resources": {}}, "tcp://b": {"resources": {MUNICIPALITY_SLOT: 1}}}))
+    require_municipality_slots(Client({}))  # workers that join later (an adaptive cluster): not refused
+    require_municipality_slots(None)
