@@ -120,18 +120,37 @@ def path_pattern(
         ``tidlig_starter``, ``sen_starter`` or None.
     """
     ordered = history.sort_values("term")
+    first = float(ordered["risk"].iloc[0]) if len(ordered) >= 2 else None
+    early_before = bool(((ordered["grade"].isin(EARLY_GRADES)) & (ordered["risk"] >= elevated)).any())
+    return _pattern(first, early_before, risk, grade, risk_families, elevated, trend, early_support, drift)
+
+
+def _pattern(first: float | None, early_before: bool, risk: float, grade: int, risk_families: int,
+             elevated: float, trend: str, early_support: float | None, drift: bool) -> str | None:
+    """:func:`path_pattern` from what it needs of the history.
+
+    Args:
+        first: The risk of the pupil's first earlier term, when there are at least two; else None.
+        early_before: Whether an earlier term in grade 5 or 6 had at least the elevated risk.
+        risk: As :func:`path_pattern`.
+        grade: As :func:`path_pattern`.
+        risk_families: As :func:`path_pattern`.
+        elevated: As :func:`path_pattern`.
+        trend: As :func:`path_pattern`.
+        early_support: As :func:`path_pattern`.
+        drift: As :func:`path_pattern`.
+
+    Returns:
+        ``tidlig_starter``, ``sen_starter`` or None.
+    """
     known = early_support is not None and not math.isnan(early_support)
-    late_history = False
-    if len(ordered) >= 2:
-        first = float(ordered["risk"].iloc[0])
-        late_history = first < elevated and risk - first >= LATE_RISE and trend == "stigende"
+    late_history = first is not None and first < elevated and risk - first >= LATE_RISE and trend == "stigende"
     little_support = not known or early_support < LATE_MAX_EARLY_SUPPORT
     late_data = grade >= LATE_FROM_GRADE and little_support and drift
     if late_history or late_data:
         return "sen_starter"
     had_support = not known or early_support >= 1
     early_now = grade in EARLY_GRADES and risk >= elevated
-    early_before = bool(((ordered["grade"].isin(EARLY_GRADES)) & (ordered["risk"] >= elevated)).any())
     many = risk_families >= EARLY_FAMILIES
     early_and_several = (early_now or early_before) and risk_families >= EARLY_MIN_FAMILIES
     if had_support and (many or early_and_several):
@@ -162,16 +181,22 @@ def trajectories(
         ``pupil_id``, ``previous_risk``, ``risk_change``, ``trajectory``, ``path_pattern``.
     """
     last_term = history[history["term"] == previous_term].set_index("pupil_id")
-    by_pupil = {pid: rows for pid, rows in history.groupby("pupil_id")}
-    empty = history.iloc[0:0]
+    # what path_pattern needs of each pupil's history, for all pupils at once: the first earlier
+    # term's risk (with at least two terms) and whether grade 5 or 6 had an elevated risk
+    ordered = history.sort_values(["pupil_id", "term"], kind="stable")
+    grouped = ordered.groupby("pupil_id", sort=False)
+    terms = grouped.size()
+    firsts = grouped["risk"].first()[terms >= 2].astype(float).to_dict()
+    early_rows = ordered["grade"].isin(EARLY_GRADES) & (ordered["risk"] >= elevated)
+    early_before = set(ordered.loc[early_rows, "pupil_id"])
     rows = []
     for record in current.to_dict("records"):
         pupil_id = record["pupil_id"]
         previous = float(last_term.at[pupil_id, "risk"]) if pupil_id in last_term.index else None
         trend = classify_trend(record["risk"], previous, step)
         support = record.get("early_support")
-        pattern = path_pattern(
-            by_pupil.get(pupil_id, empty), float(record["risk"]), int(record["grade"]),
+        pattern = _pattern(
+            firsts.get(pupil_id), pupil_id in early_before, float(record["risk"]), int(record["grade"]),
             int(record["risk_families"]), elevated, trend,
             early_support=None if support is None or pd.isna(support) else float(support),
             drift=bool(record.get("drift", False)) if not pd.isna(record.get("drift", False)) else False,

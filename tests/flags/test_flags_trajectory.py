@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -95,3 +96,31 @@ def test_drift_signals_read_the_stored_feature_values():
     assert signals.loc["b", "early_support"] == 1 and signals.loc["b", "drift"]  # 13 points above own level
     assert pd.isna(signals.loc["c", "early_support"]) and not signals.loc["c", "drift"]  # unknown is no drift
     assert signals.loc["d", "drift"]
+
+
+def test_trajectories_give_every_pupil_the_pattern_of_its_own_history():
+    """The pupils' histories summarised once for all (``trajectories``) against ``path_pattern``
+    over each pupil's own rows, on random pupils with 0-5 earlier terms in any order."""
+    rng = np.random.default_rng(3)
+    terms = ["2022/23-H1", "2022/23-H2", "2023/24-H1", "2023/24-H2", "2024/25-H1"]
+    history, current = [], []
+    for i in range(400):
+        pupil = f"p{i:03d}"
+        taken = rng.choice(len(terms), size=rng.integers(0, 6), replace=False)
+        for t in taken:  # in random order
+            history.append({"pupil_id": pupil, "term": terms[t], "grade": 5 + t // 2, "risk": float(rng.random())})
+        support = float(rng.integers(0, 14)) if rng.random() < 0.8 else np.nan
+        current.append({"pupil_id": pupil, "risk": float(rng.random()), "grade": int(rng.integers(5, 10)),
+                        "risk_families": int(rng.integers(0, 5)), "early_support": support,
+                        "drift": bool(rng.random() < 0.3)})
+    history_frame = pd.DataFrame(history, columns=["pupil_id", "term", "grade", "risk"])
+    current_frame = pd.DataFrame(current)
+    got = trajectories(current_frame, history_frame, elevated=0.3, previous_term="2024/25-H1")
+    for record, row in zip(current, got.to_dict("records"), strict=True):
+        own = history_frame[history_frame["pupil_id"] == record["pupil_id"]]
+        support = record["early_support"]
+        want = path_pattern(own, record["risk"], record["grade"], record["risk_families"], 0.3, row["trajectory"],
+                            early_support=None if np.isnan(support) else support, drift=record["drift"])
+        pattern = row["path_pattern"] if isinstance(row["path_pattern"], str) else None  # None or NaN
+        assert pattern == want, (record, own)
+    assert set(got["path_pattern"].dropna()) == {"tidlig_starter", "sen_starter"}
