@@ -186,7 +186,7 @@ def trajectories(
     ordered = history.sort_values(["pupil_id", "term"], kind="stable")
     grouped = ordered.groupby("pupil_id", sort=False)
     terms = grouped.size()
-    firsts = grouped["risk"].first()[terms >= 2].astype(float).to_dict()
+    firsts = grouped["risk"].first(skipna=False)[terms >= 2].astype(float).to_dict()
     early_rows = ordered["grade"].isin(EARLY_GRADES) & (ordered["risk"] >= elevated)
     early_before = set(ordered.loc[early_rows, "pupil_id"])
     rows = []
