@@ -4,10 +4,15 @@ Scoring (``model.predict_proba``) and explanations (SHAP) compute each pupil's r
 so the rows can be cut into chunks, computed apart and stacked back in order with the same
 values as one computation over all rows. :func:`map_chunks` does that:
 
-* inside a Dask worker (a municipality's run in ``ews fleet run``), the chunks go to the same
-  Dask cluster through ``distributed.worker_client``, which secedes the run's thread from the
-  worker's pool while it waits, so a worker of one thread can run the chunks too and a full
-  cluster cannot deadlock; other workers of the cluster take chunks when they are free;
+* inside a Dask worker (a municipality's run in ``ews fleet run``), one after another in the
+  run's own thread, by default. With ``EWS_COMPUTE_ON_DASK`` they go to the same Dask cluster
+  through ``distributed.worker_client``, which secedes the run's thread from the worker's pool
+  while it waits, so that a worker of one thread can run the chunks too. That freed slot is
+  also open to the next municipality queued on the worker, which then runs in the same
+  process as the first: the first national-sized fleet (36 municipalities, 1 worker) lost 34
+  of them to it ("the client has been closed" once two runs shared a process), and a worker
+  resource per municipality to keep them apart left a run waiting for ever on its chunks. So
+  the split on the cluster is for a fleet run of one large municipality only;
 * anywhere else (``ews run``), to a local pool of processes (``spawn``: the flow runs threads,
   and forking a threaded process can hang), or in this process when one process is asked for
   or there is one chunk.
@@ -17,8 +22,9 @@ numbers. Only the run's own process writes the results to its staged warehouse (
 warehouse); no chunk task opens DuckDB.
 
 Settings (environment, ``ews.settings.Settings``): ``EWS_COMPUTE_CHUNK_PUPILS`` (pupils a
-chunk, default 10,000: a Herning-sized run is one chunk and computes as before) and
-``EWS_COMPUTE_WORKERS`` (processes of the local pool, default 0: the machine's cores).
+chunk, default 10,000: a Herning-sized run is one chunk and computes as before),
+``EWS_COMPUTE_WORKERS`` (processes of the local pool, default 0: the machine's cores) and
+``EWS_COMPUTE_ON_DASK`` (default off, above).
 """
 
 from __future__ import annotations
@@ -64,6 +70,13 @@ def compute_chunk_pupils() -> int:
     from ews.settings import Settings
 
     return Settings().compute_chunk_pupils
+
+
+def compute_on_dask() -> bool:
+    """Whether a run inside a fleet sends its chunks to the cluster (``EWS_COMPUTE_ON_DASK``)."""
+    from ews.settings import Settings
+
+    return Settings().compute_on_dask
 
 
 def compute_workers() -> int:
@@ -127,10 +140,10 @@ def map_chunks(
         local_workers: Processes of the local pool outside Dask; default ``EWS_COMPUTE_WORKERS``.
             1 computes the chunks one after another in this process.
         label: Prefix of the Dask task keys (shown on Dask's dashboard).
-        on_dask: Whether chunks may go to the Dask cluster when this runs inside a Dask task.
-            False for chunks that hold personal data (names): inside a fleet they are then
-            computed in this process, one after another, never on a worker shared with other
-            municipalities or spilled to its disk.
+        on_dask: Whether chunks may go to the Dask cluster when this runs inside a Dask task
+            and ``EWS_COMPUTE_ON_DASK`` is on. False for chunks that hold personal data
+            (names): inside a fleet they are then always computed in this process, one after
+            another, never on a worker shared with other municipalities or spilled to its disk.
 
     Returns:
         The results in row order, with where they were computed.
@@ -140,7 +153,7 @@ def map_chunks(
     if len(chunks) == 1:
         return ChunkMap([function(shared, chunks[0])], 1, "inline", 1)
     if dask_worker_address() is not None:
-        if not on_dask:
+        if not (on_dask and compute_on_dask()):
             return ChunkMap([function(shared, chunk) for chunk in chunks], len(chunks), "inline", 1)
         return _map_on_dask(function, shared, chunks, label)
     workers = min(local_workers if local_workers is not None else compute_workers(), len(chunks))

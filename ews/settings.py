@@ -33,9 +33,15 @@ class Settings(BaseSettings):
         ingest_chunk_rows: Rows the ingest reads, types and checks at a time; memory grows
             with it (about 0.7 GB at 500,000), not with the size of the exports.
         compute_chunk_pupils: Pupils a chunk when scoring and explaining (``ews.compute``):
-            the chunks run on the Dask cluster inside a fleet, else in a local process pool.
-            The default keeps a Herning-sized run (about 5,000 pupils) in one chunk.
+            the chunks run in a local process pool, or inside a fleet one after another in the
+            run's own thread. The default keeps a Herning-sized run (about 5,000 pupils) in one
+            chunk.
         compute_workers: Processes of the local pool for chunks outside Dask (0: every core).
+        compute_on_dask: Inside a fleet, send a run's chunks to the Dask cluster. Off by
+            default: the run's thread secedes from its worker while it waits, and the next
+            municipality queued on that worker then starts in the same process (a national-
+            sized fleet lost 34 of 36 municipalities to it). Only for a fleet run of one
+            municipality, or workers that nothing else is queued on.
         warehouse_memory_limit: DuckDB's memory cap for the warehouse a run writes (``"8GB"``);
             above it joins and aggregates spill to disk in the run's own folder. Unset: 8 GiB,
             or half the machine's memory when that is less.
@@ -55,6 +61,7 @@ class Settings(BaseSettings):
     ingest_chunk_rows: int = Field(default=500_000, ge=1000)
     compute_chunk_pupils: int = Field(default=10_000, ge=100)
     compute_workers: int = Field(default=0, ge=0)
+    compute_on_dask: bool = False
     warehouse_memory_limit: str | None = Field(default=None, pattern=r"^\s*\d+(\.\d+)?\s*[KMGT]i?B\s*$")
     file_hash_cache: bool = True
 

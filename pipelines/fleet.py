@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import dask
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
@@ -45,14 +44,6 @@ from ews.terms import Term
 
 #: Exit code of ``ews fleet run`` when at least one municipality failed (the others finished).
 EXIT_FLEET_PARTIAL = 8
-#: The Dask worker resource of which a municipality's task takes one: a worker runs one
-#: municipality at a time. Its thread alone cannot promise that: a run that sends its chunks of
-#: pupils to the cluster (``ews.compute``) secedes from the worker's thread pool while it waits,
-#: which frees the slot for the next queued task; without the resource that was the next
-#: municipality, two runs in one process, and the first to finish closed the Prefect client
-#: the other still used (a national-sized fleet, 2026-12-03: 34 of 36 failed). A seceded task
-#: keeps its resources (dask/distributed#6565), so only the chunks can use the freed thread.
-MUNICIPALITY_SLOT = "municipality"
 #: The part of a municipality's time outside its run's steps (reaching its folders, hashing the
 #: files, the subflow, the publication, the manifest and the report), in ``step_seconds``.
 OTHER_STEP = "other"
@@ -252,16 +243,14 @@ def task_runner(settings: DaskSettings) -> Any:
         except ImportError as exc:
             raise ConfigError(f"dask.cluster_class {settings.cluster_class} cannot be imported ({exc}); install "
                               "its package, e.g. uv sync --extra kubernetes or --extra hpc (docs/fleet.md)") from None
-    # each worker holds one MUNICIPALITY_SLOT: one municipality at a time, as the termly run was
-    # not written to run twice in one process (pyplot's global state for the model card, Prefect's
-    # client), and a worker's memory is sized for one run
-    slot = {MUNICIPALITY_SLOT: 1}
-    if not settings.processes:  # one worker thread in this process
-        cluster = {"n_workers": 1, "threads_per_worker": 1, "processes": False, "resources": slot}
+    if not settings.processes:
+        # workers as threads of this process: one municipality at a time, as the termly run was not
+        # written to run twice in one process (pyplot's global state for the model card, for one)
+        cluster = {"n_workers": 1, "threads_per_worker": 1, "processes": False}
     else:  # worker processes over TCP, on loopback only (the dashboard too, on a free port)
         cluster = {"n_workers": settings.n_workers, "threads_per_worker": settings.threads_per_worker,
                    "processes": True, "memory_limit": settings.memory_limit, "host": "127.0.0.1",
-                   "dashboard_address": "127.0.0.1:0", "resources": slot}
+                   "dashboard_address": "127.0.0.1:0"}
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
 
 
@@ -341,9 +330,7 @@ def fleet_flow(term: str, fleet_path: str, cluster: dict[str, Any] | None = None
     started = datetime.now(UTC).replace(tzinfo=None)
     clock = time.perf_counter()
     entries = sorted(fleet.enabled(), key=inbox_bytes, reverse=True)
-    require_municipality_slots(_dask_client())
-    with dask.annotate(resources={MUNICIPALITY_SLOT: 1}):
-        futures = [municipality_task.submit(entry, term) for entry in entries]
+    futures = [municipality_task.submit(entry, term) for entry in entries]
     lines: dict[str, dict[str, Any]] = {}
     for entry, future in zip(entries, futures, strict=True):
         try:
@@ -361,36 +348,6 @@ def fleet_flow(term: str, fleet_path: str, cluster: dict[str, Any] | None = None
     }
     summary["summary_path"] = str(write_summary_task(summary, fleet.state_dir))
     return summary
-
-
-def _dask_client() -> Any:
-    """The Dask client of the running flow's task runner (None under another task runner)."""
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    return getattr(context.task_runner, "client", None) if context is not None else None
-
-
-def require_municipality_slots(client: Any) -> None:
-    """Stop before any municipality starts when no worker of the cluster offers a municipality slot.
-
-    A local cluster's workers get one each (:func:`task_runner`); workers of an existing
-    cluster, Kubernetes or an HPC queue are started with ``--resources municipality=1``
-    (docs/fleet.md). Without it, the municipalities' tasks would wait for ever.
-
-    Args:
-        client: The cluster's Dask client (None: nothing to check).
-
-    Raises:
-        ConfigError: When no worker has the resource.
-    """
-    if client is None:
-        return
-    workers = client.scheduler_info(n_workers=-1).get("workers", {})
-    if workers and not any(w.get("resources", {}).get(MUNICIPALITY_SLOT) for w in workers.values()):
-        raise ConfigError(f"none of the Dask cluster's {len(workers)} worker(s) offers the resource "
-                          f"'{MUNICIPALITY_SLOT}': start each worker with --resources {MUNICIPALITY_SLOT}=1 "
-                          "(one municipality at a time a worker; docs/fleet.md)")
 
 
 def cluster_description(settings: DaskSettings) -> dict[str, Any]:

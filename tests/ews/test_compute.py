@@ -50,10 +50,17 @@ def _inside_a_task(values: np.ndarray) -> tuple[str | None, str, int, np.ndarray
     return dask_worker_address(), mapped.backend, mapped.chunks, np.concatenate(mapped.results)
 
 
-def test_inside_a_dask_task_the_chunks_go_to_the_cluster_even_with_one_busy_thread(dask_client):
+def test_inside_a_dask_task_the_chunks_stay_in_the_task_unless_asked_to_go_to_the_cluster(dask_client,
+                                                                                           monkeypatch):
     values = np.arange(30, dtype=float).reshape(15, 2)
     assert dask_worker_address() is None
-    # the task secedes while it waits, so its own (only) worker thread computes the chunks
+    # by default (a fleet): one after another in the task's own thread, which never secedes
+    address, backend, chunks, result = dask_client.submit(_inside_a_task, values, pure=False).result(timeout=120)
+    assert address is not None and (backend, chunks) == ("inline", 4)
+    np.testing.assert_array_equal(result, _row_sums(0.5, values))
+    # EWS_COMPUTE_ON_DASK: the task secedes while it waits, so its own (only) worker thread
+    # computes the chunks (the worker is a thread of this process: it sees the setting)
+    monkeypatch.setenv("EWS_COMPUTE_ON_DASK", "1")
     address, backend, chunks, result = dask_client.submit(_inside_a_task, values, pure=False).result(timeout=120)
     assert address is not None and (backend, chunks) == ("dask", 4)
     np.testing.assert_array_equal(result, _row_sums(0.5, values))

@@ -55,7 +55,7 @@ class FleetRun:
     gamma: Path
     gamma_before: dict[str, str]
     operator: Path
-    chunks_on_dask: list[str]
+    scoring: list[dict]
 
 
 def _published_digests(state: Path) -> dict[str, str]:
@@ -68,9 +68,8 @@ def _published_digests(state: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fleet_run(one_school_world: WorldResult, tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
-    """The fleet run, with chunks of 100 pupils so that beta's scoring goes to the Dask cluster
-    (``ews.compute``: the run's thread secedes from the worker while it waits) with gamma still
-    queued behind it on the cluster's one worker thread."""
+    """The fleet run, with chunks of 100 pupils: beta's scoring is several chunks while gamma
+    waits behind it on the cluster's one worker thread."""
     alpha = one_school_world.state_dir
     alpha_files = alpha.parent / "synthetic"
     root = tmp_path_factory.mktemp("fleet")
@@ -101,24 +100,25 @@ def fleet_run(one_school_world: WorldResult, tmp_path_factory: pytest.TempPathFa
     fleet_path = root / "fleet.yaml"
     fleet_path.write_text(yaml.safe_dump(fleet), encoding="utf-8")
     before = _published_digests(gamma)
-    import ews.compute
+    import models.scoring
 
     patcher = pytest.MonkeyPatch()
-    on_dask: list[str] = []
-    real_map_on_dask = ews.compute._map_on_dask
+    scoring: list[dict] = []
+    real_map_chunks = models.scoring.map_chunks
 
-    def recorded(function, shared, chunks, label):  # noqa: ANN001, ANN202 - as the original
-        on_dask.append(label)
-        return real_map_on_dask(function, shared, chunks, label)
+    def recorded(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - as the original
+        mapped = real_map_chunks(*args, **kwargs)
+        scoring.append(mapped.describe())
+        return mapped
 
     patcher.setenv("EWS_COMPUTE_CHUNK_PUPILS", "100")  # the least allowed
-    patcher.setattr(ews.compute, "_map_on_dask", recorded)
+    patcher.setattr(models.scoring, "map_chunks", recorded)
     try:
         summary = run_fleet(TERM, fleet_path)
     finally:
         patcher.undo()
     return FleetRun(summary=summary, fleet_path=fleet_path, alpha=alpha, beta=root / "beta",
-                    gamma=gamma, gamma_before=before, operator=root / "operator", chunks_on_dask=on_dask)
+                    gamma=gamma, gamma_before=before, operator=root / "operator", scoring=scoring)
 
 
 def _ids_in_duckdb(path: Path, scratch: Path) -> set[str]:
@@ -178,11 +178,12 @@ def test_a_broken_municipality_stops_alone_with_its_message(fleet_run: FleetRun)
     assert status == "failed" and "elever_2025-26" in message
 
 
-def test_a_worker_runs_one_municipality_at_a_time_even_while_its_chunks_run(fleet_run: FleetRun):
-    """Beta's scoring went to the cluster in chunks (its thread seceded while it waited); gamma,
-    queued on the same single worker thread, did not start until beta had finished."""
+def test_a_worker_runs_one_municipality_at_a_time_even_with_chunks(fleet_run: FleetRun):
+    """Beta's scoring was several chunks, computed in beta's own thread (a run that sent them to
+    the cluster would secede from the worker while it waited, and gamma, queued on the same
+    worker thread, would start beside it: what the first national-sized fleet ran into)."""
     lines = {line["id"]: line for line in fleet_run.summary["municipalities"]}
-    assert "ews-score" in fleet_run.chunks_on_dask
+    assert any(call["chunks"] > 1 and call["backend"] == "inline" for call in fleet_run.scoring), fleet_run.scoring
     beta, gamma = lines["beta"], lines["gamma"]
     assert beta["status"] == "succeeded", beta["message"]
     assert beta["started_at"] < beta["finished_at"] <= gamma["started_at"] < gamma["finished_at"]
@@ -281,21 +282,3 @@ def test_each_municipality_s_artifacts_have_keys_of_their_own(fleet_run: FleetRu
     keys = {artifact.key for artifact in artifacts}
     assert {"beta-ingest-counts", "beta-validation-report", "beta-run-manifest"} <= keys
     assert all(key.startswith("beta-") for key in keys)
-
-
-def test_a_cluster_without_municipality_slots_is_refused_before_any_run():
-    from ews.config import ConfigError
-    from pipelines.fleet import MUNICIPALITY_SLOT, require_municipality_slots
-
-    class Client:
-        def __init__(self, workers):
-            self.workers = workers
-
-        def scheduler_info(self, n_workers):
-            return {"workers": self.workers}
-
-    with pytest.raises(ConfigError, match=f"--resources {MUNICIPALITY_SLOT}=1"):
-        require_municipality_slots(Client({"tcp://a": {"resources": {}}, "tcp://b": {}}))
-    require_municipality_slots(Client({"tcp://a": {"resources": {}}, "tcp://b": {"resources": {MUNICIPALITY_SLOT: 1}}}))
-    require_municipality_slots(Client({}))  # workers that join later (an adaptive cluster): not refused
-    require_municipality_slots(None)
