@@ -125,6 +125,8 @@ def child(mode: str, model_path: str, pupils: int, chunk_pupils: int) -> dict[st
     workers = int(mode.removeprefix("dask"))
     from distributed import Client, LocalCluster
 
+    # the split on the cluster is opt-in inside Dask (ews.compute): the worker processes inherit it
+    os.environ["EWS_COMPUTE_ON_DASK"] = "1"
     started = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit="6GiB",
                       host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
