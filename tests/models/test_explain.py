@@ -219,8 +219,10 @@ def _explain_on_a_worker(bundle, scored):
     return dask_worker_address(), entry, stored
 
 
-def test_explanations_inside_a_dask_task_are_computed_by_the_cluster_and_stored_alike(bundle, scored):
+def test_explanations_inside_a_dask_task_are_computed_by_the_cluster_and_stored_alike(bundle, scored, monkeypatch):
     from distributed import Client, LocalCluster
+
+    monkeypatch.setenv("EWS_COMPUTE_ON_DASK", "1")  # opt-in inside Dask (ews.compute); the worker is a thread here
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:

@@ -69,8 +69,10 @@ def _score_on_a_worker(bundle, scored):
     return risk, mapped.describe()
 
 
-def test_inside_a_dask_task_the_cluster_scores_the_chunks(bundle, scored):
+def test_inside_a_dask_task_the_cluster_scores_the_chunks(bundle, scored, monkeypatch):
     from distributed import Client, LocalCluster
+
+    monkeypatch.setenv("EWS_COMPUTE_ON_DASK", "1")  # opt-in inside Dask (ews.compute); the worker is a thread here
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:
