@@ -333,7 +333,7 @@ def shap_values(
     """Exact contributions (log-odds) of the explained model for a matrix of inputs.
 
     A tree model gets SHAP's TreeExplainer, per chunk of rows (:func:`ews.compute.map_chunks`:
-    on the Dask cluster inside a fleet, else a local process pool); each row's contributions
+    in the run's own thread inside a fleet, else a local process pool); each row's contributions
     depend on that row alone, so the chunks stacked back are the values of one computation. The
     logistic pipeline gets its exact linear contributions (:func:`linear_contributions`), in one
     go (a matrix product).
@@ -675,7 +675,7 @@ def explain_run(
     """Explain every scored pupil of a run, store the explanations and check additivity.
 
     The one call the termly flow makes after scoring. The SHAP values are computed per chunk
-    of pupils (on the Dask cluster when the run is a fleet's subflow, else a local process
+    of pupils (in the run's own thread when the run is a fleet's subflow, else a local process
     pool: :mod:`ews.compute`) and gathered back here; only this process writes them.
 
     Args:
