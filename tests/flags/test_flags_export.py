@@ -387,3 +387,30 @@ def test_two_networks_that_would_share_a_file_name_are_refused_before_any_file(t
         config = MunicipalityConfig.model_validate({**document, "networks": [*document["networks"], clash, twin]})
         export_flag_lists(two_runs.con, two_runs.identity, config, CUR_TERM, CUR_RUN, tmp_path / "w", LINEAGE)
     assert not (tmp_path / "w").exists()
+
+
+def test_a_long_pdf_list_measured_once_is_the_same_pdf_to_the_byte(exported, two_runs, monkeypatch):
+    """The PDF's tables get their row heights measured once (``flags.pdf._row_heights``).
+
+    A list over several landscape pages is written with and without the measured heights:
+    reportlab would measure every row on each page it splits the table over, so a wrong height
+    (a missing padding, a cell list not summed) moves a row or a page break and changes bytes.
+    """
+    import dataclasses
+
+    import flags.pdf as pdf
+
+    one = build_network_list(two_runs.flags[CUR_RUN].query("network_id == 'N1'"),
+                             read_identities(two_runs.identity, sorted(_flagged_of(two_runs, "N1"))),
+                             two_runs.config, "N1", CUR_TERM, LINEAGE)
+    long = dataclasses.replace(one, rows=one.rows * 12, leaving=one.leaving * 6)
+
+    def written() -> bytes:
+        out = io.BytesIO()
+        pdf.write_pdf(long, out)
+        return out.getvalue()
+
+    measured = written()
+    monkeypatch.setattr(pdf, "_MEASURE_ONCE", False)
+    assert written() == measured
+    assert len(re.findall(rb"/Type /Page\b(?!s)", measured)) >= 4  # the summary and three pages of list or more
