@@ -37,7 +37,7 @@ SOURCE_ROWS_ITEM = "source_rows_school_years"
 OUTPUT_TABLES_BY_TERM = ("features_pupil_term", "scores_pupil_term", "flags_pupil_term", "quarantine_rows",
                          "validation_results")
 #: Tables of the ingest's memory, keyed by (source, source_file).
-RAW_TABLES = ("raw_rows", "raw_quarantine", "raw_checks", "raw_pupil_ids", "raw_files")
+RAW_TABLES = ("raw_rows", "raw_quarantine", "raw_checks", "raw_pupil_ids", "raw_files", "raw_duplicates")
 #: Clean tables, keyed by source_file.
 CLEAN_TABLES = ("clean_pupils", "clean_absence", "clean_tests", "clean_marks", "clean_contacts", "clean_support",
                 "clean_outcomes")

@@ -37,7 +37,7 @@ STORE_FILES = {
 RUN_TABLES = (
     "quarantine_rows", "validation_results", "clean_pupils", "clean_absence", "clean_tests",
     "clean_marks", "clean_contacts", "clean_support", "clean_outcomes", "raw_files", "raw_rows",
-    "raw_pupil_ids", "raw_quarantine", "raw_checks", "raw_sources",
+    "raw_pupil_ids", "raw_quarantine", "raw_checks", "raw_duplicates", "raw_sources",
 )
 #: The table whose value columns are the feature catalogue's.
 FEATURES_TABLE = "features_pupil_term"

@@ -136,6 +136,16 @@ CREATE TABLE IF NOT EXISTS raw_checks (
     unexpected_count BIGINT NOT NULL, element_count BIGINT NOT NULL, severity VARCHAR NOT NULL
 );
 
+-- name: raw_duplicates
+-- Per source: the rows whose unique key repeats an earlier row's (earlier = file name, then line),
+-- with that first row's line and file and the key's two hashes. Kept between runs so that a run
+-- compares again only the keys of the files it read, changed or removed (ews/ingest_duplicates.sql).
+CREATE TABLE IF NOT EXISTS raw_duplicates (
+    source VARCHAR NOT NULL, source_file VARCHAR NOT NULL, source_line BIGINT NOT NULL,
+    duplicate_of BIGINT NOT NULL, duplicate_file VARCHAR NOT NULL, _key_a UBIGINT NOT NULL,
+    _key_b UBIGINT NOT NULL
+);
+
 -- name: raw_sources
 -- Per source: the known pupils its cross-file checks were last evaluated against.
 CREATE TABLE IF NOT EXISTS raw_sources (

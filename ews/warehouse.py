@@ -26,7 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ews.sql import load_sql
+from ews.sql import load_queries, load_sql
 from ews.tables import RUN_TABLES, create_tables, store_of
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -483,9 +483,40 @@ class IngestStore:
             "WHERE source = $source AND _local_reason IS NOT NULL ORDER BY source_file, source_line",
             {"source": source}).df()
 
-    def duplicate_rows(self, source: str) -> pd.DataFrame:
-        """Rows repeating an earlier row's key: file, line, ``duplicate_of``, ``duplicate_file``."""
-        return self.con.execute(_sql("ingest_duplicates.sql"), {"source": source}).df()
+    def forget_duplicates(self, source: str) -> None:
+        """Forget a source's duplicate-key verdicts (it has no typed row left)."""
+        self.con.execute("DELETE FROM raw_duplicates WHERE source = $source", {"source": source})
+
+    def duplicate_rows(self, source: str, changed: Sequence[str] | None = None) -> pd.DataFrame:
+        """Rows repeating an earlier row's key: file, line, ``duplicate_of``, ``duplicate_file``.
+
+        The verdicts are kept in ``raw_duplicates`` between runs (``ews/ingest_duplicates.sql``).
+
+        Args:
+            source: The source's name.
+            changed: The source's files read or removed in this run, when the verdicts kept
+                from earlier runs hold for its other files (they were loaded under the same
+                ingest code, which kept them); only the keys whose rows can have changed are
+                compared again. None: every key is compared.
+
+        Returns:
+            The source's duplicate rows, by file and line.
+        """
+        queries = load_queries("ews", "ingest_duplicates.sql")
+        params = {"source": source}
+        if changed is None:
+            self.forget_duplicates(source)
+            self.con.execute(queries["every_key"])
+        else:
+            self.con.execute(queries["keys_to_compare"], {**params, "changed": list(changed)})
+            self.con.execute(queries["forget_changed_keys"], params)
+            self.con.execute(queries["changed_keys"])
+        try:
+            self.con.execute(queries["compare"], params)
+        finally:
+            self.con.execute("DROP VIEW IF EXISTS _duplicate_scope")
+            self.con.execute("DROP TABLE IF EXISTS _duplicate_keys")
+        return self.con.execute(queries["verdicts"], params).df()
 
     def unknown_pupil_rows(self, source: str) -> pd.DataFrame:
         """Rows whose pupil is not known (after :meth:`build_known`): file, line."""

@@ -607,6 +607,7 @@ def _ingest_source(
     if not plan.files:
         # no export of this (optional) source: nothing of it stays
         store.forget_outcome(source.name)
+        store.forget_duplicates(source.name)
         if plan.removed:
             state.refresh[source.name] = None
         return
@@ -652,16 +653,20 @@ def _ingest_source(
             if progress:
                 progress(f"checking source {source.name} across files ({total:,} rows)")
             columns = list(empty.columns)
+            # with files kept, only the keys of the files read or removed are compared again
+            changed = [*plan.removed, *(p.name for p in plan.to_read)] if plan.kept else None
             outcome = check_across_files(
                 source, context, total, store.local_failures(source.name),
                 store.unknown_pupil_rows(source.name) if kind != "pupils" else
                 pd.DataFrame(columns=["source_file", "source_line"]),
-                store.duplicate_rows(source.name),
+                store.duplicate_rows(source.name, changed),
                 lambda where: store.typed_rows(source.name, where, columns))
             store.add_quarantine(outcome.quarantine.assign(source=source.name, step="contracts"))
             cross = pd.DataFrame(outcome.results, columns=RESULT_COLUMNS)
             store.add_checks(cross.assign(source_file=None, position=cross["expectation"].map(
                 positions).astype("int32")))
+        else:
+            store.forget_duplicates(source.name)
         store.set_known_fingerprint(source.name, known)
         # the clean rows to rebuild: the files read or removed, and those whose verdicts changed
         after = store.outcome_marks(source.name)

@@ -27,8 +27,8 @@ LEAVERS = ("(SELECT DISTINCT pupil_id FROM bw.raw_rows WHERE enrolled_from IS NO
 #: The rows each table must lose, said independently of ews.retention (over the state before).
 EXPIRED = {
     **{t: OLD_FILE for t in ("raw_rows", "raw_quarantine", "raw_checks", "raw_pupil_ids", "raw_files",
-                             "clean_pupils", "clean_absence", "clean_tests", "clean_marks", "clean_contacts",
-                             "clean_support", "clean_outcomes")},
+                             "raw_duplicates", "clean_pupils", "clean_absence", "clean_tests", "clean_marks",
+                             "clean_contacts", "clean_support", "clean_outcomes")},
     **{t: "left(term, 4) < '2025'" for t in ("features_pupil_term", "scores_pupil_term", "flags_pupil_term",
                                              "quarantine_rows", "validation_results")},
     "explanations_pupil_term": "run_id IN (SELECT run_id FROM bw.scores_pupil_term WHERE left(term, 4) < '2025')",

@@ -122,3 +122,75 @@ def test_a_row_read_with_fetch_one_leaves_the_connection_free(state_dir):
         assert store.known_fingerprint("A") == "0.1"
         store.add_pupil_ids(pd.DataFrame({"source": ["pupils"], "source_file": ["elever.csv"], "pupil_id": ["p"]}))
         store.close()
+
+
+def _keyed_rows(rng, source: str, name: str, lines: int, keys: int) -> pd.DataFrame:
+    """Rows of one file with keys drawn from a small pool, so that keys repeat within and across files."""
+    drawn = rng.integers(0, keys, size=lines)
+    return pd.DataFrame({"source": source, "source_file": name, "source_line": range(2, lines + 2),
+                         "_key_a": (drawn * 7 + 1).astype("uint64"), "_key_b": (drawn * 13 + 5).astype("uint64")})
+
+
+def test_duplicate_verdicts_compared_again_only_for_changed_files_equal_a_full_comparison(state_dir):
+    """``IngestStore.duplicate_rows`` with ``changed`` against every key compared (issue 11).
+
+    Forty rounds of random changes to a source of five files whose keys repeat within and across
+    files: a file rewritten, removed, added (also under a name that sorts first, so that it holds
+    the first row of keys other files repeat), or gone without the ingest (retention deletes
+    its rows and its verdicts, ``ews/retention.py``). After each round the verdicts kept and
+    compared again only for the changed files are those of a comparison of every key.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    source = "fravaer"
+    with staged_write(state_dir) as session:
+        store, con = IngestStore(session), session.con
+
+        def write(name: str, lines: int) -> None:
+            rows = _keyed_rows(rng, source, name, lines, keys=60)
+            con.register("_new_rows", rows)
+            con.execute("INSERT INTO raw_rows BY NAME SELECT * FROM _new_rows")
+            con.unregister("_new_rows")
+            con.execute("INSERT INTO raw_files VALUES ($s, $f, 'x', 'y', DATE '2026-01-01', NULL, $n, $n, '')",
+                        {"s": source, "f": name, "n": lines})
+
+        def forget(name: str) -> None:
+            store.forget_files(source, [name])
+
+        files = [f"f{i}.csv" for i in range(5)]
+        for name in files:
+            write(name, 40)
+        # a second source with the same keys: verdicts never cross sources
+        con.execute("INSERT INTO raw_rows BY NAME SELECT 'elever' AS source, * EXCLUDE (source) FROM raw_rows")
+        store.duplicate_rows("elever")
+        store.duplicate_rows(source)
+        for _round in range(40):
+            action = rng.choice(["rewrite", "remove", "add", "add_first", "expire"])
+            changed: list[str] = []
+            if action in ("rewrite", "remove", "expire") and len(files) > 1:
+                name = str(rng.choice(files))
+                if action == "expire":
+                    # retention: the rows, the file and the verdicts of the file go without the ingest
+                    for table in ("raw_rows", "raw_files", "raw_duplicates"):
+                        con.execute(f"DELETE FROM {table} WHERE source = $s AND source_file = $f",
+                                    {"s": source, "f": name})
+                    files.remove(name)
+                else:
+                    forget(name)
+                    changed.append(name)
+                    if action == "rewrite":
+                        write(name, int(rng.integers(0, 50)))
+                    else:
+                        files.remove(name)
+            else:
+                name = f"{'a' if action == 'add_first' else 'g'}{_round}.csv"
+                write(name, int(rng.integers(1, 50)))
+                files.append(name)
+                changed.append(name)
+            kept = store.duplicate_rows(source, changed)
+            full = store.duplicate_rows(source)
+            assert kept.to_dict("records") == full.to_dict("records"), (action, name)
+            assert len(full) > 0
+        assert len(store.duplicate_rows("elever")) > 0
+        store.close()

@@ -382,3 +382,28 @@ def test_an_accepted_file_is_accepted_for_its_content_only(tmp_path: Path) -> No
     write_last_year(inbox, [line.replace("05-08-2024", "05-08-2023") for line in LAST_YEAR[:3]])
     with pytest.raises(FileLevelError, match="quarantine_share_max"):
         run(inbox, tmp_path / "s3", accepted)
+
+
+def _duplicates_in(result: IngestResult) -> list[tuple[str, int]]:
+    rows = result.quarantine[result.quarantine["reason"].str.contains("fravaer_2024-25.csv", regex=False)]
+    return sorted(zip(rows["source_file"], rows["source_line"].astype(int), strict=True))
+
+
+def test_a_repeated_row_in_an_unchanged_file_follows_the_file_that_holds_its_first(
+        inbox: Path, tmp_path: Path) -> None:
+    """The duplicate-key verdicts are kept between runs and compared again only for the keys of
+    the files read (``raw_duplicates``): when the earlier file drops the first row, the later
+    file's copy, not read again, is no longer a duplicate; when it comes back, it is again."""
+    _add_a_duplicate_of_another_file(inbox)
+    state = tmp_path / "state"
+    first, _ = run(inbox, state)
+    repeated = _duplicates_in(first)
+    assert [name for name, _line in repeated] == ["fravaer_2025-26.csv"]
+    for lines, expected_duplicates in ((LAST_YEAR[1:], []), (LAST_YEAR, repeated)):
+        write_last_year(inbox, lines)
+        result, opened = run(inbox, state)
+        assert opened == ["fravaer_2024-25.csv"]
+        assert _duplicates_in(result) == expected_duplicates
+        fresh = tmp_path / f"fresh{len(lines)}"
+        run(inbox, fresh)
+        assert digests(state) == digests(fresh)
