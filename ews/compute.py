@@ -7,12 +7,11 @@ values as one computation over all rows. :func:`map_chunks` does that:
 * inside a Dask worker (a municipality's run in ``ews fleet run``), one after another in the
   run's own thread, by default. With ``EWS_COMPUTE_ON_DASK`` they go to the same Dask cluster
   through ``distributed.worker_client``, which secedes the run's thread from the worker's pool
-  while it waits, so that a worker of one thread can run the chunks too. That freed slot is
-  also open to the next municipality queued on the worker, which then runs in the same
-  process as the first: the first national-sized fleet (36 municipalities, 1 worker) lost 34
-  of them to it ("the client has been closed" once two runs shared a process), and a worker
-  resource per municipality to keep them apart left a run waiting for ever on its chunks. So
-  the split on the cluster is for a fleet run of one large municipality only;
+  while it waits, so that a worker of one thread can run the chunks too. The fleet hands the
+  cluster no more municipalities than it has worker threads, so the freed slot never goes to
+  another municipality (``pipelines.fleet``), and the chunks are asked for on the run's worker,
+  which keeps the scheduler from holding them back (docs/fleet.md). Off by default: in a fleet
+  every worker already runs a municipality of its own;
 * anywhere else (``ews run``), to a local pool of processes (``spawn``: the flow runs threads,
   and forking a threaded process can hang), or in this process when one process is asked for
   or there is one chunk.
@@ -183,8 +182,13 @@ def _map_on_dask(function: Callable[[Any, np.ndarray], Result], shared: Any, chu
         # another municipality's run on a busy worker
         [shared_future] = client.scatter([shared], workers=here, hash=False)  # a list: never split the object
         chunk_futures = client.scatter(chunks, workers=here, hash=False)
+        # asked for on this worker, loosely (others may take them): tasks with a worker wish are
+        # never "root-ish", which the scheduler would hold back while this worker has no free
+        # slot; the municipalities waiting on it for their resource count as occupying it, so
+        # the chunks of a seceded run waited for ever (bench/dask_secede_queue.py)
         futures = client.map(function, [shared_future] * len(chunks), chunk_futures,
-                             key=[f"{label}-{run}-{i}" for i in range(len(chunks))], pure=False)
+                             key=[f"{label}-{run}-{i}" for i in range(len(chunks))], pure=False,
+                             workers=here, allow_other_workers=True)
         results = client.gather(futures)
         workers = len(client.scheduler_info(n_workers=-1).get("workers", {})) or 1
         client.cancel([*futures, *chunk_futures, shared_future])

@@ -37,11 +37,10 @@ class Settings(BaseSettings):
             run's own thread. The default keeps a Herning-sized run (about 5,000 pupils) in one
             chunk.
         compute_workers: Processes of the local pool for chunks outside Dask (0: every core).
-        compute_on_dask: Inside a fleet, send a run's chunks to the Dask cluster. Off by
-            default: the run's thread secedes from its worker while it waits, and the next
-            municipality queued on that worker then starts in the same process (a national-
-            sized fleet lost 34 of 36 municipalities to it). Only for a fleet run of one
-            municipality, or workers that nothing else is queued on.
+        compute_on_dask: Inside a fleet, send a run's chunks to the Dask cluster (the run's
+            thread secedes from its worker while they run). Off by default: every worker of a
+            fleet already runs a municipality of its own, and the split saved at most about
+            10 s of a national-sized fleet's largest run (docs/fleet.md).
         warehouse_memory_limit: DuckDB's memory cap for the warehouse a run writes (``"8GB"``);
             above it joins and aggregates spill to disk in the run's own folder. Unset: 8 GiB,
             or half the machine's memory when that is less.

@@ -29,6 +29,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 
 from ews.config import ConfigError
 from ews.fleet import (
@@ -330,9 +331,16 @@ def fleet_flow(term: str, fleet_path: str, cluster: dict[str, Any] | None = None
     started = datetime.now(UTC).replace(tzinfo=None)
     clock = time.perf_counter()
     entries = sorted(fleet.enabled(), key=inbox_bytes, reverse=True)
-    futures = [municipality_task.submit(entry, term) for entry in entries]
     lines: dict[str, dict[str, Any]] = {}
-    for entry, future in zip(entries, futures, strict=True):
+    waiting, running = list(entries), {}
+    while waiting or running:
+        # at most one municipality a worker thread is handed to the cluster (largest first);
+        # the next is submitted when one finishes, so none ever waits on a worker (below)
+        while waiting and len(running) < max(1, _worker_threads()):
+            entry = waiting.pop(0)
+            running[municipality_task.submit(entry, term)] = entry
+        future = next(as_completed(list(running)))
+        entry = running.pop(future)
         try:
             lines[entry.id] = future.result()
         except Exception as exc:  # noqa: BLE001 - the worker died (memory, node lost): this municipality only
@@ -348,6 +356,28 @@ def fleet_flow(term: str, fleet_path: str, cluster: dict[str, Any] | None = None
     }
     summary["summary_path"] = str(write_summary_task(summary, fleet.state_dir))
     return summary
+
+
+def _worker_threads() -> int:
+    """Worker threads of the running flow's Dask cluster (0 when not known yet).
+
+    Why the fleet hands the cluster no more municipalities than it has worker threads: a
+    municipality waiting on a worker starts in the same process as the one running there as
+    soon as that run secedes, which it does while its chunks of pupils run on the cluster
+    (``EWS_COMPUTE_ON_DASK``). Two runs in one process broke the first national-sized fleet
+    (34 of 36 failed: the first to finish closed the Prefect client the other used). Dask's own
+    queue does not prevent it: by default it sends a worker of one thread a second task
+    (``worker-saturation`` 1.1). Read each time a municipality finishes, so that a cluster that
+    grows or shrinks is followed.
+    """
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    client = getattr(context.task_runner, "client", None) if context is not None else None
+    if client is None:
+        return 1
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    return sum(int(worker.get("nthreads", 1)) for worker in workers.values())
 
 
 def cluster_description(settings: DaskSettings) -> dict[str, Any]:

@@ -79,3 +79,28 @@ def test_chunks_that_hold_names_stay_in_the_task_that_made_them(dask_client):
                                                           pure=False).result(timeout=120)
     assert address is not None and (backend, chunks) == ("inline", 4)
     np.testing.assert_array_equal(result, _row_sums(0.5, values))
+
+
+def _a_municipality(values: np.ndarray) -> str:
+    return map_chunks(_row_sums, 0.5, values, chunk_rows=4, local_workers=1).backend
+
+
+def test_chunks_on_the_cluster_run_while_municipalities_wait_for_the_worker(monkeypatch):
+    """Three municipalities queued on one worker of one thread that offers one ``municipality``
+    resource, each sending three chunks to the cluster (``EWS_COMPUTE_ON_DASK``).
+
+    With the chunks as plain tasks the scheduler held them back (root-ish queueing): the
+    municipalities waiting on the worker for its resource counted as occupying it, so the
+    seceded run waited on its chunks for ever (bench/dask_secede_queue.py; the national fleet's
+    second attempt). Asked for on the run's worker, loosely, they are never held back.
+    """
+    monkeypatch.setenv("EWS_COMPUTE_ON_DASK", "1")
+    # three chunks: with four, the chunks' five scattered inputs (separate task groups) already
+    # made them not root-ish, which is why the national fleet's first two runs (4 and 2 chunks)
+    # went through and the third (3 chunks) hung
+    values = np.arange(24, dtype=float).reshape(12, 2)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                      resources={"municipality": 1}) as cluster, Client(cluster) as client:
+        futures = [client.submit(_a_municipality, values, resources={"municipality": 1}, pure=False)
+                   for _ in range(3)]
+        assert [future.result(timeout=30) for future in futures] == ["dask"] * 3

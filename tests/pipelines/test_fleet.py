@@ -68,8 +68,9 @@ def _published_digests(state: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fleet_run(one_school_world: WorldResult, tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
-    """The fleet run, with chunks of 100 pupils: beta's scoring is several chunks while gamma
-    waits behind it on the cluster's one worker thread."""
+    """The fleet run, with chunks of 100 pupils sent to the cluster (``EWS_COMPUTE_ON_DASK``):
+    beta's scoring is several chunks, during which beta's run secedes from the cluster's one
+    worker thread, while gamma waits to be handed to the cluster."""
     alpha = one_school_world.state_dir
     alpha_files = alpha.parent / "synthetic"
     root = tmp_path_factory.mktemp("fleet")
@@ -112,6 +113,7 @@ def fleet_run(one_school_world: WorldResult, tmp_path_factory: pytest.TempPathFa
         return mapped
 
     patcher.setenv("EWS_COMPUTE_CHUNK_PUPILS", "100")  # the least allowed
+    patcher.setenv("EWS_COMPUTE_ON_DASK", "1")  # the worker is a thread of this process: it sees it
     patcher.setattr(models.scoring, "map_chunks", recorded)
     try:
         summary = run_fleet(TERM, fleet_path)
@@ -179,11 +181,13 @@ def test_a_broken_municipality_stops_alone_with_its_message(fleet_run: FleetRun)
 
 
 def test_a_worker_runs_one_municipality_at_a_time_even_with_chunks(fleet_run: FleetRun):
-    """Beta's scoring was several chunks, computed in beta's own thread (a run that sent them to
-    the cluster would secede from the worker while it waited, and gamma, queued on the same
-    worker thread, would start beside it: what the first national-sized fleet ran into)."""
+    """Beta's scoring was several chunks on the cluster, so beta's run seceded from the worker
+    while it waited. Gamma still started only after beta finished: the fleet hands the cluster
+    no more municipalities than it has worker threads (``pipelines.fleet._worker_threads``).
+    Queued on the worker, gamma started beside beta, in the same process: what the first
+    national-sized fleet ran into (on that code gamma started 2.5 s before beta finished)."""
     lines = {line["id"]: line for line in fleet_run.summary["municipalities"]}
-    assert any(call["chunks"] > 1 and call["backend"] == "inline" for call in fleet_run.scoring), fleet_run.scoring
+    assert any(call["chunks"] > 1 and call["backend"] == "dask" for call in fleet_run.scoring), fleet_run.scoring
     beta, gamma = lines["beta"], lines["gamma"]
     assert beta["status"] == "succeeded", beta["message"]
     assert beta["started_at"] < beta["finished_at"] <= gamma["started_at"] < gamma["finished_at"]
