@@ -248,7 +248,7 @@ def _row_heights(data: list[list], widths: list[float], style: TableStyle) -> li
     if not _MEASURE_ONCE:
         return None
     probe = Table(data, colWidths=widths)
-    probe.setStyle(style)  # the paddings are part of a row's height
+    probe.setStyle(style)  # none today, but a padding added to the style is part of a row's height
     probe.wrap(sum(widths), _UNBOUNDED)
     return list(probe._rowHeights)  # noqa: SLF001 - reportlab's own measurement, set by wrap
 
