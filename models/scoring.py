@@ -50,8 +50,9 @@ def predict_risk_chunked(
     """The calibrated risk of every row, computed per chunk of pupils (``ews.compute.map_chunks``).
 
     Each row's risk depends on that row alone, so the result is the same as
-    ``bundle.predict_risk(features)`` whatever the chunk size or where the chunks ran (on the
-    Dask cluster when the run is a fleet's subflow, else a local process pool).
+    ``bundle.predict_risk(features)`` whatever the chunk size or where the chunks ran (in the
+    run's own thread when the run is a fleet's subflow, on its Dask cluster with
+    ``EWS_COMPUTE_ON_DASK``, else a local process pool).
 
     Args:
         bundle: The model.
