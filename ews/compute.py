@@ -184,8 +184,8 @@ def _map_on_dask(function: Callable[[Any, np.ndarray], Result], shared: Any, chu
         chunk_futures = client.scatter(chunks, workers=here, hash=False)
         # asked for on this worker, loosely (others may take them): tasks with a worker wish are
         # never "root-ish", which the scheduler would hold back while this worker has no free
-        # slot; the municipalities waiting on it for their resource count as occupying it, so
-        # the chunks of a seceded run waited for ever (bench/dask_secede_queue.py)
+        # slot; tasks waiting on the worker (municipalities held for a resource) count as
+        # occupying it, so the chunks of a seceded run waited for ever (bench/dask_secede_queue.py)
         futures = client.map(function, [shared_future] * len(chunks), chunk_futures,
                              key=[f"{label}-{run}-{i}" for i in range(len(chunks))], pure=False,
                              workers=here, allow_other_workers=True)

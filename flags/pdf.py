@@ -237,24 +237,20 @@ def _table(rows: list[dict], columns: tuple) -> Table:
     return table
 
 
-def _row_heights(data: list[list], widths: list[float], style: TableStyle) -> list[float] | None:
-    """Each row's height, measured once by reportlab itself (None: let the table measure).
+def _row_heights(data: list[list], widths: list[float], style: TableStyle) -> list[float]:
+    """Each row's height, measured once by reportlab itself.
 
     A table of unknown row heights measures its rows again on every page it is split over and
     while it draws them: about five measurements of every cell of a long list. Given the heights
-    measured once, the PDF is the same to the byte and takes about 30 % less CPU
+    measured once, the PDF is the same to the byte and takes about 25 % less CPU
     (``tests/flags/test_flags_export.py``, docs/benchmarks.md).
     """
-    if not _MEASURE_ONCE:
-        return None
     probe = Table(data, colWidths=widths)
     probe.setStyle(style)  # none today, but a padding added to the style is part of a row's height
     probe.wrap(sum(widths), _UNBOUNDED)
     return list(probe._rowHeights)  # noqa: SLF001 - reportlab's own measurement, set by wrap
 
 
-#: Measure a table's rows once (see :func:`_row_heights`); the test turns it off to compare.
-_MEASURE_ONCE = True
 _UNBOUNDED = 1e9
 
 

@@ -336,7 +336,8 @@ def fleet_flow(term: str, fleet_path: str, cluster: dict[str, Any] | None = None
     while waiting or running:
         # at most one municipality a worker thread is handed to the cluster (largest first);
         # the next is submitted when one finishes, so none ever waits on a worker (below)
-        while waiting and len(running) < max(1, _worker_threads()):
+        slots = max(1, _worker_threads())
+        while waiting and len(running) < slots:
             entry = waiting.pop(0)
             running[municipality_task.submit(entry, term)] = entry
         future = next(as_completed(list(running)))
@@ -359,7 +360,7 @@ def fleet_flow(term: str, fleet_path: str, cluster: dict[str, Any] | None = None
 
 
 def _worker_threads() -> int:
-    """Worker threads of the running flow's Dask cluster (0 when not known yet).
+    """Worker threads of the running flow's Dask cluster (0: no worker yet; 1 under another runner).
 
     Why the fleet hands the cluster no more municipalities than it has worker threads: a
     municipality waiting on a worker starts in the same process as the one running there as

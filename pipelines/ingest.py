@@ -603,7 +603,8 @@ def _ingest_source(
     """One source: forget changed and removed files, load the new ones, check across files."""
     source, kind = plan.source, plan.source.kind
     clock = time.perf_counter()
-    store.forget_files(source.name, [*plan.removed, *(p.name for p in plan.to_read)])
+    changed = [*plan.removed, *(p.name for p in plan.to_read)]  # the files read again or gone
+    store.forget_files(source.name, changed)
     if not plan.files:
         # no export of this (optional) source: nothing of it stays
         store.forget_outcome(source.name)
@@ -653,13 +654,12 @@ def _ingest_source(
             if progress:
                 progress(f"checking source {source.name} across files ({total:,} rows)")
             columns = list(empty.columns)
-            # with files kept, only the keys of the files read or removed are compared again
-            changed = [*plan.removed, *(p.name for p in plan.to_read)] if plan.kept else None
             outcome = check_across_files(
                 source, context, total, store.local_failures(source.name),
                 store.unknown_pupil_rows(source.name) if kind != "pupils" else
                 pd.DataFrame(columns=["source_file", "source_line"]),
-                store.duplicate_rows(source.name, changed),
+                # with files kept, only the keys of the changed files are compared again
+                store.duplicate_rows(source.name, changed if plan.kept else None),
                 lambda where: store.typed_rows(source.name, where, columns))
             store.add_quarantine(outcome.quarantine.assign(source=source.name, step="contracts"))
             cross = pd.DataFrame(outcome.results, columns=RESULT_COLUMNS)
@@ -670,8 +670,8 @@ def _ingest_source(
         store.set_known_fingerprint(source.name, known)
         # the clean rows to rebuild: the files read or removed, and those whose verdicts changed
         after = store.outcome_marks(source.name)
-        state.refresh[source.name] = {*plan.removed, *(p.name for p in plan.to_read),
-                                      *(name for name in {*marks, *after} if marks.get(name) != after.get(name))}
+        state.refresh[source.name] = {*changed, *(name for name in {*marks, *after}
+                                                  if marks.get(name) != after.get(name))}
         clock = _lap(state, "duplicates", clock)
     _report_source(store, plan, structure, volume, empty, context, state)
 
