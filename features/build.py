@@ -24,6 +24,12 @@ SCORING_GRADES = (5, 6, 7, 8, 9)
 MIN_SITTING_SIZE = 10
 #: Decimals kept: removes float noise from parallel sums so the same data give the same bytes.
 FEATURE_DECIMALS = 6
+#: Most (pupil, as-of date) rows one features query builds; more as-of dates are built in
+#: batches. The query's memory grows with its rows: one national as-of date (325,771 pupils)
+#: peaked at 5.6 GB, while a national training's 22 dates in one query spilled more than 30 GB
+#: to disk and failed (docs/benchmarks.md). A Herning-sized training (about 110,000 rows) stays
+#: one query.
+MAX_ROWS_PER_QUERY = 400_000
 
 
 def _sql() -> str:
@@ -106,6 +112,45 @@ def feature_query_parameters(
     }
 
 
+def as_of_batches(
+    con: duckdb.DuckDBPyConnection,
+    config: MunicipalityConfig,
+    as_of_dates: Sequence[date],
+    grades: Sequence[int],
+    max_rows: int | None = None,
+) -> list[list[date]]:
+    """The as-of dates in date order, grouped so one query builds at most ``max_rows`` rows.
+
+    Rows are counted from the enrolments (``enrolled_counts.sql``) before any feature is built;
+    a date with more rows than ``max_rows`` is a batch of its own. Every (pupil, as-of date) row
+    depends only on its own date, so the batches give the rows one query would.
+
+    Args:
+        con: A connection with ``clean_pupils``.
+        config: The municipality config (term calendar).
+        as_of_dates: As-of dates (duplicates are ignored).
+        grades: Grades included.
+        max_rows: Most rows a batch builds (:data:`MAX_ROWS_PER_QUERY` when None).
+
+    Returns:
+        Batches of dates, oldest first; one batch when everything fits.
+    """
+    cap = MAX_ROWS_PER_QUERY if max_rows is None else max_rows
+    params = feature_query_parameters(config, as_of_dates, grades)
+    counts = con.execute(load_sql("features", "enrolled_counts.sql"), {
+        "as_of_dates": params["as_of_dates"], "school_years": params["school_years"],
+        "grades": params["grades"]}).fetchall()
+    batches: list[list[date]] = []
+    rows = 0
+    for day, pupils in counts:
+        if not batches or rows + pupils > cap:
+            batches.append([])
+            rows = 0
+        batches[-1].append(day)
+        rows += pupils
+    return batches
+
+
 def build_features(
     con: duckdb.DuckDBPyConnection,
     config: MunicipalityConfig,
@@ -113,6 +158,10 @@ def build_features(
     grades: Sequence[int] = SCORING_GRADES,
 ) -> pd.DataFrame:
     """Features for every pupil enrolled on each as-of date, from data dated before it.
+
+    Many as-of dates (a training's) are built in batches of at most :data:`MAX_ROWS_PER_QUERY`
+    rows (:func:`as_of_batches`), so the query's memory and spill stay those of about one
+    national as-of date.
 
     Pupils excluded from screening (``clean_exclusions``, ``ews.exclusions``) get no row.
 
@@ -133,9 +182,12 @@ def build_features(
     """
     if not as_of_dates:
         return empty_features()
-    params = feature_query_parameters(config, as_of_dates, grades)
-    with _asof_joins_as_merges(con):
-        frame = con.execute(_sql(), params).df()
+    parts = []
+    for batch in as_of_batches(con, config, as_of_dates, grades):
+        params = feature_query_parameters(config, batch, grades)
+        with _asof_joins_as_merges(con):
+            parts.append(con.execute(_sql(), params).df())
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     excluded = excluded_pupils(con)
     if excluded:  # excluded from screening (ews.exclusions): no features, so no score, flag or training row
         frame = frame[~frame["pupil_id"].astype(str).isin(excluded)].reset_index(drop=True)

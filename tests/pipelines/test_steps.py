@@ -64,3 +64,24 @@ def test_the_feature_and_model_steps_run_on_their_own_with_typed_inputs(run_copy
     assert rescored["pupil_id"].tolist() == scores["pupil_id"].tolist()
     assert rescored["risk"].tolist() == pytest.approx(scores["risk"].tolist())
     assert features.seconds > 0 and model.seconds > 0
+
+
+def test_a_training_built_in_batches_of_as_of_dates_is_the_training_built_at_once(finished_run, monkeypatch):
+    """Bounded queries (at national size one query spilled its disk full) give the same rows."""
+    import features.build as build
+    from ews.config import load_config
+    from models.training import plan_training
+
+    config = load_config(finished_run.synthetic_dir / "municipality.yaml")
+    with open_readonly(finished_run.state_dir) as con:
+        dates = list(plan_training(con, config, TERM).as_of_dates)
+        at_once = build.build_features(con, config, dates)
+        per_date = at_once.groupby("as_of_date").size()
+        cap = int(per_date.max()) + 1  # at least one date a batch, at most two
+        batches = build.as_of_batches(con, config, dates, build.SCORING_GRADES, max_rows=cap)
+        monkeypatch.setattr(build, "MAX_ROWS_PER_QUERY", cap)
+        batched = build.build_features(con, config, dates)
+    assert len(dates) > 4 and len(dates) // 2 <= len(batches) < len(dates)
+    assert [d for batch in batches for d in batch] == sorted(dates)
+    assert all(int(per_date.reindex(batch).sum()) <= cap for batch in batches if len(batch) > 1)
+    pd.testing.assert_frame_equal(batched, at_once)
