@@ -4,12 +4,12 @@
 -- verdicts are kept in raw_duplicates (ews/tables_warehouse.sql) between runs.
 --
 -- A run that read every file of the source compares every key (scope `every_key`). A run that
--- kept some files compares only the keys whose rows can have changed (`keys_to_compare`, scope
--- `changed_keys`): the keys of the rows it read, and those of the kept verdicts that name a
--- file it read again or removed, or whose first row was in a file retention has removed since
--- (retention removes a file's own verdicts with its rows). Every other key has the same rows as
--- when its verdict was made, so the verdict stands. On the national
--- bench's 317 M absence rows, comparing every key took 30 s (docs/benchmarks.md).
+-- kept some files compares only the keys whose rows can have changed (`keys_to_compare`; their
+-- rows kept by `changed_rows`, scope `changed_keys`): the keys of the rows it read, and those of
+-- the kept verdicts that name a file it read again or removed, or whose first row was in a file
+-- retention has removed since (retention removes a file's own verdicts with its rows). Every
+-- other key has the same rows as when its verdict was made, so the verdict stands. On the
+-- national bench's 317 M absence rows, comparing every key took 30 s (docs/benchmarks.md).
 
 -- name: keys_to_compare
 CREATE OR REPLACE TEMP TABLE _duplicate_keys AS
@@ -29,11 +29,20 @@ CREATE OR REPLACE TEMP VIEW _duplicate_scope AS
 SELECT source, source_file, source_line, _key_a, _key_b
 FROM raw_rows;
 
+-- name: changed_rows
+-- The rows of the keys to compare, kept once: `compare` reads its scope twice, and reading the
+-- national bench's 293 M absence rows twice for 14.6 M keys took 22.6 s against 9.1 + 1.5 s
+-- (docs/benchmarks.md). Every key's rows are few, so this table is the size of the change.
+CREATE OR REPLACE TEMP TABLE _duplicate_rows AS
+SELECT source, source_file, source_line, _key_a, _key_b
+FROM raw_rows
+SEMI JOIN _duplicate_keys USING (_key_a, _key_b)
+WHERE source = $source;
+
 -- name: changed_keys
 CREATE OR REPLACE TEMP VIEW _duplicate_scope AS
 SELECT source, source_file, source_line, _key_a, _key_b
-FROM raw_rows
-SEMI JOIN _duplicate_keys USING (_key_a, _key_b);
+FROM _duplicate_rows;
 
 -- name: forget_changed_keys
 DELETE FROM raw_duplicates

@@ -510,11 +510,13 @@ class IngestStore:
         else:
             self.con.execute(queries["keys_to_compare"], {**params, "changed": list(changed)})
             self.con.execute(queries["forget_changed_keys"], params)
+            self.con.execute(queries["changed_rows"], params)
             self.con.execute(queries["changed_keys"])
         try:
             self.con.execute(queries["compare"], params)
         finally:
             self.con.execute("DROP VIEW IF EXISTS _duplicate_scope")
+            self.con.execute("DROP TABLE IF EXISTS _duplicate_rows")
             self.con.execute("DROP TABLE IF EXISTS _duplicate_keys")
         return self.con.execute(queries["verdicts"], params).df()
 

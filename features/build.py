@@ -182,13 +182,22 @@ def build_features(
     """
     if not as_of_dates:
         return empty_features()
+    excluded = excluded_pupils(con)
+    networks = config.network_of_school()
     parts = []
     for batch in as_of_batches(con, config, as_of_dates, grades):
         params = feature_query_parameters(config, batch, grades)
         with _asof_joins_as_merges(con):
-            parts.append(con.execute(_sql(), params).df())
-    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    excluded = excluded_pupils(con)
+            raw = con.execute(_sql(), params).df()
+        # each batch is shaped as soon as it is read, so that only one batch's raw query
+        # result is held beside the shaped rows (the peak of a national training)
+        parts.append(_shaped(raw, excluded, networks))
+        del raw
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+def _shaped(frame: pd.DataFrame, excluded: set[str], networks: dict[str, str]) -> pd.DataFrame:
+    """The query's rows as :func:`build_features` returns them (key columns, then float features)."""
     if excluded:  # excluded from screening (ews.exclusions): no features, so no score, flag or training row
         frame = frame[~frame["pupil_id"].astype(str).isin(excluded)].reset_index(drop=True)
     produced = [c for c in frame.columns if c not in ("pupil_id", "as_of_date", "term", "grade", "school_code")]
@@ -199,7 +208,6 @@ def build_features(
             f"features/pupil_features.sql and features/catalogue.py disagree: "
             f"missing {missing}, not in the catalogue {extra}"
         )
-    networks = config.network_of_school()
     keys = pd.DataFrame({
         "pupil_id": frame["pupil_id"].astype(str),
         "as_of_date": pd.to_datetime(frame["as_of_date"]).dt.date,
