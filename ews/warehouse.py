@@ -8,6 +8,7 @@ any failure (or a kill) the live files stay as they were, byte for byte. Readers
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -46,6 +47,47 @@ BOOKKEEPING_TABLES = ("validation_results", "models")
 
 class WarehouseBusyError(RuntimeError):
     """Another run holds the write lock."""
+
+
+class DiskFullError(RuntimeError):
+    """The state folder's disk cannot hold the new version (before the copy, or while writing it)."""
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB"
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """An OSError with ENOSPC, or DuckDB's I/O error for the same (it has no errno)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return isinstance(exc, duckdb.IOException) and "No space left on device" in str(exc)
+
+
+def _disk_full(paths: WarehousePaths, exc: BaseException) -> DiskFullError:
+    """The message for a disk that filled up while a run wrote its version (already removed)."""
+    return DiskFullError(
+        f"{paths.versions}: the disk filled up while the run wrote its new version ({exc}). The "
+        f"run stopped and its version was removed ({_gib(shutil.disk_usage(paths.versions).free)} free "
+        f"now); the warehouse is as before. A run needs room for a copy of the warehouse and for "
+        f"what it writes and spills beside it (a complete national reload beside a 13 GB warehouse "
+        f"needed more than 41 GB): free disk space or move EWS_STATE_DIR to a larger disk.")
+
+
+def _check_room_for_copy(paths: WarehousePaths, previous: Path) -> None:
+    """Refuse a run whose copy of the published stores cannot fit on the state folder's disk.
+
+    Raises:
+        DiskFullError: Free space is below the size of the stores to copy.
+    """
+    needed = sum((previous / f).stat().st_size for f in (WAREHOUSE_FILE, IDENTITY_FILE)
+                 if (previous / f).exists())
+    free = shutil.disk_usage(paths.versions).free
+    if needed and free < needed:
+        raise DiskFullError(
+            f"{paths.versions}: {_gib(free)} free, but the run's new version starts as a copy of "
+            f"the published warehouse and identity store ({_gib(needed)}). Nothing was written; "
+            f"the warehouse is as before. Free disk space or move EWS_STATE_DIR to a larger disk.")
 
 
 @dataclass(frozen=True)
@@ -161,6 +203,9 @@ def staged_write(state_dir: Path, memory_limit: str | None = None) -> Iterator[W
 
     Raises:
         WarehouseBusyError: When another run is writing.
+        DiskFullError: Before the copy, when the disk has less room than the stores to copy;
+            or when the disk filled up while the run wrote (an ``ENOSPC`` or DuckDB's "No space
+            left on device"), after the new version is removed.
     """
     paths = WarehousePaths(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -175,6 +220,8 @@ def staged_write(state_dir: Path, memory_limit: str | None = None) -> Iterator[W
         previous = paths.published()
         name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         partial = paths.versions / (name + PARTIAL_SUFFIX)
+        paths.versions.mkdir(parents=True, exist_ok=True)
+        _check_room_for_copy(paths, previous)
         partial.mkdir(parents=True)
         try:
             for file_name in (WAREHOUSE_FILE, IDENTITY_FILE):
@@ -183,8 +230,10 @@ def staged_write(state_dir: Path, memory_limit: str | None = None) -> Iterator[W
             con = duckdb.connect(str(partial / WAREHOUSE_FILE),
                                  config={"memory_limit": memory_limit or default_memory_limit()})
             identity = duckdb.connect(str(partial / IDENTITY_FILE))
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(partial, ignore_errors=True)
+            if _is_disk_full(exc):
+                raise _disk_full(paths, exc) from exc
             raise
         try:
             ensure_schema(con)
@@ -207,11 +256,13 @@ def staged_write(state_dir: Path, memory_limit: str | None = None) -> Iterator[W
             pending = state_dir / (POINTER_FILE + ".next")
             pending.write_text(name + "\n", encoding="utf-8")
             _fsync(pending)
-        except BaseException:
+        except BaseException as exc:
             con.close()
             identity.close()
             shutil.rmtree(partial, ignore_errors=True)
             shutil.rmtree(paths.versions / name, ignore_errors=True)
+            if _is_disk_full(exc):
+                raise _disk_full(paths, exc) from exc
             raise
         _publish_step("switch")
         os.replace(pending, paths.pointer)  # the publication: one atomic rename

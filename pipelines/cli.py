@@ -97,7 +97,7 @@ def run_guarded(action: Any) -> Any:
         typer.Exit: With the exit code of the failure.
     """
     from ews.config import ConfigError
-    from ews.warehouse import WarehouseBusyError
+    from ews.warehouse import DiskFullError, WarehouseBusyError
     from validation.errors import FileLevelError
 
     try:
@@ -108,6 +108,8 @@ def run_guarded(action: Any) -> Any:
         raise _fail(EXIT_DATA, f"{exc}\nNothing was written; the warehouse is as before.") from None
     except WarehouseBusyError as exc:
         raise _fail(EXIT_BUSY, str(exc)) from None
+    except DiskFullError as exc:
+        raise _fail(EXIT_ERROR, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - anything else: a message here, the traceback in a file
         log = _write_traceback()
         raise _fail(EXIT_ERROR, f"unexpected {type(exc).__name__}: {exc}\nDetails for developers: {log}") from None

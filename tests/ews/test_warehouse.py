@@ -1,7 +1,13 @@
+import errno
+from collections import namedtuple
+
+import duckdb
 import pandas as pd
 import pytest
 
+import ews.warehouse
 from ews.warehouse import (
+    DiskFullError,
     IngestStore,
     WarehouseBusyError,
     WarehousePaths,
@@ -55,6 +61,42 @@ def test_readers_are_not_locked_out_while_a_run_writes(state_dir):
             assert con.execute(VALUE_OF_A).fetchone()[0] == 0.1
     with open_readonly(state_dir) as con:
         assert con.execute(VALUE_OF_A).fetchone()[0] == 0.5
+
+
+def test_a_run_without_room_for_the_copy_is_refused_before_anything_is_written(state_dir, monkeypatch):
+    _seed(state_dir)
+    path = WarehousePaths(state_dir).warehouse
+    before = path.read_bytes()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(ews.warehouse.shutil, "disk_usage", lambda _p: usage(10**12, 10**12 - 1000, 1000))
+    with pytest.raises(DiskFullError, match="copy of the published warehouse") as raised, staged_write(state_dir):
+        pytest.fail("the block ran")
+    assert str(WarehousePaths(state_dir).versions) in str(raised.value)
+    assert "as before" in str(raised.value)
+    assert path.read_bytes() == before and WarehousePaths(state_dir).warehouse == path
+    assert [v.name for v in WarehousePaths(state_dir).versions.iterdir()] == [path.parent.name]
+
+
+@pytest.mark.parametrize("full", [OSError(errno.ENOSPC, "No space left on device"),
+                                  duckdb.IOException('Could not write file "x.tmp": No space left on device')])
+def test_a_disk_that_fills_up_during_the_run_is_named_and_the_version_removed(state_dir, full):
+    _seed(state_dir)
+    path = WarehousePaths(state_dir).warehouse
+    before = path.read_bytes()
+    with pytest.raises(DiskFullError, match="the disk filled up") as raised, staged_write(state_dir) as session:
+        replace_rows(session.con, TABLE, _rows(["A"], [0.9]), {"source": "A"})
+        raise full
+    assert raised.value.__cause__ is full
+    assert "GiB free now" in str(raised.value) and "as before" in str(raised.value)
+    assert path.read_bytes() == before
+    assert [v.name for v in WarehousePaths(state_dir).versions.iterdir()] == [path.parent.name]
+
+
+def test_other_errors_of_a_run_are_not_called_a_full_disk(state_dir):
+    _seed(state_dir)
+    with pytest.raises(OSError, match="Permission") as raised, staged_write(state_dir):
+        raise OSError(errno.EACCES, "Permission denied")
+    assert not isinstance(raised.value, DiskFullError)
 
 
 def test_a_second_writer_is_refused(state_dir):

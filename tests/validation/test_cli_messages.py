@@ -79,3 +79,24 @@ def test_failed_run_after_a_good_one_leaves_the_warehouse_content_as_it_was(tmp_
     with pytest.raises(typer.Exit):
         run_guarded(lambda: run_term("2025/26-H1", settings=bad_settings, skip=after_ingest))
     assert content_digest(WarehousePaths(settings.state_dir).warehouse) == before
+
+
+def test_a_full_disk_is_one_message_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run that fills the disk names the state folder and its free space, and keeps no traceback."""
+    import errno
+
+    from ews.warehouse import staged_write
+    from pipelines.cli import EXIT_ERROR
+
+    def run() -> None:
+        with staged_write(tmp_path / "state"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(typer.Exit) as caught:
+        run_guarded(run)
+    assert caught.value.exit_code == EXIT_ERROR
+    captured = capsys.readouterr()
+    output = " ".join((captured.err + captured.out).split())
+    assert "the disk filled up" in output and str(tmp_path / "state" / "versions") in output
+    assert "GiB free now" in output and "Details for developers" not in output
+    assert not (tmp_path / "state" / "logs").exists()
