@@ -50,7 +50,7 @@ class WarehouseBusyError(RuntimeError):
 
 
 class DiskFullError(RuntimeError):
-    """The state folder's disk cannot hold the new version (before the copy, or while writing it)."""
+    """The state folder's disk filled up while a run copied or wrote its new version."""
 
 
 def _gib(n_bytes: int) -> str:
@@ -58,36 +58,25 @@ def _gib(n_bytes: int) -> str:
 
 
 def _is_disk_full(exc: BaseException) -> bool:
-    """An OSError with ENOSPC, or DuckDB's I/O error for the same (it has no errno)."""
+    """An ``ENOSPC``, or any DuckDB or OS error saying the same.
+
+    DuckDB's errors have no errno, and more than one of its error classes can carry a full disk
+    (an I/O error while spilling, a failed commit).
+    """
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return True
-    return isinstance(exc, duckdb.IOException) and "No space left on device" in str(exc)
+    return isinstance(exc, duckdb.Error | OSError) and "No space left on device" in str(exc)
 
 
 def _disk_full(paths: WarehousePaths, exc: BaseException) -> DiskFullError:
     """The message for a disk that filled up while a run wrote its version (already removed)."""
     return DiskFullError(
-        f"{paths.versions}: the disk filled up while the run wrote its new version ({exc}). The "
-        f"run stopped and its version was removed ({_gib(shutil.disk_usage(paths.versions).free)} free "
-        f"now); the warehouse is as before. A run needs room for a copy of the warehouse and for "
-        f"what it writes and spills beside it (a complete national reload beside a 13 GB warehouse "
-        f"needed more than 41 GB): free disk space or move EWS_STATE_DIR to a larger disk.")
-
-
-def _check_room_for_copy(paths: WarehousePaths, previous: Path) -> None:
-    """Refuse a run whose copy of the published stores cannot fit on the state folder's disk.
-
-    Raises:
-        DiskFullError: Free space is below the size of the stores to copy.
-    """
-    needed = sum((previous / f).stat().st_size for f in (WAREHOUSE_FILE, IDENTITY_FILE)
-                 if (previous / f).exists())
-    free = shutil.disk_usage(paths.versions).free
-    if needed and free < needed:
-        raise DiskFullError(
-            f"{paths.versions}: {_gib(free)} free, but the run's new version starts as a copy of "
-            f"the published warehouse and identity store ({_gib(needed)}). Nothing was written; "
-            f"the warehouse is as before. Free disk space or move EWS_STATE_DIR to a larger disk.")
+        f"{paths.versions}: the disk filled up while the run wrote its new version. The run "
+        f"stopped and its version was removed ({_gib(shutil.disk_usage(paths.versions).free)} free "
+        f"now); the warehouse is as before. A run needs room for a copy of the warehouse (free on "
+        f"a reflink file system) and for what it writes and spills beside it (a complete national "
+        f"reload beside a 13 GB warehouse needed more than 41 GB): free disk space or move "
+        f"EWS_STATE_DIR to a larger disk. The error: {exc}")
 
 
 @dataclass(frozen=True)
@@ -203,9 +192,9 @@ def staged_write(state_dir: Path, memory_limit: str | None = None) -> Iterator[W
 
     Raises:
         WarehouseBusyError: When another run is writing.
-        DiskFullError: Before the copy, when the disk has less room than the stores to copy;
-            or when the disk filled up while the run wrote (an ``ENOSPC`` or DuckDB's "No space
-            left on device"), after the new version is removed.
+        DiskFullError: When the disk filled up while the stores were copied or the run wrote
+            (an ``ENOSPC`` or DuckDB's "No space left on device"), after the new version is
+            removed.
     """
     paths = WarehousePaths(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -220,8 +209,6 @@ def staged_write(state_dir: Path, memory_limit: str | None = None) -> Iterator[W
         previous = paths.published()
         name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         partial = paths.versions / (name + PARTIAL_SUFFIX)
-        paths.versions.mkdir(parents=True, exist_ok=True)
-        _check_room_for_copy(paths, previous)
         partial.mkdir(parents=True)
         try:
             for file_name in (WAREHOUSE_FILE, IDENTITY_FILE):
@@ -555,15 +542,15 @@ class IngestStore:
         """
         queries = load_queries("ews", "ingest_duplicates.sql")
         params = {"source": source}
-        if changed is None:
-            self.forget_duplicates(source)
-            self.con.execute(queries["every_key"])
-        else:
-            self.con.execute(queries["keys_to_compare"], {**params, "changed": list(changed)})
-            self.con.execute(queries["forget_changed_keys"], params)
-            self.con.execute(queries["changed_rows"], params)
-            self.con.execute(queries["changed_keys"])
         try:
+            if changed is None:
+                self.forget_duplicates(source)
+                self.con.execute(queries["every_key"])
+            else:
+                self.con.execute(queries["keys_to_compare"], {**params, "changed": list(changed)})
+                self.con.execute(queries["forget_changed_keys"], params)
+                self.con.execute(queries["changed_rows"], params)
+                self.con.execute(queries["changed_keys"])
             self.con.execute(queries["compare"], params)
         finally:
             self.con.execute("DROP VIEW IF EXISTS _duplicate_scope")

@@ -11,7 +11,15 @@ import pandas as pd
 import pytest
 
 from ews.config import MunicipalityConfig
-from ews.warehouse import IngestStore, RowsWriter, WarehousePaths, content_digest, open_readonly, staged_write
+from ews.warehouse import (
+    DiskFullError,
+    IngestStore,
+    RowsWriter,
+    WarehousePaths,
+    content_digest,
+    open_readonly,
+    staged_write,
+)
 from pipelines import ingest as ingest_module
 from pipelines.ingest import IngestResult, discover_sources, ingest_sources
 from tests.validation.validation_corpus import KEY, TERM, TODAY, build_inbox, make_config
@@ -205,7 +213,7 @@ def test_a_failed_write_of_raw_rows_stops_the_run_and_leaves_the_warehouse(
     before = digests(state)
     _change_a_row_and_drop_one(inbox)
     monkeypatch.setattr(RowsWriter, "_write", _broken_write)
-    with pytest.raises(OSError, match="No space left on device"):
+    with pytest.raises(DiskFullError, match="the disk filled up.*No space left on device"):
         run(inbox, state)
     assert digests(state) == before
 

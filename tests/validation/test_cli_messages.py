@@ -81,7 +81,7 @@ def test_failed_run_after_a_good_one_leaves_the_warehouse_content_as_it_was(tmp_
     assert content_digest(WarehousePaths(settings.state_dir).warehouse) == before
 
 
-def test_a_full_disk_is_one_message_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_full_disk_is_one_message_without_a_traceback(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A run that fills the disk names the state folder and its free space, and keeps no traceback."""
     import errno
 
@@ -89,7 +89,7 @@ def test_a_full_disk_is_one_message_without_a_traceback(tmp_path: Path, capsys: 
     from pipelines.cli import EXIT_ERROR
 
     def run() -> None:
-        with staged_write(tmp_path / "state"):
+        with staged_write(state_dir):
             raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.raises(typer.Exit) as caught:
@@ -97,6 +97,6 @@ def test_a_full_disk_is_one_message_without_a_traceback(tmp_path: Path, capsys: 
     assert caught.value.exit_code == EXIT_ERROR
     captured = capsys.readouterr()
     output = " ".join((captured.err + captured.out).split())
-    assert "the disk filled up" in output and str(tmp_path / "state" / "versions") in output
-    assert "GiB free now" in output and "Details for developers" not in output
-    assert not (tmp_path / "state" / "logs").exists()
+    assert "the disk filled up" in output and str(state_dir / "versions") in output
+    assert "GiB free now" in output and "move EWS_STATE_DIR" in output
+    assert "Details for developers" not in output and not (state_dir / "logs").exists()
