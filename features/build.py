@@ -121,9 +121,11 @@ def as_of_batches(
 ) -> list[list[date]]:
     """The as-of dates in date order, grouped so one query builds at most ``max_rows`` rows.
 
-    Rows are counted from the enrolments (``enrolled_counts.sql``) before any feature is built;
-    a date with more rows than ``max_rows`` is a batch of its own. Every (pupil, as-of date) row
-    depends only on its own date, so the batches give the rows one query would.
+    Rows are counted from the enrolments (``enrolled_counts.sql``, which repeats the enrolment
+    join of ``pupil_features.sql``: change both together) before any feature is built; a date
+    with more rows than ``max_rows`` is a batch of its own, and a single date is not counted.
+    Every (pupil, as-of date) row depends only on its own date, so the batches give the rows one
+    query would.
 
     Args:
         con: A connection with ``clean_pupils``.
@@ -136,6 +138,8 @@ def as_of_batches(
         Batches of dates, oldest first; one batch when everything fits.
     """
     cap = MAX_ROWS_PER_QUERY if max_rows is None else max_rows
+    if len(set(as_of_dates)) <= 1:  # a scoring's one date: nothing to split, nothing to count
+        return [sorted(set(as_of_dates))] if as_of_dates else []
     params = feature_query_parameters(config, as_of_dates, grades)
     counts = con.execute(load_sql("features", "enrolled_counts.sql"), {
         "as_of_dates": params["as_of_dates"], "school_years": params["school_years"],

@@ -26,6 +26,7 @@ WITH as_of_list AS (
         unnest($term_starts::DATE[]) AS term_start,
         unnest($school_years::VARCHAR[]) AS school_year
 ),
+-- features/enrolled_counts.sql repeats this join to size the batches of as-of dates: change both
 enrolment AS (
     SELECT
         a.as_of_date, a.term, a.term_start, p.pupil_id, p.school_code, p.grade,

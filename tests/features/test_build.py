@@ -7,6 +7,7 @@ import pytest
 from features.build import (
     FEATURES_TABLE,
     KEY_COLUMNS,
+    as_of_batches,
     build_features,
     design_matrix,
     term_of_date,
@@ -244,3 +245,12 @@ def test_absence_days_are_summed_exactly_at_the_ten_percent_line(con, rows, conf
     row = _row(build_features(con, config, [AS_OF]), "pA")
     assert row["absence_total_pct_12m"] == 10.0
     assert row["absence_concerning_12m"] == 0.0
+
+
+def test_one_as_of_date_is_one_batch_without_counting(config):
+    """A scoring's single date needs no enrolment count: the connection has no tables at all."""
+    import duckdb
+
+    with duckdb.connect() as empty:
+        assert as_of_batches(empty, config, [AS_OF, AS_OF], (5, 6), max_rows=1) == [[AS_OF]]
+        assert as_of_batches(empty, config, [], (5, 6)) == []
