@@ -186,18 +186,43 @@ def build_features(
     """
     if not as_of_dates:
         return empty_features()
+    parts = list(feature_batches(con, config, as_of_dates, grades))
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+def feature_batches(
+    con: duckdb.DuckDBPyConnection,
+    config: MunicipalityConfig,
+    as_of_dates: Sequence[date],
+    grades: Sequence[int] = SCORING_GRADES,
+) -> Iterator[pd.DataFrame]:
+    """The rows of :func:`build_features`, one batch of as-of dates (:func:`as_of_batches`) at a time.
+
+    Concatenated, the batches are :func:`build_features`'s frame. A caller that keeps only part
+    of each batch (a training keeps its labelled rows) never holds every as-of date's rows.
+
+    Args:
+        con: A connection with the ``clean_*`` tables.
+        config: The municipality config.
+        as_of_dates: As-of dates (duplicates are ignored).
+        grades: Grades to include.
+
+    Yields:
+        Each batch's rows, oldest batch first, as :func:`build_features` returns them.
+    """
+    if not as_of_dates:
+        return
     excluded = excluded_pupils(con)
     networks = config.network_of_school()
-    parts = []
     for batch in as_of_batches(con, config, as_of_dates, grades):
         params = feature_query_parameters(config, batch, grades)
         with _asof_joins_as_merges(con):
             raw = con.execute(_sql(), params).df()
         # each batch is shaped as soon as it is read, so that only one batch's raw query
         # result is held beside the shaped rows (the peak of a national training)
-        parts.append(_shaped(raw, excluded, networks))
+        shaped = _shaped(raw, excluded, networks)
         del raw
-    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        yield shaped
 
 
 def _shaped(frame: pd.DataFrame, excluded: set[str], networks: dict[str, str]) -> pd.DataFrame:

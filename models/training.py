@@ -32,7 +32,8 @@ from ews.config import MunicipalityConfig
 from ews.exclusions import excluded_pupils
 from ews.sql import load_sql
 from ews.terms import Term
-from features.build import SCORING_GRADES, build_features, design_matrix
+from ews.warehouse import memory_capped
+from features.build import SCORING_GRADES, design_matrix, feature_batches
 from features.catalogue import FEATURE_NAMES, feature_spec
 from features.leakage import check_no_lookahead
 from features.timechop import (
@@ -170,13 +171,24 @@ def assemble_model_data(
     plan = plan or plan_training(con, config, term)
     split, labels = plan.split, plan.labels
     say(f"building features for {len(plan.as_of_dates)} as-of dates")
-    features = build_features(con, config, list(plan.as_of_dates), SCORING_GRADES)
-    population = (features.groupby(["as_of_date", "network_id"], dropna=False).size()
-                  .rename("pupils").reset_index())
     grades = list(config.model.training_grades)
-    train = label_rows(features, labels, split.training_cohorts, grades)
-    evaluation = label_rows(features, labels, split.evaluation_cohorts, grades)
-    return ModelData(split, plan.outcome_definition, train, evaluation, population)
+    population, train, evaluation = [], [], []
+    # batch by batch (oldest first), only the labelled rows and the pupils per network are
+    # kept: a national training never holds every as-of date's features at once (most of its
+    # rows are grade 9 or cohorts without a known outcome)
+    for features in feature_batches(con, config, list(plan.as_of_dates), SCORING_GRADES):
+        population.append(features.groupby(["as_of_date", "network_id"], dropna=False).size()
+                          .rename("pupils").reset_index())
+        train.append(label_rows(features, labels, split.training_cohorts, grades))
+        evaluation.append(label_rows(features, labels, split.evaluation_cohorts, grades))
+        del features
+    return ModelData(split, plan.outcome_definition, _joined(train), _joined(evaluation), _joined(population))
+
+
+def _joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The batches' rows in batch order, as one frame (the batches are in as-of date order)."""
+    kept = [p for p in parts if len(p)] or parts[:1]  # an empty batch adds no row and no dtype
+    return kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
 
 
 def model_configuration(config: MunicipalityConfig) -> dict[str, Any]:
@@ -277,6 +289,11 @@ def model_identity(fingerprint: str, config: MunicipalityConfig, code_version: s
     configuration = json.dumps(model_configuration(config), sort_keys=True, ensure_ascii=False)
     model_id = hashlib.sha256(f"{fingerprint}|{configuration}|{code_version}".encode()).hexdigest()
     return "m" + model_id[:15]
+
+
+#: DuckDB's memory limit while the model is fitted and evaluated (the evaluation's few queries
+#: fit; above it they spill): the warehouse's cache is given back to the fit.
+TRAINING_WAREHOUSE_MEMORY = "2GiB"
 
 
 #: Above this many training rows (national size) the model learns from a fixed sample of
@@ -433,10 +450,13 @@ def train_or_load_model(
     data = assemble_model_data(con, config, term, progress, plan=plan)
     say(f"training model on {len(data.train)} rows (cohorts {data.split.training_window[0]}"
         f"-{data.split.training_window[1]})")
-    bundle = fit_bundle(data, config, code_version, model_id, fingerprint, progress)
-    say(f"evaluating on {len(data.evaluation)} held-out rows")
-    n_boot = FAIRNESS_BOOTSTRAP if fairness_bootstrap is None else fairness_bootstrap
-    bundle.metrics = evaluate_model(con, config, bundle, data=data, n_boot=n_boot)
+    # fitting and evaluating need memory for Python, not for DuckDB: its buffer pool (up to 8 GiB
+    # after a national ingest) is given back for the while (a national training's peak)
+    with memory_capped(con, TRAINING_WAREHOUSE_MEMORY):
+        bundle = fit_bundle(data, config, code_version, model_id, fingerprint, progress)
+        say(f"evaluating on {len(data.evaluation)} held-out rows")
+        n_boot = FAIRNESS_BOOTSTRAP if fairness_bootstrap is None else fairness_bootstrap
+        bundle.metrics = evaluate_model(con, config, bundle, data=data, n_boot=n_boot)
     bundle.card_paths = {k: str(v) for k, v in write_model_card(bundle, bundle.metrics, models_dir / model_id).items()}
     save_bundle(bundle, models_dir)
     register_model(con, bundle)

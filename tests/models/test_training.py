@@ -82,7 +82,7 @@ def test_a_registered_model_is_reused_not_retrained(trained, copy_of, sim_config
     import models.training as training
 
     monkeypatch.setattr(training, "fit_bundle", lambda *a, **k: pytest.fail("retrained a registered model"))
-    monkeypatch.setattr(training, "build_features", lambda *a, **k: pytest.fail("built training features"))
+    monkeypatch.setattr(training, "feature_batches", lambda *a, **k: pytest.fail("built training features"))
     again = train_or_load_model(con, sim_config, TERM, models_dir, "test-version")
     assert again.model_id == bundle.model_id
     fingerprint = training_fingerprint(con, plan_training(con, sim_config, TERM))

@@ -85,3 +85,22 @@ def test_a_training_built_in_batches_of_as_of_dates_is_the_training_built_at_onc
     assert [d for batch in batches for d in batch] == sorted(dates)
     assert all(int(per_date.reindex(batch).sum()) <= cap for batch in batches if len(batch) > 1)
     pd.testing.assert_frame_equal(batched, at_once)
+
+
+def test_a_training_keeps_per_batch_exactly_the_rows_it_would_keep_from_all_dates_at_once(finished_run, monkeypatch):
+    """The training keeps only each batch's labelled rows (a national training's memory peak)."""
+    import features.build as build
+    from ews.config import load_config
+    from models.training import assemble_model_data, plan_training
+
+    config = load_config(finished_run.synthetic_dir / "municipality.yaml")
+    with open_readonly(finished_run.state_dir) as con:
+        plan = plan_training(con, config, TERM)
+        monkeypatch.setattr(build, "MAX_ROWS_PER_QUERY", 10**9)
+        at_once = assemble_model_data(con, config, TERM, plan=plan)
+        monkeypatch.setattr(build, "MAX_ROWS_PER_QUERY", 1)  # every as-of date a batch of its own
+        per_date = assemble_model_data(con, config, TERM, plan=plan)
+    assert at_once.train["as_of_date"].nunique() > 4 and len(at_once.evaluation)
+    pd.testing.assert_frame_equal(per_date.train, at_once.train)
+    pd.testing.assert_frame_equal(per_date.evaluation, at_once.evaluation)
+    pd.testing.assert_frame_equal(per_date.population, at_once.population)
