@@ -12,6 +12,7 @@ from ews.warehouse import (
     WarehousePaths,
     content_digest,
     fetch_one,
+    memory_capped,
     open_readonly,
     replace_rows,
     staged_write,
@@ -78,6 +79,62 @@ def test_a_disk_that_fills_up_while_the_stores_are_copied_is_named(state_dir, mo
     assert [v.name for v in WarehousePaths(state_dir).versions.iterdir()] == [path.parent.name]
 
 
+def _no_reflink(monkeypatch):
+    """A file system without shared blocks (ext4): ``cp --reflink=always`` fails."""
+    import subprocess
+
+    def refuse(command, **_kwargs):
+        raise subprocess.CalledProcessError(1, command, stderr=b"failed to clone: Operation not supported")
+
+    monkeypatch.setattr(ews.warehouse.subprocess, "run", refuse)
+
+
+def test_a_store_is_copied_in_parts_at_once_to_the_byte_with_its_time(tmp_path, monkeypatch):
+    import os
+
+    _no_reflink(monkeypatch)
+    source, target = tmp_path / "warehouse.duckdb", tmp_path / "copy.duckdb"
+    source.write_bytes(os.urandom(1_000_003))
+    os.utime(source, (1_700_000_000, 1_700_000_000))
+    starts = []
+    real = os.copy_file_range
+
+    def recorded(reader, writer, count, offset_src, offset_dst):
+        starts.append(offset_src)
+        return real(reader, writer, min(count, 100_000), offset_src, offset_dst)  # short copies, as a kernel may
+
+    monkeypatch.setattr(ews.warehouse, "COPY_PART_MIN_BYTES", 1)
+    monkeypatch.setattr(ews.warehouse, "COPY_STREAMS", 3)
+    monkeypatch.setattr(ews.warehouse.os, "copy_file_range", recorded)
+    ews.warehouse._copy(source, target)
+    assert target.read_bytes() == source.read_bytes()
+    assert target.stat().st_mtime == source.stat().st_mtime
+    assert {0, 333_335, 666_670} <= set(starts)  # three parts, each copied from its own offset
+
+
+def test_without_copy_file_range_a_store_is_copied_whole_and_a_full_disk_is_not_hidden(tmp_path, monkeypatch):
+    import os
+
+    _no_reflink(monkeypatch)
+    source, target = tmp_path / "warehouse.duckdb", tmp_path / "copy.duckdb"
+    source.write_bytes(os.urandom(50_000))
+
+    def missing(*_args):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(ews.warehouse.os, "copy_file_range", missing)
+    ews.warehouse._copy(source, target)
+    assert target.read_bytes() == source.read_bytes()
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ews.warehouse.os, "copy_file_range", full)
+    with pytest.raises(OSError) as raised:
+        ews.warehouse._copy(source, tmp_path / "again.duckdb")
+    assert raised.value.errno == errno.ENOSPC
+
+
 @pytest.mark.parametrize("full", [
     OSError(errno.ENOSPC, "No space left on device"),
     duckdb.IOException('Could not write file "x.tmp": No space left on device'),
@@ -135,6 +192,25 @@ def test_the_writing_connection_is_capped_and_spills_inside_its_version(state_di
         # the default leaves room under a 16 GB budget: at most 8 GiB
         value, unit = cap(session).split()
         assert float(value) * {"MiB": 2**20, "GiB": 2**30, "MB": 1e6, "GB": 1e9}[unit] <= 8 * 2**30
+
+
+def test_a_capped_while_gives_the_cache_back_and_restores_the_limit_even_after_an_error(state_dir):
+    def limit(con) -> str:
+        return fetch_one(con, "SELECT current_setting('memory_limit')")[0]
+
+    with staged_write(state_dir, "300MiB") as session:
+        con = session.con
+        with memory_capped(con, "64MiB"):
+            assert limit(con) == "64.0 MiB"
+            # queries still run inside the cap
+            assert fetch_one(con, "SELECT count(*) FROM range(1000000)")[0] == 1_000_000
+        assert limit(con) == "300.0 MiB"
+        with pytest.raises(ZeroDivisionError), memory_capped(con, "64MiB"):
+            1 / 0  # noqa: B018 - a failing fit
+        assert limit(con) == "300.0 MiB"
+        with pytest.raises(ValueError, match="not a memory size"), memory_capped(con, "64MiB'; DROP TABLE x; --"):
+            pass
+        assert limit(con) == "300.0 MiB"
 
 
 def test_a_memory_limit_setting_must_name_its_unit(monkeypatch):
