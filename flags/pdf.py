@@ -89,8 +89,28 @@ _LEAVING_COLUMNS = (
 )
 
 
+class _Text(Paragraph):
+    """A paragraph that breaks its lines once for each width it is given.
+
+    A table cell is wrapped to the same width when its row is measured (:func:`_row_heights`),
+    when the table is laid out on a page and when the cell is drawn; reportlab breaks the lines
+    again each time (about half of a list's CPU). ``Paragraph.wrap`` depends only on the width
+    (the style and text are fixed), so the result of the last width is kept: the same PDF to the
+    byte (``tests/flags/test_flags_export.py``).
+    """
+
+    _wrapped_width: float | None = None
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803 - reportlab's names
+        if availWidth == self._wrapped_width and "blPara" in self.__dict__:  # split() drops it
+            return self.width, self.height
+        size = super().wrap(availWidth, availHeight)
+        self._wrapped_width = availWidth
+        return size
+
+
 def _p(text: object, style: ParagraphStyle = _CELL) -> Paragraph:
-    return Paragraph(escape("" if text is None else str(text)).replace("\n", "<br/>"), style)
+    return _Text(escape("" if text is None else str(text)).replace("\n", "<br/>"), style)
 
 
 def _footer(network_list: NetworkList):  # noqa: ANN202 - reportlab page callback
@@ -199,7 +219,7 @@ def _cells(row: dict, key: str) -> Paragraph | list[Paragraph]:
         return _p("\n".join(x for x in (row["Udvikling"], row["Mønster"]) if x))
     if key == "_reasons":
         reasons = row["_reasons"] or ["Ingen enkeltårsag over tærsklen; se risikoniveau og kontekst."]
-        return Paragraph("<br/>".join(f"• {escape(r)}" for r in reasons), _CELL)
+        return _Text("<br/>".join(f"• {escape(r)}" for r in reasons), _CELL)
     if key == "Risiko (%)":
         return _p(_risk_text(row[key]))
     if key == "_risk_tier":

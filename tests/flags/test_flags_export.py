@@ -414,3 +414,43 @@ def test_a_long_pdf_list_measured_once_is_the_same_pdf_to_the_byte(exported, two
     monkeypatch.setattr(pdf, "_row_heights", lambda data, widths, style: None)  # reportlab measures
     assert written() == measured
     assert len(re.findall(rb"/Type /Page\b(?!s)", measured)) >= 4  # the summary and three pages of list or more
+
+
+def test_a_pdf_whose_cells_break_their_lines_once_a_width_is_the_same_pdf_to_the_byte(exported, two_runs,
+                                                                                       monkeypatch):
+    """Cells keep their line breaks for a width they were wrapped to (``flags.pdf._Text``).
+
+    A long list over several pages (tables split, paragraphs split at page ends) is written with
+    the kept breaks and with reportlab breaking the lines at every wrap: the same bytes, with
+    fewer line breakings.
+    """
+    import dataclasses
+
+    from reportlab.platypus import Paragraph
+
+    import flags.pdf as pdf
+
+    one = build_network_list(two_runs.flags[CUR_RUN].query("network_id == 'N1'"),
+                             read_identities(two_runs.identity, sorted(_flagged_of(two_runs, "N1"))),
+                             two_runs.config, "N1", CUR_TERM, LINEAGE)
+    long = dataclasses.replace(one, rows=one.rows * 12, leaving=one.leaving * 6)
+    breaks = []
+    real = Paragraph.breakLines
+
+    def counted(self, widths):
+        breaks.append(1)
+        return real(self, widths)
+
+    monkeypatch.setattr(Paragraph, "breakLines", counted)
+
+    def written() -> tuple[bytes, int]:
+        breaks.clear()
+        out = io.BytesIO()
+        pdf.write_pdf(long, out)
+        return out.getvalue(), len(breaks)
+
+    kept, kept_breaks = written()
+    monkeypatch.setattr(pdf._Text, "wrap", Paragraph.wrap)  # reportlab breaks the lines at every wrap
+    every, every_breaks = written()
+    assert kept == every
+    assert kept_breaks < 0.7 * every_breaks
