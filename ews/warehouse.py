@@ -301,65 +301,13 @@ def default_memory_limit() -> str:
     return f"{min(8 * 2**30, machine // 2) // 2**20}MiB"
 
 
-#: Parts of a store copied at once where the file system cannot share blocks (ext4): with two
-#: reads in flight a cold 12.7 GB national warehouse took 25.7 s against 43.2 s for ``cp``
-#: (four: 30.1 s), on the 2-core machine of docs/benchmarks.md.
-COPY_STREAMS = 2
-#: Stores smaller than this are copied in one part.
-COPY_PART_MIN_BYTES = 256 * 2**20
-#: Errors of ``copy_file_range`` that mean "not here" (an old kernel, another file system).
-_NO_COPY_FILE_RANGE = frozenset({errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF})
-
-
 def _copy(source: Path, target: Path) -> None:
-    """Copy a store into a new version: a reflink (free) on a copy-on-write file system, else in parts.
-
-    XFS and btrfs share the blocks (``cp --reflink=always``); elsewhere the file is copied in
-    :data:`COPY_STREAMS` parts at once inside the kernel (``copy_file_range``), or by
-    ``shutil`` where that is not available.
-    """
+    """Copy a store into a new version: a reflink (free) on a copy-on-write file system."""
     try:
-        subprocess.run(["cp", "--reflink=always", "--preserve=timestamps", str(source), str(target)],
+        subprocess.run(["cp", "--reflink=auto", "--preserve=timestamps", str(source), str(target)],
                        check=True, capture_output=True)
-        return
     except (OSError, subprocess.CalledProcessError):
-        target.unlink(missing_ok=True)
-    try:
-        _copy_in_parts(source, target)
-    except OSError as exc:
-        if exc.errno not in _NO_COPY_FILE_RANGE:
-            raise
-        shutil.copyfile(source, target)
-    shutil.copystat(source, target)
-
-
-def _copy_in_parts(source: Path, target: Path) -> None:
-    """Copy a file in :data:`COPY_STREAMS` byte ranges at once (``os.copy_file_range``, threads)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    size = source.stat().st_size
-    streams = COPY_STREAMS if size >= COPY_PART_MIN_BYTES else 1
-    part = -(-size // streams) if size else 0
-    reader = os.open(source, os.O_RDONLY)
-    try:
-        writer = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.truncate(writer, size)
-
-            def copy_range(start: int) -> None:
-                offset, end = start, min(size, start + part)
-                while offset < end:
-                    copied = os.copy_file_range(reader, writer, min(end - offset, 2**30), offset, offset)
-                    if copied == 0:
-                        raise OSError(errno.EIO, f"{source}: ended at byte {offset} of {size} while copied")
-                    offset += copied
-
-            with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="ews-copy") as pool:
-                list(pool.map(copy_range, range(0, size, part or 1)))
-        finally:
-            os.close(writer)
-    finally:
-        os.close(reader)
+        shutil.copy2(source, target)
 
 
 def _fsync(path: Path) -> None:

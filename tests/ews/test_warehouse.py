@@ -79,62 +79,6 @@ def test_a_disk_that_fills_up_while_the_stores_are_copied_is_named(state_dir, mo
     assert [v.name for v in WarehousePaths(state_dir).versions.iterdir()] == [path.parent.name]
 
 
-def _no_reflink(monkeypatch):
-    """A file system without shared blocks (ext4): ``cp --reflink=always`` fails."""
-    import subprocess
-
-    def refuse(command, **_kwargs):
-        raise subprocess.CalledProcessError(1, command, stderr=b"failed to clone: Operation not supported")
-
-    monkeypatch.setattr(ews.warehouse.subprocess, "run", refuse)
-
-
-def test_a_store_is_copied_in_parts_at_once_to_the_byte_with_its_time(tmp_path, monkeypatch):
-    import os
-
-    _no_reflink(monkeypatch)
-    source, target = tmp_path / "warehouse.duckdb", tmp_path / "copy.duckdb"
-    source.write_bytes(os.urandom(1_000_003))
-    os.utime(source, (1_700_000_000, 1_700_000_000))
-    starts = []
-    real = os.copy_file_range
-
-    def recorded(reader, writer, count, offset_src, offset_dst):
-        starts.append(offset_src)
-        return real(reader, writer, min(count, 100_000), offset_src, offset_dst)  # short copies, as a kernel may
-
-    monkeypatch.setattr(ews.warehouse, "COPY_PART_MIN_BYTES", 1)
-    monkeypatch.setattr(ews.warehouse, "COPY_STREAMS", 3)
-    monkeypatch.setattr(ews.warehouse.os, "copy_file_range", recorded)
-    ews.warehouse._copy(source, target)
-    assert target.read_bytes() == source.read_bytes()
-    assert target.stat().st_mtime == source.stat().st_mtime
-    assert {0, 333_335, 666_670} <= set(starts)  # three parts, each copied from its own offset
-
-
-def test_without_copy_file_range_a_store_is_copied_whole_and_a_full_disk_is_not_hidden(tmp_path, monkeypatch):
-    import os
-
-    _no_reflink(monkeypatch)
-    source, target = tmp_path / "warehouse.duckdb", tmp_path / "copy.duckdb"
-    source.write_bytes(os.urandom(50_000))
-
-    def missing(*_args):
-        raise OSError(errno.ENOSYS, "Function not implemented")
-
-    monkeypatch.setattr(ews.warehouse.os, "copy_file_range", missing)
-    ews.warehouse._copy(source, target)
-    assert target.read_bytes() == source.read_bytes()
-
-    def full(*_args):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(ews.warehouse.os, "copy_file_range", full)
-    with pytest.raises(OSError) as raised:
-        ews.warehouse._copy(source, tmp_path / "again.duckdb")
-    assert raised.value.errno == errno.ENOSPC
-
-
 @pytest.mark.parametrize("full", [
     OSError(errno.ENOSPC, "No space left on device"),
     duckdb.IOException('Could not write file "x.tmp": No space left on device'),
