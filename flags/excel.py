@@ -44,6 +44,8 @@ _MARGIN_SIDE, _MARGIN_TOP = 0.4, 0.6
 _A4_PX = {"landscape": 297 / 25.4 * 96, "portrait": 210 / 25.4 * 96}
 _HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
 _THIN = Side(style="thin", color="999999")
+#: Every list cell's alignment: one object, not one a cell (a national run writes 1,100 workbooks).
+_WRAP_TOP = Alignment(wrap_text=True, vertical="top")
 
 
 def write_workbook(network_list: NetworkList, path: Path | BinaryIO) -> None:
@@ -181,7 +183,7 @@ def _list_sheet(sheet: Worksheet, rows: list[dict[str, object]], network_list: N
     for offset, row in enumerate(rows, start=1):
         for column, header in enumerate(headers, start=1):
             cell = sheet.cell(row=HEADER_ROW + offset, column=column, value=spreadsheet_cell(row[header]))
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
+            cell.alignment = _WRAP_TOP
     sheet.freeze_panes = sheet.cell(row=HEADER_ROW + 1, column=1)
     last = get_column_letter(len(headers))
     sheet.auto_filter.ref = f"A{HEADER_ROW}:{last}{HEADER_ROW + max(len(rows), 1)}"
