@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -30,6 +31,8 @@ import pandas as pd
 
 from ews.sql import load_queries, load_sql
 from ews.tables import RUN_TABLES, create_tables, store_of
+
+log = logging.getLogger(__name__)
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 IDENTITY_FILE = "identity.duckdb"
@@ -267,25 +270,47 @@ def memory_capped(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
     Lowering the limit makes DuckDB evict its buffer pool down to it and give the memory back
     at once (the national warehouse's cached pages: from 4.3 GB to 0.1 GB), so a phase that
     needs memory for Python rather than for DuckDB (fitting a model) does not carry the cache of
-    the phases before it. Queries in between still run, spilling above ``limit``.
+    the phases before it. Queries in between still run, spilling above ``limit``. A limit
+    already at or below ``limit`` is left as it is (the cap never raises it), and when DuckDB
+    cannot evict down to ``limit`` the phase runs uncapped.
 
     Args:
         con: A DuckDB connection.
         limit: DuckDB's memory limit for the while (``"2GiB"``).
+
+    Raises:
+        ValueError: When ``limit`` is not a memory size.
     """
+    cap = _memory_bytes(limit)
+    if cap is None:
+        raise ValueError(f"not a memory size: {limit!r}")
     previous = str(fetch_one(con, "SELECT current_setting('memory_limit')")[0])
-    con.execute(f"SET memory_limit = '{_memory_setting(limit)}'")
+    before = _memory_bytes(previous)
+    if before is None or before <= cap:  # nothing to give back, or a limit this code cannot restore
+        yield
+        return
+    try:
+        con.execute(f"SET memory_limit = '{cap}B'")
+    except duckdb.Error as exc:  # pages pinned by an open result: better uncapped than no model
+        log.warning("DuckDB's memory limit stays %s (could not lower it to %s: %s)", previous, limit, exc)
+        yield
+        return
     try:
         yield
     finally:
-        con.execute(f"SET memory_limit = '{_memory_setting(previous)}'")
+        con.execute(f"SET memory_limit = '{before}B'")
 
 
-def _memory_setting(value: str) -> str:
-    """A memory size as DuckDB writes it (``8GiB``, ``7.6 GiB``), checked before it is put in SQL."""
-    if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[KMGT]i?B\s*", value):
-        raise ValueError(f"not a memory size: {value!r}")
-    return value.strip()
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def _memory_bytes(value: str) -> int | None:
+    """Bytes of a memory size as DuckDB writes or reads it (``8GiB``, ``7.6 GiB``, ``6GB``); None otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B|bytes)\s*", value, flags=re.IGNORECASE)
+    if match is None:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
 def default_memory_limit() -> str:

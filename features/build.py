@@ -223,6 +223,7 @@ def feature_batches(
         shaped = _shaped(raw, excluded, networks)
         del raw
         yield shaped
+        del shaped  # the caller's copy is all that is left while the next batch is read
 
 
 def _shaped(frame: pd.DataFrame, excluded: set[str], networks: dict[str, str]) -> pd.DataFrame:

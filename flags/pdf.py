@@ -105,7 +105,8 @@ class _Text(Paragraph):
         if availWidth == self._wrapped_width and "blPara" in self.__dict__:  # split() drops it
             return self.width, self.height
         size = super().wrap(availWidth, availHeight)
-        self._wrapped_width = availWidth
+        # below reportlab's smallest width wrap() answers "does not fit" and breaks nothing
+        self._wrapped_width = availWidth if "blPara" in self.__dict__ else None
         return size
 
 

@@ -155,6 +155,31 @@ def test_a_capped_while_gives_the_cache_back_and_restores_the_limit_even_after_a
         with pytest.raises(ValueError, match="not a memory size"), memory_capped(con, "64MiB'; DROP TABLE x; --"):
             pass
         assert limit(con) == "300.0 MiB"
+        with memory_capped(con, "2GiB"):  # a cap above the limit leaves the limit alone
+            assert limit(con) == "300.0 MiB"
+        assert limit(con) == "300.0 MiB"
+
+
+def test_a_cap_duckdb_cannot_reach_leaves_the_limit_and_the_phase_runs(state_dir, monkeypatch):
+    class Refusing:
+        """A connection whose memory limit cannot be lowered (pages pinned)."""
+
+        def __init__(self, con):
+            self.con, self.sets = con, []
+
+        def execute(self, sql, *args):
+            if sql.startswith("SET memory_limit"):
+                self.sets.append(sql)
+                raise duckdb.OutOfMemoryException("could not free up enough memory")
+            return self.con.execute(sql, *args)
+
+    with staged_write(state_dir, "300MiB") as session:
+        refusing = Refusing(session.con)
+        ran = []
+        with memory_capped(refusing, "64MiB"):
+            ran.append(True)
+        assert ran and len(refusing.sets) == 1  # tried once, never "restored" to anything
+        assert fetch_one(session.con, "SELECT current_setting('memory_limit')")[0] == "300.0 MiB"
 
 
 def test_a_memory_limit_setting_must_name_its_unit(monkeypatch):
