@@ -89,6 +89,10 @@ _LEAVING_COLUMNS = (
 )
 
 
+#: What ``Paragraph.wrap`` returns below reportlab's smallest width (it breaks no line then).
+_DOES_NOT_FIT = (0, 0x7FFFFFFF)
+
+
 class _Text(Paragraph):
     """A paragraph that breaks its lines once for each width it is given.
 
@@ -106,7 +110,7 @@ class _Text(Paragraph):
             return self.width, self.height
         size = super().wrap(availWidth, availHeight)
         # below reportlab's smallest width wrap() answers "does not fit" and breaks nothing
-        self._wrapped_width = availWidth if "blPara" in self.__dict__ else None
+        self._wrapped_width = None if size == _DOES_NOT_FIT else availWidth
         return size
 
 

@@ -454,3 +454,19 @@ def test_a_pdf_whose_cells_break_their_lines_once_a_width_is_the_same_pdf_to_the
     every, every_breaks = written()
     assert kept == every
     assert kept_breaks < 0.7 * every_breaks
+
+
+def test_a_cell_breaks_its_lines_again_after_a_split_dropped_them_or_a_new_width():
+    """``flags.pdf._Text`` keeps one width's breaks; split() (a page end) and a new width break again."""
+    from flags.pdf import _CELL, _Text
+
+    cell = _Text("fravær over ti procent i de seneste seks måneder " * 20, _CELL)
+    wide = cell.wrap(300, 10_000)
+    assert cell.wrap(300, 10) == wide  # the height available does not change the breaks
+    del cell.blPara  # what Paragraph.split does when nothing fits
+    assert cell.wrap(300, 10_000) == wide and "blPara" in cell.__dict__
+    narrow = cell.wrap(100, 10_000)
+    assert narrow[1] > wide[1]
+    for _ in range(2):  # below reportlab's smallest width: "does not fit", each time
+        assert cell.wrap(0, 10_000) == (0, 0x7FFFFFFF)
+    assert cell.wrap(100, 10_000) == narrow
