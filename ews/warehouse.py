@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -281,36 +280,31 @@ def memory_capped(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
     Raises:
         ValueError: When ``limit`` is not a memory size.
     """
-    cap = _memory_bytes(limit)
+    from dask.utils import parse_bytes  # dask's parser reads DuckDB's "7.6 GiB" as well as "2GiB"
+
+    def size(value: str) -> int | None:
+        try:
+            return int(parse_bytes(value))
+        except ValueError:
+            return None
+
+    cap = size(limit)
     if cap is None:
         raise ValueError(f"not a memory size: {limit!r}")
     previous = str(fetch_one(con, "SELECT current_setting('memory_limit')")[0])
-    before = _memory_bytes(previous)
-    if before is None or before <= cap:  # nothing to give back, or a limit this code cannot restore
-        yield
-        return
-    try:
-        con.execute(f"SET memory_limit = '{cap}B'")
-    except duckdb.Error as exc:  # pages pinned by an open result: better uncapped than no model
-        log.warning("DuckDB's memory limit stays %s (could not lower it to %s: %s)", previous, limit, exc)
-        yield
-        return
+    before = size(previous)
+    lowered = False
+    if before is not None and before > cap:  # never raise a limit, nor lower one this cannot restore
+        try:
+            con.execute(f"SET memory_limit = '{cap}B'")
+            lowered = True
+        except duckdb.Error as exc:  # pages pinned by an open result: better uncapped than no model
+            log.warning("DuckDB's memory limit stays %s (could not lower it to %s: %s)", previous, limit, exc)
     try:
         yield
     finally:
-        con.execute(f"SET memory_limit = '{before}B'")
-
-
-_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
-def _memory_bytes(value: str) -> int | None:
-    """Bytes of a memory size as DuckDB writes or reads it (``8GiB``, ``7.6 GiB``, ``6GB``); None otherwise."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B|bytes)\s*", value, flags=re.IGNORECASE)
-    if match is None:
-        return None
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+        if lowered:
+            con.execute(f"SET memory_limit = '{before}B'")
 
 
 def default_memory_limit() -> str:
